@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* libgroupd: the client library of groupd, for VMMs and tools.
+ *
+ *         GdClient *c;
+ *         GdClientLease *l;
+ *         const char *groups[] = { "7" };
+ *         r = gd_client_connect(NULL, &c);
+ *         r = gd_client_acquire(c, groups, 1, &(GdAcquireOptions) { .label = "vm1" }, &l);
+ *         ... use l->container_fd, l->group_fds[i] ...
+ *         r = gd_client_release(c, l->token);
+ *         gd_client_lease_free(l);
+ *         gd_client_free(c);
+ *
+ * Every call is synchronous (blocking) on one connection; a connection is not thread-safe. Functions
+ * return 0 (or a positive count) on success and a negative errno on failure. When the daemon answered
+ * with an error, the call returns -errno (the daemon's errno if it sent one, else one matching the
+ * GdError code) and gd_client_error_code() / gd_client_error_message() tell what the daemon said until
+ * the next call. Every fd the library hands out is close-on-exec and belongs to the caller. Events that
+ * arrive while waiting for a reply are queued for gd_client_next_event(). */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "groupd-proto.h"
+
+typedef struct GdClient GdClient;
+
+/* path NULL: $GROUPD_SOCKET if set, else the default (/run/groupd/socket). Says HELLO. */
+int gd_client_connect(const char *path, GdClient **ret);
+GdClient *gd_client_free(GdClient *c);
+int gd_client_get_fd(GdClient *c);               /* for poll(): readable when an event is waiting */
+
+int gd_client_error_code(GdClient *c);           /* GdError of the last failed call, 0 if none */
+const char *gd_client_error_message(GdClient *c);/* the daemon's message, or a local one; never NULL */
+const char *gd_client_daemon_host(GdClient *c);  /* "linux", "sim" (from HELLO) */
+
+/* Groups. The arrays are owned by the caller: free with gd_groups_free(). */
+int gd_client_list_groups(GdClient *c, GdGroup **ret, size_t *ret_n);
+int gd_client_show_group(GdClient *c, const char *spec, GdGroup **ret); /* one group; gd_groups_free(g, 1) */
+void gd_groups_free(GdGroup *g, size_t n);
+
+typedef struct GdAcquireOptions {
+        const char *label;      /* the VM's name or UUID; may be NULL */
+        bool configure_iommu;   /* VFIO_SET_IOMMU on the container */
+        int owner_pidfd;        /* >= 0: the lease ends when this process exits (borrowed, not closed).
+                                 * Use -1 (or -EBADF) for none: the connection owns the lease. */
+        bool lease_fd;          /* the owner is a lease fd, returned in GdClientLease.lease_fd */
+} GdAcquireOptions;
+
+typedef struct GdClientLease {
+        char token[GD_TOKEN_LEN + 1];
+        GdLease lease;          /* id, label, groups, ... */
+        uint32_t iommu_type;
+        int container_fd;
+        int *group_fds;         /* one per lease.groups[i] */
+        size_t n_group_fds;
+        int lease_fd;           /* -EBADF unless asked for */
+} GdClientLease;
+
+/* specs: group numbers ("7") or PCI addresses. opts may be NULL (defaults; note owner_pidfd must be set
+ * to -1 explicitly in a zero-initialized struct only if 0 is not meant: the library treats owner_pidfd
+ * == 0 as "none" too, since fd 0 is never a pidfd a VMM would pass). */
+int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, const GdAcquireOptions *opts,
+                      GdClientLease **ret);
+GdClientLease *gd_client_lease_free(GdClientLease *l);  /* closes the fds it still holds */
+int gd_client_release(GdClient *c, const char *token);
+
+int gd_client_list_leases(GdClient *c, GdLease **ret, size_t *ret_n);
+void gd_leases_free(GdLease *l, size_t n);
+
+int gd_client_status(GdClient *c, GdStatus *ret);      /* free the strings with gd_status_done() */
+void gd_status_done(GdStatus *s);
+
+/* Events. mask: bitmask of (1u << GdEventKind), 0 = all. next_event waits up to timeout_ms (-1: forever;
+ * 0: poll) and returns 1 with *ret filled (free with gd_event_done()), 0 on timeout, or negative errno
+ * (-ECONNRESET when the daemon went away). */
+int gd_client_subscribe(GdClient *c, uint32_t mask);
+int gd_client_next_event(GdClient *c, int timeout_ms, GdEvent *ret);
+void gd_event_done(GdEvent *e);

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The host interface: everything kernel-facing (sysfs reads and writes, /dev/vfio, the VFIO ioctls) goes
+ * through here. Two backends:
+ *
+ *   linux  the real kernel. Its sysfs root (default "/sys") and dev root (default "/dev") can be pointed
+ *          elsewhere, so that captured sysfs trees are parsed by the same code in tests.
+ *   sim    a simulated host. It materializes a sysfs-shaped tree (the same layout the linux backend
+ *          reads, so the reading code is shared) in a directory, from a topology file or the built-in
+ *          default, and applies the kernel's rules to writes: a group opens once at a time (EBUSY), a
+ *          non-viable group cannot join a container (EPERM), binding a host driver to a device of a group
+ *          that is attached to a container fails (EINVAL), an unbind is held up while the group is open.
+ *          Its tree survives the daemon, as the kernel's state does, so a restarted daemon sees what the
+ *          old one left.
+ *
+ * Nothing above this interface knows which backend it has.
+ *
+ * Threading: the reading calls and the VFIO calls run on the event loop. host_device_unbind(),
+ * host_device_bind() and host_device_probe() may block (the kernel holds an unbind up until every copy of
+ * the device's fds is closed; rebinding a host driver takes 100+ ms) and are called from worker threads,
+ * never on the loop; they may run concurrently for devices of different groups. Backends are
+ * thread-safe for that. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+#define HOST_ADDR_MAX 32      /* "0000:00:03.0" and NUL */
+#define HOST_DRIVER_MAX 64
+#define HOST_TYPE_MAX 32
+
+#define VFIO_PCI_DRIVER "vfio-pci"
+
+typedef struct Host Host;
+
+typedef struct HostDevice {
+        char address[HOST_ADDR_MAX];
+        uint16_t vendor;
+        uint16_t device;
+        uint32_t class_code;
+        char driver[HOST_DRIVER_MAX];            /* "" when unbound */
+        char driver_override[HOST_DRIVER_MAX];   /* "" when "(null)" */
+        unsigned group;
+} HostDevice;
+
+typedef struct HostRegion {
+        uint64_t start;
+        uint64_t end;
+        char type[HOST_TYPE_MAX];
+} HostRegion;
+
+typedef struct HostGroup {
+        unsigned id;
+        char type[HOST_TYPE_MAX];   /* "DMA", "DMA-FQ", "identity", "blocked", or "" when absent */
+        HostDevice *devices;        /* sorted by address */
+        size_t n_devices;
+        HostRegion *regions;
+        size_t n_regions;
+} HostGroup;
+
+void host_group_done(HostGroup *g);
+
+typedef enum HostKind {
+        HOST_LINUX,
+        HOST_SIM,
+        _HOST_KIND_MAX,
+        _HOST_KIND_INVALID = -EINVAL,
+} HostKind;
+
+const char *host_kind_to_string(HostKind k);
+HostKind host_kind_from_string(const char *s);
+
+typedef struct HostLinuxConfig {
+        const char *sysfs_root;     /* NULL: "/sys" */
+        const char *dev_root;       /* NULL: "/dev" */
+} HostLinuxConfig;
+
+typedef struct HostSimConfig {
+        const char *topology_path;  /* NULL: the built-in default */
+        const char *state_dir;      /* where the simulated sysfs lives; reused if it exists already */
+} HostSimConfig;
+
+int host_new_linux(const HostLinuxConfig *cfg, Host **ret);
+int host_new_sim(const HostSimConfig *cfg, Host **ret);
+Host *host_free(Host *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Host *, host_free);
+
+HostKind host_get_kind(Host *h);
+
+/* Discovery (sysfs; the same code for both backends). */
+int host_list_groups(Host *h, unsigned **ret_ids, size_t *ret_n);          /* sorted ascending */
+int host_read_group(Host *h, unsigned id, HostGroup *ret);                  /* -ENOENT: no such group */
+int host_read_device(Host *h, const char *address, HostDevice *ret);        /* -ENOENT: no such device */
+/* Accepts "0000:00:03.0" or "00:03.0" (domain 0 assumed); writes the canonical form. -EINVAL when the
+ * text is no PCI address. */
+int host_parse_pci_address(const char *s, char ret[HOST_ADDR_MAX]);
+
+/* Is a device on this driver compatible with the group being used through VFIO: vfio-pci, no driver,
+ * or a driver the kernel allows (pcieport, for bridges)? */
+bool host_driver_is_vfio_safe(const char *driver);
+
+/* Driver binding. driver_override NULL or "" clears it. unbind of a device without a driver is 0.
+ * bind() writes the address to the named driver's "bind"; probe() writes it to drivers_probe, so that the
+ * kernel picks the driver (the override, or a matching host driver). May block: worker threads only. */
+int host_device_set_override(Host *h, const char *address, const char *driver);
+int host_device_unbind(Host *h, const char *address);
+int host_device_bind(Host *h, const char *address, const char *driver);
+int host_device_probe(Host *h, const char *address);
+
+/* VFIO. Every fd returned is O_CLOEXEC and belongs to the caller. */
+int host_open_container(Host *h, int *ret_fd);                     /* checks VFIO_GET_API_VERSION */
+int host_open_group(Host *h, unsigned id, int *ret_fd);            /* -EBUSY when open already */
+int host_group_is_viable(Host *h, int group_fd, bool *ret);        /* VFIO_GROUP_GET_STATUS */
+int host_group_set_container(Host *h, int group_fd, int container_fd);
+/* Picks the best IOMMU type the container supports (Type1v2, Type1, sPAPR v2, sPAPR) with
+ * VFIO_CHECK_EXTENSION and sets it. Returns the type in *ret_type. */
+int host_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type);

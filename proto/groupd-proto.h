@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The native wire protocol of groupd: AF_UNIX SOCK_SEQPACKET, one message per packet.
+ *
+ * Every message is a 12-byte header followed by `length` bytes of payload:
+ *
+ *         u16 version   GD_PROTO_VERSION
+ *         u16 type      GdMsgType
+ *         u32 serial    chosen by the client for a request, echoed in its reply(ies); 0 for events
+ *         u32 length    payload bytes that follow (header + payload = the packet, exactly)
+ *
+ * All integers are little-endian and fixed-width. A string is a u16 byte count followed by that many
+ * bytes: no NUL inside, no terminator, valid within its field's limit below. An array is a u16 count
+ * followed by its elements. A message whose payload has bytes left over after decoding is malformed.
+ *
+ * This file is pure data definitions plus a pure encode/decode (proto.c): no I/O, so it can be fuzzed.
+ * proto/PROTOCOL.md describes every message, error and limit; keep the two in step. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GD_PROTO_VERSION 1u
+#define GD_HEADER_SIZE 12u
+
+/* Limits. A packet larger than GD_MSG_SIZE_MAX is refused by the receiver. Replies that could exceed it
+ * (group and lease lists) are split into several packets with the `more` flag set on all but the last. */
+#define GD_MSG_SIZE_MAX 65536u
+#define GD_GROUPS_PER_ACQUIRE_MAX 64u
+#define GD_LABEL_MAX 256u        /* bytes */
+#define GD_SPEC_MAX 64u          /* a group number or a PCI address */
+#define GD_TOKEN_LEN 32u         /* 128 bits as lowercase hex, exactly */
+#define GD_LEASE_ID_MAX 32u
+#define GD_NAME_MAX 64u          /* driver names, group types, region types, owner kinds */
+#define GD_PCI_ADDR_MAX 32u
+#define GD_TEXT_MAX 1024u        /* error messages, reasons, details */
+#define GD_DEVICES_PER_GROUP_MAX 256u
+#define GD_REGIONS_PER_GROUP_MAX 64u
+#define GD_FDS_PER_MSG_MAX (GD_GROUPS_PER_ACQUIRE_MAX + 2u)
+
+typedef enum GdMsgType {
+        /* Requests, client → daemon. */
+        GD_MSG_HELLO = 1,        /* u32 version_min, u32 version_max, str client → HELLO_REPLY */
+        GD_MSG_LIST_GROUPS = 2,  /* (empty) → GROUPS (possibly several packets) */
+        GD_MSG_SHOW_GROUP = 3,   /* str spec → GROUPS with one group */
+        GD_MSG_ACQUIRE = 4,      /* u32 flags, str label, str[] specs; fd: the owner pidfd if
+                                  * GD_ACQUIRE_OWNER_PROCESS → ACQUIRED with fds */
+        GD_MSG_RELEASE = 5,      /* str token → OK once the release has started */
+        GD_MSG_LIST_LEASES = 6,  /* (empty) → LEASES (possibly several packets) */
+        GD_MSG_SUBSCRIBE = 7,    /* u32 event mask (0 = all) → OK, then EVENTs with serial 0 */
+        GD_MSG_STATUS = 8,       /* (empty) → STATUS_REPLY */
+
+        /* Replies, daemon → client, carrying the request's serial. */
+        GD_MSG_ERROR = 64,       /* i32 code (GdError), i32 errno (positive, or 0), str message */
+        GD_MSG_OK = 65,          /* (empty) */
+        GD_MSG_HELLO_REPLY = 66, /* u32 version, str daemon_version, str host */
+        GD_MSG_GROUPS = 67,      /* u8 more, GdGroup[] */
+        GD_MSG_ACQUIRED = 68,    /* see GdAcquired; fds: container, one per group in order, lease fd
+                                  * (if GD_ACQUIRE_LEASE_FD) */
+        GD_MSG_LEASES = 69,      /* u8 more, GdLease[] */
+        GD_MSG_STATUS_REPLY = 70,/* see GdStatus */
+
+        /* Events, daemon → subscribed client, serial 0. */
+        GD_MSG_EVENT = 96,       /* see GdEvent */
+} GdMsgType;
+
+/* Error codes of GD_MSG_ERROR. Stable numbers: PROTOCOL.md lists them. */
+typedef enum GdError {
+        GD_ERR_PROTOCOL = 1,      /* malformed, truncated or oversized message; unexpected fds */
+        GD_ERR_VERSION = 2,       /* no common protocol version */
+        GD_ERR_INVALID = 3,       /* a well-formed request with a bad argument (spec, flags, label) */
+        GD_ERR_NOT_FOUND = 4,     /* no such group, device or lease */
+        GD_ERR_BUSY = 5,          /* the group is leased, or being acquired or released */
+        GD_ERR_DENIED = 6,        /* policy refuses it */
+        GD_ERR_NOT_VIABLE = 7,    /* the group cannot be made viable */
+        GD_ERR_HOST = 8,          /* a kernel (host) operation failed; errno says which */
+        GD_ERR_LIMIT = 9,         /* too many groups, leases or clients */
+        GD_ERR_BAD_TOKEN = 10,    /* no lease has this token */
+        GD_ERR_INTERNAL = 11,
+        GD_ERR_SHUTTING_DOWN = 12,
+        _GD_ERR_MAX,
+} GdError;
+
+/* GD_MSG_ACQUIRE flags. */
+enum {
+        GD_ACQUIRE_CONFIGURE_IOMMU = 1u << 0, /* set the IOMMU type on the container (VFIO_SET_IOMMU) */
+        GD_ACQUIRE_OWNER_PROCESS = 1u << 1,   /* a pidfd is attached: the lease ends when it exits */
+        GD_ACQUIRE_LEASE_FD = 1u << 2,        /* the owner is a lease fd, returned last in the reply */
+        _GD_ACQUIRE_ALL = (1u << 3) - 1,
+};
+
+/* How a lease's lifetime is tied to its owner. */
+typedef enum GdOwnerKind {
+        GD_OWNER_CONNECTION = 0,
+        GD_OWNER_PROCESS = 1,
+        GD_OWNER_LEASE_FD = 2,
+        _GD_OWNER_MAX,
+} GdOwnerKind;
+
+typedef enum GdLeaseState {
+        GD_LEASE_ACQUIRING = 0,
+        GD_LEASE_ACTIVE = 1,
+        GD_LEASE_RELEASING = 2,
+        GD_LEASE_RELEASED = 3,
+        _GD_LEASE_STATE_MAX,
+} GdLeaseState;
+
+/* Why a lease ended. */
+typedef enum GdReason {
+        GD_REASON_RELEASED = 0,           /* the holder asked (RELEASE with the token) */
+        GD_REASON_CONNECTION_CLOSED = 1,  /* the owning connection went away */
+        GD_REASON_OWNER_EXITED = 2,       /* the owner process exited */
+        GD_REASON_LEASE_FD_CLOSED = 3,    /* every copy of the lease fd was closed */
+        GD_REASON_SHUTDOWN = 4,           /* the daemon shut down */
+        GD_REASON_REVOKED = 5,            /* an administrator revoked it */
+        GD_REASON_DEVICE_VANISHED = 6,    /* a device of the lease disappeared */
+        GD_REASON_RECOVERED_DEAD = 7,     /* found after a restart with its owner gone */
+        _GD_REASON_MAX,
+} GdReason;
+
+/* GD_MSG_EVENT kinds; the SUBSCRIBE mask is a bitmask of (1u << kind). */
+typedef enum GdEventKind {
+        GD_EVENT_LEASE_STARTED = 0,
+        GD_EVENT_LEASE_RELEASING = 1,    /* release begun; the host drivers are not back yet */
+        GD_EVENT_LEASE_ENDED = 2,        /* release done: reason, and whether drivers came back */
+        GD_EVENT_GROUP_CHANGED = 3,      /* a group's devices or drivers changed */
+        _GD_EVENT_MAX,
+} GdEventKind;
+
+/* GdGroup.flags */
+enum {
+        GD_GROUP_VIABLE = 1u << 0,  /* every device is on vfio-pci or on no driver / a VFIO-safe one */
+        GD_GROUP_LEASED = 1u << 1,  /* held by a lease (holder fields set) */
+        GD_GROUP_NEVER = 1u << 2,   /* the policy never hands this group out */
+};
+
+typedef struct GdDevice {
+        char *address;          /* "0000:00:03.0" */
+        uint16_t vendor;
+        uint16_t device;
+        uint32_t class_code;    /* 24 bits, as sysfs "class" */
+        char *driver;           /* "" when none */
+        char *driver_override;  /* "" when none */
+} GdDevice;
+
+typedef struct GdRegion {
+        uint64_t start;
+        uint64_t end;           /* inclusive, as sysfs prints it */
+        char *type;             /* "msi", "direct", "reserved", ... */
+} GdRegion;
+
+typedef struct GdGroup {
+        uint32_t id;
+        uint32_t flags;
+        char *type;             /* sysfs "type": DMA, DMA-FQ, identity, blocked; "" if unknown */
+        char *viability;        /* "" when viable; else which device on which driver blocks it */
+        GdDevice *devices;
+        uint16_t n_devices;
+        GdRegion *regions;
+        uint16_t n_regions;
+        /* The holder, when GD_GROUP_LEASED. */
+        char *lease_id;
+        char *holder_label;
+        uint32_t holder_uid;
+        uint32_t holder_pid;
+        char *policy_note;      /* why the policy never hands it out, when GD_GROUP_NEVER; else "" */
+} GdGroup;
+
+typedef struct GdLease {
+        char *id;               /* public, short; never the token */
+        char *label;
+        uint32_t uid;           /* of the client that acquired */
+        uint32_t pid;           /* of the client that acquired */
+        uint32_t owner_kind;    /* GdOwnerKind */
+        uint32_t owner_pid;     /* the owner process (GD_OWNER_PROCESS), else 0 */
+        uint32_t state;         /* GdLeaseState */
+        uint64_t since_usec;    /* CLOCK_REALTIME of the acquire */
+        uint32_t *groups;
+        uint16_t n_groups;
+} GdLease;
+
+typedef struct GdHello {
+        uint32_t version_min;
+        uint32_t version_max;
+        char *name;             /* request: client name; reply: daemon version */
+        char *host;             /* reply only: "linux", "sim" */
+} GdHello;
+
+typedef struct GdAcquire {
+        uint32_t flags;
+        char *label;
+        char **specs;           /* group numbers ("7") or PCI addresses ("0000:01:00.0", "01:00.0") */
+        uint16_t n_specs;
+} GdAcquire;
+
+typedef struct GdAcquired {
+        char *token;            /* GD_TOKEN_LEN hex characters */
+        GdLease lease;
+        uint32_t iommu_type;    /* VFIO_TYPE1v2_IOMMU etc. if configured, else 0 */
+        /* fds, in the packet's SCM_RIGHTS: [0] container, [1..n_groups] groups in lease.groups order,
+         * then the lease fd if GD_ACQUIRE_LEASE_FD was asked. */
+} GdAcquired;
+
+typedef struct GdError_ {
+        int32_t code;           /* GdError */
+        int32_t errno_value;    /* positive errno, or 0 */
+        char *message;
+} GdErrorMsg;
+
+typedef struct GdStatus {
+        char *version;
+        char *host;
+        uint32_t n_groups;
+        uint32_t n_leases;
+        uint32_t n_clients;
+        uint64_t started_usec;  /* CLOCK_REALTIME */
+} GdStatus;
+
+typedef struct GdEvent {
+        uint32_t kind;          /* GdEventKind */
+        GdLease lease;          /* LEASE_*; for GROUP_CHANGED: lease.groups has the group */
+        uint32_t reason;        /* GdReason, for RELEASING and ENDED */
+        int32_t errno_value;    /* ENDED: 0 when every driver came back, else what failed */
+        char *detail;           /* human text: what was restored, or what failed */
+} GdEvent;
+
+typedef struct GdMsg {
+        uint16_t type;          /* GdMsgType */
+        uint32_t serial;
+        union {
+                GdHello hello;              /* HELLO, HELLO_REPLY */
+                char *spec;                 /* SHOW_GROUP */
+                GdAcquire acquire;          /* ACQUIRE */
+                char *token;                /* RELEASE */
+                uint32_t event_mask;        /* SUBSCRIBE */
+                GdErrorMsg error;           /* ERROR */
+                struct {                    /* GROUPS */
+                        uint8_t more;
+                        GdGroup *groups;
+                        uint16_t n_groups;
+                } groups;
+                GdAcquired acquired;        /* ACQUIRED */
+                struct {                    /* LEASES */
+                        uint8_t more;
+                        GdLease *leases;
+                        uint16_t n_leases;
+                } leases;
+                GdStatus status;            /* STATUS_REPLY */
+                GdEvent event;              /* EVENT */
+        };
+} GdMsg;
+
+/* Encodes m into buf. Returns 0 and the packet length in *ret_len, -ENOBUFS if buf is too small,
+ * -EMSGSIZE if the packet would exceed GD_MSG_SIZE_MAX, -EINVAL if a field breaks its limit (a string too
+ * long or containing NUL, a NULL pointer where a string is needed is encoded as ""), -EBADMSG for an
+ * unknown type. Never reads past the structures it is given. */
+int gd_msg_encode(const GdMsg *m, uint8_t *buf, size_t size, size_t *ret_len);
+
+/* Decodes one packet. On success fills *ret (free with gd_msg_done()) and returns 0. Returns -EBADMSG for
+ * a malformed, truncated or overlong packet or a field breaking its limit, -EPROTONOSUPPORT for another
+ * protocol version, -EMSGSIZE for a packet over GD_MSG_SIZE_MAX. On error *ret is left empty (no
+ * allocation to free). Never reads outside buf[0..len). */
+int gd_msg_decode(const uint8_t *buf, size_t len, GdMsg *ret);
+
+/* Frees what gd_msg_decode() allocated (or what a caller built with malloc()ed fields) and zeroes *m. */
+void gd_msg_done(GdMsg *m);
+
+/* How many fds a message of this type must carry, given its decoded contents: ACQUIRE: 1 with
+ * GD_ACQUIRE_OWNER_PROCESS, else 0; ACQUIRED: 1 + n_groups (+1 with a lease fd); all others 0. */
+size_t gd_msg_expected_fds(const GdMsg *m);
+
+/* Names, for logs, groupctl and PROTOCOL.md. Return NULL for values out of range. */
+const char *gd_msg_type_to_string(int t);
+const char *gd_error_to_string(int e);       /* "busy", "denied", ... */
+const char *gd_owner_kind_to_string(int k);  /* "connection", "process", "lease-fd" */
+const char *gd_lease_state_to_string(int s); /* "acquiring", "active", "releasing", "released" */
+const char *gd_reason_to_string(int r);      /* "released", "connection-closed", "owner-exited", ... */
+const char *gd_event_kind_to_string(int k);  /* "lease-started", ... */
+int gd_error_from_string(const char *s);     /* and the inverses, -EINVAL when unknown */
+int gd_owner_kind_from_string(const char *s);
+int gd_lease_state_from_string(const char *s);
+int gd_reason_from_string(const char *s);
+int gd_event_kind_from_string(const char *s);
+
+/* The one table from errno to GdError, for errors that carry no better code. */
+GdError gd_error_from_errno(int errno_value);
+
+/* True when s is exactly GD_TOKEN_LEN lowercase hex characters. */
+bool gd_token_is_valid(const char *s);
