@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fnmatch.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "policy.h"
+
+typedef enum WhoKind {
+        WHO_ANYONE,
+        WHO_UID,
+        WHO_GID,
+} WhoKind;
+
+typedef enum MatchKind {
+        MATCH_GROUP,
+        MATCH_PCI,
+        MATCH_CLASS,
+        MATCH_VENDOR,
+        MATCH_DEVICE,
+} MatchKind;
+
+typedef struct Match {
+        MatchKind kind;
+        unsigned group;
+        bool any_group;
+        char pci[64];
+        uint32_t class_prefix;
+        unsigned class_digits;   /* hex digits given, 2..6 */
+        uint16_t vendor;
+        uint16_t device;
+} Match;
+
+#define MATCHES_MAX 8
+
+typedef struct Rule {
+        bool never;
+        WhoKind who;
+        uint32_t who_id;
+        Match matches[MATCHES_MAX];
+        size_t n_matches;
+        char text[160];          /* "policy.conf:3: never class=0x01", for messages */
+} Rule;
+
+struct Policy {
+        Rule *rules;
+        size_t n_rules;
+};
+
+static void set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
+static void set_error(char **ret_error, const char *fmt, ...) {
+        va_list ap;
+
+        if (!ret_error)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(ret_error, fmt, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+}
+
+const char policy_default_text[] =
+        "# Built-in default: root only; never a mass storage controller (it may hold the host's disks).\n"
+        "never class=0x01\n";
+
+Policy *policy_free(Policy *p) {
+        if (!p)
+                return NULL;
+        free(p->rules);
+        free(p);
+        return NULL;
+}
+
+static int parse_hex(const char *s, unsigned max_digits, uint32_t *ret, unsigned *ret_digits) {
+        size_t n;
+        char *end;
+        unsigned long v;
+
+        if (strncmp(s, "0x", 2) != 0)
+                return -EINVAL;
+        s += 2;
+        n = strspn(s, "0123456789abcdefABCDEF");
+        if (n == 0 || n > max_digits || s[n] != 0)
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 16);
+        if (errno != 0 || *end != 0)
+                return -EINVAL;
+        *ret = (uint32_t) v;
+        if (ret_digits)
+                *ret_digits = (unsigned) n;
+        return 0;
+}
+
+static int parse_match(const char *word, Match *m) {
+        const char *v;
+
+        if ((v = startswith_word(word, "iommu-group="))) {
+                m->kind = MATCH_GROUP;
+                if (streq(v, "*")) {
+                        m->any_group = true;
+                        return 0;
+                }
+                char *end;
+                errno = 0;
+                unsigned long n = strtoul(v, &end, 10);
+                if (errno != 0 || *end != 0 || end == v || n > UINT32_MAX)
+                        return -EINVAL;
+                m->group = (unsigned) n;
+                return 0;
+        }
+        if ((v = startswith_word(word, "pci="))) {
+                m->kind = MATCH_PCI;
+                if (isempty(v) || strlen(v) >= sizeof m->pci)
+                        return -EINVAL;
+                strcpy(m->pci, v);
+                return 0;
+        }
+        if ((v = startswith_word(word, "class="))) {
+                m->kind = MATCH_CLASS;
+                if (parse_hex(v, 6, &m->class_prefix, &m->class_digits) < 0)
+                        return -EINVAL;
+                return 0;
+        }
+        if ((v = startswith_word(word, "vendor="))) {
+                uint32_t x;
+                m->kind = MATCH_VENDOR;
+                if (parse_hex(v, 4, &x, NULL) < 0)
+                        return -EINVAL;
+                m->vendor = (uint16_t) x;
+                return 0;
+        }
+        if ((v = startswith_word(word, "device="))) {
+                char vendor[16];
+                const char *colon = strchr(v, ':');
+                uint32_t x, y;
+
+                m->kind = MATCH_DEVICE;
+                if (!colon || (size_t) (colon - v) >= sizeof vendor)
+                        return -EINVAL;
+                memcpy(vendor, v, (size_t) (colon - v));
+                vendor[colon - v] = 0;
+                if (parse_hex(vendor, 4, &x, NULL) < 0 || parse_hex(colon + 1, 4, &y, NULL) < 0)
+                        return -EINVAL;
+                m->vendor = (uint16_t) x;
+                m->device = (uint16_t) y;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static int parse_who(const char *word, Rule *r) {
+        const char *v;
+        char *end;
+        unsigned long n;
+
+        if (streq(word, "anyone")) {
+                r->who = WHO_ANYONE;
+                return 0;
+        }
+        if ((v = startswith_word(word, "uid=")) || (v = startswith_word(word, "gid="))) {
+                r->who = word[0] == 'u' ? WHO_UID : WHO_GID;
+                errno = 0;
+                n = strtoul(v, &end, 10);
+                if (errno != 0 || *end != 0 || end == v || n >= UINT32_MAX)
+                        return -EINVAL;
+                r->who_id = (uint32_t) n;
+                return 0;
+        }
+        if ((v = startswith_word(word, "user="))) {
+                struct passwd *pw = getpwnam(v);
+                if (!pw)
+                        return -ESRCH;
+                r->who = WHO_UID;
+                r->who_id = pw->pw_uid;
+                return 0;
+        }
+        if ((v = startswith_word(word, "unixgroup="))) {
+                struct group *gr = getgrnam(v);
+                if (!gr)
+                        return -ESRCH;
+                r->who = WHO_GID;
+                r->who_id = gr->gr_gid;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_error) {
+        _cleanup_(policy_freep) Policy *p = NULL;
+        unsigned line_no = 0;
+        const char *line = text;
+
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+
+        while (line && *line) {
+                const char *eol = strchr(line, '\n');
+                size_t len = eol ? (size_t) (eol - line) : strlen(line);
+                char buf[512], *words[MATCHES_MAX + 3], *save = NULL, *w;
+                size_t n_words = 0;
+                Rule r = {};
+                int k;
+
+                line_no++;
+                if (len >= sizeof buf) {
+                        set_error(ret_error, "%s:%u: line too long", origin, line_no);
+                        return -EINVAL;
+                }
+                memcpy(buf, line, len);
+                buf[len] = 0;
+                line = eol ? eol + 1 : NULL;
+
+                char *hash = strchr(buf, '#');
+                if (hash)
+                        *hash = 0;
+
+                for (w = strtok_r(buf, " \t\r", &save); w; w = strtok_r(NULL, " \t\r", &save)) {
+                        if (n_words >= ELEMENTSOF(words)) {
+                                set_error(ret_error, "%s:%u: too many words (at most %u matches)",
+                                                origin, line_no, MATCHES_MAX);
+                                return -EINVAL;
+                        }
+                        words[n_words++] = w;
+                }
+                if (n_words == 0)
+                        continue;
+
+                size_t first_match;
+                if (streq(words[0], "never")) {
+                        r.never = true;
+                        first_match = 1;
+                } else if (streq(words[0], "allow")) {
+                        if (n_words < 2) {
+                                set_error(ret_error, "%s:%u: 'allow' needs WHO and a MATCH", origin,
+                                                line_no);
+                                return -EINVAL;
+                        }
+                        k = parse_who(words[1], &r);
+                        if (k == -ESRCH) {
+                                set_error(ret_error, "%s:%u: unknown user or group in \"%s\"", origin,
+                                                line_no, words[1]);
+                                return -EINVAL;
+                        }
+                        if (k < 0) {
+                                set_error(ret_error,
+                                                "%s:%u: bad WHO \"%s\" (want uid=N, user=NAME, gid=N, "
+                                                "unixgroup=NAME or anyone)",
+                                                origin, line_no, words[1]);
+                                return -EINVAL;
+                        }
+                        first_match = 2;
+                } else {
+                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow or never)", origin,
+                                        line_no, words[0]);
+                        return -EINVAL;
+                }
+
+                if (n_words <= first_match) {
+                        set_error(ret_error, "%s:%u: '%s' needs at least one MATCH", origin, line_no,
+                                        words[0]);
+                        return -EINVAL;
+                }
+                for (size_t i = first_match; i < n_words; i++) {
+                        if (r.n_matches >= MATCHES_MAX || parse_match(words[i], &r.matches[r.n_matches]) < 0) {
+                                set_error(ret_error,
+                                                "%s:%u: bad MATCH \"%s\" (want iommu-group=N, pci=GLOB, "
+                                                "class=0xHEX, vendor=0xVVVV or device=0xVVVV:0xDDDD)",
+                                                origin, line_no, words[i]);
+                                return -EINVAL;
+                        }
+                        r.n_matches++;
+                }
+
+                /* Keep the rule's text for messages. */
+                size_t off = (size_t) snprintf(r.text, sizeof r.text, "%s:%u:", origin, line_no);
+                for (size_t i = 0; i < n_words && off < sizeof r.text; i++)
+                        off += (size_t) snprintf(r.text + off, sizeof r.text - off, " %s", words[i]);
+
+                Rule *n = reallocarray(p->rules, p->n_rules + 1, sizeof *n);
+                if (!n)
+                        return -ENOMEM;
+                p->rules = n;
+                p->rules[p->n_rules++] = r;
+        }
+
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+int policy_load(const char *path, Policy **ret, char **ret_error) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        if (!path)
+                return policy_parse(policy_default_text, "built-in policy", ret, ret_error);
+
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+
+        FILE *mem = open_memstream(&text, &size);
+        if (!mem) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        char buf[4096];
+        size_t k;
+        while ((k = fread(buf, 1, sizeof buf, f)) > 0)
+                fwrite(buf, 1, k, mem);
+        r = ferror(f) ? -EIO : 0;
+        fclose(f);
+        if (fclose(mem) != 0)
+                return -ENOMEM;
+        if (r < 0)
+                return r;
+        if (memchr(text, 0, size)) {
+                set_error(ret_error, "%s: contains a NUL byte", path);
+                return -EINVAL;
+        }
+
+        return policy_parse(text, path, ret, ret_error);
+}
+
+static bool match_device(const Match *m, const HostDevice *d) {
+        switch (m->kind) {
+        case MATCH_GROUP:
+                return m->any_group || m->group == d->group;
+        case MATCH_PCI:
+                return fnmatch(m->pci, d->address, 0) == 0;
+        case MATCH_CLASS: {
+                unsigned shift = 4 * (6 - m->class_digits);
+                return (d->class_code >> shift) == m->class_prefix;
+        }
+        case MATCH_VENDOR:
+                return d->vendor == m->vendor;
+        case MATCH_DEVICE:
+                return d->vendor == m->vendor && d->device == m->device;
+        }
+        return false;
+}
+
+static bool rule_matches_device(const Rule *r, const HostDevice *d) {
+        for (size_t i = 0; i < r->n_matches; i++)
+                if (!match_device(&r->matches[i], d))
+                        return false;
+        return true;
+}
+
+static bool rule_matches_group(const Rule *r, unsigned group) {
+        /* A rule speaks for a whole group when its only matches are iommu-group ones. */
+        for (size_t i = 0; i < r->n_matches; i++)
+                if (r->matches[i].kind != MATCH_GROUP ||
+                    (!r->matches[i].any_group && r->matches[i].group != group))
+                        return false;
+        return true;
+}
+
+static bool who_matches(const Rule *r, const PolicySubject *s) {
+        switch (r->who) {
+        case WHO_ANYONE:
+                return true;
+        case WHO_UID:
+                return s->uid == r->who_id;
+        case WHO_GID:
+                if (s->gid == r->who_id)
+                        return true;
+                for (size_t i = 0; i < s->n_gids; i++)
+                        if (s->gids[i] == r->who_id)
+                                return true;
+                return false;
+        }
+        return false;
+}
+
+bool policy_device_never(const Policy *p, const HostDevice *d, char *note, size_t size) {
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].never && rule_matches_device(&p->rules[i], d)) {
+                        if (note)
+                                snprintf(note, size, "%s is never handed out (%s)", d->address,
+                                         p->rules[i].text);
+                        return true;
+                }
+        return false;
+}
+
+int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup *g, char *msg, size_t size) {
+        for (size_t i = 0; i < g->n_devices; i++)
+                if (policy_device_never(p, &g->devices[i], msg, size))
+                        return -EPERM;
+
+        if (s->uid == 0)
+                return 0;
+
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (!p->rules[i].never && who_matches(&p->rules[i], s) && rule_matches_group(&p->rules[i], g->id))
+                        return 0;
+
+        for (size_t j = 0; j < g->n_devices; j++) {
+                bool ok = false;
+                for (size_t i = 0; i < p->n_rules && !ok; i++)
+                        ok = !p->rules[i].never && who_matches(&p->rules[i], s) &&
+                             rule_matches_device(&p->rules[i], &g->devices[j]);
+                if (!ok) {
+                        snprintf(msg, size, "uid %u may not acquire group %u: no allow rule covers %s",
+                                 (unsigned) s->uid, g->id, g->devices[j].address);
+                        return -EPERM;
+                }
+        }
+        if (g->n_devices == 0) {
+                snprintf(msg, size, "uid %u may not acquire group %u", (unsigned) s->uid, g->id);
+                return -EPERM;
+        }
+        return 0;
+}

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "state.h"
+
+static void escape(FILE *f, const char *s) {
+        for (; s && *s; s++) {
+                unsigned char c = (unsigned char) *s;
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    strchr("._:-/@+", c))
+                        fputc(c, f);
+                else
+                        fprintf(f, "%%%02x", c);
+        }
+}
+
+static int unescape(const char *s, char **ret) {
+        size_t n = strlen(s);
+        char *out = malloc(n + 1), *o = out;
+
+        if (!out)
+                return -ENOMEM;
+        for (; *s; s++) {
+                if (*s == '%') {
+                        unsigned v;
+                        if (sscanf(s + 1, "%2x", &v) != 1 || v == 0 || !s[1] || !s[2]) {
+                                free(out);
+                                return -EBADMSG;
+                        }
+                        *o++ = (char) v;
+                        s += 2;
+                } else
+                        *o++ = *s;
+        }
+        *o = 0;
+        *ret = out;
+        return 0;
+}
+
+int state_write(const char *path, Lease *leases) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        FILE *f;
+        int r = 0;
+
+        if (asprintf(&tmp, "%s.tmp", path) < 0)
+                return -ENOMEM;
+
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+
+        f = fdopen(fd, "we");
+        if (!f)
+                return -errno;
+        fd = -EBADF; /* owned by f now */
+
+        fprintf(f, "groupd-state 1\n");
+        for (Lease *l = leases; l; l = l->next) {
+                if (l->state == GD_LEASE_RELEASED)
+                        continue;
+                fprintf(f,
+                        "lease %s %s %s %s uid=%u gid=%u pid=%u owner-pid=%u owner-start=%" PRIu64
+                        " conn=%" PRIu64 " iommu=%u since=%" PRIu64 " label=",
+                        l->id, l->token, gd_lease_state_to_string(l->state),
+                        gd_owner_kind_to_string(l->owner_kind), (unsigned) l->uid, (unsigned) l->gid,
+                        (unsigned) l->pid, (unsigned) l->owner_pid, l->owner_starttime, l->connection_id,
+                        (unsigned) l->configure_iommu, l->since_usec);
+                escape(f, l->label);
+                fputc('\n', f);
+                for (size_t i = 0; i < l->n_groups; i++)
+                        fprintf(f, "group %u\n", l->groups[i]);
+                for (size_t i = 0; i < l->n_devices; i++)
+                        fprintf(f, "device %s %u %s\n", l->devices[i].address, l->devices[i].group,
+                                isempty(l->devices[i].driver) ? "-" : l->devices[i].driver);
+                fprintf(f, "end\n");
+        }
+
+        if (fflush(f) != 0 || ferror(f))
+                r = -EIO;
+        if (r >= 0 && fsync(fileno(f)) < 0)
+                r = -errno;
+        if (fclose(f) != 0 && r >= 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(tmp);
+        return r;
+}
+
+static int parse_lease_line(char *line, Lease *l) {
+        char *save = NULL, *w;
+        int k = 0, r;
+
+        for (w = strtok_r(line, " ", &save); w; w = strtok_r(NULL, " ", &save), k++) {
+                const char *v;
+                switch (k) {
+                case 0: /* "lease" */
+                        break;
+                case 1:
+                        if (strlen(w) != LEASE_ID_LEN)
+                                return -EBADMSG;
+                        strcpy(l->id, w);
+                        break;
+                case 2:
+                        if (!gd_token_is_valid(w))
+                                return -EBADMSG;
+                        strcpy(l->token, w);
+                        break;
+                case 3:
+                        r = gd_lease_state_from_string(w);
+                        if (r < 0)
+                                return -EBADMSG;
+                        l->state = r;
+                        break;
+                case 4:
+                        r = gd_owner_kind_from_string(w);
+                        if (r < 0)
+                                return -EBADMSG;
+                        l->owner_kind = r;
+                        break;
+                default:
+                        if ((v = startswith_word(w, "uid=")))
+                                l->uid = (uid_t) strtoul(v, NULL, 10);
+                        else if ((v = startswith_word(w, "gid=")))
+                                l->gid = (gid_t) strtoul(v, NULL, 10);
+                        else if ((v = startswith_word(w, "pid=")))
+                                l->pid = (pid_t) strtoul(v, NULL, 10);
+                        else if ((v = startswith_word(w, "owner-pid=")))
+                                l->owner_pid = (pid_t) strtoul(v, NULL, 10);
+                        else if ((v = startswith_word(w, "owner-start=")))
+                                l->owner_starttime = strtoull(v, NULL, 10);
+                        else if ((v = startswith_word(w, "conn=")))
+                                l->connection_id = strtoull(v, NULL, 10);
+                        else if ((v = startswith_word(w, "iommu=")))
+                                l->configure_iommu = streq(v, "1");
+                        else if ((v = startswith_word(w, "since=")))
+                                l->since_usec = strtoull(v, NULL, 10);
+                        else if ((v = startswith_word(w, "label="))) {
+                                free(l->label);
+                                l->label = NULL;
+                                r = unescape(v, &l->label);
+                                if (r < 0)
+                                        return r;
+                        }
+                        /* Unknown keys are skipped: a newer daemon may add some. */
+                }
+        }
+        return k >= 5 ? 0 : -EBADMSG;
+}
+
+int state_read(const char *path, Manager *m, Lease **ret, unsigned *ret_line) {
+        _cleanup_free_ char *line = NULL;
+        Lease *first = NULL, *last = NULL, *cur = NULL;
+        size_t size = 0;
+        unsigned line_no = 0;
+        FILE *f;
+        int r = 0;
+
+        f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT) {
+                        *ret = NULL;
+                        return 0;
+                }
+                return -errno;
+        }
+
+        for (;;) {
+                ssize_t n = getline(&line, &size, f);
+                if (n < 0)
+                        break;
+                line_no++;
+                if (n > 0 && line[n - 1] == '\n')
+                        line[n - 1] = 0;
+
+                if (line_no == 1) {
+                        if (!streq(line, "groupd-state 1")) {
+                                r = -EBADMSG;
+                                break;
+                        }
+                        continue;
+                }
+
+                if (startswith_word(line, "lease ")) {
+                        if (cur) {
+                                r = -EBADMSG;
+                                break;
+                        }
+                        r = lease_new(m, &cur);
+                        if (r < 0)
+                                break;
+                        r = parse_lease_line(line, cur);
+                        if (r < 0)
+                                break;
+                } else if (startswith_word(line, "group ")) {
+                        unsigned g;
+                        if (!cur || sscanf(line, "group %u", &g) != 1 || lease_add_group(cur, g) < 0) {
+                                r = -EBADMSG;
+                                break;
+                        }
+                } else if (startswith_word(line, "device ")) {
+                        char addr[HOST_ADDR_MAX], drv[HOST_DRIVER_MAX];
+                        unsigned g;
+                        if (!cur || sscanf(line, "device %31s %u %63s", addr, &g, drv) != 3) {
+                                r = -EBADMSG;
+                                break;
+                        }
+                        r = lease_add_device(cur, addr, g, streq(drv, "-") ? "" : drv);
+                        if (r < 0)
+                                break;
+                } else if (streq(line, "end")) {
+                        if (!cur) {
+                                r = -EBADMSG;
+                                break;
+                        }
+                        cur->recovered = true;
+                        if (last)
+                                last->next = cur;
+                        else
+                                first = cur;
+                        cur->prev = last;
+                        last = cur;
+                        cur = NULL;
+                } else if (line[0] != 0) {
+                        r = -EBADMSG;
+                        break;
+                }
+        }
+        fclose(f);
+
+        if (r >= 0 && cur)
+                r = -EBADMSG; /* a lease without "end": the file was cut */
+        if (r < 0) {
+                lease_free(cur);
+                while (first) {
+                        Lease *n = first->next;
+                        lease_free(first);
+                        first = n;
+                }
+                if (ret_line)
+                        *ret_line = line_no;
+                return r;
+        }
+
+        *ret = first;
+        return 0;
+}
+
+int process_starttime(pid_t pid, uint64_t *ret) {
+        char path[64], buf[1024];
+        const char *p;
+        unsigned long long t;
+        int r;
+
+        snprintf(path, sizeof path, "/proc/%i/stat", (int) pid);
+        r = read_one_line_at(AT_FDCWD, path, buf, sizeof buf);
+        if (r == -ENOENT)
+                return -ESRCH;
+        if (r < 0)
+                return r;
+
+        p = strrchr(buf, ')');
+        if (!p)
+                return -EBADMSG;
+        /* After ")": field 3 (state) ... field 22 (starttime): skip 19 fields. */
+        p++;
+        for (int i = 0; i < 20; i++) {
+                p = strchr(p, ' ');
+                if (!p)
+                        return -EBADMSG;
+                p++;
+        }
+        if (sscanf(p, "%llu", &t) != 1)
+                return -EBADMSG;
+        *ret = t;
+        return 0;
+}
