@@ -12,7 +12,9 @@
  *
  * All integers are little-endian and fixed-width. A string is a u16 byte count followed by that many
  * bytes: no NUL inside, no terminator, valid within its field's limit below. An array is a u16 count
- * followed by its elements. A message whose payload has bytes left over after decoding is malformed.
+ * followed by its elements. A message whose payload has bytes left over after decoding is malformed, and
+ * so is one with an enum field (owner kind, lease state, reason, event kind, error code, `more`) out of
+ * range or a flag word (ACQUIRE flags, SUBSCRIBE mask, GdGroup.flags) with an undefined bit set.
  *
  * This file is pure data definitions plus a pure encode/decode (proto.c): no I/O, so it can be fuzzed.
  * proto/PROTOCOL.md describes every message, error and limit; keep the two in step. */
@@ -181,6 +183,8 @@ typedef struct GdLease {
 } GdLease;
 
 typedef struct GdHello {
+        /* HELLO_REPLY carries one version, the chosen one: encoded from version_min (version_max if
+         * version_min is 0), decoded into both. */
         uint32_t version_min;
         uint32_t version_max;
         char *name;             /* request: client name; reply: daemon version */
@@ -251,7 +255,8 @@ typedef struct GdMsg {
         };
 } GdMsg;
 
-/* Encodes m into buf. Returns 0 and the packet length in *ret_len, -ENOBUFS if buf is too small,
+/* Encodes m into buf. Returns 0 and the packet length in *ret_len, -ENOBUFS if buf is too small (then
+ * *ret_len says how large it must be; buf may be NULL with size 0 to ask just that),
  * -EMSGSIZE if the packet would exceed GD_MSG_SIZE_MAX, -EINVAL if a field breaks its limit (a string too
  * long or containing NUL, a NULL pointer where a string is needed is encoded as ""), -EBADMSG for an
  * unknown type. Never reads past the structures it is given. */
@@ -259,15 +264,17 @@ int gd_msg_encode(const GdMsg *m, uint8_t *buf, size_t size, size_t *ret_len);
 
 /* Decodes one packet. On success fills *ret (free with gd_msg_done()) and returns 0. Returns -EBADMSG for
  * a malformed, truncated or overlong packet or a field breaking its limit, -EPROTONOSUPPORT for another
- * protocol version, -EMSGSIZE for a packet over GD_MSG_SIZE_MAX. On error *ret is left empty (no
- * allocation to free). Never reads outside buf[0..len). */
+ * protocol version, -EMSGSIZE for a packet over GD_MSG_SIZE_MAX, -ENOMEM. On error *ret is left empty (no
+ * allocation to free). Never reads outside buf[0..len). Every string field on the wire decodes to a non-NULL string (HELLO's
+ * host, absent from the request, stays NULL). */
 int gd_msg_decode(const uint8_t *buf, size_t len, GdMsg *ret);
 
 /* Frees what gd_msg_decode() allocated (or what a caller built with malloc()ed fields) and zeroes *m. */
 void gd_msg_done(GdMsg *m);
 
 /* How many fds a message of this type must carry, given its decoded contents: ACQUIRE: 1 with
- * GD_ACQUIRE_OWNER_PROCESS, else 0; ACQUIRED: 1 + n_groups (+1 with a lease fd); all others 0. */
+ * GD_ACQUIRE_OWNER_PROCESS, else 0; ACQUIRED: 1 + n_groups (+1 with a lease fd, i.e. when
+ * lease.owner_kind is GD_OWNER_LEASE_FD); all others 0. */
 size_t gd_msg_expected_fds(const GdMsg *m);
 
 /* Names, for logs, groupctl and PROTOCOL.md. Return NULL for values out of range. */
