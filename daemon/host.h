@@ -43,7 +43,7 @@ typedef struct HostDevice {
         uint32_t class_code;
         char driver[HOST_DRIVER_MAX];            /* "" when unbound */
         char driver_override[HOST_DRIVER_MAX];   /* "" when "(null)" */
-        unsigned group;
+        unsigned group;                          /* UINT_MAX when the device is in no IOMMU group */
 } HostDevice;
 
 typedef struct HostRegion {

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the host backends share: the operations table each one fills in, the Host object, and the sysfs
+ * reading code (host-sysfs.c) that both use on their sysfs root directory fd. Not for use above the host
+ * interface. */
+
+#include "host.h"
+
+typedef struct HostOps {
+        /* Frees the backend's private data (h->data); the fds of struct Host are closed by host_free(). */
+        void (*free)(Host *h);
+
+        int (*set_override)(Host *h, const char *address, const char *driver);
+        int (*unbind)(Host *h, const char *address);
+        int (*bind)(Host *h, const char *address, const char *driver);
+        int (*probe)(Host *h, const char *address);
+
+        int (*open_container)(Host *h, int *ret_fd);
+        int (*open_group)(Host *h, unsigned id, int *ret_fd);
+        int (*group_is_viable)(Host *h, int group_fd, bool *ret);
+        int (*group_set_container)(Host *h, int group_fd, int container_fd);
+        int (*container_set_iommu)(Host *h, int container_fd, uint32_t *ret_type);
+} HostOps;
+
+/* What never changes while a device node exists (vendor, device, class) and a group's reserved regions
+ * while its devices stay the same, remembered between reads so that discovery costs fewer opens. Keyed by
+ * the inode of each device's link in the group's devices directory, which getdents() returns for free: a
+ * device that goes away and comes back is a new node, with a new inode number (kernfs and tmpfs do not
+ * hand a number out again soon; the sim's links never change). Thread-safe. */
+typedef struct SysfsCache SysfsCache;
+
+struct Host {
+        const HostOps *ops;
+        HostKind kind;
+        int sysfs_fd;           /* O_PATH|O_DIRECTORY: the sysfs root ("/sys", or the sim's state_dir/sys) */
+        int dev_fd;             /* O_PATH|O_DIRECTORY: the dev root (linux only; -EBADF for the sim) */
+        SysfsCache *cache;
+        void *data;             /* the backend's own state */
+};
+
+/* Allocates a Host with every fd unset and an empty cache. */
+Host *host_alloc(HostKind kind, const HostOps *ops);
+
+/* ---------------------------------------------------------------- sysfs reading (host-sysfs.c) */
+
+/* A name that can be used as one path component: non-empty, no '/', not "." or "..", shorter than max. */
+bool sysfs_name_is_valid(const char *s, size_t max);
+
+SysfsCache *sysfs_cache_new(void);
+SysfsCache *sysfs_cache_free(SysfsCache *c);
+
+int sysfs_list_groups(int sysfs_fd, unsigned **ret_ids, size_t *ret_n);
+/* cache may be NULL. */
+int sysfs_read_group(int sysfs_fd, SysfsCache *cache, unsigned id, HostGroup *ret);
+int sysfs_read_device(int sysfs_fd, const char *address, HostDevice *ret);
+/* The name of the driver a device is bound to ("" when unbound), from its "driver" link. */
+int sysfs_read_device_driver(int sysfs_fd, const char *address, char ret[HOST_DRIVER_MAX]);
+
+/* Parses a reserved_regions file's text ("0x00000000fee00000 0x00000000feefffff msi" lines).
+ * -EBADMSG on a malformed line. */
+int sysfs_parse_reserved_regions(const char *text, HostRegion **ret, size_t *ret_n);

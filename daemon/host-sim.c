@@ -1,0 +1,1208 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The simulated host.
+ *
+ * The "kernel state" is a sysfs-shaped tree in state_dir/sys, made from the topology the first time and
+ * reused as it is afterwards (the kernel's state outlives the daemon):
+ *
+ *   sys/devices/pciDDDD:BB/ADDR/{vendor,device,class,driver_override}
+ *   sys/devices/pciDDDD:BB/ADDR/iommu_group -> ../../../kernel/iommu_groups/N
+ *   sys/devices/pciDDDD:BB/ADDR/driver      -> ../../../bus/pci/drivers/NAME   (when bound)
+ *   sys/kernel/iommu_groups/N/{type,reserved_regions}
+ *   sys/kernel/iommu_groups/N/devices/ADDR  -> ../../../../devices/pciDDDD:BB/ADDR
+ *   sys/bus/pci/devices/ADDR                -> ../../../devices/pciDDDD:BB/ADDR
+ *   sys/bus/pci/drivers/NAME/{bind,unbind}, sys/bus/pci/drivers/NAME/ADDR -> the device
+ *   sys/bus/pci/drivers_probe
+ *
+ * so host-sysfs.c reads it as it reads /sys. What the kernel would know but sysfs does not show (the
+ * driver a device matches when probed: its "native" driver) comes from the topology. Sim-only
+ * bookkeeping lives in state_dir/sim/: usage-N counts the requests served on group N's fds.
+ *
+ * Writes follow the kernel's rules (see the functions). /dev/vfio is modelled with real fds: each open
+ * group or container is one end of a SOCK_SEQPACKET socket pair; the sim keeps the other end. A responder
+ * thread polls those ends: when every copy of a client end is closed it sees POLLHUP and closes the
+ * group (detaching it from its container, waking an unbind that waits for it). It also answers text
+ * requests, so that a stand-in VMM can show it really holds the group:
+ *
+ *   on a group fd      "STATUS"       -> "group=3 viable=1 container=yes devices=0000:03:00.0,0000:03:00.1"
+ *                      "DEVICE ADDR"  -> "device=0000:03:00.1 vendor=0x8086 device=0x100e driver=vfio-pci"
+ *                                        ("driver=none" when unbound), or "error=ENODEV" when ADDR is
+ *                                        not in the group
+ *   on a container fd  "STATUS"       -> "container iommu=type1v2 groups=1,3" ("iommu=none" until set)
+ *   anything else                     -> "error=EINVAL"
+ *
+ * One message per request and per reply, no trailing newline (a trailing newline in a request is
+ * ignored). Every request on a group fd counts in usage-N.
+ *
+ * Errors of the VFIO calls, as the kernel gives them: open of a group none of whose devices is on
+ * vfio-pci -ENOENT (no /dev/vfio/N), of an open group -EBUSY; SET_CONTAINER of a group that is not viable
+ * -EPERM, of a group already in a container -EINVAL, with a container fd that is no container of ours
+ * -EINVAL; SET_IOMMU with no group attached or the type set already -EINVAL. A group fd that is no
+ * group of ours gets -ENOTTY (an ioctl the file does not know).
+ *
+ * Locking: one mutex guards the sim's state and the tree's writes; nothing blocks while holding it but
+ * pthread_cond_wait(), which drops it. Peer ends are closed by the responder thread only (or by
+ * host_free() after it stopped), so the poll() it runs unlocked never sees an fd change under it. */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/vfio.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "fd-util.h"
+#include "host-internal.h"
+#include "log.h"
+#include "sim-topology.h"
+
+#define SIM_REQUEST_MAX 256
+#define SIM_REPLY_MAX 4096
+
+typedef enum SimFileKind {
+        SIM_FILE_GROUP,
+        SIM_FILE_CONTAINER,
+} SimFileKind;
+
+typedef struct SimFile SimFile;
+struct SimFile {
+        SimFileKind kind;
+        int peer_fd;            /* our end; -EBADF once closed */
+        dev_t client_dev;       /* identity of the client end, to recognize the fds we handed out */
+        ino_t client_ino;
+        bool closed;            /* every copy of the client end is gone */
+        unsigned group;         /* SIM_FILE_GROUP */
+        SimFile *container;     /* SIM_FILE_GROUP: the container it is attached to */
+        uint32_t iommu_type;    /* SIM_FILE_CONTAINER: 0 until set */
+        SimFile *next;
+};
+
+typedef struct SimGroupState {
+        SimFile *file;          /* the open group, or NULL */
+        uint64_t usage;
+} SimGroupState;
+
+typedef struct Sim {
+        SimTopology *topology;
+        SimGroupState *groups;  /* parallel to topology->groups */
+        int state_fd;           /* state_dir */
+        int book_fd;            /* state_dir/sim */
+
+        pthread_mutex_t mutex;
+        pthread_cond_t cond;    /* broadcast when a file closes, and when stopping */
+        SimFile *files;
+        unsigned n_waiters;     /* unbinds waiting for a group to close */
+        bool stopping;
+
+        int wake_fd;            /* eventfd: rebuild the poll set, or stop */
+        pthread_t thread;
+        bool thread_started;
+} Sim;
+
+static Sim *sim_of(Host *h) {
+        return h->data;
+}
+
+static SimGroupState *sim_group_state(Sim *s, unsigned id) {
+        const SimTopoGroup *g = sim_topology_find_group(s->topology, id);
+        if (!g)
+                return NULL;
+        return &s->groups[g - s->topology->groups];
+}
+
+static void sim_wake(Sim *s) {
+        uint64_t one = 1;
+        (void) !write(s->wake_fd, &one, sizeof one);
+}
+
+/* ---------------------------------------------------------------- small file helpers */
+
+static int mkdir_at(int dir_fd, const char *path) {
+        if (mkdirat(dir_fd, path, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int write_new_file_at(int dir_fd, const char *path, const char *text) {
+        _cleanup_close_ int fd = -EBADF;
+        size_t l = strlen(text);
+
+        fd = openat(dir_fd, path, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC|O_NOCTTY, 0644);
+        if (fd < 0)
+                return -errno;
+        if (l > 0) {
+                ssize_t n = write(fd, text, l);
+                if (n < 0)
+                        return -errno;
+                if ((size_t) n != l)
+                        return -EIO;
+        }
+        return 0;
+}
+
+/* Replaces dir/name with a file holding text, atomically (readers see the old or the new text). */
+static int replace_file_at(int dir_fd, const char *dir, const char *name, const char *text) {
+        char tmp[PATH_MAX], path[PATH_MAX];
+        int r;
+
+        (void) snprintf(tmp, sizeof tmp, "%s%s.#%s", dir, *dir ? "/" : "", name);
+        (void) snprintf(path, sizeof path, "%s%s%s", dir, *dir ? "/" : "", name);
+        r = write_new_file_at(dir_fd, tmp, text);
+        if (r < 0)
+                return r;
+        if (renameat(dir_fd, tmp, dir_fd, path) < 0) {
+                r = -errno;
+                (void) unlinkat(dir_fd, tmp, 0);
+                return r;
+        }
+        return 0;
+}
+
+static int rm_rf_children(int fd);
+
+/* Removes dir_fd/name and everything below it; no symlink is followed. */
+static int rm_rf_at(int dir_fd, const char *name) {
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (unlinkat(dir_fd, name, 0) >= 0 || errno == ENOENT)
+                return 0;
+        if (errno != EISDIR && errno != EPERM)
+                return -errno;
+
+        fd = openat(dir_fd, name, O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = rm_rf_children(fd);
+        if (r < 0)
+                return r;
+        if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0)
+                return -errno;
+        return 0;
+}
+
+static int rm_rf_children(int fd) {
+        char buf[8192];
+
+        for (;;) {
+                ssize_t k = getdents64(fd, buf, sizeof buf);
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return 0;
+                for (ssize_t off = 0; off < k;) {
+                        struct dirent64 *de = (struct dirent64 *) (buf + off);
+                        int r;
+
+                        off += de->d_reclen;
+                        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                                continue;
+                        if (de->d_type == DT_DIR)
+                                r = rm_rf_at(fd, de->d_name);
+                        else if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT)
+                                r = errno == EISDIR ? rm_rf_at(fd, de->d_name) : -errno;
+                        else
+                                r = 0;
+                        if (r < 0)
+                                return r;
+                }
+        }
+}
+
+/* ---------------------------------------------------------------- the tree */
+
+/* "devices/pci0000:01/0000:01:00.0": where a device's directory lives, relative to sys/. */
+static void device_dir(const char *address, char *buf, size_t size) {
+        (void) snprintf(buf, size, "devices/pci%.7s/%s", address, address);
+}
+
+static int tree_add_driver(int sys_fd, const char *driver) {
+        char path[128];
+        int r;
+
+        (void) snprintf(path, sizeof path, "bus/pci/drivers/%s", driver);
+        r = mkdir_at(sys_fd, path);
+        if (r < 0)
+                return r;
+        (void) snprintf(path, sizeof path, "bus/pci/drivers/%s/bind", driver);
+        r = write_new_file_at(sys_fd, path, "");
+        if (r < 0)
+                return r;
+        (void) snprintf(path, sizeof path, "bus/pci/drivers/%s/unbind", driver);
+        return write_new_file_at(sys_fd, path, "");
+}
+
+static bool tree_has_driver(int sys_fd, const char *driver) {
+        char path[128];
+
+        (void) snprintf(path, sizeof path, "bus/pci/drivers/%s", driver);
+        return faccessat(sys_fd, path, F_OK, 0) >= 0;
+}
+
+static int tree_bind(int sys_fd, const char *address, const char *driver) {
+        char dir[128], path[PATH_MAX], target[PATH_MAX];
+
+        device_dir(address, dir, sizeof dir);
+        (void) snprintf(path, sizeof path, "%s/driver", dir);
+        (void) snprintf(target, sizeof target, "../../../bus/pci/drivers/%s", driver);
+        if (symlinkat(target, sys_fd, path) < 0)
+                return -errno;
+
+        (void) snprintf(path, sizeof path, "bus/pci/drivers/%s/%s", driver, address);
+        (void) snprintf(target, sizeof target, "../../../../%s", dir);
+        if (symlinkat(target, sys_fd, path) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int tree_unbind(int sys_fd, const char *address, const char *driver) {
+        char dir[128], path[PATH_MAX];
+
+        device_dir(address, dir, sizeof dir);
+        (void) snprintf(path, sizeof path, "%s/driver", dir);
+        if (unlinkat(sys_fd, path, 0) < 0 && errno != ENOENT)
+                return -errno;
+        (void) snprintf(path, sizeof path, "bus/pci/drivers/%s/%s", driver, address);
+        if (unlinkat(sys_fd, path, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+static int tree_build(int sys_fd, const SimTopology *t) {
+        static const char *const dirs[] = {
+                "kernel", "kernel/iommu_groups", "devices", "bus", "bus/pci", "bus/pci/devices",
+                "bus/pci/drivers",
+        };
+        char path[PATH_MAX], target[PATH_MAX], text[64];
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                r = mkdir_at(sys_fd, dirs[i]);
+                if (r < 0)
+                        return r;
+        }
+        r = write_new_file_at(sys_fd, "bus/pci/drivers_probe", "");
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < t->n_groups; i++) {
+                const SimTopoGroup *g = &t->groups[i];
+                _cleanup_free_ char *regions = NULL;
+                size_t size = 0;
+                FILE *f;
+
+                (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u", g->id);
+                r = mkdir_at(sys_fd, path);
+                if (r < 0)
+                        return r;
+                (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/devices", g->id);
+                r = mkdir_at(sys_fd, path);
+                if (r < 0)
+                        return r;
+                if (!isempty(g->type)) {
+                        (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/type", g->id);
+                        (void) snprintf(text, sizeof text, "%s\n", g->type);
+                        r = write_new_file_at(sys_fd, path, text);
+                        if (r < 0)
+                                return r;
+                }
+
+                f = open_memstream(&regions, &size);
+                if (!f)
+                        return -ENOMEM;
+                for (size_t k = 0; k < g->n_regions; k++)
+                        fprintf(f, "0x%016" PRIx64 " 0x%016" PRIx64 " %s\n", g->regions[k].start,
+                                g->regions[k].end, g->regions[k].type);
+                if (fclose(f) != 0)
+                        return -ENOMEM;
+                (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/reserved_regions", g->id);
+                r = write_new_file_at(sys_fd, path, regions ?: "");
+                if (r < 0)
+                        return r;
+        }
+
+        for (size_t i = 0; i < t->n_devices; i++) {
+                const SimTopoDevice *d = &t->devices[i];
+                char dir[128];
+
+                if (!isempty(d->native) && !tree_has_driver(sys_fd, d->native)) {
+                        r = tree_add_driver(sys_fd, d->native);
+                        if (r < 0)
+                                return r;
+                }
+                if (!isempty(d->driver) && !tree_has_driver(sys_fd, d->driver)) {
+                        r = tree_add_driver(sys_fd, d->driver);
+                        if (r < 0)
+                                return r;
+                }
+
+                (void) snprintf(path, sizeof path, "devices/pci%.7s", d->address);
+                r = mkdir_at(sys_fd, path);
+                if (r < 0)
+                        return r;
+                device_dir(d->address, dir, sizeof dir);
+                r = mkdir_at(sys_fd, dir);
+                if (r < 0)
+                        return r;
+
+                (void) snprintf(path, sizeof path, "%s/vendor", dir);
+                (void) snprintf(text, sizeof text, "0x%04x\n", d->vendor);
+                r = write_new_file_at(sys_fd, path, text);
+                if (r < 0)
+                        return r;
+                (void) snprintf(path, sizeof path, "%s/device", dir);
+                (void) snprintf(text, sizeof text, "0x%04x\n", d->device);
+                r = write_new_file_at(sys_fd, path, text);
+                if (r < 0)
+                        return r;
+                (void) snprintf(path, sizeof path, "%s/class", dir);
+                (void) snprintf(text, sizeof text, "0x%06x\n", d->class_code);
+                r = write_new_file_at(sys_fd, path, text);
+                if (r < 0)
+                        return r;
+                (void) snprintf(path, sizeof path, "%s/driver_override", dir);
+                r = write_new_file_at(sys_fd, path, "(null)\n");
+                if (r < 0)
+                        return r;
+
+                (void) snprintf(path, sizeof path, "%s/iommu_group", dir);
+                (void) snprintf(target, sizeof target, "../../../kernel/iommu_groups/%u", d->group);
+                if (symlinkat(target, sys_fd, path) < 0)
+                        return -errno;
+                (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/devices/%s", d->group, d->address);
+                (void) snprintf(target, sizeof target, "../../../../%s", dir);
+                if (symlinkat(target, sys_fd, path) < 0)
+                        return -errno;
+                (void) snprintf(path, sizeof path, "bus/pci/devices/%s", d->address);
+                (void) snprintf(target, sizeof target, "../../../%s", dir);
+                if (symlinkat(target, sys_fd, path) < 0)
+                        return -errno;
+
+                if (!isempty(d->driver)) {
+                        r = tree_bind(sys_fd, d->address, d->driver);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+/* Checks that a tree left by an earlier run holds what the topology describes. */
+static int tree_verify(int sys_fd, SysfsCache *cache, const SimTopology *t, const char *where) {
+        _cleanup_free_ unsigned *ids = NULL;
+        size_t n_ids = 0, n_devices = 0;
+        int r;
+
+#define MISMATCH(fmt, ...)                                                                                   \
+        log_error_errno(-EEXIST, "The simulated host in %s was made from another topology: " fmt ". "      \
+                        "Remove that directory to start afresh, or use the topology it was made from.",    \
+                        where, ##__VA_ARGS__)
+
+        r = sysfs_list_groups(sys_fd, &ids, &n_ids);
+        if (r < 0)
+                return log_error_errno(r, "Failed to list the groups of the simulated host in %s: %m", where);
+        if (n_ids != t->n_groups)
+                return MISMATCH("it has %zu groups, the topology %zu", n_ids, t->n_groups);
+
+        for (size_t i = 0; i < n_ids; i++) {
+                _cleanup_(host_group_done) HostGroup g = {};
+                const SimTopoGroup *tg = &t->groups[i];
+
+                if (ids[i] != tg->id)
+                        return MISMATCH("it has group %u, the topology group %u", ids[i], tg->id);
+                r = sysfs_read_group(sys_fd, cache, ids[i], &g);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read group %u of the simulated host in %s: %m",
+                                               ids[i], where);
+                if (!streq(g.type, tg->type))
+                        return MISMATCH("group %u has type \"%s\", the topology \"%s\"", g.id, g.type,
+                                        tg->type);
+                if (g.n_regions != tg->n_regions)
+                        return MISMATCH("group %u has %zu reserved regions, the topology %zu", g.id,
+                                        g.n_regions, tg->n_regions);
+                for (size_t k = 0; k < g.n_regions; k++)
+                        if (g.regions[k].start != tg->regions[k].start ||
+                            g.regions[k].end != tg->regions[k].end ||
+                            !streq(g.regions[k].type, tg->regions[k].type))
+                                return MISMATCH("group %u has other reserved regions", g.id);
+
+                for (size_t k = 0; k < g.n_devices; k++) {
+                        const HostDevice *d = &g.devices[k];
+                        const SimTopoDevice *td = sim_topology_find_device(t, d->address);
+
+                        if (!td)
+                                return MISMATCH("device %s is not in the topology", d->address);
+                        if (td->group != g.id)
+                                return MISMATCH("device %s is in group %u, in the topology in group %u",
+                                                d->address, g.id, td->group);
+                        if (td->vendor != d->vendor || td->device != d->device ||
+                            td->class_code != d->class_code)
+                                return MISMATCH("device %s is %04x:%04x class 0x%06x, in the topology "
+                                                "%04x:%04x class 0x%06x", d->address, d->vendor, d->device,
+                                                d->class_code, td->vendor, td->device, td->class_code);
+                }
+                n_devices += g.n_devices;
+        }
+        if (n_devices != t->n_devices) {
+                for (size_t i = 0; i < t->n_devices; i++) {
+                        char path[64];
+                        (void) snprintf(path, sizeof path, "bus/pci/devices/%s", t->devices[i].address);
+                        if (faccessat(sys_fd, path, F_OK, 0) < 0)
+                                return MISMATCH("device %s of the topology is missing",
+                                                t->devices[i].address);
+                }
+                return MISMATCH("it has %zu devices, the topology %zu", n_devices, t->n_devices);
+        }
+#undef MISMATCH
+        return 0;
+}
+
+/* ---------------------------------------------------------------- open files */
+
+static SimFile *sim_find_file(Sim *s, int fd, SimFileKind kind) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+                return NULL;
+        for (SimFile *f = s->files; f; f = f->next)
+                if (!f->closed && f->kind == kind && f->client_dev == st.st_dev && f->client_ino == st.st_ino)
+                        return f;
+        return NULL;
+}
+
+static bool container_has_groups(Sim *s, SimFile *c) {
+        for (SimFile *f = s->files; f; f = f->next)
+                if (f->kind == SIM_FILE_GROUP && !f->closed && f->container == c)
+                        return true;
+        return false;
+}
+
+/* Every copy of the client end is closed: the kernel's release(). Mutex held. */
+static void sim_file_release(Sim *s, SimFile *f) {
+        if (f->closed)
+                return;
+        f->closed = true;
+
+        if (f->kind == SIM_FILE_GROUP) {
+                SimGroupState *gs = sim_group_state(s, f->group);
+                SimFile *c = f->container;
+
+                if (gs && gs->file == f)
+                        gs->file = NULL;
+                f->container = NULL;
+                /* A container without groups loses its IOMMU type (the kernel's "deprivileged"). */
+                if (c && !container_has_groups(s, c))
+                        c->iommu_type = 0;
+        }
+
+        (void) pthread_cond_broadcast(&s->cond);
+        sim_wake(s);
+}
+
+/* Has the client end of an open file been closed everywhere? Notices it at once, without waiting for the
+ * responder (which may not have run yet). Mutex held. */
+static bool sim_file_check_closed(Sim *s, SimFile *f) {
+        struct pollfd p = { .fd = f->peer_fd, .events = POLLIN };
+
+        if (f->closed)
+                return true;
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP|POLLERR|POLLNVAL))) {
+                sim_file_release(s, f);
+                return true;
+        }
+        return false;
+}
+
+static bool sim_group_is_open(Sim *s, SimGroupState *gs) {
+        return gs->file && !sim_file_check_closed(s, gs->file);
+}
+
+static int sim_file_new(Sim *s, SimFileKind kind, unsigned group, SimFile **ret_file, int *ret_fd) {
+        _cleanup_close_ int client = -EBADF, peer = -EBADF;
+        SimFile *f;
+        struct stat st;
+        int pair[2], r;
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, pair) < 0)
+                return -errno;
+        client = pair[0];
+        peer = pair[1];
+        r = fd_set_nonblock(peer, true);
+        if (r < 0)
+                return r;
+        if (fstat(client, &st) < 0)
+                return -errno;
+
+        f = calloc(1, sizeof *f);
+        if (!f)
+                return -ENOMEM;
+        *f = (SimFile) {
+                .kind = kind,
+                .peer_fd = TAKE_FD(peer),
+                .client_dev = st.st_dev,
+                .client_ino = st.st_ino,
+                .group = group,
+                .next = s->files,
+        };
+        s->files = f;
+        sim_wake(s);
+
+        if (ret_file)
+                *ret_file = f;
+        *ret_fd = TAKE_FD(client);
+        return 0;
+}
+
+/* Closes the peer ends of released files and frees what nothing refers to. Responder thread or
+ * host_free() only; mutex held. */
+static void sim_reap(Sim *s) {
+        for (SimFile **p = &s->files; *p;) {
+                SimFile *f = *p;
+
+                if (!f->closed) {
+                        p = &f->next;
+                        continue;
+                }
+                f->peer_fd = safe_close(f->peer_fd);
+                if (f->kind == SIM_FILE_CONTAINER && container_has_groups(s, f)) {
+                        p = &f->next;
+                        continue;
+                }
+                *p = f->next;
+                free(f);
+        }
+}
+
+/* ---------------------------------------------------------------- the responder */
+
+static const char *iommu_type_name(uint32_t type, char *buf, size_t size) {
+        switch (type) {
+        case 0:
+                return "none";
+        case VFIO_TYPE1_IOMMU:
+                return "type1";
+        case VFIO_TYPE1v2_IOMMU:
+                return "type1v2";
+        case VFIO_SPAPR_TCE_IOMMU:
+                return "spapr-tce";
+        case VFIO_SPAPR_TCE_v2_IOMMU:
+                return "spapr-tce-v2";
+        default:
+                (void) snprintf(buf, size, "%" PRIu32, type);
+                return buf;
+        }
+}
+
+static bool group_devices_vfio_safe(const HostGroup *g) {
+        for (size_t i = 0; i < g->n_devices; i++)
+                if (!host_driver_is_vfio_safe(g->devices[i].driver))
+                        return false;
+        return true;
+}
+
+static void sim_count_usage(Sim *s, unsigned group) {
+        SimGroupState *gs = sim_group_state(s, group);
+        char name[32], text[32];
+
+        if (!gs)
+                return;
+        gs->usage++;
+        (void) snprintf(name, sizeof name, "usage-%u", group);
+        (void) snprintf(text, sizeof text, "%" PRIu64 "\n", gs->usage);
+        (void) replace_file_at(s->book_fd, "", name, text);
+}
+
+static void sim_answer_group(Host *h, Sim *s, SimFile *f, const char *req, char *reply, size_t size) {
+        _cleanup_(host_group_done) HostGroup g = {};
+        const char *arg;
+
+        sim_count_usage(s, f->group);
+
+        if (streq(req, "STATUS")) {
+                size_t off;
+
+                if (sysfs_read_group(h->sysfs_fd, h->cache, f->group, &g) < 0) {
+                        (void) snprintf(reply, size, "error=EIO");
+                        return;
+                }
+                off = (size_t) snprintf(reply, size, "group=%u viable=%i container=%s devices=", f->group,
+                                        f->container || group_devices_vfio_safe(&g),
+                                        f->container ? "yes" : "no");
+                for (size_t i = 0; i < g.n_devices && off < size; i++)
+                        off += (size_t) snprintf(reply + off, size - off, "%s%s", i > 0 ? "," : "",
+                                                 g.devices[i].address);
+                return;
+        }
+
+        if ((arg = startswith_word(req, "DEVICE "))) {
+                char address[HOST_ADDR_MAX];
+                const SimTopoDevice *td;
+                HostDevice d;
+
+                if (host_parse_pci_address(arg, address) < 0 ||
+                    !(td = sim_topology_find_device(s->topology, address)) || td->group != f->group ||
+                    sysfs_read_device(h->sysfs_fd, address, &d) < 0) {
+                        (void) snprintf(reply, size, "error=ENODEV");
+                        return;
+                }
+                (void) snprintf(reply, size, "device=%s vendor=0x%04x device=0x%04x driver=%s", d.address,
+                                d.vendor, d.device, isempty(d.driver) ? "none" : d.driver);
+                return;
+        }
+
+        (void) snprintf(reply, size, "error=EINVAL");
+}
+
+static void sim_answer_container(Sim *s, SimFile *c, const char *req, char *reply, size_t size) {
+        char buf[16];
+        size_t off;
+        bool first = true;
+
+        if (!streq(req, "STATUS")) {
+                (void) snprintf(reply, size, "error=EINVAL");
+                return;
+        }
+
+        off = (size_t) snprintf(reply, size, "container iommu=%s groups=",
+                                iommu_type_name(c->iommu_type, buf, sizeof buf));
+        /* In ascending order, as the topology keeps them. */
+        for (size_t i = 0; i < s->topology->n_groups && off < size; i++) {
+                SimFile *f = s->groups[i].file;
+                if (!f || f->closed || f->container != c)
+                        continue;
+                off += (size_t) snprintf(reply + off, size - off, "%s%u", first ? "" : ",", f->group);
+                first = false;
+        }
+}
+
+/* One request waits on f's peer end (or the client went away). Mutex held. */
+static void sim_serve(Host *h, Sim *s, SimFile *f, short revents) {
+        char req[SIM_REQUEST_MAX + 1], reply[SIM_REPLY_MAX];
+        ssize_t n;
+
+        if (!(revents & POLLIN)) {
+                if (revents & (POLLHUP|POLLERR|POLLNVAL))
+                        sim_file_release(s, f);
+                return;
+        }
+
+        n = recv(f->peer_fd, req, SIM_REQUEST_MAX, MSG_DONTWAIT);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return;
+                sim_file_release(s, f);
+                return;
+        }
+        if (n == 0 && (revents & POLLHUP)) {
+                sim_file_release(s, f);
+                return;
+        }
+        req[n] = 0;
+        while (n > 0 && (req[n - 1] == '\n' || req[n - 1] == '\r' || req[n - 1] == ' '))
+                req[--n] = 0;
+
+        if (f->kind == SIM_FILE_GROUP)
+                sim_answer_group(h, s, f, req, reply, sizeof reply);
+        else
+                sim_answer_container(s, f, req, reply, sizeof reply);
+
+        (void) send(f->peer_fd, reply, strnlen(reply, sizeof reply), MSG_DONTWAIT|MSG_NOSIGNAL);
+}
+
+static void *sim_responder(void *userdata) {
+        Host *h = userdata;
+        Sim *s = sim_of(h);
+        _cleanup_free_ struct pollfd *pfds = NULL;
+        _cleanup_free_ SimFile **polled = NULL;
+        size_t allocated = 0;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        while (!s->stopping) {
+                size_t n = 0;
+                int k;
+
+                sim_reap(s);
+                for (SimFile *f = s->files; f; f = f->next)
+                        n++;
+                if (n + 1 > allocated) {
+                        size_t a = MAX(2 * allocated, n + 16);
+                        struct pollfd *p = reallocarray(pfds, a, sizeof *pfds);
+                        SimFile **q;
+                        if (p)
+                                pfds = p;
+                        q = p ? reallocarray(polled, a, sizeof *polled) : NULL;
+                        if (!q) {
+                                /* Cannot watch them all now: try again in a moment. */
+                                (void) pthread_mutex_unlock(&s->mutex);
+                                (void) poll(NULL, 0, 10);
+                                (void) pthread_mutex_lock(&s->mutex);
+                                continue;
+                        }
+                        polled = q;
+                        allocated = a;
+                }
+
+                pfds[0] = (struct pollfd) { .fd = s->wake_fd, .events = POLLIN };
+                n = 0;
+                for (SimFile *f = s->files; f; f = f->next) {
+                        if (f->closed || f->peer_fd < 0)
+                                continue;
+                        polled[n] = f;
+                        pfds[++n] = (struct pollfd) { .fd = f->peer_fd, .events = POLLIN };
+                }
+                (void) pthread_mutex_unlock(&s->mutex);
+
+                k = poll(pfds, n + 1, -1);
+
+                (void) pthread_mutex_lock(&s->mutex);
+                if (k < 0)
+                        continue; /* EINTR; nothing else is expected with valid fds */
+                if (pfds[0].revents & POLLIN) {
+                        uint64_t v;
+                        (void) !read(s->wake_fd, &v, sizeof v);
+                }
+                for (size_t i = 0; i < n; i++) {
+                        /* Files are freed by this thread only, so polled[] is valid; skip what another
+                         * thread released meanwhile. */
+                        if (pfds[i + 1].revents == 0 || polled[i]->closed)
+                                continue;
+                        sim_serve(h, s, polled[i], pfds[i + 1].revents);
+                }
+        }
+        (void) pthread_mutex_unlock(&s->mutex);
+        return NULL;
+}
+
+/* ---------------------------------------------------------------- driver binding */
+
+static int sim_set_override(Host *h, const char *address, const char *driver) {
+        Sim *s = sim_of(h);
+        char dir[128], text[HOST_DRIVER_MAX + 2];
+        int r;
+
+        if (!sim_topology_find_device(s->topology, address))
+                return -ENOENT;
+        device_dir(address, dir, sizeof dir);
+        (void) snprintf(text, sizeof text, "%s\n", driver ?: "(null)");
+
+        (void) pthread_mutex_lock(&s->mutex);
+        r = replace_file_at(h->sysfs_fd, dir, "driver_override", text);
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+static int sim_unbind(Host *h, const char *address) {
+        Sim *s = sim_of(h);
+        int r;
+
+        if (!sim_topology_find_device(s->topology, address))
+                return -ENOENT;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        for (;;) {
+                char driver[HOST_DRIVER_MAX];
+                SimGroupState *gs;
+
+                if (s->stopping) {
+                        r = -ECANCELED;
+                        break;
+                }
+                r = sysfs_read_device_driver(h->sysfs_fd, address, driver);
+                if (r < 0 || isempty(driver))
+                        break;
+
+                /* The kernel holds the unbind of a VFIO device up until nobody uses it: here, until its
+                 * group is closed. No timeout, as in the kernel; the caller is a worker thread. */
+                gs = sim_group_state(s, sim_topology_find_device(s->topology, address)->group);
+                if (streq(driver, VFIO_PCI_DRIVER) && gs && sim_group_is_open(s, gs)) {
+                        s->n_waiters++;
+                        (void) pthread_cond_wait(&s->cond, &s->mutex);
+                        s->n_waiters--;
+                        if (s->stopping && s->n_waiters == 0)
+                                (void) pthread_cond_broadcast(&s->cond);
+                        continue;
+                }
+
+                r = tree_unbind(h->sysfs_fd, address, driver);
+                break;
+        }
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+/* Would the kernel bind driver to the device: driver loaded, matching (the override names it, or without
+ * an override the device's own host driver is it), device free, and no host driver into a group that is
+ * in a container. Mutex held. */
+static int sim_check_bind(Host *h, Sim *s, const SimTopoDevice *td, const HostDevice *d, const char *driver) {
+        SimGroupState *gs;
+
+        if (!tree_has_driver(h->sysfs_fd, driver))
+                return -ENOENT;
+        if (!isempty(d->driver_override) ? !streq(d->driver_override, driver) : !streq(td->native, driver))
+                return -ENODEV;
+        if (!isempty(d->driver))
+                return -EBUSY;
+        if (td->vfio_denylisted && streq(driver, "vfio-pci"))
+                return -EBUSY; /* vfio_pci_probe() refuses denylisted devices */
+        gs = sim_group_state(s, td->group);
+        if (gs && sim_group_is_open(s, gs) && gs->file->container && !host_driver_is_vfio_safe(driver))
+                return -EINVAL;
+        return 0;
+}
+
+static int sim_bind(Host *h, const char *address, const char *driver) {
+        Sim *s = sim_of(h);
+        const SimTopoDevice *td;
+        HostDevice d;
+        int r;
+
+        td = sim_topology_find_device(s->topology, address);
+        if (!td) /* the kernel's bind finds no such device */
+                return tree_has_driver(h->sysfs_fd, driver) ? -ENODEV : -ENOENT;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        r = sysfs_read_device(h->sysfs_fd, address, &d);
+        if (r >= 0)
+                r = sim_check_bind(h, s, td, &d, driver);
+        if (r >= 0)
+                r = tree_bind(h->sysfs_fd, address, driver);
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+static int sim_probe(Host *h, const char *address) {
+        Sim *s = sim_of(h);
+        const SimTopoDevice *td;
+        const char *driver;
+        HostDevice d;
+        int r;
+
+        td = sim_topology_find_device(s->topology, address);
+        if (!td)
+                return -ENODEV;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        r = sysfs_read_device(h->sysfs_fd, address, &d);
+        if (r < 0)
+                goto finish;
+        if (!isempty(d.driver))
+                goto finish; /* bound: nothing to do */
+
+        driver = !isempty(d.driver_override) ? d.driver_override : td->native;
+        if (isempty(driver))
+                goto finish;
+        /* drivers_probe does not report a driver that would not bind (not loaded, refused): the device
+         * just stays unbound, and the write succeeds. */
+        if (sim_check_bind(h, s, td, &d, driver) >= 0)
+                r = tree_bind(h->sysfs_fd, address, driver);
+finish:
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r < 0 ? r : 0;
+}
+
+/* ---------------------------------------------------------------- VFIO */
+
+static int sim_open_container(Host *h, int *ret_fd) {
+        Sim *s = sim_of(h);
+        int r;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        r = sim_file_new(s, SIM_FILE_CONTAINER, 0, NULL, ret_fd);
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+static int sim_open_group(Host *h, unsigned id, int *ret_fd) {
+        _cleanup_(host_group_done) HostGroup g = {};
+        Sim *s = sim_of(h);
+        SimGroupState *gs;
+        bool on_vfio = false;
+        int r;
+
+        gs = sim_group_state(s, id);
+        if (!gs)
+                return -ENOENT;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        r = sysfs_read_group(h->sysfs_fd, h->cache, id, &g);
+        if (r < 0)
+                goto finish;
+        for (size_t i = 0; i < g.n_devices; i++)
+                if (streq(g.devices[i].driver, VFIO_PCI_DRIVER))
+                        on_vfio = true;
+        if (!on_vfio) {
+                r = -ENOENT; /* no /dev/vfio/N while no device of the group is on vfio-pci */
+                goto finish;
+        }
+        if (sim_group_is_open(s, gs)) {
+                r = -EBUSY;
+                goto finish;
+        }
+        r = sim_file_new(s, SIM_FILE_GROUP, id, &gs->file, ret_fd);
+finish:
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+static int sim_group_is_viable(Host *h, int group_fd, bool *ret) {
+        _cleanup_(host_group_done) HostGroup g = {};
+        Sim *s = sim_of(h);
+        SimFile *f;
+        int r = 0;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        f = sim_find_file(s, group_fd, SIM_FILE_GROUP);
+        if (!f)
+                r = -ENOTTY;
+        else if (f->container)
+                *ret = true;
+        else {
+                r = sysfs_read_group(h->sysfs_fd, h->cache, f->group, &g);
+                if (r >= 0)
+                        *ret = group_devices_vfio_safe(&g);
+        }
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+static int sim_group_set_container(Host *h, int group_fd, int container_fd) {
+        _cleanup_(host_group_done) HostGroup g = {};
+        Sim *s = sim_of(h);
+        SimFile *f, *c;
+        int r;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        f = sim_find_file(s, group_fd, SIM_FILE_GROUP);
+        c = sim_find_file(s, container_fd, SIM_FILE_CONTAINER);
+        if (!f)
+                r = -ENOTTY;
+        else if (f->container)
+                r = -EINVAL;  /* as the kernel: a group joins one container once */
+        else if (!c)
+                r = -EINVAL;
+        else if ((r = sysfs_read_group(h->sysfs_fd, h->cache, f->group, &g)) < 0)
+                ;
+        else if (!group_devices_vfio_safe(&g))
+                r = -EPERM;
+        else {
+                f->container = c;
+                r = 0;
+        }
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+static int sim_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type) {
+        Sim *s = sim_of(h);
+        SimFile *c;
+        int r = 0;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        c = sim_find_file(s, container_fd, SIM_FILE_CONTAINER);
+        if (!c || !container_has_groups(s, c) || c->iommu_type != 0)
+                r = -EINVAL;
+        else {
+                c->iommu_type = VFIO_TYPE1v2_IOMMU;
+                *ret_type = c->iommu_type;
+        }
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+static void sim_free(Host *h) {
+        Sim *s = sim_of(h);
+
+        if (!s)
+                return;
+
+        if (s->thread_started) {
+                (void) pthread_mutex_lock(&s->mutex);
+                s->stopping = true;
+                (void) pthread_cond_broadcast(&s->cond);
+                while (s->n_waiters > 0)
+                        (void) pthread_cond_wait(&s->cond, &s->mutex);
+                (void) pthread_mutex_unlock(&s->mutex);
+                sim_wake(s);
+                (void) pthread_join(s->thread, NULL);
+        }
+
+        while (s->files) {
+                SimFile *f = s->files;
+                s->files = f->next;
+                safe_close(f->peer_fd);
+                free(f);
+        }
+        (void) pthread_cond_destroy(&s->cond);
+        (void) pthread_mutex_destroy(&s->mutex);
+        safe_close(s->wake_fd);
+        safe_close(s->state_fd);
+        safe_close(s->book_fd);
+        free(s->groups);
+        sim_topology_free(s->topology);
+        free(s);
+        h->data = NULL;
+}
+
+static const HostOps sim_ops = {
+        .free = sim_free,
+        .set_override = sim_set_override,
+        .unbind = sim_unbind,
+        .bind = sim_bind,
+        .probe = sim_probe,
+        .open_container = sim_open_container,
+        .open_group = sim_open_group,
+        .group_is_viable = sim_group_is_viable,
+        .group_set_container = sim_group_set_container,
+        .container_set_iommu = sim_container_set_iommu,
+};
+
+static int mkdir_parents(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *slash = strchr(p + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+                *slash = 0;
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *slash = '/';
+        }
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+/* Makes state_dir/sys from the topology, or checks the one an earlier run left. */
+static int sim_setup_tree(Host *h, Sim *s, const char *state_dir) {
+        _cleanup_close_ int new_fd = -EBADF;
+        const SimTopology *t = s->topology;
+        int r;
+
+        if (faccessat(s->state_fd, "sys", F_OK, AT_SYMLINK_NOFOLLOW) >= 0) {
+                h->sysfs_fd = openat(s->state_fd, "sys", O_PATH|O_DIRECTORY|O_CLOEXEC);
+                if (h->sysfs_fd < 0)
+                        return log_error_errno(-errno, "Failed to open %s/sys: %m", state_dir);
+                if (faccessat(h->sysfs_fd, "kernel/iommu_groups", F_OK, 0) < 0)
+                        return log_error_errno(-EEXIST, "%s/sys exists but is no simulated sysfs tree. "
+                                               "Remove it, or point the simulated host elsewhere.",
+                                               state_dir);
+                r = tree_verify(h->sysfs_fd, h->cache, t, state_dir);
+                if (r < 0)
+                        return r;
+                log_debug("Reusing the simulated host in %s.", state_dir);
+        } else {
+                /* Built aside and renamed into place, so that a crash never leaves half a tree. */
+                r = rm_rf_at(s->state_fd, "sys.new");
+                if (r < 0)
+                        return log_error_errno(r, "Failed to remove %s/sys.new: %m", state_dir);
+                if (mkdirat(s->state_fd, "sys.new", 0755) < 0)
+                        return log_error_errno(-errno, "Failed to create %s/sys.new: %m", state_dir);
+                new_fd = openat(s->state_fd, "sys.new", O_PATH|O_DIRECTORY|O_CLOEXEC);
+                if (new_fd < 0)
+                        return log_error_errno(-errno, "Failed to open %s/sys.new: %m", state_dir);
+                r = tree_build(new_fd, t);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to build the simulated host in %s: %m", state_dir);
+                if (renameat(s->state_fd, "sys.new", s->state_fd, "sys") < 0)
+                        return log_error_errno(-errno, "Failed to move %s/sys.new into place: %m", state_dir);
+                h->sysfs_fd = TAKE_FD(new_fd);
+                log_debug("Created the simulated host in %s.", state_dir);
+        }
+
+        /* The drivers "loaded": vfio-pci, and every driver the topology names (a topology may name
+         * more than the one the tree was made from). */
+        r = tree_has_driver(h->sysfs_fd, VFIO_PCI_DRIVER) ? 0 : tree_add_driver(h->sysfs_fd, VFIO_PCI_DRIVER);
+        for (size_t i = 0; r >= 0 && i < t->n_devices; i++) {
+                const char *drv[] = { t->devices[i].native, t->devices[i].driver };
+                for (size_t k = 0; r >= 0 && k < ELEMENTSOF(drv); k++)
+                        if (!isempty(drv[k]) && !tree_has_driver(h->sysfs_fd, drv[k]))
+                                r = tree_add_driver(h->sysfs_fd, drv[k]);
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the drivers of the simulated host in %s: %m",
+                                       state_dir);
+        return 0;
+}
+
+int host_new_sim(const HostSimConfig *cfg, Host **ret) {
+        _cleanup_(host_freep) Host *h = NULL;
+        _cleanup_free_ char *error = NULL;
+        sigset_t all, saved;
+        Sim *s;
+        int r;
+
+        if (!cfg || isempty(cfg->state_dir) || !ret)
+                return -EINVAL;
+
+        h = host_alloc(HOST_SIM, &sim_ops);
+        if (!h)
+                return log_oom();
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return log_oom();
+        h->data = s;
+        s->state_fd = s->book_fd = s->wake_fd = -EBADF;
+        (void) pthread_mutex_init(&s->mutex, NULL);
+        (void) pthread_cond_init(&s->cond, NULL);
+
+        r = sim_topology_load(cfg->topology_path, &s->topology, &error);
+        if (r < 0) {
+                if (error)
+                        return log_error_errno(r, "Bad topology: %s", error);
+                return log_error_errno(r, "Failed to load the topology %s: %m",
+                                       cfg->topology_path ?: "(built-in)");
+        }
+        s->groups = calloc(s->topology->n_groups, sizeof *s->groups);
+        if (!s->groups)
+                return log_oom();
+
+        r = mkdir_parents(cfg->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create %s: %m", cfg->state_dir);
+        s->state_fd = open(cfg->state_dir, O_PATH|O_DIRECTORY|O_CLOEXEC);
+        if (s->state_fd < 0)
+                return log_error_errno(-errno, "Failed to open %s: %m", cfg->state_dir);
+        r = mkdir_at(s->state_fd, "sim");
+        if (r < 0)
+                return log_error_errno(r, "Failed to create %s/sim: %m", cfg->state_dir);
+        s->book_fd = openat(s->state_fd, "sim", O_PATH|O_DIRECTORY|O_CLOEXEC);
+        if (s->book_fd < 0)
+                return log_error_errno(-errno, "Failed to open %s/sim: %m", cfg->state_dir);
+
+        r = sim_setup_tree(h, s, cfg->state_dir);
+        if (r < 0)
+                return r;
+
+        /* Usage counts carry on from an earlier run, as the tree does. */
+        for (size_t i = 0; i < s->topology->n_groups; i++) {
+                char name[32], text[32];
+                (void) snprintf(name, sizeof name, "usage-%u", s->topology->groups[i].id);
+                if (read_one_line_at(s->book_fd, name, text, sizeof text) >= 0)
+                        s->groups[i].usage = strtoull(text, NULL, 10);
+        }
+
+        s->wake_fd = eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK);
+        if (s->wake_fd < 0)
+                return log_error_errno(-errno, "Failed to create an eventfd: %m");
+
+        /* The responder takes no signals: they belong to the daemon's event loop. */
+        sigfillset(&all);
+        (void) pthread_sigmask(SIG_SETMASK, &all, &saved);
+        r = -pthread_create(&s->thread, NULL, sim_responder, h);
+        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the simulated host's responder thread: %m");
+        s->thread_started = true;
+
+        *ret = TAKE_PTR(h);
+        return 0;
+}

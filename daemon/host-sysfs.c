@@ -1,0 +1,658 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Reading the kernel's view of IOMMU groups and PCI devices from a sysfs root, for both backends:
+ *
+ *   kernel/iommu_groups/N/devices/ADDR   -> ../../../../devices/pci0000:00/ADDR
+ *   kernel/iommu_groups/N/type           "DMA-FQ" (absent on old kernels)
+ *   kernel/iommu_groups/N/reserved_regions
+ *                                        "0x00000000fee00000 0x00000000feefffff msi" lines
+ *   bus/pci/devices/ADDR                 -> ../../../devices/pci0000:00/ADDR
+ *   ADDR/{vendor,device,class}           "0x8086", "0x10d3", "0x020000"
+ *   ADDR/driver                          -> ../../../bus/pci/drivers/NAME (absent when unbound)
+ *   ADDR/driver_override                 "(null)" when unset
+ *   ADDR/iommu_group                     -> ../../../kernel/iommu_groups/N
+ *
+ * Discovery of thousands of groups is on the daemon's start-up path and is benchmarked. An open() costs
+ * microseconds (most of it the path walk), so: each file is read with a single read() (sysfs hands an
+ * attribute over in one piece, and a short read of a regular file - the sim's tree, captured trees - is
+ * its end); what cannot change while a device exists (vendor, device, class, where its directory is) and
+ * a group's reserved regions while its devices stay the same are cached in a SysfsCache; and later reads
+ * go to the device's directory directly rather than through its symlink. A group of two devices then
+ * costs four opens (its devices directory, type, each device's driver_override) and two readlinks (each
+ * device's driver); read the first time, eleven opens.
+ */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "host-internal.h"
+
+#define SYSFS_LINE_MAX 128
+#define SYSFS_REGIONS_MAX 4096
+
+bool sysfs_name_is_valid(const char *s, size_t max) {
+        size_t l;
+
+        if (isempty(s))
+                return false;
+        l = strnlen(s, max);
+        if (l >= max)
+                return false;
+        if (streq(s, ".") || streq(s, ".."))
+                return false;
+        return !strchr(s, '/');
+}
+
+/* Reads a small file with one read(). Returns its length, or negative errno. The text is NUL-terminated
+ * and cut at the first newline when one_line is set. */
+static ssize_t read_small_at(int dir_fd, const char *path, char *buf, size_t size, bool one_line) {
+        ssize_t n;
+        int fd;
+
+        fd = openat(dir_fd, path, O_RDONLY|O_CLOEXEC|O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, size - 1);
+        if (n < 0)
+                n = -errno;
+        safe_close(fd);
+        if (n < 0)
+                return n;
+        buf[n] = 0;
+        if (one_line) {
+                char *nl = strchr(buf, '\n');
+                if (nl) {
+                        *nl = 0;
+                        n = nl - buf;
+                }
+        }
+        return n;
+}
+
+static int parse_hex(const char *s, uint64_t max, uint64_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+                s += 2;
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
+                return -EBADMSG;
+        errno = 0;
+        v = strtoull(s, &end, 16);
+        if (errno != 0 || *end != 0 || v > max)
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
+/* A hex attribute (vendor, device, class). A missing file reads as 0: devices that are no PCI devices
+ * have none. The caller tells a vanished device from that. */
+static int read_hex_attr(int dev_fd, const char *name, uint64_t max, uint64_t *ret) {
+        char buf[SYSFS_LINE_MAX];
+        ssize_t n;
+
+        n = read_small_at(dev_fd, name, buf, sizeof buf, true);
+        if (n == -ENOENT) {
+                *ret = 0;
+                return 0;
+        }
+        if (n < 0)
+                return (int) n;
+        return parse_hex(buf, max, ret);
+}
+
+/* The last component of a symlink's target: a driver's or a group's name. -ENOENT when there is no
+ * link. */
+static int read_link_name_at(int dir_fd, const char *path, char *ret, size_t size) {
+        char buf[PATH_MAX];
+        const char *name;
+        ssize_t n;
+
+        n = readlinkat(dir_fd, path, buf, sizeof buf - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = 0;
+        name = strrchr(buf, '/');
+        name = name ? name + 1 : buf;
+        if (!sysfs_name_is_valid(name, size))
+                return -EBADMSG;
+        strcpy(ret, name);
+        return 0;
+}
+
+static int parse_group_id(const char *s, unsigned *ret) {
+        unsigned long v;
+        char *end;
+
+        if (!(*s >= '0' && *s <= '9'))
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno != 0 || *end != 0 || v >= UINT_MAX)
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+/* Fills d from the device directory dev_fd (O_PATH), all but address and group. */
+static int read_device_attrs(int dev_fd, HostDevice *d) {
+        char buf[SYSFS_LINE_MAX];
+        uint64_t v;
+        ssize_t n;
+        int r;
+
+        r = read_hex_attr(dev_fd, "vendor", UINT16_MAX, &v);
+        if (r < 0)
+                return r;
+        d->vendor = (uint16_t) v;
+        r = read_hex_attr(dev_fd, "device", UINT16_MAX, &v);
+        if (r < 0)
+                return r;
+        d->device = (uint16_t) v;
+        r = read_hex_attr(dev_fd, "class", UINT32_MAX, &v);
+        if (r < 0)
+                return r;
+        d->class_code = (uint32_t) v;
+
+        n = read_small_at(dev_fd, "driver_override", buf, sizeof buf, true);
+        if (n >= 0 && !streq(buf, "(null)")) {
+                if (strlen(buf) >= sizeof d->driver_override)
+                        return -EBADMSG;
+                strcpy(d->driver_override, buf);
+        } else if (n < 0 && n != -ENOENT)
+                return (int) n;
+
+        r = read_link_name_at(dev_fd, "driver", d->driver, sizeof d->driver);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        return 0;
+}
+
+static int cmp_unsigned(const void *a, const void *b) {
+        unsigned x = *(const unsigned *) a, y = *(const unsigned *) b;
+        return x < y ? -1 : x > y;
+}
+
+int sysfs_list_groups(int sysfs_fd, unsigned **ret_ids, size_t *ret_n) {
+        _cleanup_free_ unsigned *ids = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t n = 0, allocated = 0;
+        char buf[32768];
+
+        fd = openat(sysfs_fd, "kernel/iommu_groups", O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+
+        for (;;) {
+                ssize_t k = getdents64(fd, buf, sizeof buf);
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                for (ssize_t off = 0; off < k;) {
+                        struct dirent64 *de = (struct dirent64 *) (buf + off);
+                        unsigned id;
+
+                        off += de->d_reclen;
+                        if (parse_group_id(de->d_name, &id) < 0)
+                                continue;
+                        if (n == allocated) {
+                                size_t a = MAX(allocated * 2, (size_t) 64);
+                                unsigned *p = reallocarray(ids, a, sizeof *ids);
+                                if (!p)
+                                        return -ENOMEM;
+                                ids = p;
+                                allocated = a;
+                        }
+                        ids[n++] = id;
+                }
+        }
+
+        if (n > 0)
+                qsort(ids, n, sizeof *ids, cmp_unsigned);
+        *ret_ids = TAKE_PTR(ids);
+        *ret_n = n;
+        return 0;
+}
+
+int sysfs_parse_reserved_regions(const char *text, HostRegion **ret, size_t *ret_n) {
+        _cleanup_free_ HostRegion *regions = NULL;
+        size_t n = 0;
+
+        for (const char *p = text; *p;) {
+                const char *eol = strchrnul(p, '\n');
+                char line[SYSFS_LINE_MAX], start[24], end[24], type[HOST_TYPE_MAX];
+                size_t l = (size_t) (eol - p);
+                HostRegion *a;
+                uint64_t s, e;
+                char extra;
+
+                if (l >= sizeof line)
+                        return -EBADMSG;
+                memcpy(line, p, l);
+                line[l] = 0;
+                p = *eol ? eol + 1 : eol;
+                if (strspn(line, " \t") == l)
+                        continue;
+
+                if (sscanf(line, "%23s %23s %31s %c", start, end, type, &extra) != 3)
+                        return -EBADMSG;
+                if (parse_hex(start, UINT64_MAX, &s) < 0 || parse_hex(end, UINT64_MAX, &e) < 0 || e < s)
+                        return -EBADMSG;
+
+                a = reallocarray(regions, n + 1, sizeof *regions);
+                if (!a)
+                        return -ENOMEM;
+                regions = a;
+                regions[n].start = s;
+                regions[n].end = e;
+                strcpy(regions[n].type, type);
+                n++;
+        }
+
+        *ret = TAKE_PTR(regions);
+        *ret_n = n;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- the cache */
+
+#define SYSFS_DEVPATH_MAX 160
+
+typedef struct CachedDevice {
+        char address[HOST_ADDR_MAX];
+        uint64_t ino;
+        char path[SYSFS_DEVPATH_MAX];   /* the device's directory relative to the root, or "" */
+        uint16_t vendor;
+        uint16_t device;
+        uint32_t class_code;
+} CachedDevice;
+
+typedef struct CachedGroup {
+        unsigned id;
+        bool used;
+        CachedDevice *devices;          /* sorted by address */
+        size_t n_devices;
+        HostRegion *regions;
+        size_t n_regions;
+        bool have_regions;
+} CachedGroup;
+
+struct SysfsCache {
+        pthread_mutex_t mutex;
+        CachedGroup *slots;             /* open addressing on the group id */
+        size_t n_slots;                 /* a power of two, or 0 */
+        size_t n_used;
+};
+
+SysfsCache *sysfs_cache_new(void) {
+        SysfsCache *c = calloc(1, sizeof *c);
+        if (!c)
+                return NULL;
+        (void) pthread_mutex_init(&c->mutex, NULL);
+        return c;
+}
+
+SysfsCache *sysfs_cache_free(SysfsCache *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->n_slots; i++) {
+                free(c->slots[i].devices);
+                free(c->slots[i].regions);
+        }
+        free(c->slots);
+        (void) pthread_mutex_destroy(&c->mutex);
+        free(c);
+        return NULL;
+}
+
+static size_t cache_hash(unsigned id, size_t n_slots) {
+        return (size_t) (id * 2654435761U) & (n_slots - 1);
+}
+
+/* The entry of group id, made if need be. NULL only when out of memory. Mutex held. */
+static CachedGroup *cache_group(SysfsCache *c, unsigned id) {
+        size_t i;
+
+        if (c->n_slots > 0)
+                for (i = cache_hash(id, c->n_slots); c->slots[i].used; i = (i + 1) & (c->n_slots - 1))
+                        if (c->slots[i].id == id)
+                                return &c->slots[i];
+
+        if ((c->n_used + 1) * 2 > c->n_slots) {
+                size_t n = MAX(c->n_slots * 2, (size_t) 64);
+                CachedGroup *slots = calloc(n, sizeof *slots);
+                if (!slots)
+                        return NULL;
+                for (size_t k = 0; k < c->n_slots; k++) {
+                        if (!c->slots[k].used)
+                                continue;
+                        for (i = cache_hash(c->slots[k].id, n); slots[i].used; i = (i + 1) & (n - 1))
+                                ;
+                        slots[i] = c->slots[k];
+                }
+                free(c->slots);
+                c->slots = slots;
+                c->n_slots = n;
+        }
+
+        for (i = cache_hash(id, c->n_slots); c->slots[i].used; i = (i + 1) & (c->n_slots - 1))
+                ;
+        c->slots[i] = (CachedGroup) { .id = id, .used = true };
+        c->n_used++;
+        return &c->slots[i];
+}
+
+static int cmp_cached_key(const void *key, const void *elem) {
+        return strcmp(key, ((const CachedDevice *) elem)->address);
+}
+
+/* ---------------------------------------------------------------- groups */
+
+typedef struct Entry {
+        char name[HOST_ADDR_MAX];
+        uint64_t ino;
+} Entry;
+
+static int cmp_entry(const void *a, const void *b) {
+        return strcmp(((const Entry *) a)->name, ((const Entry *) b)->name);
+}
+
+/* The names (and link inodes) in a group's devices directory, sorted. */
+static int read_entries(int devs_fd, Entry **ret, size_t *ret_n) {
+        _cleanup_free_ Entry *entries = NULL;
+        size_t n = 0, allocated = 0;
+        char buf[8192];
+
+        for (;;) {
+                ssize_t k = getdents64(devs_fd, buf, sizeof buf);
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                for (ssize_t off = 0; off < k;) {
+                        struct dirent64 *de = (struct dirent64 *) (buf + off);
+
+                        off += de->d_reclen;
+                        if (de->d_name[0] == '.' || strlen(de->d_name) >= HOST_ADDR_MAX)
+                                continue;
+                        if (n == allocated) {
+                                size_t a = MAX(allocated * 2, (size_t) 4);
+                                Entry *p = reallocarray(entries, a, sizeof *entries);
+                                if (!p)
+                                        return -ENOMEM;
+                                entries = p;
+                                allocated = a;
+                        }
+                        strcpy(entries[n].name, de->d_name);
+                        entries[n].ino = de->d_ino;
+                        n++;
+                }
+        }
+        if (n > 0)
+                qsort(entries, n, sizeof *entries, cmp_entry);
+        *ret = TAKE_PTR(entries);
+        *ret_n = n;
+        return 0;
+}
+
+/* Where the link devs_fd/name points, relative to the sysfs root: "../../../../devices/pci0000:00/ADDR"
+ * becomes "devices/pci0000:00/ADDR". Reading through that path instead of the link saves the kernel a
+ * symlink walk per file: the walk is most of what an open costs. "" when the link has another shape. */
+static void resolve_device_path(int devs_fd, const char *name, char ret[SYSFS_DEVPATH_MAX]) {
+        char buf[PATH_MAX];
+        const char *p;
+        ssize_t n;
+
+        ret[0] = 0;
+        n = readlinkat(devs_fd, name, buf, sizeof buf - 1);
+        if (n < 0)
+                return;
+        buf[n] = 0;
+        p = startswith_word(buf, "../../../../devices/");
+        if (!p || strstr(p, "/../") || strlen(buf) - strlen("../../../../") >= SYSFS_DEVPATH_MAX)
+                return;
+        strcpy(ret, buf + strlen("../../../../"));
+}
+
+/* Reads one device of a group. cached: its unchanging part, or NULL, then it is read and stored in
+ * *store. Returns 1 when the device is there, 0 when it vanished, or negative errno. */
+static int read_group_device(int sysfs_fd, int devs_fd, const char *name, const CachedDevice *cached,
+                             HostDevice *d, CachedDevice *store) {
+        char path[SYSFS_DEVPATH_MAX + 32], buf[SYSFS_LINE_MAX];
+        const char *dir = name;
+        bool missing = false;
+        int dir_fd = devs_fd;
+        ssize_t n;
+        int r;
+
+        if (cached) {
+                d->vendor = cached->vendor;
+                d->device = cached->device;
+                d->class_code = cached->class_code;
+                strcpy(store->path, cached->path);
+        } else {
+                static const char *const attrs[] = { "vendor", "device", "class" };
+                uint64_t v[ELEMENTSOF(attrs)];
+
+                for (size_t i = 0; i < ELEMENTSOF(attrs); i++) {
+                        (void) snprintf(path, sizeof path, "%s/%s", name, attrs[i]);
+                        r = read_hex_attr(devs_fd, path, i == 2 ? UINT32_MAX : UINT16_MAX, &v[i]);
+                        if (r < 0)
+                                return r;
+                }
+                d->vendor = (uint16_t) v[0];
+                d->device = (uint16_t) v[1];
+                d->class_code = (uint32_t) v[2];
+                resolve_device_path(devs_fd, name, store->path);
+        }
+        if (!isempty(store->path)) {
+                dir = store->path;
+                dir_fd = sysfs_fd;
+        }
+
+        (void) snprintf(path, sizeof path, "%s/driver_override", dir);
+        n = read_small_at(dir_fd, path, buf, sizeof buf, true);
+        if (n >= 0 && !streq(buf, "(null)")) {
+                if (strlen(buf) >= sizeof d->driver_override)
+                        return -EBADMSG;
+                strcpy(d->driver_override, buf);
+        } else if (n == -ENOENT)
+                missing = true;
+        else if (n < 0)
+                return (int) n;
+
+        (void) snprintf(path, sizeof path, "%s/driver", dir);
+        r = read_link_name_at(dir_fd, path, d->driver, sizeof d->driver);
+        if (r < 0 && r != -ENOENT)
+                return r;
+
+        /* Every PCI device has a vendor and a driver_override: without them, either this is no PCI
+         * device (keep it), or it went away while we looked (skip it). */
+        if ((d->vendor == 0 || missing) && faccessat(devs_fd, name, F_OK, 0) < 0 && errno == ENOENT)
+                return 0;
+        return 1;
+}
+
+int sysfs_read_group(int sysfs_fd, SysfsCache *cache, unsigned id, HostGroup *ret) {
+        _cleanup_(host_group_done) HostGroup g = { .id = id };
+        _cleanup_free_ CachedDevice *seen = NULL;
+        _cleanup_free_ Entry *entries = NULL;
+        _cleanup_close_ int devs_fd = -EBADF;
+        char path[64], buf[SYSFS_REGIONS_MAX];
+        CachedGroup *cg = NULL;
+        size_t n_entries = 0, n_hits = 0;
+        ssize_t n;
+        int r;
+
+        (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/devices", id);
+        devs_fd = openat(sysfs_fd, path, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (devs_fd < 0)
+                return -errno;
+        r = read_entries(devs_fd, &entries, &n_entries);
+        if (r < 0)
+                return r;
+
+        g.devices = calloc(MAX(n_entries, (size_t) 1), sizeof *g.devices);
+        seen = calloc(MAX(n_entries, (size_t) 1), sizeof *seen);
+        if (!g.devices || !seen)
+                return -ENOMEM;
+
+        if (cache) {
+                (void) pthread_mutex_lock(&cache->mutex);
+                cg = cache_group(cache, id);
+        }
+
+        for (size_t i = 0; i < n_entries; i++) {
+                const CachedDevice *c = NULL;
+                HostDevice *d = &g.devices[g.n_devices];
+
+                if (cg && cg->n_devices > 0) {
+                        c = bsearch(entries[i].name, cg->devices, cg->n_devices, sizeof *cg->devices,
+                                    cmp_cached_key);
+                        if (c && c->ino != entries[i].ino)
+                                c = NULL;
+                }
+
+                *d = (HostDevice) { .group = id };
+                strcpy(d->address, entries[i].name);
+                seen[g.n_devices] = (CachedDevice) {};
+                r = read_group_device(sysfs_fd, devs_fd, entries[i].name, c, d, &seen[g.n_devices]);
+                if (r < 0)
+                        goto finish;
+                if (r == 0)
+                        continue;
+
+                n_hits += !!c;
+                seen[g.n_devices].ino = entries[i].ino;
+                seen[g.n_devices].vendor = d->vendor;
+                seen[g.n_devices].device = d->device;
+                seen[g.n_devices].class_code = d->class_code;
+                strcpy(seen[g.n_devices].address, d->address);
+                g.n_devices++;
+        }
+
+        /* The reserved regions follow from the devices: the same devices, the same regions. */
+        if (cg && cg->have_regions && n_hits == g.n_devices && n_hits == cg->n_devices) {
+                if (cg->n_regions > 0) {
+                        g.regions = reallocarray(NULL, cg->n_regions, sizeof *g.regions);
+                        if (!g.regions) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        memcpy(g.regions, cg->regions, cg->n_regions * sizeof *g.regions);
+                }
+                g.n_regions = cg->n_regions;
+        } else {
+                n = read_small_at(devs_fd, "../reserved_regions", buf, sizeof buf, false);
+                if (n >= 0) {
+                        if ((size_t) n >= sizeof buf - 1) {
+                                r = -EFBIG;
+                                goto finish;
+                        }
+                        r = sysfs_parse_reserved_regions(buf, &g.regions, &g.n_regions);
+                        if (r < 0)
+                                goto finish;
+                } else if (n != -ENOENT) {
+                        r = (int) n;
+                        goto finish;
+                }
+
+                if (cg) {
+                        HostRegion *copy = NULL;
+                        if (g.n_regions > 0) {
+                                copy = reallocarray(NULL, g.n_regions, sizeof *copy);
+                                if (copy)
+                                        memcpy(copy, g.regions, g.n_regions * sizeof *copy);
+                        }
+                        free(cg->regions);
+                        cg->regions = copy;
+                        cg->n_regions = copy ? g.n_regions : 0;
+                        cg->have_regions = copy || g.n_regions == 0;
+                }
+        }
+
+        if (cg) {
+                free(cg->devices);
+                cg->devices = TAKE_PTR(seen);
+                cg->n_devices = g.n_devices;
+        }
+        r = 0;
+
+finish:
+        if (cache)
+                (void) pthread_mutex_unlock(&cache->mutex);
+        if (r < 0)
+                return r;
+
+        /* The type can be changed (by writing it, while no driver is bound): read it every time. */
+        n = read_small_at(devs_fd, "../type", buf, sizeof buf, true);
+        if (n >= 0) {
+                if ((size_t) n >= sizeof g.type)
+                        return -EBADMSG;
+                strcpy(g.type, buf);
+        } else if (n != -ENOENT)
+                return (int) n;
+
+        *ret = g;
+        g = (HostGroup) {};
+        return 0;
+}
+
+int sysfs_read_device_driver(int sysfs_fd, const char *address, char ret[HOST_DRIVER_MAX]) {
+        char path[64 + HOST_ADDR_MAX];
+        int r;
+
+        if (!sysfs_name_is_valid(address, HOST_ADDR_MAX))
+                return -EINVAL;
+        (void) snprintf(path, sizeof path, "bus/pci/devices/%s/driver", address);
+        r = read_link_name_at(sysfs_fd, path, ret, HOST_DRIVER_MAX);
+        if (r == -ENOENT) {
+                (void) snprintf(path, sizeof path, "bus/pci/devices/%s", address);
+                if (faccessat(sysfs_fd, path, F_OK, 0) < 0)
+                        return -errno;
+                ret[0] = 0;
+                return 0;
+        }
+        return r;
+}
+
+int sysfs_read_device(int sysfs_fd, const char *address, HostDevice *ret) {
+        _cleanup_close_ int dev_fd = -EBADF;
+        char path[64 + HOST_ADDR_MAX], name[32];
+        HostDevice d = { .group = UINT_MAX };
+        int r;
+
+        if (!sysfs_name_is_valid(address, HOST_ADDR_MAX))
+                return -EINVAL;
+        strcpy(d.address, address);
+
+        (void) snprintf(path, sizeof path, "bus/pci/devices/%s", address);
+        dev_fd = openat(sysfs_fd, path, O_PATH|O_DIRECTORY|O_CLOEXEC);
+        if (dev_fd < 0)
+                return -errno;
+
+        r = read_device_attrs(dev_fd, &d);
+        if (r < 0)
+                return r;
+
+        r = read_link_name_at(dev_fd, "iommu_group", name, sizeof name);
+        if (r >= 0) {
+                if (parse_group_id(name, &d.group) < 0)
+                        return -EBADMSG;
+        } else if (r != -ENOENT)
+                return r;
+
+        /* Every PCI device has a vendor: none means the device went away under us. */
+        if (d.vendor == 0 && faccessat(sysfs_fd, path, F_OK, 0) < 0 && errno == ENOENT)
+                return -ENOENT;
+
+        *ret = d;
+        return 0;
+}

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "host-internal.h"
+
+static const char *const host_kind_table[_HOST_KIND_MAX] = {
+        [HOST_LINUX] = "linux",
+        [HOST_SIM] = "sim",
+};
+
+const char *host_kind_to_string(HostKind k) {
+        if (k < 0 || k >= _HOST_KIND_MAX)
+                return NULL;
+        return host_kind_table[k];
+}
+
+HostKind host_kind_from_string(const char *s) {
+        if (!s)
+                return _HOST_KIND_INVALID;
+        for (size_t i = 0; i < ELEMENTSOF(host_kind_table); i++)
+                if (streq(host_kind_table[i], s))
+                        return (HostKind) i;
+        return _HOST_KIND_INVALID;
+}
+
+void host_group_done(HostGroup *g) {
+        if (!g)
+                return;
+        free(g->devices);
+        free(g->regions);
+        *g = (HostGroup) {};
+}
+
+Host *host_alloc(HostKind kind, const HostOps *ops) {
+        Host *h = calloc(1, sizeof *h);
+        if (!h)
+                return NULL;
+        h->kind = kind;
+        h->ops = ops;
+        h->sysfs_fd = -EBADF;
+        h->dev_fd = -EBADF;
+        h->cache = sysfs_cache_new();
+        if (!h->cache) {
+                free(h);
+                return NULL;
+        }
+        return h;
+}
+
+Host *host_free(Host *h) {
+        if (!h)
+                return NULL;
+        if (h->ops && h->ops->free)
+                h->ops->free(h);
+        h->sysfs_fd = safe_close(h->sysfs_fd);
+        h->dev_fd = safe_close(h->dev_fd);
+        sysfs_cache_free(h->cache);
+        free(h);
+        return NULL;
+}
+
+HostKind host_get_kind(Host *h) {
+        if (!h)
+                return _HOST_KIND_INVALID;
+        return h->kind;
+}
+
+/* ---------------------------------------------------------------- discovery */
+
+int host_list_groups(Host *h, unsigned **ret_ids, size_t *ret_n) {
+        if (!h || !ret_ids || !ret_n)
+                return -EINVAL;
+        return sysfs_list_groups(h->sysfs_fd, ret_ids, ret_n);
+}
+
+int host_read_group(Host *h, unsigned id, HostGroup *ret) {
+        if (!h || !ret)
+                return -EINVAL;
+        return sysfs_read_group(h->sysfs_fd, h->cache, id, ret);
+}
+
+int host_read_device(Host *h, const char *address, HostDevice *ret) {
+        if (!h || !address || !ret)
+                return -EINVAL;
+        return sysfs_read_device(h->sysfs_fd, address, ret);
+}
+
+static int unhex(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -EINVAL;
+}
+
+/* Exactly n hex digits at *p, advancing it. */
+static int parse_hex_field(const char **p, size_t n, unsigned *ret) {
+        unsigned v = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                int d = unhex((*p)[i]);
+                if (d < 0)
+                        return -EINVAL;
+                v = v << 4 | (unsigned) d;
+        }
+        *p += n;
+        *ret = v;
+        return 0;
+}
+
+int host_parse_pci_address(const char *s, char ret[HOST_ADDR_MAX]) {
+        unsigned domain = 0, bus, slot, function;
+        const char *p = s;
+        size_t l;
+
+        if (!s || !ret)
+                return -EINVAL;
+
+        /* "DDDD:BB:SS.F" is 12 characters, "BB:SS.F" is 7: nothing else is an address. */
+        l = strlen(s);
+        if (l == 12) {
+                if (parse_hex_field(&p, 4, &domain) < 0 || *p++ != ':')
+                        return -EINVAL;
+        } else if (l != 7)
+                return -EINVAL;
+
+        if (parse_hex_field(&p, 2, &bus) < 0 || *p++ != ':' ||
+            parse_hex_field(&p, 2, &slot) < 0 || *p++ != '.' ||
+            parse_hex_field(&p, 1, &function) < 0 || *p != 0)
+                return -EINVAL;
+        if (slot >= 0x20 || function >= 8)
+                return -EINVAL;
+
+        (void) snprintf(ret, HOST_ADDR_MAX, "%04x:%02x:%02x.%x", domain, bus, slot, function);
+        return 0;
+}
+
+/* The drivers the kernel lets a device stay on while its group is used through VFIO: vfio-pci itself,
+ * none at all, and the drivers that manage DMA ownership themselves (driver_managed_dma in the kernel):
+ * pcieport for bridges, and pci-stub, which exists to hold a device away from its host driver. */
+bool host_driver_is_vfio_safe(const char *driver) {
+        return isempty(driver) ||
+                streq(driver, VFIO_PCI_DRIVER) ||
+                streq(driver, "pcieport") ||
+                streq(driver, "pci-stub");
+}
+
+/* ---------------------------------------------------------------- driver binding and VFIO */
+
+static bool address_ok(const char *address) {
+        return sysfs_name_is_valid(address, HOST_ADDR_MAX);
+}
+
+int host_device_set_override(Host *h, const char *address, const char *driver) {
+        if (!h || !address_ok(address))
+                return -EINVAL;
+        if (!isempty(driver) && !sysfs_name_is_valid(driver, HOST_DRIVER_MAX))
+                return -EINVAL;
+        return h->ops->set_override(h, address, isempty(driver) ? NULL : driver);
+}
+
+int host_device_unbind(Host *h, const char *address) {
+        if (!h || !address_ok(address))
+                return -EINVAL;
+        return h->ops->unbind(h, address);
+}
+
+int host_device_bind(Host *h, const char *address, const char *driver) {
+        if (!h || !address_ok(address) || !sysfs_name_is_valid(driver, HOST_DRIVER_MAX))
+                return -EINVAL;
+        return h->ops->bind(h, address, driver);
+}
+
+int host_device_probe(Host *h, const char *address) {
+        if (!h || !address_ok(address))
+                return -EINVAL;
+        return h->ops->probe(h, address);
+}
+
+int host_open_container(Host *h, int *ret_fd) {
+        if (!h || !ret_fd)
+                return -EINVAL;
+        return h->ops->open_container(h, ret_fd);
+}
+
+int host_open_group(Host *h, unsigned id, int *ret_fd) {
+        if (!h || !ret_fd)
+                return -EINVAL;
+        return h->ops->open_group(h, id, ret_fd);
+}
+
+int host_group_is_viable(Host *h, int group_fd, bool *ret) {
+        if (!h || !ret)
+                return -EINVAL;
+        if (group_fd < 0)
+                return -EBADF;
+        return h->ops->group_is_viable(h, group_fd, ret);
+}
+
+int host_group_set_container(Host *h, int group_fd, int container_fd) {
+        if (!h)
+                return -EINVAL;
+        if (group_fd < 0 || container_fd < 0)
+                return -EBADF;
+        return h->ops->group_set_container(h, group_fd, container_fd);
+}
+
+int host_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type) {
+        uint32_t type = 0;
+        int r;
+
+        if (!h)
+                return -EINVAL;
+        if (container_fd < 0)
+                return -EBADF;
+        r = h->ops->container_set_iommu(h, container_fd, &type);
+        if (r < 0)
+                return r;
+        if (ret_type)
+                *ret_type = type;
+        return 0;
+}

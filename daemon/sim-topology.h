@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The simulated host's topology: which IOMMU groups exist, what they hold, and which drivers the devices
+ * are on when the simulated host is first created.
+ *
+ * The file format is line based. '#' starts a comment (to the end of the line), blank lines are ignored,
+ * fields are separated by blanks. Three kinds of lines:
+ *
+ *   group ID [type=TYPE]
+ *           Starts IOMMU group ID (decimal). TYPE is what kernel/iommu_groups/ID/type reads: "DMA-FQ"
+ *           when left out; an empty "type=" leaves the file out, as kernels before 5.11 do.
+ *
+ *   region START END TYPE
+ *           A reserved region of the current group, as the kernel lists it in reserved_regions:
+ *           "region 0x00000000fee00000 0x00000000feefffff msi". START <= END, both hex.
+ *
+ *   device ADDRESS vendor=0xVVVV device=0xDDDD [class=0xCCCCCC] [native=DRIVER] [driver=DRIVER] [denylisted]
+ *           A PCI device of the current group. ADDRESS is "0000:01:00.0" (or "01:00.0"). native= names
+ *           the host driver the kernel binds when the device is probed without a driver_override
+ *           (none when left out); driver= the driver the device is on when the simulated host is first
+ *           created (the native driver when left out; an empty "driver=" for none). class defaults
+ *           to 0. denylisted marks a device on vfio-pci's denylist (the kernel's vfio_pci_is_denylisted():
+ *           some Intel QuickAssist functions): binding it to vfio-pci fails with EBUSY, as the kernel's
+ *           probe does, and a probe leaves it without a driver.
+ *
+ * A device must come after a group line; every group needs at least one device; group ids and device
+ * addresses are unique. Errors name the line: "line 7: duplicate device 0000:01:00.0 (first on line 4)".
+ *
+ * The drivers named anywhere in the file, and vfio-pci, are the drivers the simulated host has loaded.
+ * The built-in default (sim_topology_default_text(), also shipped as tests/data/sim-default.topo) looks
+ * like a small server. */
+
+#include "host.h"
+
+typedef struct SimTopoDevice {
+        char address[HOST_ADDR_MAX];    /* canonical */
+        uint16_t vendor;
+        uint16_t device;
+        uint32_t class_code;
+        char native[HOST_DRIVER_MAX];   /* "" when none */
+        char driver[HOST_DRIVER_MAX];   /* at creation; "" when none */
+        bool vfio_denylisted;           /* vfio-pci's probe refuses it */
+        unsigned group;
+        unsigned line;
+} SimTopoDevice;
+
+typedef struct SimTopoGroup {
+        unsigned id;
+        char type[HOST_TYPE_MAX];       /* "" when the type file is left out */
+        HostRegion *regions;
+        size_t n_regions;
+        size_t n_devices;
+        unsigned line;
+} SimTopoGroup;
+
+typedef struct SimTopology {
+        SimTopoGroup *groups;           /* sorted by id */
+        size_t n_groups;
+        SimTopoDevice *devices;         /* sorted by address */
+        size_t n_devices;
+} SimTopology;
+
+const char *sim_topology_default_text(void);
+
+/* On a syntax error returns -EINVAL and, if ret_error is given, a message naming the line. */
+int sim_topology_parse(const char *text, SimTopology **ret, char **ret_error);
+/* Reads the file at path (NULL: the built-in default) and parses it. Messages name the file. */
+int sim_topology_load(const char *path, SimTopology **ret, char **ret_error);
+SimTopology *sim_topology_free(SimTopology *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SimTopology *, sim_topology_free);
+
+const SimTopoGroup *sim_topology_find_group(const SimTopology *t, unsigned id);
+const SimTopoDevice *sim_topology_find_device(const SimTopology *t, const char *address);
