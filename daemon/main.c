@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* groupd: brokers ownership of IOMMU groups. Start-up, options, signals, readiness. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "fd-util.h"
+#include "host.h"
+#include "log.h"
+#include "manager.h"
+#include "server.h"
+
+static const char *arg_host = "linux";
+static const char *arg_runtime_dir = GD_RUNDIR;
+static const char *arg_socket = NULL;
+static const char *arg_policy = "/etc/groupd/policy.conf";
+static const char *arg_sysfs_root = NULL;
+static const char *arg_dev_root = NULL;
+static uint64_t arg_release_deadline_usec = 0;
+static bool arg_keep_leases = false;
+
+static void help(void) {
+        printf("Usage: groupd [OPTIONS]\n\n"
+               "Brokers ownership of IOMMU groups: binds a group's devices to vfio-pci, hands the VFIO\n"
+               "container and group fds to the VMM that asked, and puts the host drivers back when the\n"
+               "lease ends.\n\n"
+               "  --host=linux|sim|sim:FILE  the host: the real kernel (default), or a simulated host\n"
+               "                             (built-in default topology, or one read from FILE)\n"
+               "  --runtime-dir=DIR          state file and default socket (default " GD_RUNDIR ")\n"
+               "  --socket=PATH              native socket (default RUNTIME-DIR/socket), unless socket-activated\n"
+               "  --policy=FILE              policy file (default /etc/groupd/policy.conf; built-in default\n"
+               "                             if it does not exist)\n"
+               "  --sysfs-root=DIR           linux host: read sysfs here (default /sys)\n"
+               "  --dev-root=DIR             linux host: /dev here (default /dev)\n"
+               "  --release-deadline=SEC     report a held-up release after SEC seconds (default 10)\n"
+               "  --keep-leases-on-exit      on SIGTERM, keep leases of live owner processes (for restarts)\n"
+               "  -v, --verbose              debug logging\n"
+               "  -h, --help                 this text\n"
+               "      --version              the version\n");
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_HOST = 0x100, ARG_RUNTIME_DIR, ARG_SOCKET, ARG_POLICY, ARG_SYSFS_ROOT, ARG_DEV_ROOT,
+                ARG_RELEASE_DEADLINE, ARG_KEEP_LEASES, ARG_VERSION,
+        };
+        static const struct option options[] = {
+                { "host", required_argument, NULL, ARG_HOST },
+                { "runtime-dir", required_argument, NULL, ARG_RUNTIME_DIR },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "policy", required_argument, NULL, ARG_POLICY },
+                { "sysfs-root", required_argument, NULL, ARG_SYSFS_ROOT },
+                { "dev-root", required_argument, NULL, ARG_DEV_ROOT },
+                { "release-deadline", required_argument, NULL, ARG_RELEASE_DEADLINE },
+                { "keep-leases-on-exit", no_argument, NULL, ARG_KEEP_LEASES },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0)
+                switch (c) {
+                case ARG_HOST:
+                        arg_host = optarg;
+                        break;
+                case ARG_RUNTIME_DIR:
+                        arg_runtime_dir = optarg;
+                        break;
+                case ARG_SOCKET:
+                        arg_socket = optarg;
+                        break;
+                case ARG_POLICY:
+                        arg_policy = optarg;
+                        break;
+                case ARG_SYSFS_ROOT:
+                        arg_sysfs_root = optarg;
+                        break;
+                case ARG_DEV_ROOT:
+                        arg_dev_root = optarg;
+                        break;
+                case ARG_RELEASE_DEADLINE: {
+                        char *end;
+                        double d = strtod(optarg, &end);
+                        if (*end != 0 || !(d > 0) || d > 86400) {
+                                log_error("Invalid --release-deadline \"%s\": want seconds, 0 < SEC <= 86400.", optarg);
+                                return -EINVAL;
+                        }
+                        arg_release_deadline_usec = (uint64_t) (d * 1e6);
+                        break;
+                }
+                case ARG_KEEP_LEASES:
+                        arg_keep_leases = true;
+                        break;
+                case 'v':
+                        log_set_max_level(LOG_DEBUG);
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("groupd %s\n", PACKAGE_VERSION);
+                        return 0;
+                default:
+                        return -EINVAL;
+                }
+
+        if (optind < argc) {
+                log_error("Unexpected argument \"%s\".", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static int make_host(const char *runtime_dir, Host **ret) {
+        if (streq(arg_host, "linux")) {
+                HostLinuxConfig cfg = { .sysfs_root = arg_sysfs_root, .dev_root = arg_dev_root };
+                return host_new_linux(&cfg, ret);
+        }
+        if (streq(arg_host, "sim") || startswith_word(arg_host, "sim:")) {
+                _cleanup_free_ char *dir = NULL;
+                HostSimConfig cfg = {};
+                if (asprintf(&dir, "%s/sim", runtime_dir) < 0)
+                        return -ENOMEM;
+                cfg.state_dir = dir;
+                cfg.topology_path = startswith_word(arg_host, "sim:");
+                return host_new_sim(&cfg, ret);
+        }
+        log_error("Unknown --host=\"%s\": want linux, sim or sim:FILE.", arg_host);
+        return -EINVAL;
+}
+
+static void on_shutdown_done(Manager *m, void *userdata) {
+        sd_event_exit(userdata, 0);
+}
+
+typedef struct Daemon {
+        sd_event *event;
+        Manager *manager;
+        Server *server;
+        bool stopping;
+} Daemon;
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->stopping)
+                return 0;
+        d->stopping = true;
+        log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Releasing leases…");
+        server_stop_accepting(d->server);
+        return manager_shutdown(d->manager, on_shutdown_done, d->event);
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(server_freep) Server *server = NULL;
+        _cleanup_free_ char *socket_path = NULL;
+        Host *host = NULL;
+        ManagerError err = {};
+        int listen_fd = -EBADF, r, n;
+        sigset_t mask;
+        Daemon d = {};
+
+        log_set_prefix(NULL);
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+
+        if (mkdir(arg_runtime_dir, 0755) < 0 && errno != EEXIST) {
+                log_error_errno(-errno, "Failed to create runtime directory %s: %m", arg_runtime_dir);
+                return 1;
+        }
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_default(&e);
+        if (r < 0) {
+                log_error_errno(r, "Failed to allocate the event loop: %m");
+                return 1;
+        }
+        (void) sd_event_set_watchdog(e, true);
+
+        r = make_host(arg_runtime_dir, &host);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the %s host: %m", arg_host);
+                return 1;
+        }
+
+        ManagerConfig cfg = {
+                .runtime_dir = arg_runtime_dir,
+                .policy_path = arg_policy,
+                .release_deadline_usec = arg_release_deadline_usec,
+                .keep_leases_on_exit = arg_keep_leases,
+        };
+        r = manager_new(e, host, &cfg, &m);
+        if (r < 0) {
+                host_free(host);
+                log_error_errno(r, "Failed to set up: %m");
+                return 1;
+        }
+
+        r = manager_start(m, &err);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start: %s", err.message);
+                return 1;
+        }
+
+        n = sd_listen_fds(true);
+        if (n > 1) {
+                log_error("Expected one socket from systemd, got %i.", n);
+                return 1;
+        }
+        if (n == 1) {
+                listen_fd = SD_LISTEN_FDS_START;
+                (void) fd_set_cloexec(listen_fd, true);
+        } else {
+                if (!arg_socket && asprintf(&socket_path, "%s/socket", arg_runtime_dir) < 0)
+                        return log_oom(), 1;
+                r = server_listen_path(arg_socket ?: socket_path, &listen_fd);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to listen on %s: %m", arg_socket ?: socket_path);
+                        return 1;
+                }
+        }
+
+        r = server_new(e, m, listen_fd, &server);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the server: %m");
+                return 1;
+        }
+
+        d = (Daemon) { .event = e, .manager = m, .server = server };
+        (void) sd_event_add_signal(e, NULL, SIGTERM, on_signal, &d);
+        (void) sd_event_add_signal(e, NULL, SIGINT, on_signal, &d);
+
+        log_info("groupd %s ready on the %s host, socket %s.", PACKAGE_VERSION, arg_host,
+                 n == 1 ? "from systemd" : (arg_socket ?: socket_path));
+        (void) sd_notify(false, "READY=1\nSTATUS=Serving.");
+
+        r = sd_event_loop(e);
+        if (r < 0) {
+                log_error_errno(r, "Event loop failed: %m");
+                return 1;
+        }
+        server = server_free(server);
+        return 0;
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The manager: the core of groupd. It owns the host, the policy, the leases and the state file, and
+ * drives every lease from request to release. It knows nothing of sockets or D-Bus: the edges call it
+ * with a Caller and get answers as data (the proto's Gd* structs serve as plain views) and events. */
+
+#include <systemd/sd-event.h>
+
+#include "groupd-proto.h"
+#include "host.h"
+#include "lease.h"
+#include "policy.h"
+
+#define CALLER_GIDS_MAX 64
+
+typedef struct Caller {
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        gid_t gids[CALLER_GIDS_MAX];
+        size_t n_gids;
+        uint64_t connection_id;      /* the native connection it came on; 0 for none */
+} Caller;
+
+typedef struct ManagerError {
+        GdError code;
+        int errno_value;             /* positive, or 0 */
+        char message[GD_TEXT_MAX];
+} ManagerError;
+
+typedef struct ManagerConfig {
+        const char *runtime_dir;     /* the state file lives here */
+        const char *policy_path;     /* NULL: the built-in default */
+        uint64_t release_deadline_usec; /* when a held-up release is reported; 0: 10 s */
+        bool keep_leases_on_exit;    /* on shutdown, keep leases owned by live processes (restart) */
+} ManagerConfig;
+
+typedef struct AcquireRequest {
+        const char *const *specs;
+        size_t n_specs;
+        const char *label;
+        uint32_t flags;              /* GD_ACQUIRE_* */
+        int owner_pidfd;             /* with GD_ACQUIRE_OWNER_PROCESS; borrowed (duplicated) */
+} AcquireRequest;
+
+typedef struct Manager Manager;
+
+/* Called on the loop when an acquire finishes. On success lease is set and err NULL; the lease's fds
+ * (lease->container_fd, lease->group_fds) are the daemon's copies, to be sent (not closed) by the edge;
+ * *lease_fd is the client's end of the lease fd (if one was asked), which the edge takes (TAKE_FD) and
+ * closes once sent. Return < 0 if the reply could not be delivered: the lease is then released at once.
+ * On failure lease is NULL and err says what failed; nothing was left changed. */
+typedef int (*AcquireDone)(Manager *m, Lease *lease, int *lease_fd, const ManagerError *err, void *userdata);
+
+/* An event for subscribers. For GD_EVENT_GROUP_CHANGED, l is NULL and group is set. */
+typedef void (*ManagerEventFunc)(Manager *m, GdEventKind kind, const Lease *l, unsigned group, int errno_value,
+                                 const char *detail, void *userdata);
+
+int manager_new(sd_event *e, Host *host, const ManagerConfig *config, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Loads the policy and takes back the state file's leases (reconcile). */
+int manager_start(Manager *m, ManagerError *err);
+
+int manager_add_listener(Manager *m, ManagerEventFunc func, void *userdata);
+
+/* Views; free with manager_groups_free() / manager_leases_free(). */
+int manager_list_groups(Manager *m, GdGroup **ret, size_t *ret_n);
+int manager_get_group(Manager *m, const char *spec, GdGroup **ret, ManagerError *err);
+void manager_groups_free(GdGroup *g, size_t n);   /* frees the array too */
+size_t manager_n_leases(Manager *m);
+Lease *manager_first_lease(Manager *m);   /* iterate with l->next */
+
+/* Starts an acquire. Returns < 0 with *err set if it was refused at once (bad spec, denied, busy);
+ * otherwise done is called later, exactly once. */
+int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, AcquireDone done, void *userdata,
+                    ManagerError *err);
+
+/* Starts the release of the lease with this token. */
+int manager_release_token(Manager *m, const Caller *c, const char *token, ManagerError *err);
+int manager_release_lease(Manager *m, Lease *l, GdReason reason);
+
+/* The native connection went away: leases it owns end. */
+void manager_connection_closed(Manager *m, uint64_t connection_id);
+
+/* Releases every lease (keeping those owned by live processes with keep_leases_on_exit) and calls done
+ * once none is releasing any more, or when the release deadline passed. */
+int manager_shutdown(Manager *m, void (*done)(Manager *m, void *userdata), void *userdata);
+
+Host *manager_get_host(Manager *m);
+uint64_t manager_started_usec(Manager *m);
