@@ -18,7 +18,8 @@
  * with an error, the call returns -errno (the daemon's errno if it sent one, else one matching the
  * GdError code) and gd_client_error_code() / gd_client_error_message() tell what the daemon said until
  * the next call. Every fd the library hands out is close-on-exec and belongs to the caller. Events that
- * arrive while waiting for a reply are queued for gd_client_next_event(). */
+ * arrive while waiting for a reply are queued for gd_client_next_event() (up to 4096; beyond that the
+ * oldest are dropped). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +31,9 @@ typedef struct GdClient GdClient;
 
 /* path NULL: $GROUPD_SOCKET if set, else the default (/run/groupd/socket). Says HELLO. */
 int gd_client_connect(const char *path, GdClient **ret);
+/* Takes an already connected SOCK_SEQPACKET socket (a VMM's manager may hand one over; tests use a
+ * socketpair). Takes ownership of fd, even on failure; makes it blocking and close-on-exec. Says HELLO. */
+int gd_client_new_from_fd(int fd, GdClient **ret);
 GdClient *gd_client_free(GdClient *c);
 int gd_client_get_fd(GdClient *c);               /* for poll(): readable when an event is waiting */
 

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* groupctl: the command-line client of groupd. This file: the command line, errors and exit codes, and
+ * the dispatch to the verbs (groupctl-groups.c, groupctl-acquire.c, groupctl-leases.c). */
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "groupctl.h"
+#include "log.h"
+
+Args arg = {
+        .legend = true,
+};
+
+static void help(void) {
+        printf("%1$s [OPTIONS...] COMMAND ...\n"
+               "\n"
+               "Query and control groupd, the broker of VFIO IOMMU groups.\n"
+               "\n"
+               "Commands:\n"
+               "  list                         List the IOMMU groups, their drivers and holders\n"
+               "  show GROUP|PCI-ADDRESS       Show everything about one group\n"
+               "  acquire GROUP|PCI-ADDRESS... Acquire groups and hold them until interrupted\n"
+               "       [--exec -- CMD ARGS...]   ... or hand them to CMD, which owns the lease\n"
+               "  release TOKEN                Release the lease with this token\n"
+               "  leases                       List the leases\n"
+               "  monitor                      Print groupd's events as they happen\n"
+               "  status                       Show the daemon's state\n"
+               "\n"
+               "Options:\n"
+               "  -h --help                    Show this help\n"
+               "     --version                 Show the version\n"
+               "     --socket=PATH             Talk to groupd at PATH (default: $GROUPD_SOCKET,\n"
+               "                               else " GD_SOCKET_PATH ")\n"
+               "     --json                    Print JSON (list, show, leases, status: one document;\n"
+               "                               monitor: one object per line)\n"
+               "     --no-legend               Print no column headers and no footer\n"
+               "     --no-pager                Accepted for habit's sake; groupctl never pages\n"
+               "  -l --label=LABEL             acquire: label the lease (the VM's name or UUID)\n"
+               "     --configure-iommu         acquire: set the container's IOMMU type\n"
+               "     --exec -- CMD ARGS...     acquire: run CMD as the lease's owner; everything after\n"
+               "                               --exec (and an optional \"--\") is the command\n"
+               "\n"
+               "With --exec, the lease ends when CMD exits. CMD receives the fds and this environment:\n"
+               "  fd 3                         the VFIO container\n"
+               "  fd 4, 5, ...                 the groups, in the order of GROUPD_GROUPS\n"
+               "  GROUPD_LEASE_ID              the lease's public id\n"
+               "  GROUPD_LEASE_TOKEN           the lease's token (whoever has it may release it)\n"
+               "  GROUPD_CONTAINER_FD=3\n"
+               "  GROUPD_GROUP_FDS             GROUP=FD pairs, comma-separated, e.g. \"1=4,7=5\"\n"
+               "  GROUPD_GROUPS                the group numbers, space-separated, e.g. \"1 7\"\n"
+               "groupctl waits for CMD, reports how the lease ended, and exits with CMD's status\n"
+               "(127 if CMD could not be executed, 128+N if it was killed by signal N).\n"
+               "\n"
+               "Exit status:\n"
+               "  0 success, 1 other failure, 2 usage error, 3 not found, 4 busy, 5 denied,\n"
+               "  6 not viable, 7 groupd not reachable.\n"
+               "\n"
+               "See groupctl(1) for details.\n",
+               program_invocation_short_name);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+int groupctl_exit_code(GdClient *c, int r) {
+        if (r >= 0)
+                return EXIT_OK;
+        if (r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN)
+                return EXIT_UNREACHABLE;
+
+        switch (gd_client_error_code(c)) {
+        case GD_ERR_NOT_FOUND:
+        case GD_ERR_BAD_TOKEN:
+                return EXIT_NOT_FOUND;
+        case GD_ERR_BUSY:
+                return EXIT_BUSY;
+        case GD_ERR_DENIED:
+                return EXIT_DENIED;
+        case GD_ERR_NOT_VIABLE:
+                return EXIT_NOT_VIABLE;
+        case GD_ERR_SHUTTING_DOWN:
+                return EXIT_UNREACHABLE;
+        default:
+                return EXIT_FAIL;
+        }
+}
+
+int groupctl_fail(GdClient *c, int r, const char *what_fmt, ...) {
+        char what[512];
+        const char *code = gd_error_to_string(gd_client_error_code(c));
+        const char *msg = gd_client_error_message(c);
+        va_list ap;
+
+        va_start(ap, what_fmt);
+        (void) vsnprintf(what, sizeof what, what_fmt, ap);
+        va_end(ap);
+
+        if (isempty(msg))
+                msg = strerror(-r);
+        _cleanup_free_ char *e = text_escape(msg);
+
+        if (gd_client_error_code(c) > 0 && code)
+                log_error("Failed to %s: %s: %s", what, code, e ?: msg);
+        else
+                log_error("Failed to %s: %s", what, e ?: msg);
+        return groupctl_exit_code(c, r);
+}
+
+int groupctl_connect(GdClient **ret) {
+        const char *path = arg.socket ?: getenv("GROUPD_SOCKET");
+        int r;
+
+        if (isempty(path))
+                path = GD_SOCKET_PATH;
+
+        r = gd_client_connect(path, ret);
+        if (r < 0) {
+                if (r == -ENOENT || r == -ECONNREFUSED)
+                        log_error_errno(r, "Failed to connect to groupd at %s: %m (is groupd running?)", path);
+                else
+                        log_error_errno(r, "Failed to connect to groupd at %s: %m", path);
+                return -EXIT_UNREACHABLE;
+        }
+        return 0;
+}
+
+/* ---------------------------------------------------------------- the command line */
+
+static int parse_argv(int *argc, char **argv) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_SOCKET,
+                ARG_JSON,
+                ARG_NO_LEGEND,
+                ARG_NO_PAGER,
+                ARG_CONFIGURE_IOMMU,
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
+                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                { "label", required_argument, NULL, 'l' },
+                { "configure-iommu", no_argument, NULL, ARG_CONFIGURE_IOMMU },
+                {}
+        };
+        int c;
+
+        /* Everything after --exec (and the "--" that may follow it) is the command: cut it off before
+         * getopt sees it, so that its options stay its own. */
+        for (int i = 1; i < *argc; i++) {
+                if (streq(argv[i], "--"))
+                        break;
+                if (!streq(argv[i], "--exec"))
+                        continue;
+                int k = i + 1;
+                if (k < *argc && streq(argv[k], "--"))
+                        k++;
+                if (k >= *argc) {
+                        log_error("--exec needs a command.");
+                        return -EINVAL;
+                }
+                arg.exec_argv = argv + k; /* argv[argc] is NULL */
+                argv[i] = NULL;
+                *argc = i;
+                break;
+        }
+
+        opterr = 0;
+        while ((c = getopt_long(*argc, argv, ":hl:", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("groupctl %s\n", PACKAGE_VERSION);
+                        return 0;
+                case ARG_SOCKET:
+                        if (isempty(optarg)) {
+                                log_error("--socket= needs a path.");
+                                return -EINVAL;
+                        }
+                        arg.socket = optarg;
+                        break;
+                case ARG_JSON:
+                        arg.json = true;
+                        break;
+                case ARG_NO_LEGEND:
+                        arg.legend = false;
+                        break;
+                case ARG_NO_PAGER:
+                        break;
+                case 'l':
+                        arg.label = optarg;
+                        break;
+                case ARG_CONFIGURE_IOMMU:
+                        arg.configure_iommu = true;
+                        break;
+                case ':':
+                        log_error("Option %s needs an argument.", argv[optind - 1]);
+                        return -EINVAL;
+                case '?':
+                default:
+                        if (optopt > 0 && optopt < 0x100)
+                                log_error("Unknown option -%c.", optopt);
+                        else
+                                log_error("Unknown option %s.", argv[optind - 1]);
+                        return -EINVAL;
+                }
+
+        return 1;
+}
+
+typedef struct Verb {
+        const char *name;
+        int min_args, max_args; /* positional arguments after the verb; -1: any number */
+        int (*func)(int argc, char **argv);
+        bool takes_exec;
+        bool takes_label;
+} Verb;
+
+static const Verb verbs[] = {
+        { "list", 0, 0, verb_list },
+        { "show", 1, 1, verb_show },
+        { "acquire", 1, (int) GD_GROUPS_PER_ACQUIRE_MAX, verb_acquire, true, true },
+        { "release", 1, 1, verb_release },
+        { "leases", 0, 0, verb_leases },
+        { "monitor", 0, 0, verb_monitor },
+        { "status", 0, 0, verb_status },
+};
+
+int main(int argc, char **argv) {
+        const Verb *v = NULL;
+        int r, n;
+
+        log_set_show_priority(false);
+        log_set_prefix("groupctl");
+
+        r = parse_argv(&argc, argv);
+        if (r < 0)
+                return EXIT_USAGE;
+        if (r == 0)
+                return EXIT_OK;
+
+        if (optind >= argc) {
+                log_error("A command is needed; see --help.");
+                return EXIT_USAGE;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verbs[i].name, argv[optind]))
+                        v = &verbs[i];
+        if (!v) {
+                _cleanup_free_ char *e = text_escape(argv[optind]);
+                log_error("Unknown command \"%s\"; see --help.", e ?: "?");
+                return EXIT_USAGE;
+        }
+
+        n = argc - optind - 1;
+        if (n < v->min_args || (v->max_args >= 0 && n > v->max_args)) {
+                if (v->max_args == 0)
+                        log_error("\"%s\" takes no arguments.", v->name);
+                else if (v->min_args == v->max_args)
+                        log_error("\"%s\" takes %i argument%s.", v->name, v->min_args,
+                                  v->min_args == 1 ? "" : "s");
+                else
+                        log_error("\"%s\" takes %i to %i arguments.", v->name, v->min_args, v->max_args);
+                return EXIT_USAGE;
+        }
+        if (arg.exec_argv && !v->takes_exec) {
+                log_error("--exec goes with \"acquire\" only.");
+                return EXIT_USAGE;
+        }
+        if ((arg.label || arg.configure_iommu) && !v->takes_label) {
+                log_error("--label and --configure-iommu go with \"acquire\" only.");
+                return EXIT_USAGE;
+        }
+
+        r = v->func(n, argv + optind + 1);
+        fflush(stdout);
+        if (ferror(stdout) && r == EXIT_OK) {
+                log_error("Failed to write to standard output.");
+                return EXIT_FAIL;
+        }
+        return r;
+}
