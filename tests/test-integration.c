@@ -1,0 +1,612 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Integration: the real groupd binary on the simulated host, in a temporary runtime directory, driven
+ * through the real client library. Scenarios in libvirt's manner: acquire, busy, owner dies, released,
+ * drivers back; with counts and fds checked after each step. */
+#include <check.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "fd-util.h"
+#include "groupd-client.h"
+
+static char runtime_dir[256];
+static char socket_path[300];
+static pid_t daemon_pid = -1;
+
+static void rm_rf(const char *dir) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        (void) !system(cmd);
+}
+
+static void write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+static void daemon_start(void) {
+        const char *bin = getenv("GROUPD_BIN");
+        char policy[300], log[300];
+
+        ck_assert_msg(bin, "GROUPD_BIN not set (run through make check)");
+        snprintf(policy, sizeof policy, "%s/policy.conf", runtime_dir);
+        snprintf(log, sizeof log, "%s/groupd.log", runtime_dir);
+
+        daemon_pid = fork();
+        ck_assert_int_ge(daemon_pid, 0);
+        if (daemon_pid == 0) {
+                char a1[400], a2[400], a3[400];
+                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                snprintf(a1, sizeof a1, "--runtime-dir=%s", runtime_dir);
+                snprintf(a2, sizeof a2, "--socket=%s", socket_path);
+                snprintf(a3, sizeof a3, "--policy=%s", policy);
+                execl(bin, "groupd", "--host=sim", a1, a2, a3, "--release-deadline=2", "-v", (char *) NULL);
+                _exit(127);
+        }
+
+        /* Ready when it answers. */
+        for (int i = 0; i < 400; i++) {
+                GdClient *c = NULL;
+                if (gd_client_connect(socket_path, &c) >= 0) {
+                        gd_client_free(c);
+                        return;
+                }
+                int status;
+                ck_assert_msg(waitpid(daemon_pid, &status, WNOHANG) == 0, "groupd died at start-up");
+                usleep(10000);
+        }
+        ck_abort_msg("groupd did not come up");
+}
+
+static int daemon_stop(int sig) {
+        int status = 0;
+        if (daemon_pid <= 0)
+                return 0;
+        kill(daemon_pid, sig);
+        waitpid(daemon_pid, &status, 0);
+        daemon_pid = -1;
+        return status;
+}
+
+static void setup(void) {
+        snprintf(runtime_dir, sizeof runtime_dir, "/tmp/groupd-test.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(runtime_dir));
+        chmod(runtime_dir, 0755); /* the policy test connects as uid 65534 */
+        snprintf(socket_path, sizeof socket_path, "%s/socket", runtime_dir);
+        char policy[300];
+        snprintf(policy, sizeof policy, "%s/policy.conf", runtime_dir);
+        write_file(policy, "never class=0x01\nallow uid=65534 iommu-group=2\n");
+        daemon_start();
+}
+
+static void teardown(void) {
+        int status = daemon_stop(SIGTERM);
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                char cmd[400];
+                snprintf(cmd, sizeof cmd, "cat '%s/groupd.log' >&2", runtime_dir);
+                (void) !system(cmd);
+        }
+        rm_rf(runtime_dir);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "groupd did not exit cleanly on SIGTERM");
+}
+
+static GdClient *connect_ok(void) {
+        GdClient *c = NULL;
+        int r = gd_client_connect(socket_path, &c);
+        ck_assert_msg(r >= 0, "connect: %s", strerror(-r));
+        return c;
+}
+
+/* The driver of a device as groupd reports it (sysfs of the simulated host underneath). */
+static void device_driver(GdClient *c, const char *spec, const char *address, char *buf, size_t size) {
+        GdGroup *g = NULL;
+        int r = gd_client_show_group(c, spec, &g);
+        ck_assert_msg(r >= 0, "show %s: %s", spec, gd_client_error_message(c));
+        buf[0] = 0;
+        for (size_t i = 0; i < g->n_devices; i++)
+                if (strcmp(g->devices[i].address, address) == 0)
+                        snprintf(buf, size, "%s", g->devices[i].driver);
+        gd_groups_free(g, 1);
+}
+
+#define assert_driver(c, spec, addr, want)                                                   \
+        do {                                                                                 \
+                char _d[64];                                                                 \
+                device_driver(c, spec, addr, _d, sizeof _d);                                 \
+                ck_assert_msg(strcmp(_d, want) == 0, "%s: driver \"%s\", want \"%s\"", addr, _d, want); \
+        } while (0)
+
+static bool fd_is_open(int fd) {
+        return fcntl(fd, F_GETFD) >= 0;
+}
+
+static size_t count_leases(GdClient *c) {
+        GdLease *l = NULL;
+        size_t n = 0;
+        ck_assert_int_ge(gd_client_list_leases(c, &l, &n), 0);
+        gd_leases_free(l, n);
+        return n;
+}
+
+/* Waits for LEASE_ENDED of lease id; returns its reason. */
+static int wait_ended(GdClient *c, const char *id, char *detail, size_t size) {
+        for (;;) {
+                GdEvent e = {};
+                int r = gd_client_next_event(c, 10000, &e);
+                ck_assert_msg(r > 0, "no LEASE_ENDED for %s (r=%d)", id, r);
+                if (e.kind == GD_EVENT_LEASE_ENDED && strcmp(e.lease.id, id) == 0) {
+                        int reason = (int) e.reason;
+                        ck_assert_int_eq(e.errno_value, 0);
+                        if (detail)
+                                snprintf(detail, size, "%s", e.detail);
+                        gd_event_done(&e);
+                        return reason;
+                }
+                gd_event_done(&e);
+        }
+}
+
+static GdClientLease *acquire_ok(GdClient *c, const char *spec, const GdAcquireOptions *o) {
+        GdClientLease *l = NULL;
+        const char *specs[] = { spec };
+        int r = gd_client_acquire(c, specs, 1, o, &l);
+        ck_assert_msg(r >= 0, "acquire %s: %s", spec, gd_client_error_message(c));
+        return l;
+}
+
+START_TEST(test_acquire_busy_release) {
+        GdClient *a = connect_ok(), *b = connect_ok(), *mon = connect_ok();
+        GdClientLease *l;
+        const char *specs[] = { "1" };
+        const char *by_addr[] = { "0000:01:00.1" };
+        GdClientLease *l2 = NULL;
+        char detail[GD_TEXT_MAX];
+
+        ck_assert_int_ge(gd_client_subscribe(mon, 0), 0);
+        assert_driver(a, "1", "0000:01:00.0", "nouveau");
+
+        l = acquire_ok(a, "1", &(GdAcquireOptions) { .label = "vm-one", .configure_iommu = true, .owner_pidfd = -1 });
+        ck_assert_uint_eq(l->lease.n_groups, 1);
+        ck_assert_uint_eq(l->n_group_fds, 1);
+        ck_assert(fd_is_open(l->container_fd));
+        ck_assert(fd_is_open(l->group_fds[0]));
+        ck_assert(fcntl(l->group_fds[0], F_GETFD) & FD_CLOEXEC);
+        ck_assert_int_eq(strlen(l->token), GD_TOKEN_LEN);
+        assert_driver(b, "1", "0000:01:00.0", "vfio-pci");
+        assert_driver(b, "1", "0000:01:00.1", "vfio-pci");
+        ck_assert_uint_eq(count_leases(b), 1);
+
+        /* Second acquire, by another client, by number and by the companion's address: busy, naming the holder. */
+        ck_assert_int_eq(gd_client_acquire(b, specs, 1, NULL, &l2), -EBUSY);
+        ck_assert_int_eq(gd_client_error_code(b), GD_ERR_BUSY);
+        ck_assert_ptr_nonnull(strstr(gd_client_error_message(b), "vm-one"));
+        ck_assert_ptr_nonnull(strstr(gd_client_error_message(b), l->lease.id));
+        ck_assert_int_eq(gd_client_acquire(b, by_addr, 1, NULL, &l2), -EBUSY);
+        /* And by the holder itself. */
+        ck_assert_int_eq(gd_client_acquire(a, specs, 1, NULL, &l2), -EBUSY);
+
+        /* A wrong token changes nothing. */
+        ck_assert_int_lt(gd_client_release(b, "0123456789abcdef0123456789abcdef"), 0);
+        ck_assert_int_eq(gd_client_error_code(b), GD_ERR_BAD_TOKEN);
+        ck_assert_int_lt(gd_client_release(b, "not-a-token"), 0);
+        ck_assert_int_eq(gd_client_error_code(b), GD_ERR_INVALID);
+        ck_assert_uint_eq(count_leases(b), 1);
+
+        /* Release: the VMM closes its fds first, as a VMM would. */
+        char id[GD_LEASE_ID_MAX + 1];
+        snprintf(id, sizeof id, "%s", l->lease.id);
+        char token[GD_TOKEN_LEN + 1];
+        memcpy(token, l->token, sizeof token);
+        l = gd_client_lease_free(l);
+        ck_assert_int_ge(gd_client_release(a, token), 0);
+        ck_assert_int_eq(wait_ended(mon, id, detail, sizeof detail), GD_REASON_RELEASED);
+        ck_assert_ptr_nonnull(strstr(detail, "nouveau"));
+        assert_driver(b, "1", "0000:01:00.0", "nouveau");
+        assert_driver(b, "1", "0000:01:00.1", "snd_hda_intel");
+        ck_assert_uint_eq(count_leases(b), 0);
+
+        /* Free again: b can have it now. */
+        l2 = acquire_ok(b, "0000:01:00.1", NULL);
+        ck_assert_uint_eq(l2->lease.groups[0], 1);
+        gd_client_lease_free(l2);
+
+        gd_client_free(a);
+        gd_client_free(b);
+        gd_client_free(mon);
+}
+END_TEST
+
+START_TEST(test_owner_sigkilled) {
+        GdClient *mon = connect_ok();
+        int p[2];
+        char id[GD_LEASE_ID_MAX + 1] = "";
+        pid_t pid;
+
+        ck_assert_int_ge(gd_client_subscribe(mon, 0), 0);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+
+        /* A VMM that owns its lease through its connection, and is killed. */
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                GdClient *c = NULL;
+                GdClientLease *l = NULL;
+                const char *specs[] = { "2" };
+                if (gd_client_connect(socket_path, &c) < 0 || gd_client_acquire(c, specs, 1, NULL, &l) < 0)
+                        _exit(1);
+                (void) !write(p[1], l->lease.id, strlen(l->lease.id) + 1);
+                pause();
+                _exit(0);
+        }
+        close(p[1]);
+        ck_assert_int_gt(read(p[0], id, sizeof id - 1), 0);
+        close(p[0]);
+        assert_driver(mon, "2", "0000:02:00.0", "vfio-pci");
+
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        ck_assert_int_eq(wait_ended(mon, id, NULL, 0), GD_REASON_CONNECTION_CLOSED);
+        assert_driver(mon, "2", "0000:02:00.0", "e1000e");
+        ck_assert_uint_eq(count_leases(mon), 0);
+        gd_client_free(mon);
+}
+END_TEST
+
+START_TEST(test_owner_process) {
+        GdClient *c = connect_ok(), *mon = connect_ok();
+        GdClientLease *l;
+        char id[GD_LEASE_ID_MAX + 1];
+        pid_t vmm;
+        int pidfd;
+
+        ck_assert_int_ge(gd_client_subscribe(mon, 0), 0);
+        vmm = fork();
+        ck_assert_int_ge(vmm, 0);
+        if (vmm == 0) {
+                pause();
+                _exit(0);
+        }
+        pidfd = (int) syscall(SYS_pidfd_open, vmm, 0);
+        ck_assert_int_ge(pidfd, 0);
+
+        l = acquire_ok(c, "2", &(GdAcquireOptions) { .label = "vm-p", .owner_pidfd = pidfd });
+        ck_assert_uint_eq(l->lease.owner_kind, GD_OWNER_PROCESS);
+        ck_assert_uint_eq(l->lease.owner_pid, (uint32_t) vmm);
+        snprintf(id, sizeof id, "%s", l->lease.id);
+        gd_client_lease_free(l);
+        close(pidfd);
+
+        /* The asker goes away; the lease stays with its process. */
+        gd_client_free(c);
+        usleep(100000);
+        ck_assert_uint_eq(count_leases(mon), 1);
+
+        kill(vmm, SIGKILL);
+        waitpid(vmm, NULL, 0);
+        ck_assert_int_eq(wait_ended(mon, id, NULL, 0), GD_REASON_OWNER_EXITED);
+        assert_driver(mon, "2", "0000:02:00.0", "e1000e");
+        gd_client_free(mon);
+}
+END_TEST
+
+START_TEST(test_lease_fd) {
+        GdClient *c = connect_ok(), *mon = connect_ok();
+        GdClientLease *l;
+        char id[GD_LEASE_ID_MAX + 1];
+        int go[2];
+        pid_t holder;
+
+        ck_assert_int_ge(gd_client_subscribe(mon, 0), 0);
+        l = acquire_ok(c, "6", &(GdAcquireOptions) { .lease_fd = true, .owner_pidfd = -1 });
+        ck_assert(fd_is_open(l->lease_fd));
+        snprintf(id, sizeof id, "%s", l->lease.id);
+
+        /* Hand the lease fd to another process; close every copy of ours, and the connection. */
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        holder = fork();
+        ck_assert_int_ge(holder, 0);
+        if (holder == 0) {
+                char b;
+                close(go[1]);
+                (void) !read(go[0], &b, 1); /* until told */
+                _exit(0);                   /* closes the lease fd */
+        }
+        close(go[0]);
+        gd_client_lease_free(l);
+        gd_client_free(c);
+        usleep(200000);
+        ck_assert_uint_eq(count_leases(mon), 1);
+        assert_driver(mon, "6", "0000:06:00.0", "vfio-pci");
+
+        (void) !write(go[1], "x", 1);
+        close(go[1]);
+        waitpid(holder, NULL, 0);
+        ck_assert_int_eq(wait_ended(mon, id, NULL, 0), GD_REASON_LEASE_FD_CLOSED);
+        assert_driver(mon, "6", "0000:06:00.0", "xhci_hcd");
+        gd_client_free(mon);
+}
+END_TEST
+
+START_TEST(test_atomic_multi_group) {
+        GdClient *c = connect_ok();
+        GdClientLease *l = NULL;
+        const char *specs[] = { "1", "2", "5" };
+        const char *bad[] = { "1", "99" };
+        const char *junk[] = { "2", "banana" };
+
+        /* Group 5 is never handed out: nothing of 1 and 2 may move. */
+        ck_assert_int_lt(gd_client_acquire(c, specs, 3, NULL, &l), 0);
+        ck_assert_int_eq(gd_client_error_code(c), GD_ERR_DENIED);
+        ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "0000:05:00.0"));
+        ck_assert_int_lt(gd_client_acquire(c, bad, 2, NULL, &l), 0);
+        ck_assert_int_eq(gd_client_error_code(c), GD_ERR_NOT_FOUND);
+        ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "99"));
+        ck_assert_int_lt(gd_client_acquire(c, junk, 2, NULL, &l), 0);
+        ck_assert_int_eq(gd_client_error_code(c), GD_ERR_INVALID);
+        ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "banana"));
+
+        assert_driver(c, "1", "0000:01:00.0", "nouveau");
+        assert_driver(c, "2", "0000:02:00.0", "e1000e");
+        ck_assert_uint_eq(count_leases(c), 0);
+
+        /* A failure in the middle: group 1 is moved onto vfio-pci first, then vfio-pci refuses the
+         * denylisted 0000:07:00.0. Everything done so far is undone. */
+        const char *mid[] = { "1", "7" };
+        ck_assert_int_lt(gd_client_acquire(c, mid, 2, NULL, &l), 0);
+        ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "0000:07:00.0"));
+        assert_driver(c, "1", "0000:01:00.0", "nouveau");
+        assert_driver(c, "1", "0000:01:00.1", "snd_hda_intel");
+        assert_driver(c, "7", "0000:07:00.0", "qat_c62x");
+        ck_assert_uint_eq(count_leases(c), 0);
+        /* Both together work, into one container: nothing of the failed try was left open. */
+        const char *two[] = { "1", "2" };
+        ck_assert_int_ge(gd_client_acquire(c, two, 2, NULL, &l), 0);
+        ck_assert_uint_eq(l->n_group_fds, 2);
+        gd_client_lease_free(l);
+        gd_client_free(c);
+}
+END_TEST
+
+START_TEST(test_policy_uid) {
+        int p[2];
+        pid_t pid;
+        char res[256] = "";
+
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                GdClient *c = NULL;
+                GdClientLease *l = NULL;
+                const char *one[] = { "1" }, *two[] = { "2" };
+                char out[256];
+                int r1, r2;
+
+                if (setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(2);
+                if (gd_client_connect(socket_path, &c) < 0)
+                        _exit(3);
+                r1 = gd_client_acquire(c, one, 1, NULL, &l);
+                snprintf(out, sizeof out, "%d %d|", r1, gd_client_error_code(c));
+                r2 = gd_client_acquire(c, two, 1, NULL, &l);
+                snprintf(out + strlen(out), sizeof out - strlen(out), "%d", r2);
+                (void) !write(p[1], out, strlen(out));
+                _exit(0);
+        }
+        close(p[1]);
+        ck_assert_int_gt(read(p[0], res, sizeof res - 1), 0);
+        close(p[0]);
+        waitpid(pid, NULL, 0);
+        /* uid 65534 may have group 2 (policy) but not group 1. */
+        ck_assert_str_eq(res, "-1 6|0");
+}
+END_TEST
+
+START_TEST(test_restart_reconcile) {
+        GdClient *c = connect_ok(), *c2 = connect_ok();
+        GdClientLease *l1, *l2;
+        pid_t vmm;
+        int pidfd;
+
+        vmm = fork();
+        ck_assert_int_ge(vmm, 0);
+        if (vmm == 0) {
+                pause();
+                _exit(0);
+        }
+        pidfd = (int) syscall(SYS_pidfd_open, vmm, 0);
+        l1 = acquire_ok(c, "1", &(GdAcquireOptions) { .label = "kept", .owner_pidfd = pidfd });
+        l2 = acquire_ok(c2, "2", &(GdAcquireOptions) { .label = "lost", .owner_pidfd = -1 });
+        close(pidfd);
+        gd_client_lease_free(l1);
+        gd_client_lease_free(l2);
+
+        /* The daemon dies hard; its connections die with it. */
+        daemon_stop(SIGKILL);
+        gd_client_free(c);
+        gd_client_free(c2);
+        daemon_start();
+
+        c = connect_ok();
+        /* Wait for the restore of the connection-owned lease. */
+        for (int i = 0; i < 200 && count_leases(c) != 1; i++)
+                usleep(20000);
+        ck_assert_uint_eq(count_leases(c), 1);
+        assert_driver(c, "2", "0000:02:00.0", "e1000e");
+        assert_driver(c, "1", "0000:01:00.0", "vfio-pci");
+
+        /* No device is on vfio-pci without a lease. */
+        GdGroup *g = NULL;
+        size_t n = 0;
+        ck_assert_int_ge(gd_client_list_groups(c, &g, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = 0; k < g[i].n_devices; k++)
+                        if (strcmp(g[i].devices[k].driver, "vfio-pci") == 0)
+                                ck_assert_msg(g[i].flags & GD_GROUP_LEASED, "%s on vfio-pci without a lease",
+                                              g[i].devices[k].address);
+        gd_groups_free(g, n);
+
+        /* The kept lease still ends with its owner. */
+        ck_assert_int_ge(gd_client_subscribe(c, 0), 0);
+        kill(vmm, SIGKILL);
+        waitpid(vmm, NULL, 0);
+        for (int i = 0; i < 200 && count_leases(c) != 0; i++)
+                usleep(20000);
+        ck_assert_uint_eq(count_leases(c), 0);
+        assert_driver(c, "1", "0000:01:00.0", "nouveau");
+        gd_client_free(c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- malformed input */
+
+static int raw_connect(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        size_t n = strlen(socket_path);
+        ck_assert_uint_lt(n, sizeof sa.sun_path);
+        memcpy(sa.sun_path, socket_path, n + 1);
+        ck_assert_int_eq(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        struct timeval tv = { .tv_sec = 5 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        return fd;
+}
+
+/* Sends a raw packet; expects an ERROR with this code, or (code 0) a disconnect. */
+static void expect_error(int fd, const void *buf, size_t len, const int *fds, size_t n_fds, int code) {
+        static uint8_t in[GD_MSG_SIZE_MAX];
+        GdMsg m = {};
+        ssize_t n;
+
+        ck_assert_int_eq(fd_send_msg(fd, buf, len, fds, n_fds), 0);
+        n = recv(fd, in, sizeof in, 0);
+        if (code == 0) {
+                ck_assert_int_le(n, 0);
+                return;
+        }
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(gd_msg_decode(in, (size_t) n, &m), 0);
+        ck_assert_int_eq(m.type, GD_MSG_ERROR);
+        ck_assert_int_eq(m.error.code, code);
+        gd_msg_done(&m);
+}
+
+START_TEST(test_malformed) {
+        uint8_t buf[GD_MSG_SIZE_MAX + 4096];
+        size_t len;
+        int fd = raw_connect();
+        int pipefd[2];
+
+        /* Garbage, a short header, a lying length, a foreign version, an unknown type. */
+        expect_error(fd, "garbage!garbage!garbage!", 24, NULL, 0, GD_ERR_PROTOCOL);
+        expect_error(fd, "\1\0\1", 3, NULL, 0, GD_ERR_PROTOCOL);
+
+        GdMsg hello = { .type = GD_MSG_HELLO, .serial = 7, .hello = { .version_min = 1, .version_max = 1, .name = (char *) "t" } };
+        ck_assert_int_eq(gd_msg_encode(&hello, buf, sizeof buf, &len), 0);
+        buf[8] = (uint8_t) (buf[8] + 5); /* length field lies */
+        expect_error(fd, buf, len, NULL, 0, GD_ERR_PROTOCOL);
+        ck_assert_int_eq(gd_msg_encode(&hello, buf, sizeof buf, &len), 0);
+        buf[0] = 9; /* version 9 */
+        expect_error(fd, buf, len, NULL, 0, GD_ERR_VERSION);
+        ck_assert_int_eq(gd_msg_encode(&hello, buf, sizeof buf, &len), 0);
+        buf[2] = 200; /* unknown type */
+        expect_error(fd, buf, len, NULL, 0, GD_ERR_PROTOCOL);
+
+        /* A well-formed request with fds it should not carry: refused, and the fds closed by the daemon. */
+        GdMsg list = { .type = GD_MSG_LIST_GROUPS, .serial = 8 };
+        ck_assert_int_eq(gd_msg_encode(&list, buf, sizeof buf, &len), 0);
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        expect_error(fd, buf, len, &pipefd[1], 1, GD_ERR_PROTOCOL);
+        close(pipefd[1]);
+        /* The daemon kept no copy of the write end: the read end sees EOF. */
+        char b;
+        ck_assert_int_eq(read(pipefd[0], &b, 1), 0);
+        close(pipefd[0]);
+
+        /* A reply type sent as a request. */
+        GdMsg ok = { .type = GD_MSG_OK, .serial = 9 };
+        ck_assert_int_eq(gd_msg_encode(&ok, buf, sizeof buf, &len), 0);
+        expect_error(fd, buf, len, NULL, 0, GD_ERR_PROTOCOL);
+
+        /* An owner-process acquire without its pidfd. */
+        char *specs[] = { (char *) "1" };
+        GdMsg acq = { .type = GD_MSG_ACQUIRE, .serial = 10,
+                      .acquire = { .flags = GD_ACQUIRE_OWNER_PROCESS, .label = (char *) "x", .specs = specs, .n_specs = 1 } };
+        ck_assert_int_eq(gd_msg_encode(&acq, buf, sizeof buf, &len), 0);
+        expect_error(fd, buf, len, NULL, 0, GD_ERR_PROTOCOL);
+        close(fd);
+
+        /* An oversized packet. */
+        fd = raw_connect();
+        memset(buf, 0xab, sizeof buf);
+        expect_error(fd, buf, sizeof buf, NULL, 0, GD_ERR_PROTOCOL);
+        close(fd);
+
+        /* A client that keeps sending garbage is cut off. */
+        fd = raw_connect();
+        for (int i = 0; i < 8; i++)
+                expect_error(fd, "xxxxxxxxxxxxxxxxxxxx", 20, NULL, 0, GD_ERR_PROTOCOL);
+        expect_error(fd, "xxxxxxxxxxxxxxxxxxxx", 20, NULL, 0, 0);
+        close(fd);
+
+        /* A client that connects and hangs up mid-way, and one that sends half a header. */
+        fd = raw_connect();
+        close(fd);
+
+        /* After all that, a well-behaved client is still served, and nothing was leased. */
+        GdClient *c = connect_ok();
+        GdGroup *g = NULL;
+        size_t n = 0;
+        ck_assert_int_ge(gd_client_list_groups(c, &g, &n), 0);
+        ck_assert_uint_ge(n, 7);
+        gd_groups_free(g, n);
+        ck_assert_uint_eq(count_leases(c), 0);
+        gd_client_free(c);
+}
+END_TEST
+
+static Suite *integration_suite(void) {
+        Suite *s = suite_create("integration");
+        TCase *tc = tcase_create("sim");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_acquire_busy_release);
+        tcase_add_test(tc, test_owner_sigkilled);
+        tcase_add_test(tc, test_owner_process);
+        tcase_add_test(tc, test_lease_fd);
+        tcase_add_test(tc, test_atomic_multi_group);
+        tcase_add_test(tc, test_policy_uid);
+        tcase_add_test(tc, test_restart_reconcile);
+        tcase_add_test(tc, test_malformed);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(integration_suite());
+        int failed;
+
+        if (geteuid() != 0) {
+                fprintf(stderr, "test-integration: skipped: needs root (policy tests switch uid)\n");
+                return 77;
+        }
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? 0 : 1;
+}
