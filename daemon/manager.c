@@ -1116,6 +1116,42 @@ static bool lease_owner_alive(Lease *l) {
         return l->owner_starttime == 0 || t == l->owner_starttime;
 }
 
+/* A device on vfio-pci through a vfio-pci override, in a group no lease holds: groupd binds devices only
+ * after recording the lease, so this was done by hand or by another tool (libvirt's managed='no', say),
+ * or a state file was lost. It may be in use by a VM we do not know of, and we do not know its host
+ * driver: touching it could hang on an unbind or take a device from under a guest. Say so, loudly, and
+ * leave it. */
+static void manager_scan_orphans(Manager *m) {
+        _cleanup_free_ unsigned *ids = NULL;
+        size_t n = 0, orphans = 0;
+
+        if (host_list_groups(m->host, &ids, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(host_group_done) HostGroup g = {};
+
+                if (manager_group_holder(m, ids[i]))
+                        continue;
+                if (host_read_group(m->host, ids[i], &g) < 0)
+                        continue;
+                for (size_t k = 0; k < g.n_devices; k++) {
+                        const HostDevice *d = &g.devices[k];
+
+                        if (!streq(d->driver, VFIO_PCI_DRIVER) || !streq(d->driver_override, VFIO_PCI_DRIVER))
+                                continue;
+                        log_warning("Device %s (group %u) is on vfio-pci with a vfio-pci driver_override, but no "
+                                    "lease holds it. It was not bound by this groupd (or its state file was "
+                                    "lost); leaving it alone. To give it back to its host driver: echo > "
+                                    "/sys/bus/pci/devices/%s/driver_override; echo %s > "
+                                    "/sys/bus/pci/drivers/vfio-pci/unbind; echo %s > /sys/bus/pci/drivers_probe",
+                                    d->address, g.id, d->address, d->address, d->address);
+                        orphans++;
+                }
+        }
+        if (orphans > 0)
+                log_warning("%zu device(s) on vfio-pci without a lease (see above).", orphans);
+}
+
 static int manager_reconcile(Manager *m) {
         Lease *recovered = NULL, *next;
         unsigned line = 0;
@@ -1178,6 +1214,7 @@ static int manager_reconcile(Manager *m) {
         if (kept + ended > 0)
                 log_info("Reconciled the state file: %zu lease(s) kept, %zu ended.", kept, ended);
         manager_save(m);
+        manager_scan_orphans(m);
         return 0;
 }
 

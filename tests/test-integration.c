@@ -471,6 +471,31 @@ START_TEST(test_restart_reconcile) {
 }
 END_TEST
 
+/* The state file is lost while a device is on vfio-pci: the restarted daemon cannot know its host driver
+ * nor whether someone uses it, so it leaves it alone and says so, naming the device. */
+START_TEST(test_state_lost_orphan) {
+        GdClient *c = connect_ok();
+        GdClientLease *l = acquire_ok(c, "2", &(GdAcquireOptions) { .label = "orphaned", .owner_pidfd = -1 });
+        char path[400], cmd[800];
+
+        gd_client_lease_free(l);
+        daemon_stop(SIGKILL);
+        gd_client_free(c);
+        snprintf(path, sizeof path, "%s/state", runtime_dir);
+        ck_assert_int_eq(unlink(path), 0);
+        daemon_start();
+
+        c = connect_ok();
+        ck_assert_uint_eq(count_leases(c), 0);
+        assert_driver(c, "2", "0000:02:00.0", "vfio-pci");
+        snprintf(cmd, sizeof cmd,
+                 "grep -q 'Device 0000:02:00.0 (group 2) is on vfio-pci.*no lease holds it' '%s/groupd.log'",
+                 runtime_dir);
+        ck_assert_msg(system(cmd) == 0, "no warning about the orphaned device in the log");
+        gd_client_free(c);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- malformed input */
 
 static int raw_connect(void) {
@@ -592,6 +617,7 @@ static Suite *integration_suite(void) {
         tcase_add_test(tc, test_atomic_multi_group);
         tcase_add_test(tc, test_policy_uid);
         tcase_add_test(tc, test_restart_reconcile);
+        tcase_add_test(tc, test_state_lost_orphan);
         tcase_add_test(tc, test_malformed);
         suite_add_tcase(s, tc);
         return s;
