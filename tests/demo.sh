@@ -27,7 +27,7 @@ step() { printf '\n%s### %s%s\n' "$bold" "$*" "$plain"; }
 show() { printf '%s$ %s%s\n' "$bold" "$*" "$plain"; "$@"; }
 fail() { echo "demo: FAILED: $*" >&2; echo "--- daemon log:" >&2; cat "$run/groupd.log" >&2; exit 1; }
 
-step "Start groupd on the simulated host (a GPU with its audio function, a NIC, a multi-function device, a bridge, an NVMe controller, a USB controller)"
+step "Start groupd on the simulated host (a GPU with its audio function, a NIC, a multi-function device, a bridge, an NVMe controller, a USB controller, a crypto function vfio-pci refuses)"
 printf '%s$ groupd --host=sim --runtime-dir=%s &%s\n' "$bold" "$run" "$plain"
 "$groupd" --host=sim --runtime-dir="$run" --policy="$run/no-policy.conf" >"$run/groupd.log" 2>&1 &
 daemon_pid=$!
