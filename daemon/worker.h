@@ -3,7 +3,8 @@
 
 /* Runs slow host operations off the event loop. Each job runs on a thread of its own (an unbind the
  * kernel holds up blocks only its job, never the loop or another lease's job) and reports back on the
- * loop: the done callback runs from an sd-event io source on an eventfd.
+ * loop: the done callback runs from an sd-event io source on an eventfd. Threads stay idle for a while
+ * after a job and take the next one; a job is never queued behind another.
  *
  * A job's function must touch nothing but its own data and the (thread-safe) Host: the loop owns
  * everything else. Threads start with every signal blocked. The daemon never holds a device fd, so no

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# groupd's benchmarks: every figure from one run on one machine, as a ratio where one fits.
+#
+#   bench/run.sh BUILD_DIR [--quick]
+#
+# Writes BUILD_DIR/bench/results.csv (name,unit,value), BUILD_DIR/bench/bench.png (gnuplot) and prints
+# a table, with the lines "ratio_vs_floor F" and "ratio_vs_seatd R" for scripts. --quick uses tiny
+# counts: a smoke run that keeps the benchmarks working, whose figures mean nothing.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=$(cd "${1:?usage: bench/run.sh BUILD_DIR [--quick]}" && pwd)
+quick=0
+[ "${2:-}" = --quick ] && quick=1
+
+groupd=$build/groupd groupctl=$build/groupctl bench=$build/bench-groupd seatbench=$build/bench-seatd
+out=$build/bench
+mkdir -p "$out"
+csv=$out/results.csv
+: > "$csv"
+
+if [ $quick -eq 1 ]; then
+        N_CYCLE=50 N_DEATH=10 SCALE_GROUPS=256 HOLD=64 TP_SECONDS=0.5 CLIENTS=(1 8) LIST_RUNS=2
+else
+        N_CYCLE=${N_CYCLE:-3000} N_DEATH=${N_DEATH:-300} SCALE_GROUPS=4096 HOLD=1000 TP_SECONDS=3 CLIENTS=(1 8 64)
+        LIST_RUNS=7
+fi
+
+# /dev/shm: the sim host's sysfs tree lives in the runtime directory, and the disk here costs ~0.5 ms per
+# file creation; a real sysfs is in memory too.
+work=$(mktemp -d /dev/shm/groupd-bench.XXXXXX)
+daemon_pid= seatd_pid= made_input_dir=0 made_node=
+cleanup() {
+        [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+        [ -n "$seatd_pid" ] && kill "$seatd_pid" 2>/dev/null && wait "$seatd_pid" 2>/dev/null
+        [ -n "$made_node" ] && rm -f "$made_node"
+        [ $made_input_dir -eq 1 ] && rmdir /dev/input 2>/dev/null
+        rm -rf "$work"
+}
+trap cleanup EXIT
+
+say() { printf '%s\n' "$*" >&2; }
+record() { echo "$1,$2,$3" >> "$csv"; }
+get() { awk -F, -v k="$1" '$1 == k { print $3 }' "$csv"; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+ms_since() { echo "$(( ($(date +%s%N) - $1) / 1000 ))" | awk '{ printf "%.1f", $1 / 1000 }'; }
+
+# start_daemon RUNTIME HOST: starts groupd and waits for READY=1 (bench ready plays systemd's part);
+# sets daemon_pid, and ready_ms to the milliseconds it took.
+start_daemon() {
+        local rt=$1 host=$2 line
+        mkdir -p "$rt"
+        line=$("$bench" ready "$groupd" "--host=$host" "--runtime-dir=$rt" "--socket=$rt/socket" \
+                "--policy=$rt/no-policy-file" 2>>"$rt/groupd.log")
+        daemon_pid=${line% *}
+        ready_ms=${line#* }
+}
+stop_daemon() {
+        kill "$daemon_pid"
+        while kill -0 "$daemon_pid" 2>/dev/null; do sleep 0.01; done
+        daemon_pid=
+}
+
+# ---------------------------------------------------------------- latency on the default sim host
+say "bench: latency (default simulated host, group 2: a NIC moved from e1000e to vfio-pci and back)"
+rt=$work/default
+start_daemon "$rt" sim
+"$bench" cycle "$rt/socket" "$N_CYCLE" 2 >> "$csv"
+"$bench" floor "$N_CYCLE" >> "$csv"
+"$bench" death "$rt/socket" "$N_DEATH" 2 >> "$csv"
+stop_daemon
+
+# The peer: seatd, serving a character device node we make under /dev/input (seatd hands out evdev and
+# DRM nodes only). Without seatd or libseat the figure is skipped, and said so.
+# seatd 0.7 listens on /run/seatd.sock only (libseat honours SEATD_SOCK, the daemon does not).
+if command -v seatd >/dev/null && [ -x "$seatbench" ] && [ ! -e /run/seatd.sock ]; then
+        [ -d /dev/input ] || { mkdir /dev/input; made_input_dir=1; }
+        node=/dev/input/event-groupd-bench
+        rm -f "$node"
+        mknod -m 0600 "$node" c 1 3 # /dev/null's numbers: opening and closing it is the cheapest device
+        made_node=$node
+        SEATD_VTBOUND=0 seatd -l error 2>"$work/seatd.log" &
+        seatd_pid=$!
+        for _ in $(seq 100); do [ -S /run/seatd.sock ] && break; sleep 0.02; done
+        LIBSEAT_BACKEND=seatd SEATD_SOCK=/run/seatd.sock "$seatbench" "$node" "$N_CYCLE" >> "$csv"
+        kill "$seatd_pid"; wait "$seatd_pid" 2>/dev/null || true
+        seatd_pid=
+elif [ -e /run/seatd.sock ]; then
+        say "bench: a seatd is running already (/run/seatd.sock): the seatd figure is skipped"
+else
+        say "bench: seatd or bench-seatd (libseat-dev) missing: the seatd figure is skipped (./dev bench installs them)"
+fi
+
+# ---------------------------------------------------------------- scale
+say "bench: scale ($SCALE_GROUPS groups, $((SCALE_GROUPS * 2)) devices)"
+topo=$work/scale.topo
+"$bench" topology "$SCALE_GROUPS" "$topo"
+rt=$work/scale
+start_daemon "$rt" "sim:$topo" # the first start builds the simulated sysfs tree
+record ready_cold_first_start ms "$ready_ms"
+stop_daemon
+start_daemon "$rt" "sim:$topo"
+record ready ms "$ready_ms"
+record rss_idle KiB "$(rss_kib "$daemon_pid")"
+times=()
+for _ in $(seq "$LIST_RUNS"); do
+        t0=$(date +%s%N)
+        GROUPD_SOCKET=$rt/socket "$groupctl" list --json > "$work/list.json"
+        times+=("$(ms_since "$t0")")
+done
+record groupctl_list_json_median ms "$(printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
+record groupctl_list_json_bytes bytes "$(stat -c %s "$work/list.json")"
+
+# RSS with HOLD leases held (one lease per group, the connection their owner).
+coproc HOLDER { "$bench" hold "$rt/socket" 0 "$HOLD"; }
+read -r _ _ <&"${HOLDER[0]}"
+record "rss_with_${HOLD}_leases" KiB "$(rss_kib "$daemon_pid")"
+eval "exec ${HOLDER[1]}>&-"
+wait "$HOLDER_PID" 2>/dev/null || true
+# Their release runs now; the throughput clients use other groups.
+first=$HOLD
+for n in "${CLIENTS[@]}"; do
+        "$bench" throughput "$rt/socket" "$n" "$TP_SECONDS" "$first" >> "$csv"
+        first=$((first + n))
+done
+stop_daemon
+
+# ---------------------------------------------------------------- ratios, table, plot
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+ratio_floor=$(ratio "$(get groupd_cycle_median)" "$(get floor_cycle_median)")
+ratio_seatd=$(ratio "$(get groupd_cycle_median)" "$(get seatd_cycle_median)")
+record ratio_vs_floor ratio "$ratio_floor"
+record ratio_vs_seatd ratio "$ratio_seatd"
+
+printf '\n%-34s %12s  %s\n' FIGURE VALUE UNIT
+awk -F, '{ printf "%-34s %12s  %s\n", $1, $3, $2 }' "$csv"
+echo
+echo "ratio_vs_floor $ratio_floor"
+echo "ratio_vs_seatd $ratio_seatd"
+echo "(csv: $csv)"
+
+if command -v gnuplot >/dev/null; then
+        awk -F, '$1 ~ /_cycle_median$|^owner_death_to_ended_median$/ { sub(/_median$/, "", $1); print $1, $3 }' "$csv" \
+                > "$out/latency.dat"
+        awk -F, '$1 ~ /^throughput_/ { split($1, p, "_"); print p[2], $3 }' "$csv" > "$out/throughput.dat"
+        gnuplot -e "latency='$out/latency.dat'; throughput='$out/throughput.dat'; output='$out/bench.png'" \
+                "$here/plot.gp" && echo "(plot: $out/bench.png)"
+fi
