@@ -9,6 +9,7 @@
  *   bench hold SOCKET FIRST COUNT      acquire COUNT groups (one lease each), print, wait for stdin EOF
  *   bench throughput SOCKET CLIENTS SECONDS FIRST
  *                                      CLIENTS processes cycling acquire+release on groups FIRST+i
+ *   bench idle SOCKET                  waits until no lease is left (releases run after a holder goes)
  *   bench topology GROUPS FILE         writes a sim topology with GROUPS groups of two devices
  *   bench ready GROUPD ARGS...         start to READY=1 of a groupd (NOTIFY_SOCKET), then SIGTERM
  */
@@ -286,6 +287,27 @@ static int verb_hold(int argc, char **argv) {
         return 0;
 }
 
+static int verb_idle(int argc, char **argv) {
+        if (argc != 1)
+                return 2;
+        GdClient *c = connect_or_die(argv[0]);
+        for (int i = 0; i < 6000; i++) {
+                GdLease *l = NULL;
+                size_t n = 0;
+                int r = gd_client_list_leases(c, &l, &n);
+                if (r < 0)
+                        die("list leases", r);
+                gd_leases_free(l, n);
+                if (n == 0) {
+                        gd_client_free(c);
+                        return 0;
+                }
+                usleep(10000);
+        }
+        die("leases still there after 60 s", ETIMEDOUT);
+        return 1;
+}
+
 static int verb_throughput(int argc, char **argv) {
         if (argc != 4)
                 return 2;
@@ -396,7 +418,7 @@ int main(int argc, char **argv) {
         } verbs[] = {
                 { "cycle", verb_cycle },   { "floor", verb_floor },           { "death", verb_death },
                 { "hold", verb_hold },     { "throughput", verb_throughput }, { "topology", verb_topology },
-                { "ready", verb_ready },
+                { "ready", verb_ready },     { "idle", verb_idle },
         };
 
         signal(SIGPIPE, SIG_IGN);
@@ -407,6 +429,6 @@ int main(int argc, char **argv) {
                                 fprintf(stderr, "bench %s: wrong arguments (see bench/bench.c)\n", argv[1]);
                         return r;
                 }
-        fprintf(stderr, "usage: bench cycle|floor|death|hold|throughput|topology|ready ... (see bench/bench.c)\n");
+        fprintf(stderr, "usage: bench cycle|floor|death|hold|idle|throughput|topology|ready ... (see bench/bench.c)\n");
         return 2;
 }

@@ -113,11 +113,13 @@ record groupctl_list_json_bytes bytes "$(stat -c %s "$work/list.json")"
 
 # RSS with HOLD leases held (one lease per group, the connection their owner).
 coproc HOLDER { "$bench" hold "$rt/socket" 0 "$HOLD"; }
+holder_pid=$HOLDER_PID # bash unsets HOLDER_PID once the coprocess is gone
 read -r _ _ <&"${HOLDER[0]}"
 record "rss_with_${HOLD}_leases" KiB "$(rss_kib "$daemon_pid")"
 eval "exec ${HOLDER[1]}>&-"
-wait "$HOLDER_PID" 2>/dev/null || true
-# Their release runs now; the throughput clients use other groups.
+wait "$holder_pid" 2>/dev/null || true
+# Their releases run now: let them finish before measuring throughput.
+"$bench" idle "$rt/socket"
 first=$HOLD
 for n in "${CLIENTS[@]}"; do
         "$bench" throughput "$rt/socket" "$n" "$TP_SECONDS" "$first" >> "$csv"

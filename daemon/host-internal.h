@@ -54,6 +54,8 @@ int sysfs_list_groups(int sysfs_fd, unsigned **ret_ids, size_t *ret_n);
 /* cache may be NULL. */
 int sysfs_read_group(int sysfs_fd, SysfsCache *cache, unsigned id, HostGroup *ret);
 int sysfs_read_device(int sysfs_fd, const char *address, HostDevice *ret);
+/* The devices bound to a driver, from its directory under bus/pci/drivers (none when it is not loaded). */
+int sysfs_list_driver_devices(int sysfs_fd, const char *driver, HostDevice **ret, size_t *ret_n);
 /* The name of the driver a device is bound to ("" when unbound), from its "driver" link. */
 int sysfs_read_device_driver(int sysfs_fd, const char *address, char ret[HOST_DRIVER_MAX]);
 

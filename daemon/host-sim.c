@@ -1081,6 +1081,41 @@ static int mkdir_parents(const char *path) {
         return 0;
 }
 
+/* A fingerprint of what the tree is made from (groups, their types and regions, devices and their ids),
+ * kept in state_dir/sim/topology-fingerprint when the tree is built. A later run whose topology has the
+ * same fingerprint reuses the tree without walking it: with thousands of devices that walk is most of
+ * the start-up. Without the file (or with another fingerprint) the tree is walked and compared. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+        const uint8_t *b = p;
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ b[i]) * 0x100000001b3ull;
+        return h;
+}
+
+static void topology_fingerprint(const SimTopology *t, char ret[32]) {
+        uint64_t h = 0xcbf29ce484222325ull;
+
+        for (size_t i = 0; i < t->n_groups; i++) {
+                const SimTopoGroup *g = &t->groups[i];
+                h = fnv1a(h, &g->id, sizeof g->id);
+                h = fnv1a(h, g->type, strlen(g->type) + 1);
+                for (size_t k = 0; k < g->n_regions; k++) {
+                        h = fnv1a(h, &g->regions[k].start, sizeof g->regions[k].start);
+                        h = fnv1a(h, &g->regions[k].end, sizeof g->regions[k].end);
+                        h = fnv1a(h, g->regions[k].type, strlen(g->regions[k].type) + 1);
+                }
+        }
+        for (size_t i = 0; i < t->n_devices; i++) {
+                const SimTopoDevice *d = &t->devices[i];
+                h = fnv1a(h, d->address, strlen(d->address) + 1);
+                h = fnv1a(h, &d->group, sizeof d->group);
+                h = fnv1a(h, &d->vendor, sizeof d->vendor);
+                h = fnv1a(h, &d->device, sizeof d->device);
+                h = fnv1a(h, &d->class_code, sizeof d->class_code);
+        }
+        (void) snprintf(ret, 32, "%016" PRIx64, h);
+}
+
 /* Makes state_dir/sys from the topology, or checks the one an earlier run left. */
 static int sim_setup_tree(Host *h, Sim *s, const char *state_dir) {
         _cleanup_close_ int new_fd = -EBADF;
@@ -1095,9 +1130,15 @@ static int sim_setup_tree(Host *h, Sim *s, const char *state_dir) {
                         return log_error_errno(-EEXIST, "%s/sys exists but is no simulated sysfs tree. "
                                                "Remove it, or point the simulated host elsewhere.",
                                                state_dir);
-                r = tree_verify(h->sysfs_fd, h->cache, t, state_dir);
-                if (r < 0)
-                        return r;
+                char fp[32], had[32];
+                topology_fingerprint(t, fp);
+                if (read_one_line_at(s->book_fd, "topology-fingerprint", had, sizeof had) < 0 ||
+                    !streq(had, fp)) {
+                        r = tree_verify(h->sysfs_fd, h->cache, t, state_dir);
+                        if (r < 0)
+                                return r;
+                        (void) replace_file_at(s->book_fd, "", "topology-fingerprint", fp);
+                }
                 log_debug("Reusing the simulated host in %s.", state_dir);
         } else {
                 /* Built aside and renamed into place, so that a crash never leaves half a tree. */
@@ -1115,6 +1156,11 @@ static int sim_setup_tree(Host *h, Sim *s, const char *state_dir) {
                 if (renameat(s->state_fd, "sys.new", s->state_fd, "sys") < 0)
                         return log_error_errno(-errno, "Failed to move %s/sys.new into place: %m", state_dir);
                 h->sysfs_fd = TAKE_FD(new_fd);
+                {
+                        char fp[32];
+                        topology_fingerprint(t, fp);
+                        (void) replace_file_at(s->book_fd, "", "topology-fingerprint", fp);
+                }
                 log_debug("Created the simulated host in %s.", state_dir);
         }
 
@@ -1182,12 +1228,30 @@ int host_new_sim(const HostSimConfig *cfg, Host **ret) {
         if (r < 0)
                 return r;
 
-        /* Usage counts carry on from an earlier run, as the tree does. */
-        for (size_t i = 0; i < s->topology->n_groups; i++) {
-                char name[32], text[32];
-                (void) snprintf(name, sizeof name, "usage-%u", s->topology->groups[i].id);
-                if (read_one_line_at(s->book_fd, name, text, sizeof text) >= 0)
-                        s->groups[i].usage = strtoull(text, NULL, 10);
+        /* Usage counts carry on from an earlier run, as the tree does: read the ones there are. */
+        {
+                _cleanup_close_ int dfd = openat(s->book_fd, ".", O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+                char buf[8192];
+                ssize_t k;
+
+                while (dfd >= 0 && (k = getdents64(dfd, buf, sizeof buf)) > 0)
+                        for (ssize_t off = 0; off < k;) {
+                                struct dirent64 *de = (struct dirent64 *) (buf + off);
+                                char text[32], *end;
+                                unsigned long id;
+                                SimGroupState *gs;
+
+                                off += de->d_reclen;
+                                if (strncmp(de->d_name, "usage-", 6) != 0)
+                                        continue;
+                                errno = 0;
+                                id = strtoul(de->d_name + 6, &end, 10);
+                                if (errno != 0 || *end != 0 || id > UINT_MAX)
+                                        continue;
+                                gs = sim_group_state(s, (unsigned) id);
+                                if (gs && read_one_line_at(s->book_fd, de->d_name, text, sizeof text) >= 0)
+                                        gs->usage = strtoull(text, NULL, 10);
+                        }
         }
 
         s->wake_fd = eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK);

@@ -221,6 +221,59 @@ int sysfs_list_groups(int sysfs_fd, unsigned **ret_ids, size_t *ret_n) {
         return 0;
 }
 
+int sysfs_list_driver_devices(int sysfs_fd, const char *driver, HostDevice **ret, size_t *ret_n) {
+        _cleanup_free_ HostDevice *devices = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t n = 0, allocated = 0;
+        char path[128], buf[16384];
+
+        if (!sysfs_name_is_valid(driver, HOST_DRIVER_MAX))
+                return -EINVAL;
+        (void) snprintf(path, sizeof path, "bus/pci/drivers/%s", driver);
+        fd = openat(sysfs_fd, path, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0) {
+                if (errno != ENOENT)
+                        return -errno;
+                /* The driver is not loaded: nothing is bound to it. */
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+
+        for (;;) {
+                ssize_t k = getdents64(fd, buf, sizeof buf);
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                for (ssize_t off = 0; off < k;) {
+                        struct dirent64 *de = (struct dirent64 *) (buf + off);
+                        char address[HOST_ADDR_MAX];
+
+                        off += de->d_reclen;
+                        /* The driver directory also holds bind, unbind, new_id, module...: only the
+                         * links named by a PCI address are devices. */
+                        if (host_parse_pci_address(de->d_name, address) < 0 || !streq(address, de->d_name))
+                                continue;
+                        if (n == allocated) {
+                                size_t a = MAX(allocated * 2, (size_t) 16);
+                                HostDevice *p = reallocarray(devices, a, sizeof *devices);
+                                if (!p)
+                                        return -ENOMEM;
+                                devices = p;
+                                allocated = a;
+                        }
+                        if (sysfs_read_device(sysfs_fd, address, &devices[n]) < 0)
+                                continue; /* gone meanwhile */
+                        n++;
+                }
+        }
+
+        *ret = TAKE_PTR(devices);
+        *ret_n = n;
+        return 0;
+}
+
 int sysfs_parse_reserved_regions(const char *text, HostRegion **ret, size_t *ret_n) {
         _cleanup_free_ HostRegion *regions = NULL;
         size_t n = 0;

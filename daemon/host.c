@@ -80,6 +80,12 @@ int host_read_group(Host *h, unsigned id, HostGroup *ret) {
         return sysfs_read_group(h->sysfs_fd, h->cache, id, ret);
 }
 
+int host_list_driver_devices(Host *h, const char *driver, HostDevice **ret, size_t *ret_n) {
+        if (!h || !driver || !ret || !ret_n)
+                return -EINVAL;
+        return sysfs_list_driver_devices(h->sysfs_fd, driver, ret, ret_n);
+}
+
 int host_read_device(Host *h, const char *address, HostDevice *ret) {
         if (!h || !address || !ret)
                 return -EINVAL;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -1122,31 +1123,25 @@ static bool lease_owner_alive(Lease *l) {
  * driver: touching it could hang on an unbind or take a device from under a guest. Say so, loudly, and
  * leave it. */
 static void manager_scan_orphans(Manager *m) {
-        _cleanup_free_ unsigned *ids = NULL;
+        _cleanup_free_ HostDevice *devices = NULL;
         size_t n = 0, orphans = 0;
 
-        if (host_list_groups(m->host, &ids, &n) < 0)
+        if (host_list_driver_devices(m->host, VFIO_PCI_DRIVER, &devices, &n) < 0)
                 return;
         for (size_t i = 0; i < n; i++) {
-                _cleanup_(host_group_done) HostGroup g = {};
+                const HostDevice *d = &devices[i];
 
-                if (manager_group_holder(m, ids[i]))
+                if (!streq(d->driver_override, VFIO_PCI_DRIVER))
                         continue;
-                if (host_read_group(m->host, ids[i], &g) < 0)
+                if (d->group != UINT_MAX && manager_group_holder(m, d->group))
                         continue;
-                for (size_t k = 0; k < g.n_devices; k++) {
-                        const HostDevice *d = &g.devices[k];
-
-                        if (!streq(d->driver, VFIO_PCI_DRIVER) || !streq(d->driver_override, VFIO_PCI_DRIVER))
-                                continue;
-                        log_warning("Device %s (group %u) is on vfio-pci with a vfio-pci driver_override, but no "
-                                    "lease holds it. It was not bound by this groupd (or its state file was "
-                                    "lost); leaving it alone. To give it back to its host driver: echo > "
-                                    "/sys/bus/pci/devices/%s/driver_override; echo %s > "
-                                    "/sys/bus/pci/drivers/vfio-pci/unbind; echo %s > /sys/bus/pci/drivers_probe",
-                                    d->address, g.id, d->address, d->address, d->address);
-                        orphans++;
-                }
+                log_warning("Device %s (group %u) is on vfio-pci with a vfio-pci driver_override, but no "
+                            "lease holds it. It was not bound by this groupd (or its state file was "
+                            "lost); leaving it alone. To give it back to its host driver: echo > "
+                            "/sys/bus/pci/devices/%s/driver_override; echo %s > "
+                            "/sys/bus/pci/drivers/vfio-pci/unbind; echo %s > /sys/bus/pci/drivers_probe",
+                            d->address, d->group, d->address, d->address, d->address);
+                orphans++;
         }
         if (orphans > 0)
                 log_warning("%zu device(s) on vfio-pci without a lease (see above).", orphans);

@@ -898,6 +898,21 @@ START_TEST(test_sim_bind_rules) {
         ck_assert_int_eq(host_device_probe(h, "0000:09:00.0"), -ENODEV);
         ck_assert_int_eq(host_device_set_override(h, "0000:09:00.0", "vfio-pci"), -ENOENT);
 
+        /* A driver's devices, from its directory. */
+        {
+                HostDevice *list = NULL;
+                size_t n_list = 0;
+                ck_assert_int_eq(host_list_driver_devices(h, "e1000", &list, &n_list), 0);
+                ck_assert_uint_eq(n_list, 1);
+                ck_assert_str_eq(list[0].address, "0000:03:00.1");
+                ck_assert_uint_eq(list[0].group, 3);
+                free(list);
+                ck_assert_int_eq(host_list_driver_devices(h, "no-such-driver", &list, &n_list), 0);
+                ck_assert_uint_eq(n_list, 0);
+                free(list);
+                ck_assert_int_eq(host_list_driver_devices(h, "../x", &list, &n_list), -EINVAL);
+        }
+
         /* vfio-pci refuses a device on its denylist, as the kernel's probe does; a probe leaves it
          * without a driver, and it goes back to its own. */
         ck_assert_int_eq(host_device_set_override(h, "0000:07:00.0", VFIO_PCI_DRIVER), 0);
