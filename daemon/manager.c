@@ -99,6 +99,16 @@ int manager_add_listener(Manager *m, ManagerEventFunc func, void *userdata) {
         return 0;
 }
 
+void manager_remove_listener(Manager *m, ManagerEventFunc func, void *userdata) {
+        for (size_t i = 0; i < m->n_listeners; i++)
+                if (m->listeners[i].func == func && m->listeners[i].userdata == userdata) {
+                        memmove(m->listeners + i, m->listeners + i + 1,
+                                (m->n_listeners - i - 1) * sizeof m->listeners[0]);
+                        m->n_listeners--;
+                        return;
+                }
+}
+
 static void manager_emit(Manager *m, GdEventKind kind, const Lease *l, unsigned group, int errno_value,
                          const char *detail) {
         for (size_t i = 0; i < m->n_listeners; i++)

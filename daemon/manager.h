@@ -69,6 +69,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_start(Manager *m, ManagerError *err);
 
 int manager_add_listener(Manager *m, ManagerEventFunc func, void *userdata);
+void manager_remove_listener(Manager *m, ManagerEventFunc func, void *userdata);
 
 /* Views; free with manager_groups_free() / manager_leases_free(). */
 int manager_list_groups(Manager *m, GdGroup **ret, size_t *ret_n);
