@@ -65,6 +65,7 @@ typedef enum RequestKind {
         REQUEST_LIST_LEASES,
         REQUEST_ACQUIRE,
         REQUEST_LEASE_RELEASE,
+        REQUEST_RELEASE_TOKEN,
 } RequestKind;
 
 typedef struct Request Request;
@@ -99,7 +100,7 @@ struct Request {
         uint32_t flags;
         int owner_pidfd;
         AcquirePreview preview;
-        char *spec;                      /* GET_GROUP */
+        char *spec;                      /* GET_GROUP; RELEASE_TOKEN: the token */
         char lease_id[LEASE_ID_LEN + 1]; /* LEASE_RELEASE */
 
         Request *prev, *next;
@@ -305,10 +306,6 @@ static void reply_error(Bus *b, DBusMessage *call, const char *name, const char 
         (void) vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
         bus_send(b, dbus_message_new_error(call, name, text));
-}
-
-static void reply_manager_error(Bus *b, DBusMessage *call, const ManagerError *err) {
-        reply_error(b, call, bus_error_name(err->code), "%s", err->message);
 }
 
 static void reply_oom(Bus *b, DBusMessage *call) {
@@ -685,6 +682,16 @@ static void execute_lease_release(Request *r, bool revoke) {
         request_free(r);
 }
 
+static void execute_release_token(Request *r) {
+        ManagerError err = {};
+
+        r->caller.bus_name = r->sender;
+        if (manager_release_token(r->bus->manager, &r->caller, r->spec, &err) < 0)
+                return request_fail_manager(r, &err);
+        bus_send(r->bus, dbus_message_new_method_return(r->message));
+        request_free(r);
+}
+
 static bool request_is_lease_owner(Request *r) {
         Lease *l = manager_find_lease(r->bus->manager, r->lease_id);
         return l && l->owner_kind == GD_OWNER_BUS_NAME && streq_ptr(l->bus_name, r->sender);
@@ -702,6 +709,8 @@ static void request_execute(Request *r) {
                 return execute_acquire(r);
         case REQUEST_LEASE_RELEASE:
                 return execute_lease_release(r, !request_is_lease_owner(r));
+        case REQUEST_RELEASE_TOKEN:
+                return execute_release_token(r);
         }
 }
 
@@ -841,6 +850,10 @@ static void request_continue(Request *r) {
                 action = ACTION_RELEASE_OTHER;
                 break;
         }
+        case REQUEST_RELEASE_TOKEN:
+                /* The token is the proof: whoever holds it may end the lease, as on the native socket. The
+                 * caller was identified only for the log. */
+                return request_execute(r);
         default:
                 break;
         }
@@ -1061,7 +1074,7 @@ static DBusHandlerResult start_request(Bus *b, DBusMessage *m, RequestKind kind,
                 request_free(r);
                 return DBUS_HANDLER_RESULT_HANDLED;
         }
-        if (kind == REQUEST_GET_GROUP) {
+        if (kind == REQUEST_GET_GROUP || kind == REQUEST_RELEASE_TOKEN) {
                 const char *spec;
                 dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &spec, DBUS_TYPE_INVALID);
                 r->spec = strdup(spec);
@@ -1077,18 +1090,6 @@ static DBusHandlerResult start_request(Bus *b, DBusMessage *m, RequestKind kind,
         return DBUS_HANDLER_RESULT_HANDLED;
 }
 
-static void method_release(Bus *b, DBusMessage *m) {
-        ManagerError err = {};
-        const char *token;
-        Caller c = { .uid = (uid_t) -1, .gid = (gid_t) -1 };
-
-        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &token, DBUS_TYPE_INVALID);
-        c.bus_name = dbus_message_get_sender(m);
-        /* The token is the proof: whoever holds it may end the lease, as on the native socket. */
-        if (manager_release_token(b->manager, &c, token, &err) < 0)
-                return reply_manager_error(b, m, &err);
-        bus_send(b, dbus_message_new_method_return(m));
-}
 
 /* ---------------------------------------------------------------- properties, introspection */
 
@@ -1405,7 +1406,7 @@ static DBusHandlerResult on_message(DBusConnection *c, DBusMessage *m, void *use
                 else if (streq(member, "Acquire") && check_signature(b, m, "asa{sv}"))
                         result = start_request(b, m, REQUEST_ACQUIRE, NULL);
                 else if (streq(member, "Release") && check_signature(b, m, "s"))
-                        method_release(b, m);
+                        result = start_request(b, m, REQUEST_RELEASE_TOKEN, NULL);
                 else if (!streq(member, "ListGroups") && !streq(member, "GetGroup") &&
                          !streq(member, "ListLeases") && !streq(member, "Acquire") && !streq(member, "Release"))
                         reply_error(b, m, DBUS_ERROR_UNKNOWN_METHOD, "no method %s in %s", member, IFACE_MANAGER);

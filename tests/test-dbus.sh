@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The D-Bus tier: a private system bus (tests/dbus/system.conf, which includes groupd's own bus policy
+# file), the real polkitd on it with groupd's action file and the test rules made visible in a private
+# mount namespace (the host's /usr/share/polkit-1 and /etc/polkit-1 are never touched), and groupd on
+# the simulated host. Then test-dbus drives the API.
+#
+# Skips (77) only when the pieces cannot run here: not root, no unshare/mount namespaces, no polkitd.
+set -euo pipefail
+
+top=${TOP_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+build=${TOP_BUILDDIR:-$top/build}
+groupd=${GROUPD_BIN:-$build/groupd}
+client=$build/test-dbus
+polkitd=/usr/lib/polkit-1/polkitd
+
+skip() { echo "test-dbus: SKIPPED: $*" >&2; exit 77; }
+[ "$(id -u)" -eq 0 ] || skip "needs root (polkitd runs as root; callers switch uid)"
+command -v dbus-daemon >/dev/null || skip "no dbus-daemon (Debian package dbus-daemon)"
+[ -x "$polkitd" ] || skip "no $polkitd (Debian package polkitd)"
+unshare -m true 2>/dev/null || skip "cannot make a mount namespace (unshare -m) here"
+[ -x "$client" ] || { echo "test-dbus: $client is not built" >&2; exit 1; }
+
+run=$(mktemp -d /tmp/groupd-dbus.XXXXXX)
+chmod 755 "$run"   # callers run as other uids and must reach the bus socket
+pids=()
+cleanup() {
+        local p
+        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+        rm -rf "$run"
+}
+trap cleanup EXIT
+fail() {
+        echo "test-dbus: FAILED: $*" >&2
+        for f in dbus.log polkitd.log groupd.log; do echo "--- $f:" >&2; cat "$run/$f" >&2 || true; done
+        exit 1
+}
+
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$run/bus"
+dbus-daemon --config-file="$top/tests/dbus/system.conf" --address="$DBUS_SYSTEM_BUS_ADDRESS" --nofork \
+        >"$run/dbus.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$run/bus" ] && break; sleep 0.05; done
+[ -S "$run/bus" ] || fail "dbus-daemon did not start"
+
+# polkitd sees only groupd's actions and the test rules. It changes to the user polkitd, which must be
+# able to read them.
+mkdir -p "$run/actions" "$run/rules" "$run/no-rules"
+cp "$top/polkit/org.groupd1.policy" "$run/actions/"
+cp "$top"/tests/dbus/rules.d/*.rules "$run/rules/"
+chmod -R a+rX "$run/actions" "$run/rules" "$run/no-rules"
+unshare -m sh -c '
+        set -e
+        mount --bind "$1/actions" /usr/share/polkit-1/actions
+        mount --bind "$1/rules" /etc/polkit-1/rules.d
+        if [ -d /usr/share/polkit-1/rules.d ]; then mount --bind "$1/no-rules" /usr/share/polkit-1/rules.d; fi
+        exec "$2"' sh "$run" "$polkitd" >"$run/polkitd.log" 2>&1 &
+pids+=($!)
+
+"$groupd" --host=sim --runtime-dir="$run/rt" --policy="$run/no-policy.conf" --release-deadline=2 \
+        >"$run/groupd.log" 2>&1 &
+pids+=($!)
+
+has_owner() {
+        dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+                org.freedesktop.DBus.NameHasOwner "string:$1" 2>/dev/null | grep -q "boolean true"
+}
+for _ in $(seq 200); do has_owner org.freedesktop.PolicyKit1 && has_owner org.groupd1 && break; sleep 0.05; done
+has_owner org.freedesktop.PolicyKit1 || fail "polkitd did not take its name on the private bus"
+has_owner org.groupd1 || fail "groupd did not take org.groupd1 on the private bus"
+
+rc=0
+"$client" || rc=$?
+# Nothing may be left on vfio-pci, and the daemon must still be there.
+kill -0 "${pids[2]}" 2>/dev/null || fail "groupd died during the tests"
+if [ $rc -ne 0 ]; then fail "test-dbus exited with $rc"; fi
+grep -q "No D-Bus API" "$run/groupd.log" && fail "groupd ran without its D-Bus API"
+exit 0
