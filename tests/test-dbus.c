@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "groupd-client.h"
 #include "macro.h"
 
 #define NAME "org.groupd1"
@@ -831,6 +832,49 @@ START_TEST(test_round_trip) {
                 "test-dbus: %zu rounds on the private bus: Acquire+Release calls median %.3f ms (p90 %.3f ms); "
                 "until LeaseEnded median %.3f ms\n",
                 rounds, calls[rounds / 2] / 1000.0, calls[rounds * 9 / 10] / 1000.0, full[rounds / 2] / 1000.0);
+
+        /* The same rounds on the native socket, for comparison (its leases show on the bus too). */
+        const char *sock = getenv("GROUPD_TEST_SOCKET");
+        GdClient *native = NULL;
+        ck_assert_ptr_nonnull(sock);
+        ck_assert_int_ge(gd_client_connect(sock, &native), 0);
+        for (size_t i = 0; i < rounds; i++) {
+                const char *specs[] = { "2" };
+                GdAcquireOptions opts = { .label = "bench-native", .owner_pidfd = -EBADF };
+                GdClientLease *l = NULL;
+                char path[128], token[GD_TOKEN_LEN + 1];
+                uint64_t t0 = now_usec(), t1;
+
+                ck_assert_int_ge(gd_client_acquire(native, specs, 1, &opts, &l), 0);
+                snprintf(path, sizeof path, PATH "/lease/%s", l->lease.id);
+                snprintf(token, sizeof token, "%s", l->token);
+                gd_client_lease_free(l);
+                ck_assert_int_ge(gd_client_release(native, token), 0);
+                t1 = now_usec();
+                wait_lease_ended(c, path, reason, sizeof reason);
+                calls[i] = t1 - t0;
+                full[i] = now_usec() - t0;
+        }
+        gd_client_free(native);
+        qsort(calls, rounds, sizeof *calls, cmp_u64);
+        qsort(full, rounds, sizeof *full, cmp_u64);
+        fprintf(stderr, "test-dbus: the same on the native socket: calls median %.3f ms; until LeaseEnded median %.3f ms\n",
+                calls[rounds / 2] / 1000.0, full[rounds / 2] / 1000.0);
+
+        /* Where the time goes: a bare round trip to the daemon (Peer.Ping, answered by libdbus), and one
+         * through the caller lookup and polkit (ListLeases: credentials, CheckAuthorization, reply). */
+        for (size_t i = 0; i < rounds; i++) {
+                uint64_t t0 = now_usec();
+                dbus_message_unref(call0(c, PATH, "org.freedesktop.DBus.Peer", "Ping"));
+                calls[i] = now_usec() - t0;
+                t0 = now_usec();
+                ck_assert_uint_eq(count_leases(c), 0);
+                full[i] = now_usec() - t0;
+        }
+        qsort(calls, rounds, sizeof *calls, cmp_u64);
+        qsort(full, rounds, sizeof *full, cmp_u64);
+        fprintf(stderr, "test-dbus: Peer.Ping median %.3f ms; ListLeases (credentials + polkit) median %.3f ms\n",
+                calls[rounds / 2] / 1000.0, full[rounds / 2] / 1000.0);
         free(calls);
         free(full);
         disconnect_bus(c);
