@@ -130,9 +130,10 @@ static dbus_bool_t add_watch(DBusWatch *w, void *data) {
         }
         if (!io->watches[0])
                 io->watches[0] = w;
-        else if (!io->watches[1])
+        else if (!io->watches[1]) {
                 io->watches[1] = w;
-        else
+                log_debug("D-Bus: a second watch on fd %i; one epoll source serves both.", fd);
+        } else
                 return FALSE; /* a third watch on one fd: libdbus never does this */
         dbus_watch_set_data(w, io, NULL);
         return io_update(io) >= 0;

@@ -4,7 +4,7 @@
 # mount namespace (the host's /usr/share/polkit-1 and /etc/polkit-1 are never touched), and groupd on
 # the simulated host. Then test-dbus drives the API.
 #
-# Skips (77) only when the pieces cannot run here: not root, no unshare/mount namespaces, no polkitd.
+# GROUPD_TEST_KEEP=1 keeps the logs (dbus.log, polkitd.log, groupd.log). Skips (77) only when the pieces cannot run here: not root, no unshare/mount namespaces, no polkitd.
 set -euo pipefail
 
 top=${TOP_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -27,7 +27,7 @@ cleanup() {
         local p
         for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
         for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-        rm -rf "$run"
+        if [ -n "${GROUPD_TEST_KEEP:-}" ]; then echo "test-dbus: logs kept in $run" >&2; else rm -rf "$run"; fi
 }
 trap cleanup EXIT
 fail() {
@@ -75,6 +75,15 @@ groupd_pid=${pids[2]}
 kill -0 "$groupd_pid" 2>/dev/null || fail "groupd died during the tests"
 if [ $rc -ne 0 ]; then fail "test-dbus exited with $rc"; fi
 grep -q "No D-Bus API" "$run/groupd.log" && fail "groupd ran without its D-Bus API"
+
+# Without polkitd, D-Bus callers get nothing (fail closed).
+kill -TERM "${pids[1]}"
+wait "${pids[1]}" 2>/dev/null || true
+for _ in $(seq 100); do has_owner org.freedesktop.PolicyKit1 || break; sleep 0.05; done
+has_owner org.freedesktop.PolicyKit1 && fail "polkitd did not go away"
+rc=0
+GROUPD_TEST_NO_POLKIT=1 "$client" || rc=$?
+if [ $rc -ne 0 ]; then fail "test-dbus without polkitd exited with $rc"; fi
 
 # groupd stops cleanly with the bus still there (and, in the sanitizer build, without leaks).
 kill -TERM "$groupd_pid"
