@@ -14,6 +14,13 @@ client=$build/test-dbus
 polkitd=/usr/lib/polkit-1/polkitd
 
 skip() { echo "test-dbus: SKIPPED: $*" >&2; exit 77; }
+
+# The shipped XML is valid: the polkit actions against polkit's DTD, the interface against D-Bus's.
+xmllint --noout --dtdvalid /usr/share/polkit-1/policyconfig-1.dtd "$top/polkit/org.groupd1.policy" ||
+        { echo "test-dbus: polkit/org.groupd1.policy is not valid against polkit's DTD" >&2; exit 1; }
+xmllint --noout --dtdvalid /usr/share/xml/dbus-1/introspect.dtd "$top/proto/org.groupd1.xml" ||
+        { echo "test-dbus: proto/org.groupd1.xml is not valid against D-Bus's introspection DTD" >&2; exit 1; }
+
 [ "$(id -u)" -eq 0 ] || skip "needs root (polkitd runs as root; callers switch uid)"
 command -v dbus-daemon >/dev/null || skip "no dbus-daemon (Debian package dbus-daemon)"
 [ -x "$polkitd" ] || skip "no $polkitd (Debian package polkitd)"
@@ -36,12 +43,28 @@ fail() {
         exit 1
 }
 
+# The bus: tests/dbus/system.conf, plus the shipped activation file in a service directory of its own
+# (so that the bus parses it; nothing is activated: there is no systemd here, and groupd is started below).
+mkdir -p "$run/services"
+cp "$top/systemd/org.groupd1.service" "$run/services/"
+cat >"$run/bus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <include>$top/tests/dbus/system.conf</include>
+  <servicedir>$run/services</servicedir>
+</busconfig>
+CONF
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$run/bus"
-dbus-daemon --config-file="$top/tests/dbus/system.conf" --address="$DBUS_SYSTEM_BUS_ADDRESS" --nofork \
+dbus-daemon --config-file="$run/bus.conf" --address="$DBUS_SYSTEM_BUS_ADDRESS" --nofork \
         >"$run/dbus.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$run/bus" ] && break; sleep 0.05; done
 [ -S "$run/bus" ] || fail "dbus-daemon did not start"
+
+dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.ListActivatableNames 2>&1 | grep -q '"org.groupd1"' ||
+        fail "the bus did not take systemd/org.groupd1.service as the activation file of org.groupd1"
 
 # polkitd sees only groupd's actions and the test rules. It changes to the user polkitd, which must be
 # able to read them.
