@@ -127,6 +127,7 @@ static bool lease_exported(const Lease *l) {
 typedef struct PropWriter {
         DBusMessageIter *iter;
         const char *only;
+        bool changes_only;      /* PropertiesChanged: leave out the const ones */
         bool found;
         bool oom;
         DBusMessageIter entry, var;
@@ -220,7 +221,8 @@ static void group_props(const GdGroup *g, const Lease *ended, PropWriter *w) {
 
         if (leased)
                 lease_path(g->lease_id, path, sizeof path);
-        pw_u32(w, "Id", g->id);
+        if (!w->changes_only)
+                pw_u32(w, "Id", g->id);
         pw_string(w, "Type", g->type);
         pw_bool(w, "Viable", g->flags & GD_GROUP_VIABLE);
         pw_string(w, "Viability", g->viability);
@@ -327,6 +329,7 @@ static void emit_properties_changed(Bus *b, const char *path, const char *iface,
                 return (void) log_oom();
         dbus_message_iter_init_append(m, &it);
         w.iter = &dict;
+        w.changes_only = true;
         w.oom = !dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &iface) ||
                 !dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
         if (!w.oom)
@@ -347,7 +350,6 @@ static void fill_group(PropWriter *w, const void *a, const void *c) {
 }
 
 static void fill_lease_state(PropWriter *w, const void *a, const void *c) {
-        w->only = NULL;
         pw_string(w, "State", c);
 }
 

@@ -78,6 +78,16 @@ static void append_option_s(DBusMessageIter *dict, const char *key, const char *
         ck_assert(dbus_message_iter_close_container(dict, &e));
 }
 
+static void append_option_b(DBusMessageIter *dict, const char *key, dbus_bool_t value) {
+        DBusMessageIter e, v;
+        ck_assert(dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e));
+        ck_assert(dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key));
+        ck_assert(dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "b", &v));
+        ck_assert(dbus_message_iter_append_basic(&v, DBUS_TYPE_BOOLEAN, &value));
+        ck_assert(dbus_message_iter_close_container(&e, &v));
+        ck_assert(dbus_message_iter_close_container(dict, &e));
+}
+
 static void append_option_h(DBusMessageIter *dict, const char *key, int fd) {
         DBusMessageIter e, v;
         ck_assert(dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e));
@@ -109,8 +119,9 @@ static void acquired_done(Acquired *a) {
         a->n_groups = 0;
 }
 
-/* Acquire(specs, options): label and owner when not NULL, owner-pidfd when >= 0, and one extra string
- * option when extra_key is set. Returns true on success; false with a->error set. */
+/* Acquire(specs, options): label and owner when not NULL, owner-pidfd when >= 0, and one extra option when
+ * extra_key is set: configure-iommu=true for "configure-iommu", else a string. Returns true on success;
+ * false with a->error set. */
 static bool acquire_opts(DBusConnection *c, const char *const *specs, const char *label, const char *owner,
                          int pidfd, const char *extra_key, Acquired *a) {
         DBusMessage *m = dbus_message_new_method_call(NAME, PATH, MGR, "Acquire"), *r;
@@ -129,7 +140,9 @@ static bool acquire_opts(DBusConnection *c, const char *const *specs, const char
                 append_option_s(&dict, "owner", owner);
         if (pidfd >= 0)
                 append_option_h(&dict, "owner-pidfd", pidfd);
-        if (extra_key)
+        if (extra_key && streq(extra_key, "configure-iommu"))
+                append_option_b(&dict, extra_key, TRUE);
+        else if (extra_key)
                 append_option_s(&dict, extra_key, "x");
         ck_assert(dbus_message_iter_close_container(&it, &dict));
 
@@ -342,6 +355,34 @@ static DBusMessage *wait_signal(DBusConnection *c, const char *member, const cha
         return NULL;
 }
 
+/* PropertiesChanged of a group: the value of its Leased in the changed set (which must be there). */
+static bool wait_group_leased_changed(DBusConnection *c, const char *path) {
+        DBusMessage *m = wait_signal(c, "PropertiesChanged", path, NAME ".Group");
+        DBusMessageIter it, d, e, v;
+        dbus_bool_t leased = FALSE;
+        bool found = false;
+
+        ck_assert_msg(m, "no PropertiesChanged for %s", path);
+        ck_assert_str_eq(dbus_message_get_signature(m), "sa{sv}as");
+        dbus_message_iter_init(m, &it);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_recurse(&it, &d);
+        for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&d)) {
+                const char *k;
+                dbus_message_iter_recurse(&d, &e);
+                dbus_message_iter_get_basic(&e, &k);
+                if (!streq(k, "Leased"))
+                        continue;
+                dbus_message_iter_next(&e);
+                dbus_message_iter_recurse(&e, &v);
+                dbus_message_iter_get_basic(&v, &leased);
+                found = true;
+        }
+        dbus_message_unref(m);
+        ck_assert_msg(found, "PropertiesChanged of %s lacks Leased", path);
+        return leased;
+}
+
 /* LeaseEnded(o, au, s reason, s detail) for path: returns the reason. */
 static void wait_lease_ended(DBusConnection *c, const char *path, char *reason, size_t size) {
         DBusMessage *m = wait_signal(c, "LeaseEnded", PATH, path);
@@ -515,6 +556,17 @@ START_TEST(test_allowed_caller_gets_working_fds) {
         group_drivers(c, 1, buf, sizeof buf);
         ck_assert_str_eq(buf, "0000:01:00.0=nouveau 0000:01:00.1=snd_hda_intel");
 
+        /* configure-iommu: the container comes with its IOMMU type set. */
+        const char *specs2[] = { "2", NULL };
+        ck_assert_msg(acquire_opts(c, specs2, "iommu", NULL, -EBADF, "configure-iommu", &a), "%s: %s", a.error,
+                      a.message);
+        sim_status(a.container, buf, sizeof buf);
+        ck_assert_str_eq(buf, "container iommu=type1v2 groups=2");
+        ck_assert_uint_ne(prop_u32(c, a.path, NAME ".Lease", "IommuType"), 0);
+        acquired_done(&a);
+        ck_assert(release_token(c, a.token, NULL, 0));
+        wait_lease_ended(c, a.path, reason, sizeof reason);
+
         /* uid 1: the policy file (root only) does not cover it, so acquire-any, which the rules grant. */
         run_as(UID_DAEMON, as_acquire, daemon_args, &res);
         ck_assert_msg(res.ok, "uid 1 acquire: %s: %s", res.error, res.message);
@@ -615,6 +667,7 @@ START_TEST(test_properties_and_object_manager) {
         m = wait_signal(c, "InterfacesAdded", PATH, a.path);
         ck_assert_msg(m, "no InterfacesAdded for %s", a.path);
         dbus_message_unref(m);
+        ck_assert(wait_group_leased_changed(c, PATH "/group/1"));
         ck_assert(managed_has(c, a.path));
         ck_assert_uint_eq(count_leases(c), 1);
         ck_assert_uint_eq(prop_u32(c, PATH, MGR, "NLeases"), 1);
@@ -644,6 +697,7 @@ START_TEST(test_properties_and_object_manager) {
         m = wait_signal(c, "InterfacesRemoved", PATH, a.path);
         ck_assert_msg(m, "no InterfacesRemoved");
         dbus_message_unref(m);
+        ck_assert(!wait_group_leased_changed(c, PATH "/group/1"));
         ck_assert(!managed_has(c, a.path));
         ck_assert_uint_eq(prop_u32(c, PATH, MGR, "NLeases"), 0);
         ck_assert(!prop_bool(c, PATH "/group/1", NAME ".Group", "Leased"));
