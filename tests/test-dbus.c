@@ -789,6 +789,13 @@ START_TEST(test_release_other_needs_polkit) {
         ck_assert_str_eq(res.error, "org.groupd1.Error.Denied");
         ck_assert_uint_eq(count_leases(c), 1);
 
+        /* uid 1: no rule decides, so the default (auth_admin) asks for authentication, which this caller
+         * did not allow. */
+        run_as(UID_DAEMON, as_lease_release, a.path, &res);
+        ck_assert(!res.ok);
+        ck_assert_str_eq(res.error, DBUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED);
+        ck_assert_uint_eq(count_leases(c), 1);
+
         /* Another root connection: polkit authorizes root, and the lease is revoked (the VMM has let go). */
         acquired_done(&a);
         ck_assert(!streq(dbus_bus_get_unique_name(c), dbus_bus_get_unique_name(owner)));
