@@ -92,6 +92,15 @@ for _ in $(seq 200); do has_owner org.freedesktop.PolicyKit1 && has_owner org.gr
 has_owner org.freedesktop.PolicyKit1 || fail "polkitd did not take its name on the private bus"
 has_owner org.groupd1 || fail "groupd did not take org.groupd1 on the private bus"
 
+# What an administrator sees (busctl comes with systemd; without it, this look is skipped).
+if command -v busctl >/dev/null; then
+        busctl --system introspect org.groupd1 /org/groupd1 >"$run/introspect.txt" 2>&1 ||
+                fail "busctl introspect failed: $(cat "$run/introspect.txt")"
+        for m in Acquire Release ListGroups GetGroup ListLeases LeaseStarted LeaseEnded GroupChanged; do
+                grep -q "^\.$m " "$run/introspect.txt" || fail "busctl introspect does not show $m"
+        done
+fi
+
 rc=0
 GROUPD_TEST_SOCKET="$run/rt/socket" "$client" || rc=$?
 groupd_pid=${pids[2]}
