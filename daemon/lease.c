@@ -44,6 +44,7 @@ Lease *lease_free(Lease *l) {
         /* Wipe the token before the memory goes back to the allocator. */
         explicit_bzero(l->token, sizeof l->token);
         free(l->label);
+        free(l->bus_name);
         free(l->groups);
         free(l->group_fds);
         free(l->devices);

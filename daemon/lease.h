@@ -43,6 +43,7 @@ struct Lease {
         pid_t owner_pid;
         uint64_t owner_starttime;       /* /proc/PID/stat field 22: tells a reused pid apart */
         int lease_fd;                   /* GD_OWNER_LEASE_FD: our read end; the client has the write end */
+        char *bus_name;                 /* GD_OWNER_BUS_NAME: the D-Bus caller's unique name */
         sd_event_source *owner_source;
         sd_event_source *deadline_source;
 

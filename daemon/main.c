@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "fd-util.h"
+#include "bus.h"
 #include "host.h"
 #include "log.h"
 #include "manager.h"
@@ -21,6 +22,7 @@ static const char *arg_sysfs_root = NULL;
 static const char *arg_dev_root = NULL;
 static uint64_t arg_release_deadline_usec = 0;
 static bool arg_keep_leases = false;
+static bool arg_bus = true;
 
 static void help(void) {
         printf("Usage: groupd [OPTIONS]\n\n"
@@ -37,6 +39,8 @@ static void help(void) {
                "  --dev-root=DIR             linux host: /dev here (default /dev)\n"
                "  --release-deadline=SEC     report a held-up release after SEC seconds (default 10)\n"
                "  --keep-leases-on-exit      on SIGTERM, keep leases of live owner processes (for restarts)\n"
+               "  --no-bus                   do not offer the D-Bus API (org.groupd1 on the system bus; without\n"
+               "                             a system bus groupd goes on with the native socket only)\n"
                "  -v, --verbose              debug logging\n"
                "  -h, --help                 this text\n"
                "      --version              the version\n");
@@ -45,7 +49,7 @@ static void help(void) {
 static int parse_argv(int argc, char *argv[]) {
         enum {
                 ARG_HOST = 0x100, ARG_RUNTIME_DIR, ARG_SOCKET, ARG_POLICY, ARG_SYSFS_ROOT, ARG_DEV_ROOT,
-                ARG_RELEASE_DEADLINE, ARG_KEEP_LEASES, ARG_VERSION,
+                ARG_RELEASE_DEADLINE, ARG_KEEP_LEASES, ARG_VERSION, ARG_NO_BUS,
         };
         static const struct option options[] = {
                 { "host", required_argument, NULL, ARG_HOST },
@@ -56,6 +60,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "dev-root", required_argument, NULL, ARG_DEV_ROOT },
                 { "release-deadline", required_argument, NULL, ARG_RELEASE_DEADLINE },
                 { "keep-leases-on-exit", no_argument, NULL, ARG_KEEP_LEASES },
+                { "no-bus", no_argument, NULL, ARG_NO_BUS },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -95,6 +100,9 @@ static int parse_argv(int argc, char *argv[]) {
                 }
                 case ARG_KEEP_LEASES:
                         arg_keep_leases = true;
+                        break;
+                case ARG_NO_BUS:
+                        arg_bus = false;
                         break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
@@ -142,6 +150,7 @@ typedef struct Daemon {
         sd_event *event;
         Manager *manager;
         Server *server;
+        Bus *bus;
         bool stopping;
 } Daemon;
 
@@ -154,6 +163,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         log_info("Received %s, shutting down.", strsignal((int) si->ssi_signo));
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Releasing leases…");
         server_stop_accepting(d->server);
+        bus_stop_accepting(d->bus);
         return manager_shutdown(d->manager, on_shutdown_done, d->event);
 }
 
@@ -161,6 +171,7 @@ int main(int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_(server_freep) Server *server = NULL;
+        _cleanup_(bus_freep) Bus *bus = NULL;
         _cleanup_free_ char *socket_path = NULL;
         Host *host = NULL;
         ManagerError err = {};
@@ -240,12 +251,19 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
 
-        d = (Daemon) { .event = e, .manager = m, .server = server };
+        if (arg_bus) {
+                r = bus_new(e, m, &bus);
+                if (r < 0)
+                        log_notice_errno(r, "No D-Bus API: cannot serve %s on the system bus (%m); going on with "
+                                         "the native socket only.", BUS_NAME);
+        }
+
+        d = (Daemon) { .event = e, .manager = m, .server = server, .bus = bus };
         (void) sd_event_add_signal(e, NULL, SIGTERM, on_signal, &d);
         (void) sd_event_add_signal(e, NULL, SIGINT, on_signal, &d);
 
-        log_info("groupd %s ready on the %s host, socket %s.", PACKAGE_VERSION, arg_host,
-                 n == 1 ? "from systemd" : (arg_socket ?: socket_path));
+        log_info("groupd %s ready on the %s host, socket %s%s.", PACKAGE_VERSION, arg_host,
+                 n == 1 ? "from systemd" : (arg_socket ?: socket_path), bus ? ", D-Bus " BUS_NAME : "");
         (void) sd_notify(false, "READY=1\nSTATUS=Serving.");
 
         r = sd_event_loop(e);
@@ -253,6 +271,7 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Event loop failed: %m");
                 return 1;
         }
+        bus = bus_free(bus);
         server = server_free(server);
         return 0;
 }

@@ -100,6 +100,16 @@ int manager_add_listener(Manager *m, ManagerEventFunc func, void *userdata) {
         return 0;
 }
 
+void manager_remove_listener(Manager *m, ManagerEventFunc func, void *userdata) {
+        for (size_t i = 0; i < m->n_listeners; i++)
+                if (m->listeners[i].func == func && m->listeners[i].userdata == userdata) {
+                        memmove(m->listeners + i, m->listeners + i + 1,
+                                (m->n_listeners - i - 1) * sizeof m->listeners[0]);
+                        m->n_listeners--;
+                        return;
+                }
+}
+
 static void manager_emit(Manager *m, GdEventKind kind, const Lease *l, unsigned group, int errno_value,
                          const char *detail) {
         for (size_t i = 0; i < m->n_listeners; i++)
@@ -800,6 +810,26 @@ void manager_connection_closed(Manager *m, uint64_t connection_id) {
         }
 }
 
+void manager_bus_name_vanished(Manager *m, const char *name) {
+        Lease *next;
+
+        for (Lease *l = m->leases; l; l = next) {
+                next = l->next;
+                if (l->owner_kind == GD_OWNER_BUS_NAME && streq_ptr(l->bus_name, name) &&
+                    (l->state == GD_LEASE_ACTIVE || l->state == GD_LEASE_ACQUIRING)) {
+                        log_info("Owner of lease %s (D-Bus name %s) left the bus.", l->id, name);
+                        (void) manager_release_lease(m, l, GD_REASON_CONNECTION_CLOSED);
+                }
+        }
+}
+
+Lease *manager_find_lease(Manager *m, const char *id) {
+        for (Lease *l = m->leases; l; l = l->next)
+                if (streq(l->id, id))
+                        return l;
+        return NULL;
+}
+
 /* ---------------------------------------------------------------- owners */
 
 static int on_owner_exited(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -917,13 +947,102 @@ finish:
         manager_check_shutdown(m);
 }
 
+/* The checks every acquire passes for one group: it is not held, it exists and has devices, no never rule
+ * forbids a device of it (these apply to everyone); and the policy file's allow rules for c, unless an
+ * edge authorized c already (c->authorized: polkit). With enforce_allow false the allow rules are only
+ * consulted, and *ret_allowed says whether they cover the group. Reads the group into *hg (done by the
+ * caller on success). */
+static int manager_check_group(Manager *m, const Caller *c, unsigned id, bool enforce_allow, HostGroup *hg,
+                               bool *ret_allowed, ManagerError *err) {
+        PolicySubject subject = {
+                .uid = c->uid, .gid = c->gid, .gids = c->gids, .n_gids = c->n_gids,
+        };
+        char msg[GD_TEXT_MAX];
+        Lease *holder;
+        int r;
+
+        holder = manager_group_holder(m, id);
+        if (holder) {
+                manager_error(err, GD_ERR_BUSY, EBUSY,
+                              "group %u is %s lease %s (label \"%s\", uid %u, pid %i)", id,
+                              holder->state == GD_LEASE_RELEASING ? "being released by" :
+                              holder->state == GD_LEASE_ACQUIRING ? "being acquired by" : "held by",
+                              holder->id, strempty(holder->label), (unsigned) holder->uid,
+                              (int) (holder->owner_kind == GD_OWNER_PROCESS ? holder->owner_pid : holder->pid));
+                return -EBUSY;
+        }
+
+        r = manager_read_group(m, id, hg, err);
+        if (r < 0)
+                return r;
+        if (hg->n_devices == 0) {
+                host_group_done(hg);
+                manager_error(err, GD_ERR_NOT_FOUND, ENODEV, "group %u has no devices", id);
+                return -ENODEV;
+        }
+
+        r = 0;
+        for (size_t k = 0; k < hg->n_devices && r == 0; k++)
+                if (policy_device_never(m->policy, &hg->devices[k], msg, sizeof msg))
+                        r = -EPERM;
+        if (r == 0 && (!c->authorized || ret_allowed)) {
+                r = policy_check_group(m->policy, &subject, hg, msg, sizeof msg);
+                if (ret_allowed)
+                        *ret_allowed = r >= 0;
+                if (c->authorized || !enforce_allow)
+                        r = 0;
+        }
+        if (r < 0) {
+                host_group_done(hg);
+                manager_error(err, GD_ERR_DENIED, EPERM, "%s", msg);
+                log_notice("Refused group %u to uid %u pid %i: %s", id, (unsigned) c->uid, (int) c->pid, msg);
+                (void) sd_journal_send("MESSAGE=Refused group %u to uid %u: %s", id, (unsigned) c->uid, msg,
+                                       "MESSAGE_ID=" MESSAGE_ID_ACQUIRE_REFUSED, "GROUP=%u", id, "OWNER_UID=%u",
+                                       (unsigned) c->uid, "PRIORITY=%i", LOG_NOTICE, NULL);
+                return r;
+        }
+        return 0;
+}
+
+int manager_acquire_preview(Manager *m, const Caller *c, const char *const *specs, size_t n_specs,
+                            AcquirePreview *ret, ManagerError *err) {
+        AcquirePreview p = { .allowed_by_policy = true };
+        int r;
+
+        if (n_specs == 0 || n_specs > GD_GROUPS_PER_ACQUIRE_MAX) {
+                manager_error(err, GD_ERR_INVALID, EINVAL, "an acquire names 1 to %u groups, not %zu",
+                              GD_GROUPS_PER_ACQUIRE_MAX, n_specs);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n_specs; i++) {
+                bool dup = false, allowed = false;
+                HostGroup hg = {};
+                unsigned id;
+
+                r = manager_resolve_spec(m, specs[i], &id, err);
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; k < p.n_groups; k++)
+                        dup = dup || p.groups[k] == id;
+                if (dup)
+                        continue;
+                r = manager_check_group(m, c, id, false, &hg, &allowed, err);
+                if (r < 0)
+                        return r;
+                p.groups[p.n_groups++] = id;
+                p.allowed_by_policy = p.allowed_by_policy && allowed;
+                for (size_t k = 0; k < hg.n_devices; k++)
+                        detail_append(p.devices, sizeof p.devices, "%s", hg.devices[k].address);
+                host_group_done(&hg);
+        }
+        *ret = p;
+        return 0;
+}
+
 int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, AcquireDone done, void *userdata,
                     ManagerError *err) {
         _cleanup_(lease_freep) Lease *l = NULL;
         _cleanup_close_ int client_lease_fd = -EBADF;
-        PolicySubject subject = {
-                .uid = c->uid, .gid = c->gid, .gids = c->gids, .n_gids = c->n_gids,
-        };
         HostJob *j = NULL;
         AcquireOp *op;
         int r;
@@ -993,6 +1112,11 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
                 }
                 l->lease_fd = p[0];
                 client_lease_fd = p[1];
+        } else if (c->bus_name) {
+                l->owner_kind = GD_OWNER_BUS_NAME;
+                l->bus_name = strdup(c->bus_name);
+                if (!l->bus_name)
+                        goto oom;
         } else
                 l->owner_kind = GD_OWNER_CONNECTION;
 
@@ -1013,41 +1137,10 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
         for (size_t i = 0; i < l->n_groups; i++) {
                 unsigned id = l->groups[i];
                 HostGroup hg = {};
-                char msg[GD_TEXT_MAX];
-                Lease *holder;
 
-                holder = manager_group_holder(m, id);
-                if (holder) {
-                        manager_error(err, GD_ERR_BUSY, EBUSY,
-                                      "group %u is %s lease %s (label \"%s\", uid %u, pid %i)", id,
-                                      holder->state == GD_LEASE_RELEASING ? "being released by" :
-                                      holder->state == GD_LEASE_ACQUIRING ? "being acquired by" : "held by",
-                                      holder->id, strempty(holder->label), (unsigned) holder->uid,
-                                      (int) (holder->owner_kind == GD_OWNER_PROCESS ? holder->owner_pid
-                                                                                     : holder->pid));
-                        return -EBUSY;
-                }
-
-                r = manager_read_group(m, id, &hg, err);
+                r = manager_check_group(m, c, id, true, &hg, NULL, err);
                 if (r < 0)
                         return r;
-                if (hg.n_devices == 0) {
-                        host_group_done(&hg);
-                        manager_error(err, GD_ERR_NOT_FOUND, ENODEV, "group %u has no devices", id);
-                        return -ENODEV;
-                }
-                r = policy_check_group(m->policy, &subject, &hg, msg, sizeof msg);
-                if (r < 0) {
-                        host_group_done(&hg);
-                        manager_error(err, GD_ERR_DENIED, EPERM, "%s", msg);
-                        log_notice("Refused group %u to uid %u pid %i: %s", id, (unsigned) c->uid, (int) c->pid,
-                                   msg);
-                        (void) sd_journal_send("MESSAGE=Refused group %u to uid %u: %s", id, (unsigned) c->uid,
-                                               msg, "MESSAGE_ID=" MESSAGE_ID_ACQUIRE_REFUSED, "GROUP=%u", id,
-                                               "OWNER_UID=%u", (unsigned) c->uid, "PRIORITY=%i", LOG_NOTICE,
-                                               NULL);
-                        return r;
-                }
                 for (size_t k = 0; k < hg.n_devices; k++) {
                         const HostDevice *d = &hg.devices[k];
                         /* Bridges on a VFIO-safe driver other than vfio-pci stay where they are. */

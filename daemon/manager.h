@@ -21,6 +21,10 @@ typedef struct Caller {
         gid_t gids[CALLER_GIDS_MAX];
         size_t n_gids;
         uint64_t connection_id;      /* the native connection it came on; 0 for none */
+        const char *bus_name;        /* a D-Bus caller's unique name: owns the lease unless a process or
+                                      * lease fd does; NULL for native callers */
+        bool authorized;             /* an edge authorized the request already (polkit): the policy file's
+                                      * allow rules are skipped; its never rules still apply */
 } Caller;
 
 typedef struct ManagerError {
@@ -65,6 +69,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 int manager_start(Manager *m, ManagerError *err);
 
 int manager_add_listener(Manager *m, ManagerEventFunc func, void *userdata);
+void manager_remove_listener(Manager *m, ManagerEventFunc func, void *userdata);
 
 /* Views; free with manager_groups_free() / manager_leases_free(). */
 int manager_list_groups(Manager *m, GdGroup **ret, size_t *ret_n);
@@ -72,6 +77,19 @@ int manager_get_group(Manager *m, const char *spec, GdGroup **ret, ManagerError 
 void manager_groups_free(GdGroup *g, size_t n);   /* frees the array too */
 size_t manager_n_leases(Manager *m);
 Lease *manager_first_lease(Manager *m);   /* iterate with l->next */
+
+/* What an acquire would take, for an edge that authorizes first (polkit) and wants to tell the
+ * authority what is asked: the groups the specs name (duplicates folded), their devices, and whether the
+ * policy file's allow rules cover them for this caller. Refuses, with *err, what manager_acquire() would
+ * refuse whoever asks: bad specs, unknown or empty groups, held groups, never rules. */
+typedef struct AcquirePreview {
+        unsigned groups[GD_GROUPS_PER_ACQUIRE_MAX];
+        size_t n_groups;
+        char devices[GD_TEXT_MAX];   /* "0000:01:00.0, 0000:01:00.1" */
+        bool allowed_by_policy;
+} AcquirePreview;
+int manager_acquire_preview(Manager *m, const Caller *c, const char *const *specs, size_t n_specs,
+                            AcquirePreview *ret, ManagerError *err);
 
 /* Starts an acquire. Returns < 0 with *err set if it was refused at once (bad spec, denied, busy);
  * otherwise done is called later, exactly once. */
@@ -84,6 +102,9 @@ int manager_release_lease(Manager *m, Lease *l, GdReason reason);
 
 /* The native connection went away: leases it owns end. */
 void manager_connection_closed(Manager *m, uint64_t connection_id);
+/* A D-Bus unique name left the bus: leases it owns (GD_OWNER_BUS_NAME) end. */
+void manager_bus_name_vanished(Manager *m, const char *name);
+Lease *manager_find_lease(Manager *m, const char *id);   /* by public id; NULL if none */
 
 /* Releases every lease (keeping those owned by live processes with keep_leases_on_exit) and calls done
  * once none is releasing any more, or when the release deadline passed. */

@@ -97,6 +97,7 @@ typedef enum GdOwnerKind {
         GD_OWNER_CONNECTION = 0,
         GD_OWNER_PROCESS = 1,
         GD_OWNER_LEASE_FD = 2,
+        GD_OWNER_BUS_NAME = 3,        /* a D-Bus caller's unique name: the lease ends when it vanishes */
         _GD_OWNER_MAX,
 } GdOwnerKind;
 
@@ -111,7 +112,7 @@ typedef enum GdLeaseState {
 /* Why a lease ended. */
 typedef enum GdReason {
         GD_REASON_RELEASED = 0,           /* the holder asked (RELEASE with the token) */
-        GD_REASON_CONNECTION_CLOSED = 1,  /* the owning connection went away */
+        GD_REASON_CONNECTION_CLOSED = 1,  /* the owning connection (or D-Bus name) went away */
         GD_REASON_OWNER_EXITED = 2,       /* the owner process exited */
         GD_REASON_LEASE_FD_CLOSED = 3,    /* every copy of the lease fd was closed */
         GD_REASON_SHUTDOWN = 4,           /* the daemon shut down */

@@ -65,6 +65,7 @@ static const char *const owner_kind_table[_GD_OWNER_MAX] = {
         [GD_OWNER_CONNECTION] = "connection",
         [GD_OWNER_PROCESS] = "process",
         [GD_OWNER_LEASE_FD] = "lease-fd",
+        [GD_OWNER_BUS_NAME] = "bus-name",
 };
 
 static const char *const lease_state_table[_GD_LEASE_STATE_MAX] = {

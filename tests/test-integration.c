@@ -53,7 +53,7 @@ static void daemon_start(void) {
                 snprintf(a1, sizeof a1, "--runtime-dir=%s", runtime_dir);
                 snprintf(a2, sizeof a2, "--socket=%s", socket_path);
                 snprintf(a3, sizeof a3, "--policy=%s", policy);
-                execl(bin, "groupd", "--host=sim", a1, a2, a3, "--release-deadline=2", "-v", (char *) NULL);
+                execl(bin, "groupd", "--host=sim", a1, a2, a3, "--release-deadline=2", "--no-bus", "-v", (char *) NULL);
                 _exit(127);
         }
 

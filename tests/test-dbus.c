@@ -1,0 +1,1036 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The D-Bus API on a private system bus, with the real polkitd and groupd on the simulated host, as
+ * tests/test-dbus.sh sets them up (DBUS_SYSTEM_BUS_ADDRESS, polkit rules from tests/dbus/rules.d: root is
+ * always authorized by polkit; uid 1 "daemon" may acquire, but not group 2 nor with label "forbidden";
+ * uid 65534 "nobody" may list and nothing else). Each scenario checks what a caller would notice: the
+ * reply, the fds (the simulated host's fds answer STATUS), the signals, the properties. */
+#include <check.h>
+#include <dbus/dbus.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "groupd-client.h"
+#include "macro.h"
+
+#define NAME "org.groupd1"
+#define PATH "/org/groupd1"
+#define MGR NAME ".Manager"
+#define UID_DAEMON 1
+#define UID_NOBODY 65534
+
+/* ---------------------------------------------------------------- helpers */
+
+static DBusConnection *connect_bus(void) {
+        DBusError e;
+        DBusConnection *c;
+
+        dbus_error_init(&e);
+        c = dbus_bus_get_private(DBUS_BUS_SYSTEM, &e);
+        ck_assert_msg(c, "cannot connect to the test bus: %s", e.message);
+        dbus_connection_set_exit_on_disconnect(c, FALSE);
+        return c;
+}
+
+static void disconnect_bus(DBusConnection *c) {
+        dbus_connection_close(c);
+        dbus_connection_unref(c);
+}
+
+/* Sends call; returns the reply, or NULL with *ret_error set to the error name (static storage). */
+static DBusMessage *send_call(DBusConnection *c, DBusMessage *call, char *err_name, size_t size, char *err_msg,
+                              size_t msize) {
+        DBusError e;
+        DBusMessage *reply;
+
+        dbus_error_init(&e);
+        reply = dbus_connection_send_with_reply_and_block(c, call, 30000, &e);
+        dbus_message_unref(call);
+        if (err_name)
+                snprintf(err_name, size, "%s", reply ? "" : e.name);
+        if (err_msg)
+                snprintf(err_msg, msize, "%s", reply ? "" : strempty(e.message));
+        dbus_error_free(&e);
+        return reply;
+}
+
+static DBusMessage *call0(DBusConnection *c, const char *path, const char *iface, const char *member) {
+        DBusMessage *m = dbus_message_new_method_call(NAME, path, iface, member);
+        char err[256], msg[512];
+        DBusMessage *r = send_call(c, m, err, sizeof err, msg, sizeof msg);
+        ck_assert_msg(r, "%s.%s failed: %s: %s", iface, member, err, msg);
+        return r;
+}
+
+static void append_option_s(DBusMessageIter *dict, const char *key, const char *value) {
+        DBusMessageIter e, v;
+        ck_assert(dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e));
+        ck_assert(dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key));
+        ck_assert(dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "s", &v));
+        ck_assert(dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &value));
+        ck_assert(dbus_message_iter_close_container(&e, &v));
+        ck_assert(dbus_message_iter_close_container(dict, &e));
+}
+
+static void append_option_b(DBusMessageIter *dict, const char *key, dbus_bool_t value) {
+        DBusMessageIter e, v;
+        ck_assert(dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e));
+        ck_assert(dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key));
+        ck_assert(dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "b", &v));
+        ck_assert(dbus_message_iter_append_basic(&v, DBUS_TYPE_BOOLEAN, &value));
+        ck_assert(dbus_message_iter_close_container(&e, &v));
+        ck_assert(dbus_message_iter_close_container(dict, &e));
+}
+
+static void append_option_h(DBusMessageIter *dict, const char *key, int fd) {
+        DBusMessageIter e, v;
+        ck_assert(dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e));
+        ck_assert(dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key));
+        ck_assert(dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "h", &v));
+        ck_assert(dbus_message_iter_append_basic(&v, DBUS_TYPE_UNIX_FD, &fd));
+        ck_assert(dbus_message_iter_close_container(&e, &v));
+        ck_assert(dbus_message_iter_close_container(dict, &e));
+}
+
+typedef struct Acquired {
+        char path[128];
+        char token[64];
+        int container;
+        unsigned groups[8];
+        int group_fds[8];
+        size_t n_groups;
+        int lease_fd;
+        char error[256];
+        char message[1024];
+} Acquired;
+
+static void acquired_done(Acquired *a) {
+        safe_close(a->container);
+        for (size_t i = 0; i < a->n_groups; i++)
+                safe_close(a->group_fds[i]);
+        safe_close(a->lease_fd);
+        a->container = a->lease_fd = -EBADF;
+        a->n_groups = 0;
+}
+
+/* Acquire(specs, options): label and owner when not NULL, owner-pidfd when >= 0, and one extra option when
+ * extra_key is set: configure-iommu=true for "configure-iommu", else a string. Returns true on success;
+ * false with a->error set. */
+static bool acquire_opts(DBusConnection *c, const char *const *specs, const char *label, const char *owner,
+                         int pidfd, const char *extra_key, Acquired *a) {
+        DBusMessage *m = dbus_message_new_method_call(NAME, PATH, MGR, "Acquire"), *r;
+        DBusMessageIter it, arr, dict, st, fa;
+
+        *a = (Acquired) { .container = -EBADF, .lease_fd = -EBADF };
+        dbus_message_iter_init_append(m, &it);
+        ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &arr));
+        for (size_t i = 0; specs[i]; i++)
+                ck_assert(dbus_message_iter_append_basic(&arr, DBUS_TYPE_STRING, &specs[i]));
+        ck_assert(dbus_message_iter_close_container(&it, &arr));
+        ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict));
+        if (label)
+                append_option_s(&dict, "label", label);
+        if (owner)
+                append_option_s(&dict, "owner", owner);
+        if (pidfd >= 0)
+                append_option_h(&dict, "owner-pidfd", pidfd);
+        if (extra_key && streq(extra_key, "configure-iommu"))
+                append_option_b(&dict, extra_key, TRUE);
+        else if (extra_key)
+                append_option_s(&dict, extra_key, "x");
+        ck_assert(dbus_message_iter_close_container(&it, &dict));
+
+        r = send_call(c, m, a->error, sizeof a->error, a->message, sizeof a->message);
+        if (!r)
+                return false;
+
+        ck_assert_str_eq(dbus_message_get_signature(r), "osha(uh)ah");
+        const char *s;
+        dbus_message_iter_init(r, &it);
+        dbus_message_iter_get_basic(&it, &s);
+        snprintf(a->path, sizeof a->path, "%s", s);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &s);
+        snprintf(a->token, sizeof a->token, "%s", s);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &a->container);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_recurse(&it, &arr);
+        for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRUCT; dbus_message_iter_next(&arr)) {
+                dbus_uint32_t g;
+                ck_assert_uint_lt(a->n_groups, ELEMENTSOF(a->groups));
+                dbus_message_iter_recurse(&arr, &st);
+                dbus_message_iter_get_basic(&st, &g);
+                dbus_message_iter_next(&st);
+                a->groups[a->n_groups] = g;
+                dbus_message_iter_get_basic(&st, &a->group_fds[a->n_groups]);
+                a->n_groups++;
+        }
+        dbus_message_iter_next(&it);
+        dbus_message_iter_recurse(&it, &fa);
+        if (dbus_message_iter_get_arg_type(&fa) == DBUS_TYPE_UNIX_FD)
+                dbus_message_iter_get_basic(&fa, &a->lease_fd);
+        dbus_message_unref(r);
+        return true;
+}
+
+static bool acquire(DBusConnection *c, const char *spec, const char *label, Acquired *a) {
+        const char *specs[] = { spec, NULL };
+        return acquire_opts(c, specs, label, NULL, -EBADF, NULL, a);
+}
+
+static bool release_token(DBusConnection *c, const char *token, char *err, size_t size) {
+        DBusMessage *m = dbus_message_new_method_call(NAME, PATH, MGR, "Release"), *r;
+        ck_assert(dbus_message_append_args(m, DBUS_TYPE_STRING, &token, DBUS_TYPE_INVALID));
+        r = send_call(c, m, err, size, NULL, 0);
+        if (r)
+                dbus_message_unref(r);
+        return r != NULL;
+}
+
+/* The simulated host's fds answer text requests. */
+static void sim_status(int fd, char *buf, size_t size) {
+        struct timeval tv = { .tv_sec = 5 };
+        ssize_t n;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+        ck_assert_int_eq(send(fd, "STATUS", 6, MSG_NOSIGNAL), 6);
+        n = recv(fd, buf, size - 1, 0);
+        ck_assert_int_gt(n, 0);
+        buf[n] = 0;
+}
+
+/* A property's value, as the variant's iterator, in a reply the caller unrefs. */
+static DBusMessage *get_prop(DBusConnection *c, const char *path, const char *iface, const char *name,
+                             DBusMessageIter *ret) {
+        DBusMessage *m = dbus_message_new_method_call(NAME, path, DBUS_INTERFACE_PROPERTIES, "Get"), *r;
+        DBusMessageIter it;
+        char err[256], msg[512];
+
+        ck_assert(dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID));
+        r = send_call(c, m, err, sizeof err, msg, sizeof msg);
+        ck_assert_msg(r, "Get %s %s.%s: %s: %s", path, iface, name, err, msg);
+        dbus_message_iter_init(r, &it);
+        ck_assert_int_eq(dbus_message_iter_get_arg_type(&it), DBUS_TYPE_VARIANT);
+        dbus_message_iter_recurse(&it, ret);
+        return r;
+}
+
+static bool prop_bool(DBusConnection *c, const char *path, const char *iface, const char *name) {
+        DBusMessageIter v;
+        DBusMessage *r = get_prop(c, path, iface, name, &v);
+        dbus_bool_t b;
+        ck_assert_int_eq(dbus_message_iter_get_arg_type(&v), DBUS_TYPE_BOOLEAN);
+        dbus_message_iter_get_basic(&v, &b);
+        dbus_message_unref(r);
+        return b;
+}
+
+static void prop_string(DBusConnection *c, const char *path, const char *iface, const char *name, char *buf,
+                        size_t size) {
+        DBusMessageIter v;
+        DBusMessage *r = get_prop(c, path, iface, name, &v);
+        const char *s;
+        int t = dbus_message_iter_get_arg_type(&v);
+        ck_assert(t == DBUS_TYPE_STRING || t == DBUS_TYPE_OBJECT_PATH);
+        dbus_message_iter_get_basic(&v, &s);
+        snprintf(buf, size, "%s", s);
+        dbus_message_unref(r);
+}
+
+static uint32_t prop_u32(DBusConnection *c, const char *path, const char *iface, const char *name) {
+        DBusMessageIter v;
+        DBusMessage *r = get_prop(c, path, iface, name, &v);
+        dbus_uint32_t u;
+        ck_assert_int_eq(dbus_message_iter_get_arg_type(&v), DBUS_TYPE_UINT32);
+        dbus_message_iter_get_basic(&v, &u);
+        dbus_message_unref(r);
+        return u;
+}
+
+/* "addr=driver addr=driver" from a group's Devices property. */
+static void group_drivers(DBusConnection *c, unsigned group, char *buf, size_t size) {
+        char path[64];
+        DBusMessageIter v, a, st;
+        DBusMessage *r;
+        size_t off = 0;
+
+        snprintf(path, sizeof path, PATH "/group/%u", group);
+        r = get_prop(c, path, NAME ".Group", "Devices", &v);
+        buf[0] = 0;
+        dbus_message_iter_recurse(&v, &a);
+        for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRUCT; dbus_message_iter_next(&a)) {
+                const char *addr, *drv;
+                dbus_message_iter_recurse(&a, &st);
+                dbus_message_iter_get_basic(&st, &addr);
+                for (int i = 0; i < 4; i++)
+                        dbus_message_iter_next(&st);
+                dbus_message_iter_get_basic(&st, &drv);
+                off += (size_t) snprintf(buf + off, size - off, "%s%s=%s", off ? " " : "", addr, drv);
+        }
+        dbus_message_unref(r);
+}
+
+static size_t count_leases(DBusConnection *c) {
+        DBusMessage *r = call0(c, PATH, MGR, "ListLeases");
+        DBusMessageIter it, a;
+        size_t n = 0;
+
+        ck_assert_str_eq(dbus_message_get_signature(r), "a(ossssuuau)");
+        dbus_message_iter_init(r, &it);
+        dbus_message_iter_recurse(&it, &a);
+        for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRUCT; dbus_message_iter_next(&a))
+                n++;
+        dbus_message_unref(r);
+        return n;
+}
+
+/* Is path among GetManagedObjects' objects? */
+static bool managed_has(DBusConnection *c, const char *path) {
+        DBusMessage *r = call0(c, PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects");
+        DBusMessageIter it, a, e;
+        bool found = false;
+
+        ck_assert_str_eq(dbus_message_get_signature(r), "a{oa{sa{sv}}}");
+        dbus_message_iter_init(r, &it);
+        dbus_message_iter_recurse(&it, &a);
+        for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&a)) {
+                const char *p;
+                dbus_message_iter_recurse(&a, &e);
+                dbus_message_iter_get_basic(&e, &p);
+                found = found || streq(p, path);
+        }
+        dbus_message_unref(r);
+        return found;
+}
+
+static void subscribe(DBusConnection *c) {
+        DBusError e;
+        dbus_error_init(&e);
+        dbus_bus_add_match(c, "type='signal',sender='" NAME "'", &e);
+        ck_assert_msg(!dbus_error_is_set(&e), "%s", e.message);
+        dbus_bus_add_match(c, "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'", &e);
+        ck_assert_msg(!dbus_error_is_set(&e), "%s", e.message);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+/* Waits (up to 10 s) for a signal member on path (any path if NULL) whose first string argument after
+ * the path equals arg (if set). Returns it (unref it), or NULL on timeout. Other messages are dropped. */
+static DBusMessage *wait_signal(DBusConnection *c, const char *member, const char *path, const char *arg0) {
+        uint64_t deadline = now_usec() + 10000000ULL;
+
+        while (now_usec() < deadline) {
+                DBusMessage *m;
+
+                while ((m = dbus_connection_pop_message(c))) {
+                        const char *first = NULL;
+                        if (dbus_message_get_type(m) == DBUS_MESSAGE_TYPE_SIGNAL &&
+                            streq(dbus_message_get_member(m), member)) {
+                                DBusMessageIter it;
+                                if (dbus_message_iter_init(m, &it) &&
+                                    (dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_STRING ||
+                                     dbus_message_iter_get_arg_type(&it) == DBUS_TYPE_OBJECT_PATH))
+                                        dbus_message_iter_get_basic(&it, &first);
+                                if ((!path || streq_ptr(dbus_message_get_path(m), path)) &&
+                                    (!arg0 || streq_ptr(first, arg0)))
+                                        return m;
+                        }
+                        dbus_message_unref(m);
+                }
+                if (!dbus_connection_read_write(c, 100))
+                        break;
+        }
+        return NULL;
+}
+
+/* PropertiesChanged of a group: the value of its Leased in the changed set (which must be there). */
+static bool wait_group_leased_changed(DBusConnection *c, const char *path) {
+        DBusMessage *m = wait_signal(c, "PropertiesChanged", path, NAME ".Group");
+        DBusMessageIter it, d, e, v;
+        dbus_bool_t leased = FALSE;
+        bool found = false;
+
+        ck_assert_msg(m, "no PropertiesChanged for %s", path);
+        ck_assert_str_eq(dbus_message_get_signature(m), "sa{sv}as");
+        dbus_message_iter_init(m, &it);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_recurse(&it, &d);
+        for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&d)) {
+                const char *k;
+                dbus_message_iter_recurse(&d, &e);
+                dbus_message_iter_get_basic(&e, &k);
+                if (!streq(k, "Leased"))
+                        continue;
+                dbus_message_iter_next(&e);
+                dbus_message_iter_recurse(&e, &v);
+                dbus_message_iter_get_basic(&v, &leased);
+                found = true;
+        }
+        dbus_message_unref(m);
+        ck_assert_msg(found, "PropertiesChanged of %s lacks Leased", path);
+        return leased;
+}
+
+/* LeaseEnded(o, au, s reason, s detail) for path: returns the reason. */
+static void wait_lease_ended(DBusConnection *c, const char *path, char *reason, size_t size) {
+        DBusMessage *m = wait_signal(c, "LeaseEnded", PATH, path);
+        DBusMessageIter it;
+        const char *s;
+
+        ck_assert_msg(m, "no LeaseEnded for %s", path);
+        ck_assert_str_eq(dbus_message_get_signature(m), "oauss");
+        dbus_message_iter_init(m, &it);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &s);
+        snprintf(reason, size, "%s", s);
+        dbus_message_unref(m);
+}
+
+/* Runs fn as uid in a child with its own bus connection; the child's result comes back in *res. */
+typedef struct AsResult {
+        bool ok;
+        char error[256];
+        char message[1024];
+        char status[512];
+} AsResult;
+
+static void run_as(uid_t uid, void (*fn)(DBusConnection *c, const void *arg, AsResult *res), const void *arg,
+                   AsResult *res) {
+        int p[2];
+        pid_t pid;
+        int status;
+
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                AsResult r = {};
+                close(p[0]);
+                if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0) {
+                        snprintf(r.error, sizeof r.error, "setresuid: %s", strerror(errno));
+                } else {
+                        DBusError e;
+                        DBusConnection *c;
+                        dbus_error_init(&e);
+                        c = dbus_bus_get_private(DBUS_BUS_SYSTEM, &e);
+                        if (!c)
+                                snprintf(r.error, sizeof r.error, "connect: %s", e.message);
+                        else {
+                                fn(c, arg, &r);
+                                dbus_connection_close(c);
+                                dbus_connection_unref(c);
+                        }
+                }
+                (void) !write(p[1], &r, sizeof r);
+                _exit(0);
+        }
+        close(p[1]);
+        ck_assert_int_eq(read(p[0], res, sizeof *res), (ssize_t) sizeof *res);
+        close(p[0]);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+}
+
+static void as_acquire(DBusConnection *c, const void *arg, AsResult *res) {
+        const char *const *a = arg;  /* spec, label */
+        Acquired acq;
+
+        res->ok = acquire(c, a[0], a[1], &acq);
+        snprintf(res->error, sizeof res->error, "%s", acq.error);
+        snprintf(res->message, sizeof res->message, "%s", acq.message);
+        if (res->ok && acq.n_groups == 1) {
+                char buf[256];
+                sim_status(acq.group_fds[0], buf, sizeof buf);
+                snprintf(res->status, sizeof res->status, "%s", buf);
+        }
+        acquired_done(&acq);
+        if (res->ok)
+                (void) release_token(c, acq.token, NULL, 0);
+}
+
+static void as_lease_release(DBusConnection *c, const void *arg, AsResult *res) {
+        DBusMessage *m = dbus_message_new_method_call(NAME, arg, NAME ".Lease", "Release"), *r;
+        r = send_call(c, m, res->error, sizeof res->error, res->message, sizeof res->message);
+        res->ok = r != NULL;
+        if (r)
+                dbus_message_unref(r);
+}
+
+static void settle(DBusConnection *c) {
+        /* Every lease of an earlier test gone: the sim host is shared by the whole run. */
+        for (int i = 0; i < 100 && count_leases(c) > 0; i++)
+                usleep(50000);
+        ck_assert_uint_eq(count_leases(c), 0);
+}
+
+/* ---------------------------------------------------------------- scenarios */
+
+START_TEST(test_introspect_is_the_proto_file) {
+        DBusConnection *c = connect_bus();
+        const char *top = getenv("TOP_SRCDIR");
+        char path[512], *xml = NULL;
+        const char *s;
+        size_t n = 0;
+        FILE *f;
+        DBusMessage *r;
+        static const char *const ifaces[] = { NAME ".Manager", NAME ".Group", NAME ".Lease" };
+        static const char *const paths[] = { PATH, PATH "/group/1", NULL };
+
+        ck_assert_ptr_nonnull(top);
+        snprintf(path, sizeof path, "%s/proto/org.groupd1.xml", top);
+        f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_gt(getdelim(&xml, &n, 0, f), 0);
+        fclose(f);
+
+        for (size_t i = 0; i < 2; i++) {
+                char open[128], *start, *end, *block;
+
+                r = call0(c, paths[i], DBUS_INTERFACE_INTROSPECTABLE, "Introspect");
+                ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &s, DBUS_TYPE_INVALID));
+                snprintf(open, sizeof open, "  <interface name=\"%s\">", ifaces[i]);
+                start = strstr(xml, open);
+                ck_assert_ptr_nonnull(start);
+                end = strstr(start, "  </interface>\n");
+                ck_assert_ptr_nonnull(end);
+                block = strndup(start, (size_t) (end - start));
+                ck_assert_msg(strstr(s, block), "%s does not serve the %s block of proto/org.groupd1.xml verbatim",
+                              paths[i], ifaces[i]);
+                free(block);
+                if (i == 0) {
+                        ck_assert_ptr_nonnull(strstr(s, "<node name=\"group\"/>"));
+                        ck_assert_ptr_nonnull(strstr(s, "org.freedesktop.DBus.ObjectManager"));
+                }
+                dbus_message_unref(r);
+        }
+        r = call0(c, PATH "/group", DBUS_INTERFACE_INTROSPECTABLE, "Introspect");
+        ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_STRING, &s, DBUS_TYPE_INVALID));
+        ck_assert_ptr_nonnull(strstr(s, "<node name=\"7\"/>"));
+        dbus_message_unref(r);
+        free(xml);
+        disconnect_bus(c);
+}
+END_TEST
+
+START_TEST(test_allowed_caller_gets_working_fds) {
+        DBusConnection *c = connect_bus();
+        Acquired a;
+        char buf[512], reason[64];
+        AsResult res;
+        static const char *const daemon_args[] = { "3", "vm3" };
+
+        settle(c);
+        subscribe(c);
+
+        /* root: polkit authorizes it. */
+        ck_assert_msg(acquire(c, "0000:01:00.1", "vm1", &a), "acquire: %s: %s", a.error, a.message);
+        ck_assert(prop_bool(c, PATH "/group/1", NAME ".Group", "Leased"));
+        ck_assert_uint_eq(strlen(a.token), 32);
+        ck_assert_uint_eq(a.n_groups, 1);
+        ck_assert_uint_eq(a.groups[0], 1);
+        ck_assert_int_lt(a.lease_fd, 0);   /* owner "name": no lease fd */
+        sim_status(a.group_fds[0], buf, sizeof buf);
+        ck_assert_str_eq(buf, "group=1 viable=1 container=yes devices=0000:01:00.0,0000:01:00.1");
+        sim_status(a.container, buf, sizeof buf);
+        ck_assert_str_eq(buf, "container iommu=none groups=1");
+        group_drivers(c, 1, buf, sizeof buf);
+        ck_assert_str_eq(buf, "0000:01:00.0=vfio-pci 0000:01:00.1=vfio-pci");
+
+        /* The VMM closes its fds (or the kernel would hold the unbind up), and releases. */
+        acquired_done(&a);
+        ck_assert(release_token(c, a.token, NULL, 0));
+        wait_lease_ended(c, a.path, reason, sizeof reason);
+        ck_assert_str_eq(reason, "released");
+        group_drivers(c, 1, buf, sizeof buf);
+        ck_assert_str_eq(buf, "0000:01:00.0=nouveau 0000:01:00.1=snd_hda_intel");
+
+        /* configure-iommu: the container comes with its IOMMU type set. */
+        const char *specs2[] = { "2", NULL };
+        ck_assert_msg(acquire_opts(c, specs2, "iommu", NULL, -EBADF, "configure-iommu", &a), "%s: %s", a.error,
+                      a.message);
+        sim_status(a.container, buf, sizeof buf);
+        ck_assert_str_eq(buf, "container iommu=type1v2 groups=2");
+        ck_assert_uint_ne(prop_u32(c, a.path, NAME ".Lease", "IommuType"), 0);
+        acquired_done(&a);
+        ck_assert(release_token(c, a.token, NULL, 0));
+        wait_lease_ended(c, a.path, reason, sizeof reason);
+
+        /* uid 1: the policy file (root only) does not cover it, so acquire-any, which the rules grant. */
+        run_as(UID_DAEMON, as_acquire, daemon_args, &res);
+        ck_assert_msg(res.ok, "uid 1 acquire: %s: %s", res.error, res.message);
+        ck_assert_str_eq(res.status, "group=3 viable=1 container=yes devices=0000:03:00.0,0000:03:00.1");
+        settle(c);
+        disconnect_bus(c);
+}
+END_TEST
+
+START_TEST(test_denied_caller_changes_nothing) {
+        DBusConnection *c = connect_bus();
+        char before6[256], before2[256], after[256];
+        AsResult res;
+        static const char *const nobody_args[] = { "6", "usb" };
+        static const char *const daemon_g2[] = { "2", "nic" };
+        static const char *const daemon_forbidden[] = { "1", "forbidden" };
+
+        settle(c);
+        group_drivers(c, 6, before6, sizeof before6);
+        group_drivers(c, 2, before2, sizeof before2);
+
+        run_as(UID_NOBODY, as_acquire, nobody_args, &res);
+        ck_assert_msg(!res.ok, "uid 65534 was given group 6");
+        ck_assert_str_eq(res.error, "org.groupd1.Error.Denied");
+        ck_assert_ptr_nonnull(strstr(res.message, "polkit"));
+
+        /* The details reach the rules: uid 1 may acquire, but not group 2, nor with label "forbidden". */
+        run_as(UID_DAEMON, as_acquire, daemon_g2, &res);
+        ck_assert_msg(!res.ok, "uid 1 was given group 2");
+        ck_assert_str_eq(res.error, "org.groupd1.Error.Denied");
+        run_as(UID_DAEMON, as_acquire, daemon_forbidden, &res);
+        ck_assert_msg(!res.ok, "uid 1 was given group 1 with label \"forbidden\"");
+        ck_assert_str_eq(res.error, "org.groupd1.Error.Denied");
+
+        ck_assert_uint_eq(count_leases(c), 0);
+        group_drivers(c, 6, after, sizeof after);
+        ck_assert_str_eq(after, before6);
+        group_drivers(c, 2, after, sizeof after);
+        ck_assert_str_eq(after, before2);
+        ck_assert(!prop_bool(c, PATH "/group/6", NAME ".Group", "Leased"));
+
+        /* The never rules apply to everyone, root included, after polkit. */
+        Acquired a;
+        ck_assert(!acquire(c, "5", NULL, &a));
+        ck_assert_str_eq(a.error, "org.groupd1.Error.Denied");
+        ck_assert_ptr_nonnull(strstr(a.message, "never"));
+        disconnect_bus(c);
+}
+END_TEST
+
+START_TEST(test_name_vanishes_lease_ends) {
+        DBusConnection *watch = connect_bus(), *owner;
+        DBusMessage *m;
+        char buf[256], reason[64], name[64];
+        Acquired a;
+
+        settle(watch);
+        subscribe(watch);
+        owner = connect_bus();
+        snprintf(name, sizeof name, "%s", dbus_bus_get_unique_name(owner));
+
+        ck_assert_msg(acquire(owner, "6", "vm6", &a), "%s: %s", a.error, a.message);
+        m = wait_signal(watch, "LeaseStarted", PATH, a.path);
+        ck_assert_msg(m, "no LeaseStarted");
+        dbus_message_unref(m);
+        prop_string(watch, a.path, NAME ".Lease", "Owner", buf, sizeof buf);
+        ck_assert_str_eq(buf, "bus-name");
+        prop_string(watch, a.path, NAME ".Lease", "OwnerBusName", buf, sizeof buf);
+        ck_assert_str_eq(buf, name);
+
+        /* The caller dies: its fds close, it leaves the bus. */
+        acquired_done(&a);
+        disconnect_bus(owner);
+        wait_lease_ended(watch, a.path, reason, sizeof reason);
+        ck_assert_str_eq(reason, "connection-closed");
+        m = wait_signal(watch, "InterfacesRemoved", PATH, a.path);
+        ck_assert_msg(m, "no InterfacesRemoved");
+        dbus_message_unref(m);
+        ck_assert(!managed_has(watch, a.path));
+        ck_assert(!prop_bool(watch, PATH "/group/6", NAME ".Group", "Leased"));
+        disconnect_bus(watch);
+}
+END_TEST
+
+START_TEST(test_properties_and_object_manager) {
+        DBusConnection *c = connect_bus(), *other;
+        DBusMessage *m;
+        char buf[256], reason[64];
+        Acquired a;
+
+        settle(c);
+        subscribe(c);
+        ck_assert_uint_eq(prop_u32(c, PATH, MGR, "NLeases"), 0);
+        prop_string(c, PATH, MGR, "Host", buf, sizeof buf);
+        ck_assert_str_eq(buf, "sim");
+
+        ck_assert_msg(acquire(c, "1", "vm-props", &a), "%s: %s", a.error, a.message);
+        m = wait_signal(c, "InterfacesAdded", PATH, a.path);
+        ck_assert_msg(m, "no InterfacesAdded for %s", a.path);
+        dbus_message_unref(m);
+        ck_assert(wait_group_leased_changed(c, PATH "/group/1"));
+        ck_assert(managed_has(c, a.path));
+        ck_assert_uint_eq(count_leases(c), 1);
+        ck_assert_uint_eq(prop_u32(c, PATH, MGR, "NLeases"), 1);
+        prop_string(c, a.path, NAME ".Lease", "State", buf, sizeof buf);
+        ck_assert_str_eq(buf, "active");
+        prop_string(c, a.path, NAME ".Lease", "Label", buf, sizeof buf);
+        ck_assert_str_eq(buf, "vm-props");
+        ck_assert_uint_eq(prop_u32(c, a.path, NAME ".Lease", "Uid"), 0);
+        ck_assert(prop_bool(c, PATH "/group/1", NAME ".Group", "Leased"));
+        prop_string(c, PATH "/group/1", NAME ".Group", "Lease", buf, sizeof buf);
+        ck_assert_str_eq(buf, a.path);
+        prop_string(c, PATH "/group/1", NAME ".Group", "HolderLabel", buf, sizeof buf);
+        ck_assert_str_eq(buf, "vm-props");
+
+        /* A second caller is refused, with the holder named. */
+        other = connect_bus();
+        Acquired b;
+        ck_assert(!acquire(other, "1", NULL, &b));
+        ck_assert_str_eq(b.error, "org.groupd1.Error.Busy");
+        ck_assert_msg(strstr(b.message, "vm-props"), "busy message does not name the holder: %s", b.message);
+        disconnect_bus(other);
+
+        acquired_done(&a);
+        ck_assert(release_token(c, a.token, NULL, 0));
+        wait_lease_ended(c, a.path, reason, sizeof reason);
+        ck_assert_str_eq(reason, "released");
+        m = wait_signal(c, "InterfacesRemoved", PATH, a.path);
+        ck_assert_msg(m, "no InterfacesRemoved");
+        dbus_message_unref(m);
+        ck_assert(!wait_group_leased_changed(c, PATH "/group/1"));
+        ck_assert(!managed_has(c, a.path));
+        ck_assert_uint_eq(prop_u32(c, PATH, MGR, "NLeases"), 0);
+        ck_assert(!prop_bool(c, PATH "/group/1", NAME ".Group", "Leased"));
+        prop_string(c, PATH "/group/1", NAME ".Group", "Lease", buf, sizeof buf);
+        ck_assert_str_eq(buf, "/");
+
+        /* The object is gone too. */
+        m = dbus_message_new_method_call(NAME, a.path, DBUS_INTERFACE_PROPERTIES, "GetAll");
+        const char *iface = NAME ".Lease";
+        ck_assert(dbus_message_append_args(m, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID));
+        ck_assert(!send_call(c, m, buf, sizeof buf, NULL, 0));
+        ck_assert_str_eq(buf, DBUS_ERROR_UNKNOWN_OBJECT);
+        disconnect_bus(c);
+}
+END_TEST
+
+START_TEST(test_process_and_lease_fd_owners_outlive_the_caller) {
+        DBusConnection *watch = connect_bus(), *caller;
+        const char *specs6[] = { "6", NULL }, *specs3[] = { "3", NULL };
+        char reason[64], name[64];
+        Acquired a, b;
+        DBusMessage *m;
+        pid_t child;
+        int pidfd;
+
+        settle(watch);
+        subscribe(watch);
+
+        child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+                pause();
+                _exit(0);
+        }
+        pidfd = (int) syscall(SYS_pidfd_open, child, 0);
+        ck_assert_int_ge(pidfd, 0);
+
+        caller = connect_bus();
+        snprintf(name, sizeof name, "%s", dbus_bus_get_unique_name(caller));
+        ck_assert_msg(acquire_opts(caller, specs6, "qemu", "process", pidfd, NULL, &a), "%s: %s", a.error, a.message);
+        ck_assert_int_lt(a.lease_fd, 0);
+        ck_assert_msg(acquire_opts(caller, specs3, "guarded", "lease-fd", -EBADF, NULL, &b), "%s: %s", b.error,
+                      b.message);
+        ck_assert_int_ge(b.lease_fd, 0);
+        ck_assert_uint_eq(prop_u32(watch, a.path, NAME ".Lease", "OwnerPid"), (uint32_t) child);
+
+        /* The caller (libvirt, say) goes away; once groupd has seen that, both leases are still there. */
+        disconnect_bus(caller);
+        m = wait_signal(watch, "NameOwnerChanged", NULL, name);
+        ck_assert_msg(m, "the caller's name did not vanish");
+        dbus_message_unref(m);
+        ck_assert_uint_eq(count_leases(watch), 2);
+        ck_assert(managed_has(watch, a.path) && managed_has(watch, b.path));
+
+        /* The VMMs let go of the groups (so that the kernel does not hold the unbind up); then the owner
+         * process exits: its lease ends. */
+        b.container = safe_close(b.container);
+        b.group_fds[0] = safe_close(b.group_fds[0]);
+        acquired_done(&a);
+        kill(child, SIGKILL);
+        ck_assert_int_eq(waitpid(child, NULL, 0), child);
+        wait_lease_ended(watch, a.path, reason, sizeof reason);
+        ck_assert_str_eq(reason, "owner-exited");
+
+        /* Every copy of the lease fd closed: that lease ends. */
+        b.lease_fd = safe_close(b.lease_fd);
+        wait_lease_ended(watch, b.path, reason, sizeof reason);
+        ck_assert_str_eq(reason, "lease-fd-closed");
+
+        safe_close(pidfd);
+        acquired_done(&b);
+        disconnect_bus(watch);
+}
+END_TEST
+
+START_TEST(test_release_other_needs_polkit) {
+        DBusConnection *c = connect_bus(), *owner;
+        char reason[64];
+        AsResult res;
+        Acquired a;
+
+        settle(c);
+        subscribe(c);
+        owner = connect_bus();
+        ck_assert_msg(acquire(owner, "2", "nic", &a), "%s: %s", a.error, a.message);
+
+        run_as(UID_NOBODY, as_lease_release, a.path, &res);
+        ck_assert(!res.ok);
+        ck_assert_str_eq(res.error, "org.groupd1.Error.Denied");
+        ck_assert_uint_eq(count_leases(c), 1);
+
+        /* uid 1: no rule decides, so the default (auth_admin) asks for authentication, which this caller
+         * did not allow. */
+        run_as(UID_DAEMON, as_lease_release, a.path, &res);
+        ck_assert(!res.ok);
+        ck_assert_str_eq(res.error, DBUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED);
+        ck_assert_uint_eq(count_leases(c), 1);
+
+        /* Another root connection: polkit authorizes root, and the lease is revoked (the VMM has let go). */
+        acquired_done(&a);
+        ck_assert(!streq(dbus_bus_get_unique_name(c), dbus_bus_get_unique_name(owner)));
+        DBusMessage *m = dbus_message_new_method_call(NAME, a.path, NAME ".Lease", "Release");
+        DBusMessage *r = send_call(c, m, NULL, 0, NULL, 0);
+        ck_assert_ptr_nonnull(r);
+        dbus_message_unref(r);
+        wait_lease_ended(c, a.path, reason, sizeof reason);
+        ck_assert_str_eq(reason, "revoked");
+
+        disconnect_bus(owner);
+        disconnect_bus(c);
+}
+END_TEST
+
+START_TEST(test_bad_input_is_named) {
+        DBusConnection *c = connect_bus();
+        const char *specs[] = { "1", NULL };
+        char err[256];
+        Acquired a;
+
+        settle(c);
+        ck_assert(!acquire_opts(c, specs, NULL, NULL, -EBADF, "colour", &a));
+        ck_assert_str_eq(a.error, "org.groupd1.Error.Invalid");
+        ck_assert_ptr_nonnull(strstr(a.message, "\"colour\""));
+        ck_assert(!acquire_opts(c, specs, NULL, "process", -EBADF, NULL, &a));
+        ck_assert_str_eq(a.error, "org.groupd1.Error.Invalid");
+        ck_assert_ptr_nonnull(strstr(a.message, "owner-pidfd"));
+        ck_assert(!acquire_opts(c, specs, NULL, "everyone", -EBADF, NULL, &a));
+        ck_assert_str_eq(a.error, "org.groupd1.Error.Invalid");
+        ck_assert(!acquire(c, "zz", NULL, &a));
+        ck_assert_str_eq(a.error, "org.groupd1.Error.Invalid");
+        ck_assert_ptr_nonnull(strstr(a.message, "\"zz\""));
+        ck_assert(!acquire(c, "99", NULL, &a));
+        ck_assert_str_eq(a.error, "org.groupd1.Error.NotFound");
+
+        ck_assert(!release_token(c, "nonsense", err, sizeof err));
+        ck_assert_str_eq(err, "org.groupd1.Error.Invalid");
+        ck_assert(!release_token(c, "0123456789abcdef0123456789abcdef", err, sizeof err));
+        ck_assert_str_eq(err, "org.groupd1.Error.BadToken");
+
+        DBusMessage *m = dbus_message_new_method_call(NAME, PATH, MGR, "GetGroup");
+        dbus_uint32_t n = 1;
+        ck_assert(dbus_message_append_args(m, DBUS_TYPE_UINT32, &n, DBUS_TYPE_INVALID));
+        ck_assert(!send_call(c, m, err, sizeof err, NULL, 0));
+        ck_assert_str_eq(err, DBUS_ERROR_INVALID_ARGS);
+
+        m = dbus_message_new_method_call(NAME, PATH, MGR, "GetGroup");
+        const char *spec = "0000:03:00.1";
+        ck_assert(dbus_message_append_args(m, DBUS_TYPE_STRING, &spec, DBUS_TYPE_INVALID));
+        DBusMessage *r = send_call(c, m, err, sizeof err, NULL, 0);
+        ck_assert_msg(r, "GetGroup: %s", err);
+        const char *p;
+        ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_OBJECT_PATH, &p, DBUS_TYPE_INVALID));
+        ck_assert_str_eq(p, PATH "/group/3");
+        dbus_message_unref(r);
+
+        ck_assert_uint_eq(count_leases(c), 0);
+        disconnect_bus(c);
+}
+END_TEST
+
+/* Callers that leave right after asking, while groupd still waits for the bus or polkit or the host:
+ * nothing may be left held. */
+START_TEST(test_caller_vanishes_mid_request) {
+        DBusConnection *c = connect_bus();
+        char buf[256];
+
+        settle(c);
+        for (int i = 0; i < 20; i++) {
+                DBusConnection *gone = connect_bus();
+                DBusMessage *m = dbus_message_new_method_call(NAME, PATH, MGR, "Acquire");
+                DBusMessageIter it, a, d;
+                const char *spec = "1";
+
+                dbus_message_iter_init_append(m, &it);
+                ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &a));
+                ck_assert(dbus_message_iter_append_basic(&a, DBUS_TYPE_STRING, &spec));
+                ck_assert(dbus_message_iter_close_container(&it, &a));
+                ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &d));
+                ck_assert(dbus_message_iter_close_container(&it, &d));
+                ck_assert(dbus_connection_send(gone, m, NULL));
+                dbus_message_unref(m);
+                dbus_connection_flush(gone);
+                if (i % 2)
+                        usleep(2000 * (unsigned) i);  /* vanish at different stages */
+                disconnect_bus(gone);
+        }
+        settle(c);
+        ck_assert(!prop_bool(c, PATH "/group/1", NAME ".Group", "Leased"));
+        group_drivers(c, 1, buf, sizeof buf);
+        ck_assert_str_eq(buf, "0000:01:00.0=nouveau 0000:01:00.1=snd_hda_intel");
+        disconnect_bus(c);
+}
+END_TEST
+
+/* Run after polkitd was stopped: D-Bus callers are refused (fail closed), properties still answer. */
+START_TEST(test_without_polkitd_nothing_is_granted) {
+        DBusConnection *c = connect_bus();
+        DBusMessage *m;
+        char err[256], msg[512];
+        Acquired a;
+
+        ck_assert(!acquire(c, "1", NULL, &a));
+        ck_assert_str_eq(a.error, "org.groupd1.Error.Denied");
+        ck_assert_msg(strstr(a.message, "polkit"), "%s", a.message);
+        m = dbus_message_new_method_call(NAME, PATH, MGR, "ListLeases");
+        ck_assert(!send_call(c, m, err, sizeof err, msg, sizeof msg));
+        ck_assert_str_eq(err, "org.groupd1.Error.Denied");
+        ck_assert_uint_eq(prop_u32(c, PATH, MGR, "NLeases"), 0);
+        ck_assert(!prop_bool(c, PATH "/group/1", NAME ".Group", "Leased"));
+        disconnect_bus(c);
+}
+END_TEST
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* One Acquire and Release round trip, measured: GROUPD_DBUS_ROUNDS times (default 100). The figure goes to
+ * stderr; the test asserts only that every round works. */
+START_TEST(test_round_trip) {
+        DBusConnection *c = connect_bus();
+        const char *env = getenv("GROUPD_DBUS_ROUNDS");
+        size_t rounds = env ? (size_t) strtoul(env, NULL, 10) : 100;
+        uint64_t *calls = calloc(rounds, sizeof *calls), *full = calloc(rounds, sizeof *full);
+        char reason[64];
+
+        ck_assert(calls && full && rounds > 0);
+        settle(c);
+        subscribe(c);
+        for (size_t i = 0; i < rounds; i++) {
+                Acquired a;
+                uint64_t t0 = now_usec(), t1;
+
+                ck_assert_msg(acquire(c, "2", "bench", &a), "round %zu: %s: %s", i, a.error, a.message);
+                acquired_done(&a);
+                ck_assert(release_token(c, a.token, NULL, 0));
+                t1 = now_usec();
+                wait_lease_ended(c, a.path, reason, sizeof reason);
+                calls[i] = t1 - t0;
+                full[i] = now_usec() - t0;
+        }
+        qsort(calls, rounds, sizeof *calls, cmp_u64);
+        qsort(full, rounds, sizeof *full, cmp_u64);
+        fprintf(stderr,
+                "test-dbus: %zu rounds on the private bus: Acquire+Release calls median %.3f ms (p90 %.3f ms); "
+                "until LeaseEnded median %.3f ms\n",
+                rounds, calls[rounds / 2] / 1000.0, calls[rounds * 9 / 10] / 1000.0, full[rounds / 2] / 1000.0);
+
+        /* The same rounds on the native socket, for comparison (its leases show on the bus too). */
+        const char *sock = getenv("GROUPD_TEST_SOCKET");
+        GdClient *native = NULL;
+        ck_assert_ptr_nonnull(sock);
+        ck_assert_int_ge(gd_client_connect(sock, &native), 0);
+        for (size_t i = 0; i < rounds; i++) {
+                const char *specs[] = { "2" };
+                GdAcquireOptions opts = { .label = "bench-native", .owner_pidfd = -EBADF };
+                GdClientLease *l = NULL;
+                char path[128], token[GD_TOKEN_LEN + 1];
+                uint64_t t0 = now_usec(), t1;
+
+                ck_assert_int_ge(gd_client_acquire(native, specs, 1, &opts, &l), 0);
+                snprintf(path, sizeof path, PATH "/lease/%s", l->lease.id);
+                snprintf(token, sizeof token, "%s", l->token);
+                gd_client_lease_free(l);
+                ck_assert_int_ge(gd_client_release(native, token), 0);
+                t1 = now_usec();
+                wait_lease_ended(c, path, reason, sizeof reason);
+                calls[i] = t1 - t0;
+                full[i] = now_usec() - t0;
+        }
+        gd_client_free(native);
+        qsort(calls, rounds, sizeof *calls, cmp_u64);
+        qsort(full, rounds, sizeof *full, cmp_u64);
+        fprintf(stderr, "test-dbus: the same on the native socket: calls median %.3f ms; until LeaseEnded median %.3f ms\n",
+                calls[rounds / 2] / 1000.0, full[rounds / 2] / 1000.0);
+
+        /* Where the time goes: a bare round trip to the daemon (Peer.Ping, answered by libdbus), and one
+         * through the caller lookup and polkit (ListLeases: credentials, CheckAuthorization, reply). */
+        for (size_t i = 0; i < rounds; i++) {
+                uint64_t t0 = now_usec();
+                dbus_message_unref(call0(c, PATH, "org.freedesktop.DBus.Peer", "Ping"));
+                calls[i] = now_usec() - t0;
+                t0 = now_usec();
+                ck_assert_uint_eq(count_leases(c), 0);
+                full[i] = now_usec() - t0;
+        }
+        qsort(calls, rounds, sizeof *calls, cmp_u64);
+        qsort(full, rounds, sizeof *full, cmp_u64);
+        fprintf(stderr, "test-dbus: Peer.Ping median %.3f ms; ListLeases (credentials + polkit) median %.3f ms\n",
+                calls[rounds / 2] / 1000.0, full[rounds / 2] / 1000.0);
+        free(calls);
+        free(full);
+        disconnect_bus(c);
+}
+END_TEST
+
+static Suite *dbus_suite(void) {
+        Suite *s = suite_create("dbus");
+        TCase *tc = tcase_create("private bus and polkitd");
+
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_introspect_is_the_proto_file);
+        tcase_add_test(tc, test_allowed_caller_gets_working_fds);
+        tcase_add_test(tc, test_denied_caller_changes_nothing);
+        tcase_add_test(tc, test_name_vanishes_lease_ends);
+        tcase_add_test(tc, test_properties_and_object_manager);
+        tcase_add_test(tc, test_process_and_lease_fd_owners_outlive_the_caller);
+        tcase_add_test(tc, test_release_other_needs_polkit);
+        tcase_add_test(tc, test_bad_input_is_named);
+        tcase_add_test(tc, test_caller_vanishes_mid_request);
+        tcase_add_test(tc, test_round_trip);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("without polkitd");
+        tcase_add_test(tc, test_without_polkitd_nothing_is_granted);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr;
+        int failed;
+
+        if (!getenv("DBUS_SYSTEM_BUS_ADDRESS")) {
+                fprintf(stderr, "test-dbus: run it through tests/test-dbus.sh, which sets up the private bus\n");
+                return 77;
+        }
+        sr = srunner_create(dbus_suite());
+        /* tests/test-dbus.sh runs the suite with polkitd, then stops polkitd and runs the last case. */
+        srunner_run(sr, NULL, getenv("GROUPD_TEST_NO_POLKIT") ? "without polkitd" : "private bus and polkitd",
+                    CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? 0 : 1;
+}
