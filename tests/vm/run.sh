@@ -13,7 +13,9 @@
 # --only REGEX runs only the scenario files (tests/vm/scenario-NN-TOPIC.sh) whose NN-TOPIC matches.
 #
 # --capture DIR: the guests also capture their sysfs (IOMMU groups and PCI devices) and the raw
-# VFIO_IOMMU_GET_INFO buffer into DIR (tests/data): sysfs-LINE-IOMMU/ and iommu-info-LINE-IOMMU.hex.
+# VFIO_IOMMU_GET_INFO buffer (with VFIO_IOMMU_INFO_CAPS, asked again with the argsz the kernel wants)
+# into DIR (tests/data): sysfs-LINE-IOMMU/, iommu-info-LINE-IOMMU.hex (a '#' line naming kernel and
+# IOMMU, then 16 bytes a line) and iommu-info-LINE-IOMMU.bin (the same bytes).
 #
 # Exit status: 0 all passed, 1 a scenario failed, a guest hung or did not finish, 77 the tier cannot
 # run here (no qemu to be had, or no kernel package reachable).
@@ -191,7 +193,10 @@ capture_out() {
                 echo "  capture: no GET_INFO buffer from $line/$iommu" >&2
                 return 1
         fi
-        echo "  captured $dir and $capture/iommu-info-$line-$iommu.hex"
+        # The same bytes as a binary file, for parsers that want the buffer as the kernel filled it.
+        perl -ne 'next if /^#/; s/\s+//g; print pack("H*", $_)' "$capture/iommu-info-$line-$iommu.hex" \
+                >"$capture/iommu-info-$line-$iommu.bin"
+        echo "  captured $dir and $capture/iommu-info-$line-$iommu.{hex,bin}"
 }
 
 # ---------------------------------------------------------------------------------------------
