@@ -516,6 +516,53 @@ START_TEST(test_linux_writes) {
 }
 END_TEST
 
+/* While a driver operation is under way on a device, the kernel holds the device's lock, and reading its
+ * driver_override waits for it (an unbind from vfio-pci lasts as long as a VMM keeps the device open). The
+ * readers must not touch driver_override of a busy device. A FIFO stands in for the locked attribute: an
+ * open for reading blocks until a writer comes, which never does. */
+START_TEST(test_linux_busy_reads) {
+        char *root = make_fake_sysfs();
+        Host *h = new_linux_host(root);
+        char p[PATH_MAX];
+        HostGroup g = {};
+        HostDevice d;
+
+        ck_assert_int_eq(host_device_set_override(h, "0000:00:03.0", "vfio-pci"), 0);
+        snprintf(p, sizeof p, "%s/sys/devices/pci0000:00/0000:00:03.0/driver_override", root);
+        ck_assert_int_eq(unlink(p), 0);
+        ck_assert_int_eq(mkfifo(p, 0600), 0);
+
+        ck_assert_int_eq(host_busy_begin(&h->busy, "0000:00:03.0"), 0);
+        ck_assert_int_eq(host_read_group(h, 3, &g), 0);
+        ck_assert_uint_eq(g.n_devices, 1);
+        ck_assert_str_eq(g.devices[0].driver_override, "vfio-pci");   /* what this host wrote */
+        ck_assert_str_eq(g.devices[0].driver, "e1000e");              /* the link needs no lock */
+        host_group_done(&g);
+        ck_assert_int_eq(host_read_device(h, "0000:00:03.0", &d), 0);
+        ck_assert_str_eq(d.driver_override, "vfio-pci");
+        ck_assert_uint_eq(d.group, 3);
+        host_busy_end(&h->busy, "0000:00:03.0");
+
+        /* Not busy any more: read from the file again. */
+        ck_assert_int_eq(unlink(p), 0);
+        xwrite(root, "sys/devices/pci0000:00/0000:00:03.0/driver_override", "(null)\n");
+        ck_assert_int_eq(host_read_device(h, "0000:00:03.0", &d), 0);
+        ck_assert_str_eq(d.driver_override, "");
+
+        /* A cleared override is reported as none while busy, and a device never written as none. */
+        ck_assert_int_eq(host_device_set_override(h, "0000:00:03.0", NULL), 0);
+        ck_assert_int_eq(unlink(p), 0);
+        ck_assert_int_eq(mkfifo(p, 0600), 0);
+        ck_assert_int_eq(host_busy_begin(&h->busy, "0000:00:03.0"), 0);
+        ck_assert_int_eq(host_read_device(h, "0000:00:03.0", &d), 0);
+        ck_assert_str_eq(d.driver_override, "");
+        host_busy_end(&h->busy, "0000:00:03.0");
+
+        host_free(h);
+        rm_tree(root);
+}
+END_TEST
+
 /* Discovery must be fast: 4096 groups of two devices each. The bound here is loose (sanitizers,
  * valgrind); the benchmark holds the real one. */
 START_TEST(test_sysfs_many_groups) {
@@ -1466,6 +1513,7 @@ static Suite *host_suite(void) {
         tc = tcase_create("linux");
         tcase_add_test(tc, test_linux_no_iommu);
         tcase_add_test(tc, test_linux_writes);
+        tcase_add_test(tc, test_linux_busy_reads);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("topology");
