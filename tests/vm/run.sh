@@ -103,7 +103,7 @@ QEMU_DEVICES=(-device edu,addr=01.0 -device pci-testdev,addr=02.0
         -device pcie-root-port,id=rp2,chassis=2,slot=2,addr=05.0 -device edu,bus=rp2
         -device edu,addr=06.0,multifunction=on
         -netdev hubport,id=n2,hubid=0 -device e1000,addr=06.1,netdev=n2,romfile=)
-GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-240}
+GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-150}
 
 summary=()
 failed=0
