@@ -20,19 +20,20 @@ csv=$out/results.csv
 : > "$csv"
 
 if [ $quick -eq 1 ]; then
-        N_CYCLE=50 N_DEATH=10 SCALE_GROUPS=256 HOLD=64 TP_SECONDS=0.5 CLIENTS=(1 8) LIST_RUNS=2
+        N_CYCLE=50 N_DBUS=20 N_DEATH=10 SCALE_GROUPS=256 HOLD=64 TP_SECONDS=0.5 CLIENTS=(1 8) LIST_RUNS=2
 else
-        N_CYCLE=${N_CYCLE:-3000} N_DEATH=${N_DEATH:-300} SCALE_GROUPS=4096 HOLD=1000 TP_SECONDS=3 CLIENTS=(1 8 64)
+        N_CYCLE=${N_CYCLE:-3000} N_DBUS=${N_DBUS:-1000} N_DEATH=${N_DEATH:-300} SCALE_GROUPS=4096 HOLD=1000 TP_SECONDS=3 CLIENTS=(1 8 64)
         LIST_RUNS=7
 fi
 
 # /dev/shm: the sim host's sysfs tree lives in the runtime directory, and the disk here costs ~0.5 ms per
 # file creation; a real sysfs is in memory too.
 work=$(mktemp -d /dev/shm/groupd-bench.XXXXXX)
-daemon_pid= seatd_pid= made_input_dir=0 made_node=
+daemon_pid= seatd_pid= dbus_pid= made_input_dir=0 made_node=
 cleanup() {
         [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
         [ -n "$seatd_pid" ] && kill "$seatd_pid" 2>/dev/null && wait "$seatd_pid" 2>/dev/null
+        [ -n "$dbus_pid" ] && kill "$dbus_pid" 2>/dev/null && wait "$dbus_pid" 2>/dev/null
         [ -n "$made_node" ] && rm -f "$made_node"
         [ $made_input_dir -eq 1 ] && rmdir /dev/input 2>/dev/null
         rm -rf "$work"
@@ -91,6 +92,38 @@ else
         say "bench: seatd or bench-seatd (libseat-dev) missing: the seatd figure is skipped (./dev bench installs them)"
 fi
 
+# ---------------------------------------------------------------- D-Bus
+# A private system bus (the tests' configuration, with groupd's bus policy as shipped, and leave for the
+# floor service to take its name). The caller is root, whom groupd authorizes without polkit, as polkitd
+# would; so this is the bus's cost, not polkit's.
+if command -v dbus-daemon >/dev/null && [ -x "$build/bench-dbus" ]; then
+        top=$(cd "$here/.." && pwd)
+        cat > "$work/bus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <include>$top/tests/dbus/system.conf</include>
+  <policy user="root">
+    <allow own="org.groupd1.BenchFloor"/>
+    <allow send_destination="org.groupd1.BenchFloor"/>
+  </policy>
+</busconfig>
+CONF
+        bus="unix:path=$work/bus"
+        dbus-daemon --config-file="$work/bus.conf" --address="$bus" --nofork >"$work/dbus.log" 2>&1 &
+        dbus_pid=$!
+        for _ in $(seq 100); do [ -S "$work/bus" ] && break; sleep 0.02; done
+        rt=$work/dbus
+        DBUS_SYSTEM_BUS_ADDRESS=$bus start_daemon "$rt" sim
+        "$build/bench-dbus" groupd "$bus" "$N_DBUS" 2 >> "$csv"
+        stop_daemon
+        "$build/bench-dbus" floor "$bus" "$N_DBUS" >> "$csv"
+        kill "$dbus_pid"; wait "$dbus_pid" 2>/dev/null || true
+        dbus_pid=
+else
+        say "bench: dbus-daemon or bench-dbus missing: the D-Bus figures are skipped"
+fi
+
 # ---------------------------------------------------------------- scale
 say "bench: scale ($SCALE_GROUPS groups, $((SCALE_GROUPS * 2)) devices)"
 topo=$work/scale.topo
@@ -131,14 +164,17 @@ stop_daemon
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 ratio_floor=$(ratio "$(get groupd_cycle_median)" "$(get floor_cycle_median)")
 ratio_seatd=$(ratio "$(get groupd_cycle_median)" "$(get seatd_cycle_median)")
+ratio_dbus=$(ratio "$(get dbus_cycle_median)" "$(get dbus_floor_cycle_median)")
 record ratio_vs_floor ratio "$ratio_floor"
 record ratio_vs_seatd ratio "$ratio_seatd"
+record ratio_dbus_vs_floor ratio "$ratio_dbus"
 
 printf '\n%-34s %12s  %s\n' FIGURE VALUE UNIT
 awk -F, '{ printf "%-34s %12s  %s\n", $1, $3, $2 }' "$csv"
 echo
 echo "ratio_vs_floor $ratio_floor"
 echo "ratio_vs_seatd $ratio_seatd"
+echo "ratio_dbus_vs_floor $ratio_dbus"
 echo "(csv: $csv)"
 
 if command -v gnuplot >/dev/null; then

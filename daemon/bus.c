@@ -70,6 +70,8 @@ typedef enum RequestKind {
 
 typedef struct Request Request;
 
+typedef struct CallerCache CallerCache;
+
 struct Bus {
         sd_event *event;
         Manager *manager;
@@ -81,7 +83,55 @@ struct Bus {
         size_t n_requests;
         /* The interface blocks of proto/org.groupd1.xml, verbatim. */
         char *xml_manager, *xml_group, *xml_lease;
+        /* Who the callers are, by unique name: a unique name is never given out twice on a bus and its
+         * credentials cannot change, so the bus is asked once per caller, not once per call. An entry
+         * goes when its name leaves the bus. */
+        CallerCache *callers;
+        size_t n_callers;
 };
+
+#define CALLER_CACHE_MAX 1024
+
+struct CallerCache {
+        char *name;
+        Caller caller;   /* uid, gid, pid, gids */
+        CallerCache *next;
+};
+
+static void caller_cache_drop(Bus *b, const char *name) {
+        for (CallerCache **p = &b->callers; *p; p = &(*p)->next)
+                if (streq((*p)->name, name)) {
+                        CallerCache *c = *p;
+                        *p = c->next;
+                        free(c->name);
+                        free(c);
+                        b->n_callers--;
+                        return;
+                }
+}
+
+static const CallerCache *caller_cache_find(Bus *b, const char *name) {
+        for (CallerCache *c = b->callers; c; c = c->next)
+                if (streq(c->name, name))
+                        return c;
+        return NULL;
+}
+
+static void caller_cache_add(Bus *b, const char *name, const Caller *caller) {
+        CallerCache *c;
+
+        if (b->n_callers >= CALLER_CACHE_MAX)
+                return; /* asking the bus again is correct, only slower */
+        c = calloc(1, sizeof *c);
+        if (!c || !(c->name = strdup(name))) {
+                free(c);
+                return;
+        }
+        c->caller = *caller;
+        c->next = b->callers;
+        b->callers = c;
+        b->n_callers++;
+}
 
 /* A method call that waits for the bus (the caller's credentials), polkit, or the manager. */
 struct Request {
@@ -918,12 +968,24 @@ static void on_credentials(DBusPendingCall *pending, void *userdata) {
                                     r->sender);
         if (r->caller.n_gids > 0)
                 r->caller.gid = r->caller.gids[0];
+        if (r->bus)
+                caller_cache_add(r->bus, r->sender, &r->caller);
         request_continue(r);
 }
 
 static void request_start(Request *r) {
+        const CallerCache *known = caller_cache_find(r->bus, r->sender);
         DBusMessage *call;
         int k;
+
+        if (known) {
+                r->caller.uid = known->caller.uid;
+                r->caller.gid = known->caller.gid;
+                r->caller.pid = known->caller.pid;
+                memcpy(r->caller.gids, known->caller.gids, sizeof r->caller.gids);
+                r->caller.n_gids = known->caller.n_gids;
+                return request_continue(r);
+        }
 
         call = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS,
                                             "GetConnectionCredentials");
@@ -1433,6 +1495,7 @@ static DBusHandlerResult on_message(DBusConnection *c, DBusMessage *m, void *use
 static void on_name_vanished(Bus *b, const char *name) {
         Request *next;
 
+        caller_cache_drop(b, name);
         for (Request *r = b->requests; r; r = next) {
                 next = r->next;
                 if (!streq(r->sender, name))
@@ -1719,6 +1782,8 @@ Bus *bus_free(Bus *b) {
                 return NULL;
         if (b->manager)
                 manager_remove_listener(b->manager, on_manager_event, b);
+        while (b->callers)
+                caller_cache_drop(b, b->callers->name);
         /* Requests the manager still works on are detached: its answer frees them. */
         while (b->requests) {
                 Request *r = b->requests;
