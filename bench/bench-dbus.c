@@ -20,28 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
+
 #include <dbus/dbus.h>
 
 #define FLOOR_NAME "org.groupd1.BenchFloor"
-
-static uint64_t now_ns(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
-static void report(const char *name, uint64_t *s, size_t n) {
-        qsort(s, n, sizeof *s, cmp_u64);
-        size_t p99 = (n * 99 + 99) / 100;
-        printf("%s_median,us,%.1f\n", name, (double) s[n / 2] / 1000.0);
-        printf("%s_p99,us,%.1f\n", name, (double) s[(p99 ? p99 : 1) - 1] / 1000.0);
-        printf("%s_samples,count,%zu\n", name, n);
-}
 
 static void die(const char *what, DBusError *e) {
         fprintf(stderr, "bench-dbus: %s: %s\n", what, e && dbus_error_is_set(e) ? e->message : "failed");
@@ -215,11 +198,11 @@ static void run(DBusConnection *c, const char *dest, const char *iface, const ch
         for (size_t i = 0; i < n / 10 + 1; i++)
                 cycle(c, dest, iface, group);
         for (size_t i = 0; i < n; i++) {
-                uint64_t t0 = now_ns();
+                uint64_t t0 = bench_now_ns();
                 cycle(c, dest, iface, group);
-                s[i] = now_ns() - t0;
+                s[i] = bench_now_ns() - t0;
         }
-        report(name, s, n);
+        bench_report(name, s, n);
         free(s);
 }
 

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
+
 #include <libseat.h>
 
 static bool enabled;
@@ -27,17 +29,6 @@ static void disable_seat(struct libseat *seat, void *userdata) {
         (void) userdata;
         enabled = false;
         libseat_disable_seat(seat);
-}
-
-static uint64_t now_ns(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {
@@ -68,7 +59,7 @@ int main(int argc, char **argv) {
 
         for (size_t i = 0; i < n / 10 + 1 + n; i++) {
                 int fd = -1, id;
-                uint64_t t0 = now_ns();
+                uint64_t t0 = bench_now_ns();
                 id = libseat_open_device(seat, argv[1], &fd);
                 if (id < 0) {
                         fprintf(stderr, "bench-seatd: open_device %s: %s\n", argv[1], strerror(errno));
@@ -80,13 +71,9 @@ int main(int argc, char **argv) {
                         return 1;
                 }
                 if (i >= n / 10 + 1)
-                        s[i - (n / 10 + 1)] = now_ns() - t0;
+                        s[i - (n / 10 + 1)] = bench_now_ns() - t0;
         }
-        qsort(s, n, sizeof *s, cmp_u64);
-        size_t p99 = (n * 99 + 99) / 100;
-        printf("seatd_cycle_median,us,%.1f\n", (double) s[n / 2] / 1000.0);
-        printf("seatd_cycle_p99,us,%.1f\n", (double) s[(p99 ? p99 : 1) - 1] / 1000.0);
-        printf("seatd_cycle_samples,count,%zu\n", n);
+        bench_report("seatd_cycle", s, n);
         libseat_close_seat(seat);
         free(s);
         return 0;

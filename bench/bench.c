@@ -28,29 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
+
 #include "groupd-client.h"
-
-static uint64_t now_ns(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
-/* Prints median and p99 of samples (ns) as microseconds. */
-static void report(const char *name, uint64_t *s, size_t n) {
-        if (n == 0)
-                return;
-        qsort(s, n, sizeof *s, cmp_u64);
-        size_t p99 = (n * 99 + 99) / 100;
-        printf("%s_median,us,%.1f\n", name, (double) s[n / 2] / 1000.0);
-        printf("%s_p99,us,%.1f\n", name, (double) s[(p99 ? p99 : 1) - 1] / 1000.0);
-        printf("%s_samples,count,%zu\n", name, n);
-}
 
 static void die(const char *what, int r) {
         fprintf(stderr, "bench: %s: %s\n", what, strerror(r < 0 ? -r : r));
@@ -85,14 +65,14 @@ static int cycle_once(GdClient *c, const char *group, uint64_t *acq) {
         const char *specs[] = { group };
         GdClientLease *l = NULL;
         char token[GD_TOKEN_LEN + 1], id[GD_LEASE_ID_MAX];
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         int r;
 
         r = gd_client_acquire(c, specs, 1, &(GdAcquireOptions) { .owner_pidfd = -1 }, &l);
         if (r < 0)
                 return r;
         if (acq)
-                *acq = now_ns() - t0;
+                *acq = bench_now_ns() - t0;
         memcpy(token, l->token, sizeof token);
         snprintf(id, sizeof id, "%s", l->lease.id);
         gd_client_lease_free(l);
@@ -118,13 +98,13 @@ static int verb_cycle(int argc, char **argv) {
                 if ((r = cycle_once(c, argv[2], NULL)) < 0)
                         die(gd_client_error_message(c), r);
         for (size_t i = 0; i < n; i++) {
-                uint64_t t0 = now_ns();
+                uint64_t t0 = bench_now_ns();
                 if ((r = cycle_once(c, argv[2], &acq[i])) < 0)
                         die(gd_client_error_message(c), r);
-                all[i] = now_ns() - t0;
+                all[i] = bench_now_ns() - t0;
         }
-        report("groupd_cycle", all, n);
-        report("groupd_acquire", acq, n);
+        bench_report("groupd_cycle", all, n);
+        bench_report("groupd_acquire", acq, n);
         gd_client_free(c);
         free(all);
         free(acq);
@@ -210,13 +190,13 @@ static int verb_floor(int argc, char **argv) {
         for (size_t i = 0; i < n / 10 + 1; i++)
                 floor_cycle(sp[0]);
         for (size_t i = 0; i < n; i++) {
-                uint64_t t0 = now_ns();
+                uint64_t t0 = bench_now_ns();
                 floor_cycle(sp[0]);
-                all[i] = now_ns() - t0;
+                all[i] = bench_now_ns() - t0;
         }
         close(sp[0]);
         waitpid(pid, NULL, 0);
-        report("floor_cycle", all, n);
+        bench_report("floor_cycle", all, n);
         free(all);
         return 0;
 }
@@ -249,13 +229,13 @@ static int verb_death(int argc, char **argv) {
                 close(pidfd);
                 snprintf(id, sizeof id, "%s", l->lease.id);
                 gd_client_lease_free(l);
-                uint64_t t0 = now_ns();
+                uint64_t t0 = bench_now_ns();
                 kill(pid, SIGKILL);
                 wait_ended(c, id);
-                all[i] = now_ns() - t0;
+                all[i] = bench_now_ns() - t0;
                 waitpid(pid, NULL, 0);
         }
-        report("owner_death_to_ended", all, n);
+        bench_report("owner_death_to_ended", all, n);
         gd_client_free(c);
         free(all);
         return 0;
@@ -318,7 +298,7 @@ static int verb_throughput(int argc, char **argv) {
 
         if (pipe2(p, O_CLOEXEC) < 0)
                 die("pipe", errno);
-        uint64_t start = now_ns() + 200000000ull; /* everyone connected first */
+        uint64_t start = bench_now_ns() + 200000000ull; /* everyone connected first */
         for (unsigned i = 0; i < clients; i++) {
                 pids[i] = fork();
                 if (pids[i] == 0) {
@@ -328,10 +308,10 @@ static int verb_throughput(int argc, char **argv) {
                         snprintf(spec, sizeof spec, "%u", first + i);
                         if (gd_client_subscribe(c, 1u << GD_EVENT_LEASE_ENDED) < 0)
                                 _exit(1);
-                        while (now_ns() < start)
+                        while (bench_now_ns() < start)
                                 usleep(1000);
                         uint64_t end = start + (uint64_t) (seconds * 1e9);
-                        while (now_ns() < end) {
+                        while (bench_now_ns() < end) {
                                 int r = cycle_once(c, spec, NULL);
                                 if (r < 0)
                                         die(gd_client_error_message(c), r);
@@ -386,7 +366,7 @@ static int verb_ready(int argc, char **argv) {
         unlink(path);
         if (s < 0 || bind(s, (struct sockaddr *) &sa, sizeof sa) < 0)
                 die("notify socket", errno);
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         pid_t pid = fork();
         if (pid == 0) {
                 setenv("NOTIFY_SOCKET", path, 1);
@@ -405,7 +385,7 @@ static int verb_ready(int argc, char **argv) {
                 if (strstr(buf, "READY=1"))
                         break;
         }
-        uint64_t dt = now_ns() - t0;
+        uint64_t dt = bench_now_ns() - t0;
         printf("%d %.1f\n", (int) pid, (double) dt / 1e6);
         unlink(path);
         return 0;
