@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "caps.h"
 #include "fd-util.h"
 #include "host.h"
 #include "log.h"
@@ -21,6 +22,7 @@ static const char *arg_sysfs_root = NULL;
 static const char *arg_dev_root = NULL;
 static uint64_t arg_release_deadline_usec = 0;
 static bool arg_keep_leases = false;
+static bool arg_keep_caps = false;
 
 static void help(void) {
         printf("Usage: groupd [OPTIONS]\n\n"
@@ -37,6 +39,7 @@ static void help(void) {
                "  --dev-root=DIR             linux host: /dev here (default /dev)\n"
                "  --release-deadline=SEC     report a held-up release after SEC seconds (default 10)\n"
                "  --keep-leases-on-exit      on SIGTERM, keep leases of live owner processes (for restarts)\n"
+               "  --keep-capabilities        do not drop capabilities (debugging; see groupd(8))\n"
                "  -v, --verbose              debug logging\n"
                "  -h, --help                 this text\n"
                "      --version              the version\n");
@@ -45,7 +48,7 @@ static void help(void) {
 static int parse_argv(int argc, char *argv[]) {
         enum {
                 ARG_HOST = 0x100, ARG_RUNTIME_DIR, ARG_SOCKET, ARG_POLICY, ARG_SYSFS_ROOT, ARG_DEV_ROOT,
-                ARG_RELEASE_DEADLINE, ARG_KEEP_LEASES, ARG_VERSION,
+                ARG_RELEASE_DEADLINE, ARG_KEEP_LEASES, ARG_KEEP_CAPS, ARG_VERSION,
         };
         static const struct option options[] = {
                 { "host", required_argument, NULL, ARG_HOST },
@@ -56,6 +59,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "dev-root", required_argument, NULL, ARG_DEV_ROOT },
                 { "release-deadline", required_argument, NULL, ARG_RELEASE_DEADLINE },
                 { "keep-leases-on-exit", no_argument, NULL, ARG_KEEP_LEASES },
+                { "keep-capabilities", no_argument, NULL, ARG_KEEP_CAPS },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -95,6 +99,9 @@ static int parse_argv(int argc, char *argv[]) {
                 }
                 case ARG_KEEP_LEASES:
                         arg_keep_leases = true;
+                        break;
+                case ARG_KEEP_CAPS:
+                        arg_keep_caps = true;
                         break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
@@ -177,6 +184,18 @@ int main(int argc, char *argv[]) {
                 log_error_errno(-errno, "Failed to create runtime directory %s: %m", arg_runtime_dir);
                 return 1;
         }
+
+        /* Before the first thread: capabilities are per thread, and threads inherit them. */
+        if (!arg_keep_caps) {
+                r = caps_drop();
+                if (r < 0) {
+                        log_error_errno(r, "Failed to drop capabilities (is capset() filtered? see groupd(8)): %m");
+                        return 1;
+                }
+                if (r > 0)
+                        log_debug("Dropped every capability but CAP_SYS_RESOURCE.");
+        } else
+                log_notice("Keeping every capability (--keep-capabilities).");
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
