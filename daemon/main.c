@@ -13,6 +13,7 @@
 #include "log.h"
 #include "manager.h"
 #include "server.h"
+#include "service.h"
 
 static const char *arg_host = "linux";
 static const char *arg_runtime_dir = GD_RUNDIR;
@@ -229,21 +230,24 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
 
+        /* The listening socket and the fd store's fds, before the reconcile that uses the latter. */
+        r = service_take_fds(m, &listen_fd);
+        if (r < 0)
+                return 1;
+        n = listen_fd >= 0;
+        r = service_attach(m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the service manager's side: %m");
+                return 1;
+        }
+
         r = manager_start(m, &err);
         if (r < 0) {
                 log_error_errno(r, "Failed to start: %s", err.message);
                 return 1;
         }
 
-        n = sd_listen_fds(true);
-        if (n > 1) {
-                log_error("Expected one socket from systemd, got %i.", n);
-                return 1;
-        }
-        if (n == 1) {
-                listen_fd = SD_LISTEN_FDS_START;
-                (void) fd_set_cloexec(listen_fd, true);
-        } else {
+        if (listen_fd < 0) {
                 if (!arg_socket && asprintf(&socket_path, "%s/socket", arg_runtime_dir) < 0)
                         return log_oom(), 1;
                 r = server_listen_path(arg_socket ?: socket_path, &listen_fd);
@@ -265,7 +269,7 @@ int main(int argc, char *argv[]) {
 
         log_info("groupd %s ready on the %s host, socket %s.", PACKAGE_VERSION, arg_host,
                  n == 1 ? "from systemd" : (arg_socket ?: socket_path));
-        (void) sd_notify(false, "READY=1\nSTATUS=Serving.");
+        service_notify_ready(m);
 
         r = sd_event_loop(e);
         if (r < 0) {
