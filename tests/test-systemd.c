@@ -364,6 +364,57 @@ START_TEST(test_ready_status_watchdog) {
 }
 END_TEST
 
+/* Socket activation with systemd's own tool: nothing runs until the first connection; then groupd starts
+ * on the socket it was given, and says it is ready. */
+START_TEST(test_socket_activation) {
+        const char *bin = getenv("GROUPD_BIN");
+        char a1[400], a2[400], a3[400], env[200], log[300];
+        GdClient *c;
+        GdGroup *g = NULL;
+        size_t n = 0;
+
+        if (access("/usr/bin/systemd-socket-activate", X_OK) < 0) {
+                fprintf(stderr, "test_socket_activation: no systemd-socket-activate (package systemd); not run\n");
+                return;
+        }
+        snprintf(log, sizeof log, "%s/groupd.log", runtime_dir);
+        n_ready = 0;
+        daemon_pid = fork();
+        ck_assert_int_ge(daemon_pid, 0);
+        if (daemon_pid == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                snprintf(a1, sizeof a1, "--runtime-dir=%s", runtime_dir);
+                snprintf(a2, sizeof a2, "--listen=%s", socket_path);
+                snprintf(a3, sizeof a3, "--policy=%s/no-such-policy.conf", runtime_dir);
+                snprintf(env, sizeof env, "NOTIFY_SOCKET=%s", notify_path);
+                /* It execs groupd itself (no --accept), so LISTEN_PID is groupd's pid. */
+                execl("/usr/bin/systemd-socket-activate", "systemd-socket-activate", "--seqpacket", a2,
+                      "--fdname=groupd.socket", "-E", env, bin, "--host=sim", a1, a3, "-v", (char *) NULL);
+                _exit(127);
+        }
+
+        /* Nothing is started before someone connects. */
+        for (int i = 0; i < 100 && access(socket_path, F_OK) < 0; i++)
+                usleep(10000);
+        ck_assert_msg(access(socket_path, F_OK) == 0, "systemd-socket-activate did not listen");
+        ck_assert(!notify_read(300));
+        ck_assert_uint_eq(n_ready, 0);
+
+        /* The first connection starts it; the request waits in the socket meanwhile. */
+        c = connect_ok();
+        ck_assert_int_ge(gd_client_list_groups(c, &g, &n), 0);
+        ck_assert_uint_ge(n, 7);
+        gd_groups_free(g, n);
+        ck_assert_msg(notify_until(n_ready == 1, 3000), "no READY=1");
+        ck_assert(log_contains("socket from systemd"));
+        gd_client_free(c);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- capabilities */
 
 static uint64_t status_caps(const char *path, const char *field) {
@@ -573,6 +624,7 @@ static Suite *systemd_suite(void) {
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_ready_status_watchdog);
+        tcase_add_test(tc, test_socket_activation);
         tcase_add_test(tc, test_capabilities_dropped);
         tcase_add_loop_test(tc, test_fd_store_restart, 0, 3);
         suite_add_tcase(s, tc);
