@@ -617,6 +617,61 @@ START_TEST(test_fd_store_restart) {
 }
 END_TEST
 
+/* The owners go away while the daemon is down, and the store holds an fd of a lease nobody knows: the
+ * restarted daemon ends both leases (their devices go home) and empties the store. */
+START_TEST(test_fd_store_owner_gone_while_down) {
+        GdClient *c, *mon;
+        GdClientLease *la, *lb;
+        char ida[GD_LEASE_ID_MAX + 1], idb[GD_LEASE_ID_MAX + 1], name[GD_LEASE_ID_MAX + 64];
+        int pidfd, lease_fd, p[2];
+        pid_t vmm;
+
+        daemon_spawn(false, NULL);
+        vmm = fork();
+        ck_assert_int_ge(vmm, 0);
+        if (vmm == 0) {
+                pause();
+                _exit(0);
+        }
+        pidfd = (int) syscall(SYS_pidfd_open, vmm, 0);
+        ck_assert_int_ge(pidfd, 0);
+        c = connect_ok();
+        la = acquire_ok(c, "1", &(GdAcquireOptions) { .owner_pidfd = pidfd });
+        lb = acquire_ok(c, "6", &(GdAcquireOptions) { .lease_fd = true, .owner_pidfd = -1 });
+        snprintf(ida, sizeof ida, "%s", la->lease.id);
+        snprintf(idb, sizeof idb, "%s", lb->lease.id);
+        lease_fd = TAKE_FD(lb->lease_fd);
+        close(pidfd);
+        gd_client_lease_free(la);
+        gd_client_lease_free(lb);
+        snprintf(name, sizeof name, "lease-%s-owner", idb);
+        ck_assert_msg(notify_until(store_has(name) && n_store == 6, 3000), "%zu fd(s) stored", n_store);
+
+        daemon_stop(SIGKILL);
+        gd_client_free(c);
+        close(lease_fd);
+        kill(vmm, SIGKILL);
+        waitpid(vmm, NULL, 0);
+        /* A stray: some lease the state file does not know. */
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        close(p[1]);
+        snprintf(store[n_store].name, sizeof store[n_store].name, "lease-0123456789ab-container");
+        store[n_store++].fd = p[0];
+
+        daemon_spawn(true, NULL);
+        mon = connect_ok();
+        for (int i = 0; i < 200 && count_leases(mon) != 0; i++)
+                usleep(20000);
+        ck_assert_uint_eq(count_leases(mon), 0);
+        assert_driver(mon, "1", "0000:01:00.0", "nouveau");
+        assert_driver(mon, "6", "0000:06:00.0", "xhci_hcd");
+        ck_assert_msg(notify_until(n_store == 0, 3000), "%zu fd(s) still stored (first: %s)", n_store,
+                      n_store ? store[0].name : "");
+        ck_assert(log_contains("Dropping fd \"lease-0123456789ab-container\""));
+        gd_client_free(mon);
+}
+END_TEST
+
 static Suite *systemd_suite(void) {
         Suite *s = suite_create("systemd");
         TCase *tc = tcase_create("service");
@@ -627,6 +682,7 @@ static Suite *systemd_suite(void) {
         tcase_add_test(tc, test_socket_activation);
         tcase_add_test(tc, test_capabilities_dropped);
         tcase_add_loop_test(tc, test_fd_store_restart, 0, 3);
+        tcase_add_test(tc, test_fd_store_owner_gone_while_down);
         suite_add_tcase(s, tc);
         return s;
 }
