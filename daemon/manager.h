@@ -33,7 +33,8 @@ typedef struct ManagerConfig {
         const char *runtime_dir;     /* the state file lives here */
         const char *policy_path;     /* NULL: the built-in default */
         uint64_t release_deadline_usec; /* when a held-up release is reported; 0: 10 s */
-        bool keep_leases_on_exit;    /* on shutdown, keep leases owned by live processes (restart) */
+        bool keep_leases_on_exit;    /* on shutdown, keep leases owned by live processes, and lease-fd
+                                      * leases whose fds are in the fd store (restart) */
 } ManagerConfig;
 
 typedef struct AcquireRequest {
