@@ -60,6 +60,7 @@ struct Lease {
         LeaseDevice *devices;           /* every device we claimed, with its old driver */
         size_t n_devices;
 
+        bool fds_stored;                /* its fds are in the service manager's fd store (see manager.h) */
         int container_fd;               /* the daemon's own copies; -EBADF when closed or not recovered */
         int *group_fds;                 /* n_groups entries */
 

@@ -7,12 +7,14 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "caps.h"
 #include "fd-util.h"
 #include "bus.h"
 #include "host.h"
 #include "log.h"
 #include "manager.h"
 #include "server.h"
+#include "service.h"
 
 static const char *arg_host = "linux";
 static const char *arg_runtime_dir = GD_RUNDIR;
@@ -23,6 +25,7 @@ static const char *arg_dev_root = NULL;
 static uint64_t arg_release_deadline_usec = 0;
 static bool arg_keep_leases = false;
 static bool arg_bus = true;
+static bool arg_keep_caps = false;
 
 static void help(void) {
         printf("Usage: groupd [OPTIONS]\n\n"
@@ -38,7 +41,9 @@ static void help(void) {
                "  --sysfs-root=DIR           linux host: read sysfs here (default /sys)\n"
                "  --dev-root=DIR             linux host: /dev here (default /dev)\n"
                "  --release-deadline=SEC     report a held-up release after SEC seconds (default 10)\n"
-               "  --keep-leases-on-exit      on SIGTERM, keep leases of live owner processes (for restarts)\n"
+               "  --keep-leases-on-exit      on SIGTERM, keep leases of live owner processes, and\n"
+               "                             lease-fd leases kept in the fd store (for restarts)\n"
+               "  --keep-capabilities        do not drop capabilities (debugging; see groupd(8))\n"
                "  --no-bus                   do not offer the D-Bus API (org.groupd1 on the system bus; without\n"
                "                             a system bus groupd goes on with the native socket only)\n"
                "  -v, --verbose              debug logging\n"
@@ -49,7 +54,7 @@ static void help(void) {
 static int parse_argv(int argc, char *argv[]) {
         enum {
                 ARG_HOST = 0x100, ARG_RUNTIME_DIR, ARG_SOCKET, ARG_POLICY, ARG_SYSFS_ROOT, ARG_DEV_ROOT,
-                ARG_RELEASE_DEADLINE, ARG_KEEP_LEASES, ARG_VERSION, ARG_NO_BUS,
+                ARG_RELEASE_DEADLINE, ARG_KEEP_LEASES, ARG_KEEP_CAPS, ARG_VERSION, ARG_NO_BUS,
         };
         static const struct option options[] = {
                 { "host", required_argument, NULL, ARG_HOST },
@@ -61,6 +66,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "release-deadline", required_argument, NULL, ARG_RELEASE_DEADLINE },
                 { "keep-leases-on-exit", no_argument, NULL, ARG_KEEP_LEASES },
                 { "no-bus", no_argument, NULL, ARG_NO_BUS },
+                { "keep-capabilities", no_argument, NULL, ARG_KEEP_CAPS },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -103,6 +109,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_NO_BUS:
                         arg_bus = false;
+                        break;
+                case ARG_KEEP_CAPS:
+                        arg_keep_caps = true;
                         break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
@@ -189,6 +198,18 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
 
+        /* Before the first thread: capabilities are per thread, and threads inherit them. */
+        if (!arg_keep_caps) {
+                r = caps_drop();
+                if (r < 0) {
+                        log_error_errno(r, "Failed to drop capabilities (is capset() filtered? see groupd(8)): %m");
+                        return 1;
+                }
+                if (r > 0)
+                        log_debug("Dropped every capability but CAP_SYS_RESOURCE.");
+        } else
+                log_notice("Keeping every capability (--keep-capabilities).");
+
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
@@ -221,21 +242,24 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
 
+        /* The listening socket and the fd store's fds, before the reconcile that uses the latter. */
+        r = service_take_fds(m, &listen_fd);
+        if (r < 0)
+                return 1;
+        n = listen_fd >= 0;
+        r = service_attach(m);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the service manager's side: %m");
+                return 1;
+        }
+
         r = manager_start(m, &err);
         if (r < 0) {
                 log_error_errno(r, "Failed to start: %s", err.message);
                 return 1;
         }
 
-        n = sd_listen_fds(true);
-        if (n > 1) {
-                log_error("Expected one socket from systemd, got %i.", n);
-                return 1;
-        }
-        if (n == 1) {
-                listen_fd = SD_LISTEN_FDS_START;
-                (void) fd_set_cloexec(listen_fd, true);
-        } else {
+        if (listen_fd < 0) {
                 if (!arg_socket && asprintf(&socket_path, "%s/socket", arg_runtime_dir) < 0)
                         return log_oom(), 1;
                 r = server_listen_path(arg_socket ?: socket_path, &listen_fd);
@@ -264,7 +288,7 @@ int main(int argc, char *argv[]) {
 
         log_info("groupd %s ready on the %s host, socket %s%s.", PACKAGE_VERSION, arg_host,
                  n == 1 ? "from systemd" : (arg_socket ?: socket_path), bus ? ", D-Bus " BUS_NAME : "");
-        (void) sd_notify(false, "READY=1\nSTATUS=Serving.");
+        service_notify_ready(m);
 
         r = sd_event_loop(e);
         if (r < 0) {

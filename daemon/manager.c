@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -48,6 +49,14 @@ struct Manager {
                 void *userdata;
         } listeners[LISTENERS_MAX];
         size_t n_listeners;
+
+        ManagerFdStoreFunc fd_store_func;
+        void *fd_store_userdata;
+        struct {
+                char *name;
+                int fd;
+        } *stored;                     /* offered back by the store, until the reconcile claims them */
+        size_t n_stored;
 
         bool shutting_down;
         void (*shutdown_done)(Manager *m, void *userdata);
@@ -174,6 +183,160 @@ static void manager_save(Manager *m) {
         int r = state_write(m->state_path, m->leases);
         if (r < 0)
                 log_error_errno(r, "Failed to write state file %s: %m", m->state_path);
+}
+
+/* ---------------------------------------------------------------- the fd store */
+
+static int pidfd_get_pid(int pidfd, pid_t *ret);
+
+typedef enum LeaseFdKind {
+        LEASE_FD_CONTAINER,
+        LEASE_FD_GROUP,
+        LEASE_FD_OWNER,
+} LeaseFdKind;
+
+/* Names keep to what systemd accepts in FDNAME= (printable ASCII, no ':', at most 255 characters). */
+static void lease_fd_name(const Lease *l, LeaseFdKind kind, unsigned group, char *buf, size_t size) {
+        if (kind == LEASE_FD_GROUP)
+                (void) snprintf(buf, size, "lease-%s-group-%u", l->id, group);
+        else
+                (void) snprintf(buf, size, "lease-%s-%s", l->id, kind == LEASE_FD_CONTAINER ? "container" : "owner");
+}
+
+static bool lease_is_storable(const Lease *l) {
+        return l->owner_kind == GD_OWNER_PROCESS || l->owner_kind == GD_OWNER_LEASE_FD;
+}
+
+static int lease_owner_fd(const Lease *l) {
+        return l->owner_kind == GD_OWNER_PROCESS ? l->owner_pidfd : l->lease_fd;
+}
+
+void manager_set_fd_store(Manager *m, ManagerFdStoreFunc func, void *userdata) {
+        m->fd_store_func = func;
+        m->fd_store_userdata = userdata;
+}
+
+static void manager_store_fd(Manager *m, const Lease *l, LeaseFdKind kind, unsigned group, int fd) {
+        char name[128];
+
+        lease_fd_name(l, kind, group, name, sizeof name);
+        m->fd_store_func(m, name, fd, m->fd_store_userdata);
+}
+
+static void manager_store_lease_fds(Manager *m, Lease *l) {
+        if (!m->fd_store_func || !lease_is_storable(l) || l->fds_stored)
+                return;
+        if (l->container_fd >= 0)
+                manager_store_fd(m, l, LEASE_FD_CONTAINER, 0, l->container_fd);
+        for (size_t i = 0; i < l->n_groups; i++)
+                if (l->group_fds[i] >= 0)
+                        manager_store_fd(m, l, LEASE_FD_GROUP, l->groups[i], l->group_fds[i]);
+        if (lease_owner_fd(l) >= 0)
+                manager_store_fd(m, l, LEASE_FD_OWNER, 0, lease_owner_fd(l));
+        l->fds_stored = true;
+}
+
+static void manager_unstore_lease_fds(Manager *m, Lease *l) {
+        if (!l->fds_stored)
+                return;
+        l->fds_stored = false;
+        if (!m->fd_store_func)
+                return;
+        manager_store_fd(m, l, LEASE_FD_CONTAINER, 0, -EBADF);
+        for (size_t i = 0; i < l->n_groups; i++)
+                manager_store_fd(m, l, LEASE_FD_GROUP, l->groups[i], -EBADF);
+        manager_store_fd(m, l, LEASE_FD_OWNER, 0, -EBADF);
+}
+
+int manager_offer_stored_fd(Manager *m, const char *name, int fd_consume) {
+        _cleanup_close_ int fd = fd_consume;
+        void *a;
+
+        if (isempty(name) || strlen(name) > 255)
+                return -EINVAL;
+        a = reallocarray(m->stored, m->n_stored + 1, sizeof *m->stored);
+        if (!a)
+                return -ENOMEM;
+        m->stored = a;
+        m->stored[m->n_stored].name = strdup(name);
+        if (!m->stored[m->n_stored].name)
+                return -ENOMEM;
+        m->stored[m->n_stored].fd = TAKE_FD(fd);
+        m->n_stored++;
+        return 0;
+}
+
+/* The stored fd of that name, taken out of the offered set; -EBADF if none came back. */
+static int manager_claim_stored_fd(Manager *m, const Lease *l, LeaseFdKind kind, unsigned group) {
+        char name[128];
+
+        lease_fd_name(l, kind, group, name, sizeof name);
+        for (size_t i = 0; i < m->n_stored; i++) {
+                int fd;
+
+                if (m->stored[i].fd < 0 || !streq(m->stored[i].name, name))
+                        continue;
+                fd = TAKE_FD(m->stored[i].fd);
+                return fd;
+        }
+        return -EBADF;
+}
+
+/* Gives a recovered lease the fds the store kept for it. Returns whether its owner is known alive from
+ * them: a pidfd of the recorded pid whose process runs, or a lease fd whose write end is still open
+ * somewhere. */
+static bool manager_recover_lease_fds(Manager *m, Lease *l) {
+        _cleanup_close_ int owner_fd = -EBADF;
+        bool any = false, alive = false;
+
+        if (!lease_is_storable(l))
+                return false;
+
+        l->container_fd = manager_claim_stored_fd(m, l, LEASE_FD_CONTAINER, 0);
+        any = l->container_fd >= 0;
+        for (size_t i = 0; i < l->n_groups; i++) {
+                l->group_fds[i] = manager_claim_stored_fd(m, l, LEASE_FD_GROUP, l->groups[i]);
+                any = any || l->group_fds[i] >= 0;
+        }
+        owner_fd = manager_claim_stored_fd(m, l, LEASE_FD_OWNER, 0);
+        any = any || owner_fd >= 0;
+        l->fds_stored = any; /* whatever came back is still in the store, until the release drops it */
+
+        if (owner_fd < 0)
+                return false;
+        if (l->owner_kind == GD_OWNER_PROCESS) {
+                pid_t pid;
+                /* -ESRCH: the process is gone (its pidfd says pid -1). */
+                if (pidfd_get_pid(owner_fd, &pid) < 0 || pid != l->owner_pid)
+                        return false;
+                l->owner_pidfd = TAKE_FD(owner_fd);
+                alive = true;
+        } else {
+                struct pollfd p = { .fd = owner_fd, .events = POLLIN };
+                /* POLLHUP on the read end: every write end (the owner's lease fd) is closed. */
+                if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP|POLLERR|POLLNVAL)))
+                        return false;
+                l->lease_fd = TAKE_FD(owner_fd);
+                alive = true;
+        }
+        return alive;
+}
+
+/* Fds the store gave back that no lease claimed: a lease the state file does not know (any more). */
+static void manager_drop_unclaimed_fds(Manager *m) {
+        for (size_t i = 0; i < m->n_stored; i++) {
+                if (m->stored[i].fd >= 0) {
+                        log_notice("Dropping fd \"%s\" from the fd store: no lease of the state file claims it.",
+                                   m->stored[i].name);
+                        m->stored[i].fd = safe_close(m->stored[i].fd);
+                        if (m->fd_store_func)
+                                m->fd_store_func(m, m->stored[i].name, -EBADF, m->fd_store_userdata);
+                }
+                free(m->stored[i].name);
+        }
+        free(m->stored);
+        m->stored = NULL;
+        m->n_stored = 0;
 }
 
 /* ---------------------------------------------------------------- groups as views */
@@ -763,6 +926,7 @@ int manager_release_lease(Manager *m, Lease *l, GdReason reason) {
 
         /* Stop watching the owner, and let go of everything we hold: our copies of the fds must be closed
          * before the unbind, or the kernel would wait for us. */
+        manager_unstore_lease_fds(m, l);
         l->owner_source = sd_event_source_disable_unref(l->owner_source);
         l->owner_pidfd = safe_close(l->owner_pidfd);
         l->lease_fd = safe_close(l->lease_fd);
@@ -948,6 +1112,8 @@ static void acquire_job_done(int result, void *userdata) {
         }
         if (l->owner_gone || m->shutting_down)
                 (void) manager_release_lease(m, l, m->shutting_down ? GD_REASON_SHUTDOWN : l->reason);
+        else
+                manager_store_lease_fds(m, l);
 
 finish:
         safe_close(op->client_lease_fd);
@@ -1262,6 +1428,7 @@ static int manager_reconcile(Manager *m) {
                 _cleanup_free_ char *aside = NULL;
                 if (asprintf(&aside, "%s.broken", m->state_path) >= 0)
                         (void) rename(m->state_path, aside);
+                manager_drop_unclaimed_fds(m);
                 return 0;
         }
 
@@ -1283,13 +1450,28 @@ static int manager_reconcile(Manager *m) {
                 }
                 manager_link_lease(m, l);
 
-                if (l->state == GD_LEASE_ACTIVE && lease_owner_alive(l)) {
+                if (l->state == GD_LEASE_ACTIVE && manager_recover_lease_fds(m, l)) {
+                        if (lease_watch_owner(l) >= 0) {
+                                log_notice("Recovered lease %s (\"%s\") with its fds from the fd store: its owner "
+                                           "(%s%s) is still there, so it is kept.", l->id, strempty(l->label),
+                                           gd_owner_kind_to_string(l->owner_kind),
+                                           l->owner_kind == GD_OWNER_PROCESS ? ", pidfd" : ", lease fd");
+                                kept++;
+                                continue;
+                        }
+                }
+                if (l->state == GD_LEASE_ACTIVE && l->owner_pidfd < 0 && lease_owner_alive(l)) {
                         l->owner_pidfd = (int) syscall(SYS_pidfd_open, l->owner_pid, 0);
                         if (l->owner_pidfd >= 0 && lease_watch_owner(l) >= 0) {
                                 log_notice("Recovered lease %s (\"%s\"): its owner pid %i is alive, so it is kept. "
                                            "Its fds were not recoverable (the old daemon's copies are gone; the "
                                            "owner still has its own).",
                                            l->id, strempty(l->label), (int) l->owner_pid);
+                                /* What it has (the pidfd) goes to the store for the next restart. */
+                                if (!l->fds_stored)
+                                        manager_store_lease_fds(m, l);
+                                else if (m->fd_store_func)
+                                        manager_store_fd(m, l, LEASE_FD_OWNER, 0, l->owner_pidfd);
                                 kept++;
                                 continue;
                         }
@@ -1308,6 +1490,7 @@ static int manager_reconcile(Manager *m) {
                 ended++;
         }
 
+        manager_drop_unclaimed_fds(m);
         if (kept + ended > 0)
                 log_info("Reconciled the state file: %zu lease(s) kept, %zu ended.", kept, ended);
         manager_save(m);
@@ -1371,6 +1554,11 @@ Manager *manager_free(Manager *m) {
                 m->leases = l->next;
                 lease_free(l);
         }
+        for (size_t i = 0; i < m->n_stored; i++) {
+                safe_close(m->stored[i].fd);
+                free(m->stored[i].name);
+        }
+        free(m->stored);
         free(m->holders);
         sd_event_source_disable_unref(m->shutdown_timer);
         worker_free(m->worker);
@@ -1430,6 +1618,11 @@ int manager_shutdown(Manager *m, void (*done)(Manager *m, void *userdata), void 
                         continue;
                 if (m->keep_leases_on_exit && l->owner_kind == GD_OWNER_PROCESS) {
                         log_info("Keeping lease %s across the restart: owner pid %i.", l->id, (int) l->owner_pid);
+                        continue;
+                }
+                /* A lease fd outlives the daemon only in the fd store. */
+                if (m->keep_leases_on_exit && l->owner_kind == GD_OWNER_LEASE_FD && l->fds_stored) {
+                        log_info("Keeping lease %s across the restart: its lease fd is in the fd store.", l->id);
                         continue;
                 }
                 (void) manager_release_lease(m, l, GD_REASON_SHUTDOWN);

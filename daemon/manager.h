@@ -37,7 +37,8 @@ typedef struct ManagerConfig {
         const char *runtime_dir;     /* the state file lives here */
         const char *policy_path;     /* NULL: the built-in default */
         uint64_t release_deadline_usec; /* when a held-up release is reported; 0: 10 s */
-        bool keep_leases_on_exit;    /* on shutdown, keep leases owned by live processes (restart) */
+        bool keep_leases_on_exit;    /* on shutdown, keep leases owned by live processes, and lease-fd
+                                      * leases whose fds are in the fd store (restart) */
 } ManagerConfig;
 
 typedef struct AcquireRequest {
@@ -109,6 +110,23 @@ Lease *manager_find_lease(Manager *m, const char *id);   /* by public id; NULL i
 /* Releases every lease (keeping those owned by live processes with keep_leases_on_exit) and calls done
  * once none is releasing any more, or when the release deadline passed. */
 int manager_shutdown(Manager *m, void (*done)(Manager *m, void *userdata), void *userdata);
+
+/* The fd store (systemd's FileDescriptorStoreMax=): so that a restart takes a lease back WITH its fds, the
+ * manager names each fd a restart needs and asks the edge to keep it outside the process. Leases owned by
+ * a process or by a lease fd are stored: "lease-ID-container", "lease-ID-group-N" for each group, and
+ * "lease-ID-owner" (the owner's pidfd, or the read end of the lease fd). Connection-owned leases store
+ * nothing: their connection dies with the daemon, and so do they.
+ *
+ * func(m, name, fd, userdata): fd >= 0 asks to store fd (borrowed; the edge sends a copy) under name; fd
+ * < 0 asks to drop every fd stored under name. A lease's fds are dropped when its release starts, before
+ * the unbind (a stored group fd would hold the group open, and the kernel would hold the unbind up). */
+typedef void (*ManagerFdStoreFunc)(Manager *m, const char *name, int fd, void *userdata);
+void manager_set_fd_store(Manager *m, ManagerFdStoreFunc func, void *userdata);
+
+/* Before manager_start(): an fd that came back from the store, with its name. Always takes the fd. The
+ * reconcile gives each lease of the state file its fds back (an owner fd whose owner still lives keeps the
+ * lease active, watched again); fds no lease claims are closed and dropped from the store. */
+int manager_offer_stored_fd(Manager *m, const char *name, int fd_consume);
 
 Host *manager_get_host(Manager *m);
 uint64_t manager_started_usec(Manager *m);
