@@ -40,6 +40,7 @@
 #define GD_DEVICES_PER_GROUP_MAX 256u
 #define GD_REGIONS_PER_GROUP_MAX 64u
 #define GD_FDS_PER_MSG_MAX (GD_GROUPS_PER_ACQUIRE_MAX + 2u)
+#define GD_IOVA_RANGES_MAX 64u   /* IOVA ranges in one GdDma */
 
 typedef enum GdMsgType {
         /* Requests, client → daemon. */
@@ -52,6 +53,9 @@ typedef enum GdMsgType {
         GD_MSG_LIST_LEASES = 6,  /* (empty) → LEASES (possibly several packets) */
         GD_MSG_SUBSCRIBE = 7,    /* u32 event mask (0 = all) → OK, then EVENTs with serial 0 */
         GD_MSG_STATUS = 8,       /* (empty) → STATUS_REPLY */
+        GD_MSG_DMA_INFO = 9,     /* str spec → DMA_INFO_REPLY */
+        GD_MSG_KVM_ATTACH = 10,  /* str token; fd: a kvm-vfio device → OK once every group is added */
+        GD_MSG_SET_SPAPR_TCE = 11, /* str token, u32 group; fd: the TCE table → OK */
 
         /* Replies, daemon → client, carrying the request's serial. */
         GD_MSG_ERROR = 64,       /* i32 code (GdError), i32 errno (positive, or 0), str message */
@@ -62,6 +66,7 @@ typedef enum GdMsgType {
                                   * (if GD_ACQUIRE_LEASE_FD) */
         GD_MSG_LEASES = 69,      /* u8 more, GdLease[] */
         GD_MSG_STATUS_REPLY = 70,/* see GdStatus */
+        GD_MSG_DMA_INFO_REPLY = 71, /* see GdDmaInfo */
 
         /* Events, daemon → subscribed client, serial 0. */
         GD_MSG_EVENT = 96,       /* see GdEvent */
@@ -89,7 +94,11 @@ enum {
         GD_ACQUIRE_CONFIGURE_IOMMU = 1u << 0, /* set the IOMMU type on the container (VFIO_SET_IOMMU) */
         GD_ACQUIRE_OWNER_PROCESS = 1u << 1,   /* a pidfd is attached: the lease ends when it exits */
         GD_ACQUIRE_LEASE_FD = 1u << 2,        /* the owner is a lease fd, returned last in the reply */
-        _GD_ACQUIRE_ALL = (1u << 3) - 1,
+        GD_ACQUIRE_KVM_FD = 1u << 3,          /* a kvm-vfio device fd is attached (after the pidfd): register
+                                               * every group with it */
+        GD_ACQUIRE_MEMLOCK = 1u << 4,         /* raise the owner's RLIMIT_MEMLOCK for guest_ram */
+        GD_ACQUIRE_VIOMMU = 1u << 5,          /* the guest has a vIOMMU (memlock: RAM once per device) */
+        _GD_ACQUIRE_ALL = (1u << 6) - 1,
 };
 
 /* How a lease's lifetime is tied to its owner. */
@@ -169,6 +178,58 @@ typedef struct GdGroup {
         char *policy_note;      /* why the policy never hands it out, when GD_GROUP_NEVER; else "" */
 } GdGroup;
 
+/* GdDma.flags: which facts are present (the same bits as the daemon's HostIommuInfo). */
+enum {
+        GD_DMA_PGSIZES = 1u << 0,       /* pgsizes */
+        GD_DMA_IOVA = 1u << 1,          /* iova[] */
+        GD_DMA_AVAIL = 1u << 2,         /* dma_avail */
+        GD_DMA_MIGRATION = 1u << 3,     /* migration_* */
+        GD_DMA_SPAPR = 1u << 4,         /* spapr_dma32_* */
+        GD_DMA_SPAPR_DDW = 1u << 5,     /* spapr_ddw_* */
+        _GD_DMA_ALL = (1u << 6) - 1,
+};
+
+typedef struct GdRange {
+        uint64_t start;
+        uint64_t end;           /* inclusive */
+} GdRange;
+
+/* A container's DMA facts (VFIO_IOMMU_GET_INFO, or SPAPR_TCE_GET_INFO). flags 0: none known. */
+typedef struct GdDma {
+        uint32_t flags;
+        uint32_t iommu_type;
+        uint64_t pgsizes;
+        GdRange iova[GD_IOVA_RANGES_MAX];
+        uint16_t n_iova;
+        uint32_t dma_avail;
+        uint32_t migration_flags;
+        uint64_t migration_pgsizes;
+        uint64_t migration_max_dirty_bitmap_size;
+        uint32_t spapr_dma32_start;
+        uint32_t spapr_dma32_size;
+        uint64_t spapr_ddw_pgsizes;
+        uint32_t spapr_ddw_max_windows;
+        uint32_t spapr_ddw_levels;
+} GdDma;
+
+/* GdDmaInfo.source: where the facts came from. */
+typedef enum GdDmaSource {
+        GD_DMA_SOURCE_SYSFS = 0,        /* the group's reserved regions only: no container to ask */
+        GD_DMA_SOURCE_CONTAINER = 1,    /* the lease's container (GET_INFO), plus the reserved regions */
+        _GD_DMA_SOURCE_MAX,
+} GdDmaSource;
+
+typedef struct GdDmaInfo {
+        uint32_t group;
+        uint32_t source;        /* GdDmaSource */
+        GdDma dma;
+        GdRegion *regions;      /* sysfs reserved_regions */
+        uint16_t n_regions;
+        uint32_t n_devices;     /* devices a lease of this group assigns (bridges left out): memlock */
+        uint8_t kvm;            /* leased and registered with a kvm-vfio device */
+        char *note;             /* why the container's facts are missing, or "" */
+} GdDmaInfo;
+
 typedef struct GdLease {
         char *id;               /* public, short; never the token */
         char *label;
@@ -196,12 +257,16 @@ typedef struct GdAcquire {
         char *label;
         char **specs;           /* group numbers ("7") or PCI addresses ("0000:01:00.0", "01:00.0") */
         uint16_t n_specs;
+        uint64_t guest_ram;     /* bytes, with GD_ACQUIRE_MEMLOCK (else 0) */
+        /* fds: the owner pidfd with GD_ACQUIRE_OWNER_PROCESS, then the kvm-vfio fd with GD_ACQUIRE_KVM_FD */
 } GdAcquire;
 
 typedef struct GdAcquired {
         char *token;            /* GD_TOKEN_LEN hex characters */
         GdLease lease;
         uint32_t iommu_type;    /* VFIO_TYPE1v2_IOMMU etc. if configured, else 0 */
+        GdDma dma;              /* the container's facts when the IOMMU was configured, else flags 0 */
+        uint64_t memlock;       /* the RLIMIT_MEMLOCK set on the owner with GD_ACQUIRE_MEMLOCK, else 0 */
         /* fds, in the packet's SCM_RIGHTS: [0] container, [1..n_groups] groups in lease.groups order,
          * then the lease fd if GD_ACQUIRE_LEASE_FD was asked. */
 } GdAcquired;
@@ -234,7 +299,7 @@ typedef struct GdMsg {
         uint32_t serial;
         union {
                 GdHello hello;              /* HELLO, HELLO_REPLY */
-                char *spec;                 /* SHOW_GROUP */
+                char *spec;                 /* SHOW_GROUP, DMA_INFO */
                 GdAcquire acquire;          /* ACQUIRE */
                 char *token;                /* RELEASE */
                 uint32_t event_mask;        /* SUBSCRIBE */
@@ -251,6 +316,11 @@ typedef struct GdMsg {
                         uint16_t n_leases;
                 } leases;
                 GdStatus status;            /* STATUS_REPLY */
+                GdDmaInfo dma_info;         /* DMA_INFO_REPLY */
+                struct {                    /* KVM_ATTACH, SET_SPAPR_TCE */
+                        char *token;
+                        uint32_t group;     /* SET_SPAPR_TCE */
+                } kvm;
                 GdEvent event;              /* EVENT */
         };
 } GdMsg;
@@ -273,8 +343,8 @@ int gd_msg_decode(const uint8_t *buf, size_t len, GdMsg *ret);
 void gd_msg_done(GdMsg *m);
 
 /* How many fds a message of this type must carry, given its decoded contents: ACQUIRE: 1 with
- * GD_ACQUIRE_OWNER_PROCESS, else 0; ACQUIRED: 1 + n_groups (+1 with a lease fd, i.e. when
- * lease.owner_kind is GD_OWNER_LEASE_FD); all others 0. */
+ * GD_ACQUIRE_OWNER_PROCESS, +1 with GD_ACQUIRE_KVM_FD; ACQUIRED: 1 + n_groups (+1 with a lease fd, i.e.
+ * when lease.owner_kind is GD_OWNER_LEASE_FD); KVM_ATTACH and SET_SPAPR_TCE: 1; all others 0. */
 size_t gd_msg_expected_fds(const GdMsg *m);
 
 /* Names, for logs, groupctl and PROTOCOL.md. Return NULL for values out of range. */
@@ -284,6 +354,7 @@ const char *gd_owner_kind_to_string(int k);  /* "connection", "process", "lease-
 const char *gd_lease_state_to_string(int s); /* "acquiring", "active", "releasing", "released" */
 const char *gd_reason_to_string(int r);      /* "released", "connection-closed", "owner-exited", ... */
 const char *gd_event_kind_to_string(int k);  /* "lease-started", ... */
+const char *gd_dma_source_to_string(int s);  /* "sysfs", "container" */
 int gd_error_from_string(const char *s);     /* and the inverses, -EINVAL when unknown */
 int gd_owner_kind_from_string(const char *s);
 int gd_lease_state_from_string(const char *s);
