@@ -59,6 +59,22 @@ struct Lease {
         LeaseDevice *devices;           /* every device we claimed, with its old driver */
         size_t n_devices;
 
+        /* KVM: the VMM's kvm-vfio device, held only while the groups are registered with it (holding it keeps
+         * the whole VM alive), so dropped first thing on release. kvm_registered survives a restart in the
+         * state file; the fd cannot. */
+        int kvm_fd;
+        bool kvm_registered;
+
+        /* DMA facts of the container (dma.flags 0: none, the IOMMU type was not set by us), and memlock. */
+        HostIommuInfo dma;
+        int dma_errno;                  /* why GET_INFO failed, if it did */
+        bool memlock_asked;
+        bool viommu;
+        uint64_t guest_ram;
+        uint64_t memlock_max;           /* the policy's ceiling for this caller */
+        pid_t memlock_pid;              /* whose limit is raised */
+        uint64_t memlock;               /* the limit set; 0 none */
+
         int container_fd;               /* the daemon's own copies; -EBADF when closed or not recovered */
         int *group_fds;                 /* n_groups entries */
 

@@ -11,6 +11,7 @@
 #include "fd-util.h"
 #include "log.h"
 #include "manager.h"
+#include "memlock.h"
 #include "state.h"
 #include "worker.h"
 
@@ -413,11 +414,22 @@ typedef struct HostJob {
         unsigned *groups;
         size_t n_groups;
         bool configure_iommu;
+        int kvm_fd;                    /* acquire: the kvm-vfio device to add the groups to; release: to
+                                        * delete them from, then close */
+        bool memlock;                  /* acquire: raise memlock_pid's RLIMIT_MEMLOCK */
+        bool viommu;
+        uint64_t guest_ram;
+        uint64_t memlock_max;
+        pid_t memlock_pid;
 
         /* acquire results */
         int container_fd;
         int *group_fds;
         uint32_t iommu_type;
+        bool kvm_registered;
+        HostIommuInfo dma;
+        int dma_errno;
+        uint64_t memlock_set;
         ManagerError error;
 
         /* release results */
@@ -429,6 +441,7 @@ static HostJob *host_job_free(HostJob *j) {
         if (!j)
                 return NULL;
         safe_close(j->container_fd);
+        safe_close(j->kvm_fd);
         if (j->group_fds)
                 close_many(j->group_fds, j->n_groups);
         free(j->group_fds);
@@ -446,7 +459,13 @@ static int host_job_new(Manager *m, Lease *l, HostJob **ret) {
         j->host = m->host;
         j->lease = l;
         j->container_fd = -EBADF;
+        j->kvm_fd = -EBADF;
         j->configure_iommu = l->configure_iommu;
+        j->memlock = l->memlock_asked;
+        j->viommu = l->viommu;
+        j->guest_ram = l->guest_ram;
+        j->memlock_max = l->memlock_max;
+        j->memlock_pid = l->memlock_pid;
         j->n_devices = l->n_devices;
         j->n_groups = l->n_groups;
         j->devices = l->n_devices ? calloc(l->n_devices, sizeof *j->devices) : NULL;
@@ -565,10 +584,25 @@ typedef struct AcquireOp {
         int client_lease_fd;
 } AcquireOp;
 
+static const char *kvm_error_hint(int r) {
+        switch (r) {
+        case -EEXIST:
+                return " (it is registered with this VM already)";
+        case -EINVAL:
+                return " (the kernel says it is not a VFIO file)";
+        case -ENOTTY:
+                return " (the fd is not a kvm-vfio device: make one with KVM_CREATE_DEVICE, KVM_DEV_TYPE_VFIO)";
+        case -ENXIO:
+                return " (this kernel has no such kvm-vfio attribute: sPAPR TCE exists on ppc64 only)";
+        default:
+                return "";
+        }
+}
+
 static int acquire_job_run(void *userdata) {
         HostJob *j = ((AcquireOp *) userdata)->job;
         Host *h = j->host;
-        size_t claimed = 0;
+        size_t claimed = 0, added = 0;
         int r;
 
         /* 1. Every device of every group onto vfio-pci; bridges on a VFIO-safe driver stay. */
@@ -648,7 +682,19 @@ static int acquire_job_run(void *userdata) {
                                       "cannot attach group %u to the container: %s", j->groups[i], strerror(-r));
                         goto rollback;
                 }
+                /* 3. Registered with the VM right after it is opened and attached, as QEMU does. */
+                if (j->kvm_fd >= 0) {
+                        r = host_kvm_add_group(h, j->kvm_fd, j->group_fds[i]);
+                        if (r < 0) {
+                                manager_error(&j->error, r == -EEXIST ? GD_ERR_BUSY : GD_ERR_HOST, r,
+                                              "cannot add group %u to the kvm-vfio device: %s%s", j->groups[i],
+                                              strerror(-r), kvm_error_hint(r));
+                                goto rollback;
+                        }
+                        added = i + 1;
+                }
         }
+        j->kvm_registered = j->kvm_fd >= 0;
         if (j->configure_iommu) {
                 r = host_container_set_iommu(h, j->container_fd, &j->iommu_type);
                 if (r < 0) {
@@ -656,10 +702,56 @@ static int acquire_job_run(void *userdata) {
                                       strerror(-r));
                         goto rollback;
                 }
+                /* 4. The DMA facts; not having them fails nothing. */
+                r = host_container_get_info(h, j->container_fd, j->iommu_type, &j->dma);
+                if (r < 0) {
+                        j->dma = (HostIommuInfo) {};
+                        j->dma_errno = -r;
+                }
+        }
+
+        /* 5. The owner's locked-memory limit, when asked. */
+        if (j->memlock) {
+                MemlockInput in = {
+                        .guest_ram = j->guest_ram,
+                        .n_devices = (unsigned) j->n_devices,
+                        .viommu = j->viommu,
+                        .spapr_dma32_window = (j->dma.flags & HOST_IOMMU_SPAPR) ? j->dma.spapr_dma32_size : 0,
+                };
+                uint64_t want = 0;
+                char a[32], b[32];
+
+                r = memlock_limit(&in, &want);
+                if (r < 0) {
+                        manager_error(&j->error, GD_ERR_INVALID, r, "cannot compute the memlock limit: %s",
+                                      strerror(-r));
+                        goto rollback;
+                }
+                if (want > j->memlock_max) {
+                        manager_error(&j->error, GD_ERR_DENIED, EPERM,
+                                      "the guest needs RLIMIT_MEMLOCK %s, above the policy's max=%s for this caller",
+                                      memlock_format_size(want, a, sizeof a),
+                                      memlock_format_size(j->memlock_max, b, sizeof b));
+                        r = -EPERM;
+                        goto rollback;
+                }
+                r = host_raise_memlock(h, j->memlock_pid, want, NULL, NULL);
+                if (r < 0) {
+                        manager_error(&j->error, r == -ESRCH ? GD_ERR_INVALID : GD_ERR_HOST, r,
+                                      "cannot raise RLIMIT_MEMLOCK of pid %i to %s: %s%s", (int) j->memlock_pid,
+                                      memlock_format_size(want, a, sizeof a), strerror(-r),
+                                      r == -EPERM ? " (groupd needs CAP_SYS_RESOURCE for this)" : "");
+                        goto rollback;
+                }
+                j->memlock_set = want;
         }
         return 0;
 
 rollback:
+        /* Out of KVM first: the kvm-vfio device holds the group otherwise. */
+        for (size_t i = 0; i < added; i++)
+                (void) host_kvm_del_group(h, j->kvm_fd, j->group_fds[i]);
+        j->kvm_registered = false;
         j->container_fd = safe_close(j->container_fd);
         close_many(j->group_fds, j->n_groups);
         (void) host_restore_devices(h, j->devices, claimed, j->detail, sizeof j->detail);
@@ -668,8 +760,42 @@ rollback:
 
 static int release_job_run(void *userdata) {
         HostJob *j = userdata;
+        int first = 0;
 
+        /* 1. Out of KVM, and the VM let go at once: the kvm-vfio device holds each group (its /dev/vfio/N
+         * cannot be opened again while it does), and our copy of its fd keeps the whole VM alive. */
+        if (j->kvm_fd >= 0) {
+                size_t deleted = 0;
+
+                for (size_t i = 0; i < j->n_groups; i++) {
+                        int r;
+
+                        if (j->group_fds[i] < 0)
+                                continue;
+                        r = host_kvm_del_group(j->host, j->kvm_fd, j->group_fds[i]);
+                        if (r == -ENOENT)
+                                continue; /* the VMM deleted it itself */
+                        if (r < 0) {
+                                detail_append(j->detail, sizeof j->detail, "group %u stays in KVM (%s)",
+                                              j->groups[i], strerror(-r));
+                                if (first == 0)
+                                        first = r;
+                                continue;
+                        }
+                        deleted++;
+                }
+                detail_append(j->detail, sizeof j->detail, "%zu group(s) deleted from KVM", deleted);
+                j->kvm_fd = safe_close(j->kvm_fd);
+        }
+
+        /* 2. Our copies of the fds: the kernel's unbind waits for every copy. */
+        j->container_fd = safe_close(j->container_fd);
+        close_many(j->group_fds, j->n_groups);
+
+        /* 3. The host drivers back. */
         j->release_errno = host_restore_devices(j->host, j->devices, j->n_devices, j->detail, sizeof j->detail);
+        if (j->release_errno == 0)
+                j->release_errno = first;
         return j->release_errno;
 }
 
@@ -746,15 +872,26 @@ int manager_release_lease(Manager *m, Lease *l, GdReason reason) {
         l->owner_source = sd_event_source_disable_unref(l->owner_source);
         l->owner_pidfd = safe_close(l->owner_pidfd);
         l->lease_fd = safe_close(l->lease_fd);
-        lease_close_fds(l);
 
         manager_save(m);
         log_info("Releasing lease %s (\"%s\"): %s", l->id, strempty(l->label), gd_reason_to_string(reason));
         manager_emit(m, GD_EVENT_LEASE_RELEASING, l, 0, 0, gd_reason_to_string(reason));
 
         r = host_job_new(m, l, &j);
-        if (r >= 0)
+        if (r >= 0) {
+                /* The job deletes the groups from KVM and closes the fds, in that order, off the loop. */
+                j->kvm_fd = TAKE_FD(l->kvm_fd);
+                j->container_fd = TAKE_FD(l->container_fd);
+                for (size_t i = 0; i < l->n_groups; i++)
+                        j->group_fds[i] = TAKE_FD(l->group_fds[i]);
+                if (l->kvm_registered && j->kvm_fd < 0)
+                        detail_append(j->detail, sizeof j->detail,
+                                      "KVM registration not undone: the kvm-vfio fd was lost in a restart, the "
+                                      "VM holds the group(s) until it exits");
+                l->kvm_registered = false;
                 r = worker_submit(m->worker, release_job_run, release_job_done, j);
+        } else
+                lease_close_fds(l);
         if (r < 0) {
                 host_job_free(j);
                 log_error_errno(r, "Failed to start releasing lease %s: %m", l->id);
@@ -875,6 +1012,13 @@ static void acquire_job_done(int result, void *userdata) {
         for (size_t i = 0; i < l->n_groups; i++)
                 l->group_fds[i] = TAKE_FD(j->group_fds[i]);
         l->iommu_type = j->iommu_type;
+        l->kvm_fd = TAKE_FD(j->kvm_fd);
+        l->kvm_registered = j->kvm_registered;
+        if (!l->kvm_registered)
+                l->kvm_fd = safe_close(l->kvm_fd);
+        l->dma = j->dma;
+        l->dma_errno = j->dma_errno;
+        l->memlock = j->memlock_set;
         (void) lease_set_state(l, GD_LEASE_ACTIVE);
 
         r = lease_watch_owner(l);
@@ -886,10 +1030,15 @@ static void acquire_job_done(int result, void *userdata) {
                 char groups[256] = "";
                 for (size_t i = 0; i < l->n_groups; i++)
                         detail_append(groups, sizeof groups, "%u", l->groups[i]);
-                log_info("Lease %s (\"%s\") granted to uid %u pid %i: groups %s, owner %s%s.", l->id,
+                char ml[32] = "";
+                if (l->memlock > 0)
+                        (void) memlock_format_size(l->memlock, ml, sizeof ml);
+                log_info("Lease %s (\"%s\") granted to uid %u pid %i: groups %s, owner %s%s%s%s%s.", l->id,
                          strempty(l->label), (unsigned) l->uid, (int) l->pid, groups,
                          gd_owner_kind_to_string(l->owner_kind),
-                         l->owner_kind == GD_OWNER_PROCESS ? " (pid watched)" : "");
+                         l->owner_kind == GD_OWNER_PROCESS ? " (pid watched)" : "",
+                         l->kvm_registered ? ", registered with KVM" : "",
+                         l->memlock > 0 ? ", RLIMIT_MEMLOCK raised to " : "", ml);
                 (void) sd_journal_send("MESSAGE=Lease %s granted: groups %s", l->id, groups,
                                        "MESSAGE_ID=" MESSAGE_ID_LEASE_STARTED, "LEASE=%s", l->id, "GROUP=%s",
                                        groups, "OWNER_UID=%u", (unsigned) l->uid, "LABEL=%s",
@@ -949,6 +1098,22 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
                 manager_error(err, GD_ERR_INVALID, EINVAL, "label longer than %u bytes", GD_LABEL_MAX - 1);
                 return -EINVAL;
         }
+        if (req->flags & GD_ACQUIRE_KVM_FD) {
+                r = host_kvm_check(m->host, req->kvm_fd);
+                if (r < 0) {
+                        manager_error(err, GD_ERR_INVALID, -r, "the kvm fd is not a kvm-vfio device%s",
+                                      r == -ENOTTY ? ": make one with KVM_CREATE_DEVICE of type KVM_DEV_TYPE_VFIO" : "");
+                        return r;
+                }
+        }
+        if ((req->flags & GD_ACQUIRE_MEMLOCK) && req->guest_ram == 0) {
+                manager_error(err, GD_ERR_INVALID, EINVAL, "memlock asked without the guest's RAM size");
+                return -EINVAL;
+        }
+        if ((req->flags & GD_ACQUIRE_VIOMMU) && !(req->flags & GD_ACQUIRE_MEMLOCK)) {
+                manager_error(err, GD_ERR_INVALID, EINVAL, "VIOMMU only says how to count memlock: it needs MEMLOCK");
+                return -EINVAL;
+        }
 
         r = lease_new(m, &l);
         if (r < 0)
@@ -959,6 +1124,18 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
         l->connection_id = c->connection_id;
         l->configure_iommu = req->flags & GD_ACQUIRE_CONFIGURE_IOMMU;
         l->since_usec = now_usec(CLOCK_REALTIME);
+        if (req->flags & GD_ACQUIRE_MEMLOCK) {
+                char msg[GD_TEXT_MAX];
+
+                r = policy_check_memlock(m->policy, &subject, &l->memlock_max, msg, sizeof msg);
+                if (r < 0) {
+                        manager_error(err, GD_ERR_DENIED, EPERM, "%s", msg);
+                        return r;
+                }
+                l->memlock_asked = true;
+                l->viommu = req->flags & GD_ACQUIRE_VIOMMU;
+                l->guest_ram = req->guest_ram;
+        }
         if (req->label) {
                 l->label = strdup(req->label);
                 if (!l->label)
@@ -994,6 +1171,7 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
                 client_lease_fd = p[1];
         } else
                 l->owner_kind = GD_OWNER_CONNECTION;
+        l->memlock_pid = l->owner_kind == GD_OWNER_PROCESS ? l->owner_pid : l->pid;
 
         /* Resolve, read, check each group. */
         for (size_t i = 0; i < req->n_specs; i++) {
@@ -1077,6 +1255,17 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
                 free(op);
                 manager_unhold_lease(m, l);
                 goto oom;
+        }
+        if (req->flags & GD_ACQUIRE_KVM_FD) {
+                j->kvm_fd = fcntl(req->kvm_fd, F_DUPFD_CLOEXEC, 3);
+                if (j->kvm_fd < 0) {
+                        r = -errno;
+                        free(op);
+                        host_job_free(j);
+                        manager_unhold_lease(m, l);
+                        manager_error(err, GD_ERR_INTERNAL, -r, "cannot keep the kvm fd: %s", strerror(-r));
+                        return r;
+                }
         }
         op->job = j;
         op->done = done;
@@ -1193,6 +1382,10 @@ static int manager_reconcile(Manager *m) {
                                            "Its fds were not recoverable (the old daemon's copies are gone; the "
                                            "owner still has its own).",
                                            l->id, strempty(l->label), (int) l->owner_pid);
+                                if (l->kvm_registered)
+                                        log_notice("Lease %s's groups stay registered with its VM's kvm-vfio "
+                                                   "device; groupd lost that fd in the restart, so the VM "
+                                                   "holds them until it exits.", l->id);
                                 kept++;
                                 continue;
                         }
@@ -1342,4 +1535,222 @@ int manager_shutdown(Manager *m, void (*done)(Manager *m, void *userdata), void 
                                           m->release_deadline_usec, 0, on_shutdown_deadline, m);
         manager_check_shutdown(m);
         return 0;
+}
+
+/* ---------------------------------------------------------------- KVM and DMA facts */
+
+static Lease *manager_find_token(Manager *m, const char *token, ManagerError *err) {
+        if (!gd_token_is_valid(token)) {
+                manager_error(err, GD_ERR_INVALID, EINVAL, "malformed token (want %u hex characters)",
+                              GD_TOKEN_LEN);
+                return NULL;
+        }
+        for (Lease *l = m->leases; l; l = l->next)
+                if (token_equal(l->token, token)) {
+                        if (l->state != GD_LEASE_ACTIVE) {
+                                manager_error(err, GD_ERR_BUSY, EBUSY, "lease %s is %s", l->id,
+                                              gd_lease_state_to_string(l->state));
+                                return NULL;
+                        }
+                        return l;
+                }
+        manager_error(err, GD_ERR_BAD_TOKEN, ENOENT, "no lease has this token");
+        return NULL;
+}
+
+static bool lease_has_group_fds(const Lease *l) {
+        for (size_t i = 0; i < l->n_groups; i++)
+                if (l->group_fds[i] < 0)
+                        return false;
+        return l->n_groups > 0;
+}
+
+int manager_kvm_attach(Manager *m, const Caller *c, const char *token, int kvm_fd, ManagerError *err) {
+        _cleanup_close_ int fd = -EBADF;
+        Lease *l;
+        size_t added = 0;
+        int r;
+
+        l = manager_find_token(m, token, err);
+        if (!l)
+                return -ENOENT;
+        if (l->kvm_fd >= 0 || l->kvm_registered) {
+                manager_error(err, GD_ERR_BUSY, EALREADY, "lease %s is registered with a kvm-vfio device already",
+                              l->id);
+                return -EALREADY;
+        }
+        if (!lease_has_group_fds(l)) {
+                manager_error(err, GD_ERR_HOST, EBADF,
+                              "lease %s was taken back after a restart: groupd has no group fds of it to register",
+                              l->id);
+                return -EBADF;
+        }
+        r = host_kvm_check(m->host, kvm_fd);
+        if (r < 0) {
+                manager_error(err, GD_ERR_INVALID, -r, "the fd is not a kvm-vfio device%s", kvm_error_hint(r));
+                return r;
+        }
+        fd = fcntl(kvm_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) {
+                manager_error(err, GD_ERR_INTERNAL, errno, "cannot keep the kvm fd: %m");
+                return -errno;
+        }
+        for (; added < l->n_groups; added++) {
+                r = host_kvm_add_group(m->host, fd, l->group_fds[added]);
+                if (r < 0) {
+                        manager_error(err, r == -EEXIST ? GD_ERR_BUSY : GD_ERR_HOST, -r,
+                                      "cannot add group %u to the kvm-vfio device: %s%s", l->groups[added],
+                                      strerror(-r), kvm_error_hint(r));
+                        while (added > 0)
+                                (void) host_kvm_del_group(m->host, fd, l->group_fds[--added]);
+                        return r;
+                }
+        }
+        l->kvm_fd = TAKE_FD(fd);
+        l->kvm_registered = true;
+        manager_save(m);
+        log_info("Lease %s (\"%s\"): %zu group(s) registered with a kvm-vfio device by uid %u pid %i.", l->id,
+                 strempty(l->label), l->n_groups, (unsigned) c->uid, (int) c->pid);
+        return 0;
+}
+
+int manager_set_spapr_tce(Manager *m, const Caller *c, const char *token, unsigned group, int table_fd,
+                          ManagerError *err) {
+        Lease *l;
+        int r;
+
+        l = manager_find_token(m, token, err);
+        if (!l)
+                return -ENOENT;
+        for (size_t i = 0; i < l->n_groups; i++) {
+                if (l->groups[i] != group)
+                        continue;
+                if (l->kvm_fd < 0) {
+                        manager_error(err, GD_ERR_INVALID, ENOENT,
+                                      "lease %s has no kvm-vfio device: acquire with one, or attach one first", l->id);
+                        return -ENOENT;
+                }
+                if (l->group_fds[i] < 0) {
+                        manager_error(err, GD_ERR_HOST, EBADF, "groupd has no fd of group %u (taken back after a restart)",
+                                      group);
+                        return -EBADF;
+                }
+                r = host_kvm_set_spapr_tce(m->host, l->kvm_fd, l->group_fds[i], table_fd);
+                if (r < 0) {
+                        manager_error(err, r == -ENXIO ? GD_ERR_INVALID : GD_ERR_HOST, -r,
+                                      "KVM refused SET_SPAPR_TCE for group %u: %s%s", group, strerror(-r),
+                                      r == -ENXIO ? " (this host is not sPAPR: the attribute exists on ppc64 only)" :
+                                      r == -EINVAL ? " (the group's TCE table is not set up yet: map something first)" :
+                                      "");
+                        return r;
+                }
+                log_info("Lease %s: group %u tied to a TCE table (SET_SPAPR_TCE) by uid %u.", l->id, group,
+                         (unsigned) c->uid);
+                return 0;
+        }
+        manager_error(err, GD_ERR_NOT_FOUND, ENOENT, "lease %s does not hold group %u", l->id, group);
+        return -ENOENT;
+}
+
+void manager_dma_to_gd(const HostIommuInfo *i, GdDma *ret) {
+        *ret = (GdDma) {
+                .flags = i->flags & _GD_DMA_ALL,
+                .iommu_type = i->iommu_type,
+                .pgsizes = i->pgsizes,
+                .n_iova = (uint16_t) MIN(i->n_iova, GD_IOVA_RANGES_MAX),
+                .dma_avail = i->dma_avail,
+                .migration_flags = i->migration_flags,
+                .migration_pgsizes = i->migration_pgsizes,
+                .migration_max_dirty_bitmap_size = i->migration_max_dirty_bitmap_size,
+                .spapr_dma32_start = i->spapr_dma32_start,
+                .spapr_dma32_size = i->spapr_dma32_size,
+                .spapr_ddw_pgsizes = i->spapr_ddw_pgsizes,
+                .spapr_ddw_max_windows = i->spapr_ddw_max_windows,
+                .spapr_ddw_levels = i->spapr_ddw_levels,
+        };
+        for (size_t k = 0; k < ret->n_iova; k++)
+                ret->iova[k] = (GdRange) { i->iova[k].start, i->iova[k].end };
+}
+
+void manager_dma_info_free(GdDmaInfo *d) {
+        if (!d)
+                return;
+        for (size_t i = 0; i < d->n_regions; i++)
+                free(d->regions[i].type);
+        free(d->regions);
+        free(d->note);
+        free(d);
+}
+
+int manager_dma_info(Manager *m, const char *spec, GdDmaInfo **ret, ManagerError *err) {
+        _cleanup_(host_group_done) HostGroup hg = {};
+        GdDmaInfo *d;
+        char note[GD_TEXT_MAX] = "";
+        Lease *holder;
+        unsigned id;
+        int r;
+
+        r = manager_resolve_spec(m, spec, &id, err);
+        if (r < 0)
+                return r;
+        r = manager_read_group(m, id, &hg, err);
+        if (r < 0)
+                return r;
+
+        d = calloc(1, sizeof *d);
+        if (!d)
+                goto oom;
+        d->group = id;
+        d->source = GD_DMA_SOURCE_SYSFS;
+        for (size_t k = 0; k < hg.n_devices; k++) {
+                const HostDevice *dev = &hg.devices[k];
+                /* As acquire counts them: bridges on a VFIO-safe driver other than vfio-pci stay behind. */
+                if (!isempty(dev->driver) && !streq(dev->driver, VFIO_PCI_DRIVER) &&
+                    host_driver_is_vfio_safe(dev->driver))
+                        continue;
+                d->n_devices++;
+        }
+        if (hg.n_regions > 0) {
+                d->regions = calloc(MIN(hg.n_regions, GD_REGIONS_PER_GROUP_MAX), sizeof *d->regions);
+                if (!d->regions)
+                        goto oom;
+                for (size_t k = 0; k < hg.n_regions && k < GD_REGIONS_PER_GROUP_MAX; k++) {
+                        d->regions[k] = (GdRegion) { .start = hg.regions[k].start, .end = hg.regions[k].end,
+                                                     .type = xstrdup(hg.regions[k].type) };
+                        d->n_regions++;
+                        if (!d->regions[k].type)
+                                goto oom;
+                }
+        }
+
+        holder = manager_group_holder(m, id);
+        if (holder && holder->state == GD_LEASE_ACTIVE && holder->dma.flags != 0) {
+                d->source = GD_DMA_SOURCE_CONTAINER;
+                manager_dma_to_gd(&holder->dma, &d->dma);
+        } else if (holder && holder->state == GD_LEASE_ACTIVE && holder->dma_errno != 0)
+                snprintf(note, sizeof note, "VFIO_IOMMU_GET_INFO on lease %s's container failed: %s", holder->id,
+                         strerror(holder->dma_errno));
+        else if (holder && holder->state == GD_LEASE_ACTIVE && holder->recovered)
+                snprintf(note, sizeof note, "lease %s was taken back after a restart: groupd has no container fd "
+                         "to ask", holder->id);
+        else if (holder && holder->state == GD_LEASE_ACTIVE)
+                snprintf(note, sizeof note, "lease %s's container has no IOMMU type from groupd (acquire with "
+                         "--configure-iommu for the facts); only the reserved regions are known", holder->id);
+        else if (holder)
+                snprintf(note, sizeof note, "group %u is being %s", id,
+                         holder->state == GD_LEASE_ACQUIRING ? "acquired" : "released");
+        else
+                snprintf(note, sizeof note, "group %u is not leased: the IOMMU facts need a container, and groupd "
+                         "does not open a free group just to look; only the reserved regions are known", id);
+        d->kvm = holder && holder->kvm_registered;
+        d->note = strdup(note);
+        if (!d->note)
+                goto oom;
+        *ret = d;
+        return 0;
+
+oom:
+        manager_dma_info_free(d);
+        manager_error(err, GD_ERR_INTERNAL, ENOMEM, "out of memory");
+        return -ENOMEM;
 }
