@@ -52,6 +52,11 @@ typedef struct GdAcquireOptions {
         int owner_pidfd;        /* >= 0: the lease ends when this process exits (borrowed, not closed).
                                  * Use -1 (or -EBADF) for none: the connection owns the lease. */
         bool lease_fd;          /* the owner is a lease fd, returned in GdClientLease.lease_fd */
+        int kvm_fd;             /* > 0: a kvm-vfio device (KVM_CREATE_DEVICE, KVM_DEV_TYPE_VFIO) to register
+                                 * every group with (borrowed); 0 or negative: none */
+        uint64_t memlock_guest_ram; /* > 0: have groupd raise the owner's RLIMIT_MEMLOCK for a guest of this
+                                 * much RAM (bytes); the owner is the owner process, else the caller */
+        bool viommu;            /* with memlock_guest_ram: the guest has a vIOMMU */
 } GdAcquireOptions;
 
 typedef struct GdClientLease {
@@ -62,6 +67,8 @@ typedef struct GdClientLease {
         int *group_fds;         /* one per lease.groups[i] */
         size_t n_group_fds;
         int lease_fd;           /* -EBADF unless asked for */
+        GdDma dma;              /* the container's DMA facts (with configure_iommu), else dma.flags 0 */
+        uint64_t memlock;       /* the RLIMIT_MEMLOCK groupd set on the owner, or 0 */
 } GdClientLease;
 
 /* specs: group numbers ("7") or PCI addresses. opts may be NULL (defaults; note owner_pidfd must be set
@@ -71,6 +78,17 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
                       GdClientLease **ret);
 GdClientLease *gd_client_lease_free(GdClientLease *l);  /* closes the fds it still holds */
 int gd_client_release(GdClient *c, const char *token);
+
+/* KVM registration of a lease after the fact: adds every group of the lease to the kvm-vfio device (the
+ * daemon keeps a copy of kvm_fd until the lease ends, and deletes the groups first thing then). */
+int gd_client_kvm_attach(GdClient *c, const char *token, int kvm_fd);
+/* KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE for one group of the lease (ppc64; refused with ENXIO elsewhere). */
+int gd_client_set_spapr_tce(GdClient *c, const char *token, unsigned group, int table_fd);
+
+/* A group's DMA facts (the lease's container when known, else the reserved regions); free with
+ * gd_dma_info_free(). */
+int gd_client_dma_info(GdClient *c, const char *spec, GdDmaInfo **ret);
+void gd_dma_info_free(GdDmaInfo *d);
 
 int gd_client_list_leases(GdClient *c, GdLease **ret, size_t *ret_n);
 void gd_leases_free(GdLease *l, size_t n);

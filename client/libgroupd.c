@@ -620,11 +620,11 @@ GdClientLease *gd_client_lease_free(GdClientLease *l) {
 int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, const GdAcquireOptions *opts,
                       GdClientLease **ret) {
         static const GdAcquireOptions defaults = { .owner_pidfd = -EBADF };
-        int fds[GD_FDS_PER_MSG_MAX];
+        int fds[GD_FDS_PER_MSG_MAX], send_fds[2];
         GdClientLease *l = NULL;
         GdMsg reply = {};
-        size_t n_fds = 0, want;
-        int pidfd, r;
+        size_t n_fds = 0, want, n_send = 0;
+        int pidfd, kvmfd, r;
 
         if (!c || (!specs && n_specs > 0) || !ret)
                 return -EINVAL;
@@ -640,20 +640,31 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
                         return client_fail(c, -EINVAL, GD_ERR_INVALID, "group %zu of the acquire is NULL", i);
 
         pidfd = opts->owner_pidfd > 0 ? opts->owner_pidfd : -EBADF;
+        kvmfd = opts->kvm_fd > 0 ? opts->kvm_fd : -EBADF;
+        if (opts->viommu && opts->memlock_guest_ram == 0)
+                return client_fail(c, -EINVAL, GD_ERR_INVALID, "viommu is for memlock: give the guest's RAM too");
+        if (pidfd >= 0)
+                send_fds[n_send++] = pidfd;
+        if (kvmfd >= 0)
+                send_fds[n_send++] = kvmfd;
 
         GdMsg req = {
                 .type = GD_MSG_ACQUIRE,
                 .acquire = {
                         .flags = (opts->configure_iommu ? GD_ACQUIRE_CONFIGURE_IOMMU : 0) |
                                  (pidfd >= 0 ? GD_ACQUIRE_OWNER_PROCESS : 0) |
-                                 (opts->lease_fd ? GD_ACQUIRE_LEASE_FD : 0),
+                                 (opts->lease_fd ? GD_ACQUIRE_LEASE_FD : 0) |
+                                 (kvmfd >= 0 ? GD_ACQUIRE_KVM_FD : 0) |
+                                 (opts->memlock_guest_ram > 0 ? GD_ACQUIRE_MEMLOCK : 0) |
+                                 (opts->viommu ? GD_ACQUIRE_VIOMMU : 0),
                         .label = (char *) opts->label,
                         .specs = (char **) specs,
                         .n_specs = (uint16_t) n_specs,
+                        .guest_ram = opts->memlock_guest_ram,
                 },
         };
 
-        r = client_send(c, &req, pidfd >= 0 ? &pidfd : NULL, pidfd >= 0 ? 1 : 0);
+        r = client_send(c, &req, n_send > 0 ? send_fds : NULL, n_send);
         if (r < 0)
                 return r;
         r = client_recv_reply(c, req.serial, GD_MSG_ACQUIRED, &reply, fds, &n_fds);
@@ -684,6 +695,8 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         l->lease = reply.acquired.lease;
         reply.acquired.lease = (GdLease) {};
         l->iommu_type = reply.acquired.iommu_type;
+        l->dma = reply.acquired.dma;
+        l->memlock = reply.acquired.memlock;
         l->container_fd = fds[0];
         l->n_group_fds = l->lease.n_groups;
         memcpy(l->group_fds, fds + 1, l->n_group_fds * sizeof(int));
@@ -692,6 +705,77 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
 
         *ret = l;
         return 0;
+}
+
+int gd_client_kvm_attach(GdClient *c, const char *token, int kvm_fd) {
+        GdMsg reply = {};
+        int r;
+
+        if (!c || !token)
+                return -EINVAL;
+        if (kvm_fd < 0)
+                return -EBADF;
+        client_clear_error(c);
+
+        GdMsg req = { .type = GD_MSG_KVM_ATTACH, .kvm = { .token = (char *) token } };
+        r = client_call(c, &req, &kvm_fd, 1, GD_MSG_OK, &reply);
+        if (r < 0)
+                return r;
+        gd_msg_done(&reply);
+        return 0;
+}
+
+int gd_client_set_spapr_tce(GdClient *c, const char *token, unsigned group, int table_fd) {
+        GdMsg reply = {};
+        int r;
+
+        if (!c || !token)
+                return -EINVAL;
+        if (table_fd < 0)
+                return -EBADF;
+        client_clear_error(c);
+
+        GdMsg req = { .type = GD_MSG_SET_SPAPR_TCE, .kvm = { .token = (char *) token, .group = group } };
+        r = client_call(c, &req, &table_fd, 1, GD_MSG_OK, &reply);
+        if (r < 0)
+                return r;
+        gd_msg_done(&reply);
+        return 0;
+}
+
+int gd_client_dma_info(GdClient *c, const char *spec, GdDmaInfo **ret) {
+        GdMsg reply = {};
+        GdDmaInfo *d;
+        int r;
+
+        if (!c || !spec || !ret)
+                return -EINVAL;
+        client_clear_error(c);
+
+        GdMsg req = { .type = GD_MSG_DMA_INFO, .spec = (char *) spec };
+        r = client_call(c, &req, NULL, 0, GD_MSG_DMA_INFO_REPLY, &reply);
+        if (r < 0)
+                return r;
+        d = malloc(sizeof *d);
+        if (!d) {
+                gd_msg_done(&reply);
+                return client_fail(c, -ENOMEM, 0, "out of memory");
+        }
+        *d = reply.dma_info;
+        reply.dma_info = (GdDmaInfo) {};
+        reply.type = 0; /* nothing left to free */
+        *ret = d;
+        return 0;
+}
+
+void gd_dma_info_free(GdDmaInfo *d) {
+        if (!d)
+                return;
+        for (size_t i = 0; i < d->n_regions; i++)
+                free(d->regions[i].type);
+        free(d->regions);
+        free(d->note);
+        free(d);
 }
 
 int gd_client_release(GdClient *c, const char *token) {
