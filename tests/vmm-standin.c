@@ -10,7 +10,10 @@
  *   - on groupd's simulated host, where a group or container fd is a SOCK_SEQPACKET socket end (the VFIO
  *     ioctls fail with ENOTTY there), the simulator's text requests: "STATUS" and "DEVICE ADDR".
  * It prints what it learned, holds the fds for --hold seconds, and exits with --exit CODE; with 1 (saying
- * why) if any fd could not be used. */
+ * why) if any fd could not be used.
+ *
+ * "vmm-standin kvm ..." is another mode: a VMM that makes a VM and a kvm-vfio device and acquires with it
+ * over libgroupd (tests/vmm-standin-kvm.c). */
 
 #include <dirent.h>
 #include <errno.h>
@@ -371,6 +374,8 @@ static void check_no_other_fds(const int *mine, size_t n) {
         }
 }
 
+int kvm_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
         int container_fd, groups[GROUPS_MAX], group_fds[GROUPS_MAX], all[GROUPS_MAX + 1];
         const char *id = getenv("GROUPD_LEASE_ID"), *spec = getenv("GROUPD_GROUP_FDS");
@@ -381,6 +386,10 @@ int main(int argc, char **argv) {
 
         log_set_show_priority(false);
         log_set_prefix("vmm-standin");
+
+        /* "vmm-standin kvm ...": the KVM registration mode (vmm-standin-kvm.c). */
+        if (argc > 1 && streq(argv[1], "kvm"))
+                return kvm_main(argc - 1, argv + 1);
 
         r = parse_argv(argc, argv);
         if (r <= 0)
