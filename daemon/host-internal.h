@@ -5,6 +5,8 @@
  * reading code (host-sysfs.c) that both use on their sysfs root directory fd. Not for use above the host
  * interface. */
 
+#include <pthread.h>
+
 #include "host.h"
 
 typedef struct HostOps {
@@ -38,12 +40,40 @@ typedef struct HostOps {
  * hand a number out again soon; the sim's links never change). Thread-safe. */
 typedef struct SysfsCache SysfsCache;
 
+/* The devices a driver operation (unbind, bind, probe, a driver_override write) is under way on. The
+ * kernel holds the device's lock for the whole operation, and an unbind from vfio-pci lasts until every
+ * copy of the device's fd is closed, which may be never; reading the device's driver_override takes that
+ * lock too (pci's driver_override_show). So the readers (on the event loop) do not read driver_override of
+ * a busy device: they report the value this host last wrote, or none. The lock is held across each
+ * unbusy device's driver_override read, and taken to mark a device busy, so a reader never starts a read
+ * that an operation could hold up. Also remembers the last driver_override written to each device. */
+typedef struct HostBusyEntry {
+        char address[HOST_ADDR_MAX];
+        unsigned busy;                          /* operations under way */
+        bool override_known;
+        char override[HOST_DRIVER_MAX];         /* the last value written ("" cleared) */
+} HostBusyEntry;
+
+typedef struct HostBusy {
+        pthread_mutex_t lock;
+        HostBusyEntry *entries;
+        size_t n_entries;
+} HostBusy;
+
+void host_busy_init(HostBusy *b);
+void host_busy_done(HostBusy *b);
+/* Marks a device busy (or not busy again); 0, or -ENOMEM. */
+int host_busy_begin(HostBusy *b, const char *address);
+void host_busy_end(HostBusy *b, const char *address);
+void host_busy_set_override(HostBusy *b, const char *address, const char *driver);
+
 struct Host {
         const HostOps *ops;
         HostKind kind;
         int sysfs_fd;           /* O_PATH|O_DIRECTORY: the sysfs root ("/sys", or the sim's state_dir/sys) */
         int dev_fd;             /* O_PATH|O_DIRECTORY: the dev root (linux only; -EBADF for the sim) */
         SysfsCache *cache;
+        HostBusy busy;
         void *data;             /* the backend's own state */
 };
 
@@ -59,9 +89,9 @@ SysfsCache *sysfs_cache_new(void);
 SysfsCache *sysfs_cache_free(SysfsCache *c);
 
 int sysfs_list_groups(int sysfs_fd, unsigned **ret_ids, size_t *ret_n);
-/* cache may be NULL. */
-int sysfs_read_group(int sysfs_fd, SysfsCache *cache, unsigned id, HostGroup *ret);
-int sysfs_read_device(int sysfs_fd, const char *address, HostDevice *ret);
+/* cache and busy may be NULL. */
+int sysfs_read_group(int sysfs_fd, SysfsCache *cache, HostBusy *busy, unsigned id, HostGroup *ret);
+int sysfs_read_device(int sysfs_fd, HostBusy *busy, const char *address, HostDevice *ret);
 /* The name of the driver a device is bound to ("" when unbound), from its "driver" link. */
 int sysfs_read_device_driver(int sysfs_fd, const char *address, char ret[HOST_DRIVER_MAX]);
 

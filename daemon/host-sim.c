@@ -418,7 +418,7 @@ static int tree_verify(int sys_fd, SysfsCache *cache, const SimTopology *t, cons
 
                 if (ids[i] != tg->id)
                         return MISMATCH("it has group %u, the topology group %u", ids[i], tg->id);
-                r = sysfs_read_group(sys_fd, cache, ids[i], &g);
+                r = sysfs_read_group(sys_fd, cache, NULL, ids[i], &g);
                 if (r < 0)
                         return log_error_errno(r, "Failed to read group %u of the simulated host in %s: %m",
                                                ids[i], where);
@@ -629,7 +629,7 @@ static void sim_answer_group(Host *h, Sim *s, SimFile *f, const char *req, char 
         if (streq(req, "STATUS")) {
                 size_t off;
 
-                if (sysfs_read_group(h->sysfs_fd, h->cache, f->group, &g) < 0) {
+                if (sysfs_read_group(h->sysfs_fd, h->cache, NULL, f->group, &g) < 0) {
                         (void) snprintf(reply, size, "error=EIO");
                         return;
                 }
@@ -649,7 +649,7 @@ static void sim_answer_group(Host *h, Sim *s, SimFile *f, const char *req, char 
 
                 if (host_parse_pci_address(arg, address) < 0 ||
                     !(td = sim_topology_find_device(s->topology, address)) || td->group != f->group ||
-                    sysfs_read_device(h->sysfs_fd, address, &d) < 0) {
+                    sysfs_read_device(h->sysfs_fd, NULL, address, &d) < 0) {
                         (void) snprintf(reply, size, "error=ENODEV");
                         return;
                 }
@@ -869,7 +869,7 @@ static int sim_bind(Host *h, const char *address, const char *driver) {
                 return tree_has_driver(h->sysfs_fd, driver) ? -ENODEV : -ENOENT;
 
         (void) pthread_mutex_lock(&s->mutex);
-        r = sysfs_read_device(h->sysfs_fd, address, &d);
+        r = sysfs_read_device(h->sysfs_fd, NULL, address, &d);
         if (r >= 0)
                 r = sim_check_bind(h, s, td, &d, driver);
         if (r >= 0)
@@ -890,7 +890,7 @@ static int sim_probe(Host *h, const char *address) {
                 return -ENODEV;
 
         (void) pthread_mutex_lock(&s->mutex);
-        r = sysfs_read_device(h->sysfs_fd, address, &d);
+        r = sysfs_read_device(h->sysfs_fd, NULL, address, &d);
         if (r < 0)
                 goto finish;
         if (!isempty(d.driver))
@@ -932,7 +932,7 @@ static int sim_open_group(Host *h, unsigned id, int *ret_fd) {
                 return -ENOENT;
 
         (void) pthread_mutex_lock(&s->mutex);
-        r = sysfs_read_group(h->sysfs_fd, h->cache, id, &g);
+        r = sysfs_read_group(h->sysfs_fd, h->cache, NULL, id, &g);
         if (r < 0)
                 goto finish;
         for (size_t i = 0; i < g.n_devices; i++)
@@ -965,7 +965,7 @@ static int sim_group_is_viable(Host *h, int group_fd, bool *ret) {
         else if (f->container)
                 *ret = true;
         else {
-                r = sysfs_read_group(h->sysfs_fd, h->cache, f->group, &g);
+                r = sysfs_read_group(h->sysfs_fd, h->cache, NULL, f->group, &g);
                 if (r >= 0)
                         *ret = group_devices_vfio_safe(&g);
         }
@@ -988,7 +988,7 @@ static int sim_group_set_container(Host *h, int group_fd, int container_fd) {
                 r = -EINVAL;  /* as the kernel: a group joins one container once */
         else if (!c)
                 r = -EINVAL;
-        else if ((r = sysfs_read_group(h->sysfs_fd, h->cache, f->group, &g)) < 0)
+        else if ((r = sysfs_read_group(h->sysfs_fd, h->cache, NULL, f->group, &g)) < 0)
                 ;
         else if (!group_devices_vfio_safe(&g))
                 r = -EPERM;

@@ -75,6 +75,94 @@ static ssize_t read_small_at(int dir_fd, const char *path, char *buf, size_t siz
         return n;
 }
 
+/* ---------------------------------------------------------------- devices under way */
+
+void host_busy_init(HostBusy *b) {
+        *b = (HostBusy) {};
+        (void) pthread_mutex_init(&b->lock, NULL);
+}
+
+void host_busy_done(HostBusy *b) {
+        free(b->entries);
+        b->entries = NULL;
+        b->n_entries = 0;
+        (void) pthread_mutex_destroy(&b->lock);
+}
+
+/* Lock held. NULL when not there and add is false, or out of memory. */
+static HostBusyEntry *busy_entry(HostBusy *b, const char *address, bool add) {
+        HostBusyEntry *e;
+
+        for (size_t i = 0; i < b->n_entries; i++)
+                if (streq(b->entries[i].address, address))
+                        return &b->entries[i];
+        if (!add)
+                return NULL;
+        e = reallocarray(b->entries, b->n_entries + 1, sizeof *e);
+        if (!e)
+                return NULL;
+        b->entries = e;
+        e = &b->entries[b->n_entries++];
+        *e = (HostBusyEntry) {};
+        (void) snprintf(e->address, sizeof e->address, "%s", address);
+        return e;
+}
+
+int host_busy_begin(HostBusy *b, const char *address) {
+        HostBusyEntry *e;
+
+        (void) pthread_mutex_lock(&b->lock);
+        e = busy_entry(b, address, true);
+        if (e)
+                e->busy++;
+        (void) pthread_mutex_unlock(&b->lock);
+        return e ? 0 : -ENOMEM;
+}
+
+void host_busy_end(HostBusy *b, const char *address) {
+        HostBusyEntry *e;
+
+        (void) pthread_mutex_lock(&b->lock);
+        e = busy_entry(b, address, false);
+        if (e && e->busy > 0)
+                e->busy--;
+        (void) pthread_mutex_unlock(&b->lock);
+}
+
+void host_busy_set_override(HostBusy *b, const char *address, const char *driver) {
+        HostBusyEntry *e;
+
+        (void) pthread_mutex_lock(&b->lock);
+        e = busy_entry(b, address, true);
+        if (e) {
+                e->override_known = true;
+                (void) snprintf(e->override, sizeof e->override, "%s", strempty(driver));
+        }
+        (void) pthread_mutex_unlock(&b->lock);
+}
+
+/* Reads a device's driver_override (dir_fd/path) as read_small_at() does, unless an operation on the device
+ * is under way (see HostBusy): then the text is what this host last wrote ("(null)" when cleared or
+ * unknown), without touching the file. busy may be NULL. */
+static ssize_t read_override_at(HostBusy *busy, const char *address, int dir_fd, const char *path, char *buf,
+                                size_t size) {
+        HostBusyEntry *e;
+        ssize_t n;
+
+        if (!busy)
+                return read_small_at(dir_fd, path, buf, size, true);
+
+        (void) pthread_mutex_lock(&busy->lock);
+        e = busy_entry(busy, address, false);
+        if (e && e->busy > 0) {
+                (void) snprintf(buf, size, "%s", e->override_known && !isempty(e->override) ? e->override : "(null)");
+                n = (ssize_t) strlen(buf);
+        } else
+                n = read_small_at(dir_fd, path, buf, size, true);
+        (void) pthread_mutex_unlock(&busy->lock);
+        return n;
+}
+
 static int parse_hex(const char *s, uint64_t max, uint64_t *ret) {
         unsigned long long v;
         char *end;
@@ -141,7 +229,7 @@ static int parse_group_id(const char *s, unsigned *ret) {
 }
 
 /* Fills d from the device directory dev_fd (O_PATH), all but address and group. */
-static int read_device_attrs(int dev_fd, HostDevice *d) {
+static int read_device_attrs(int dev_fd, HostBusy *busy, HostDevice *d) {
         char buf[SYSFS_LINE_MAX];
         uint64_t v;
         ssize_t n;
@@ -160,7 +248,7 @@ static int read_device_attrs(int dev_fd, HostDevice *d) {
                 return r;
         d->class_code = (uint32_t) v;
 
-        n = read_small_at(dev_fd, "driver_override", buf, sizeof buf, true);
+        n = read_override_at(busy, d->address, dev_fd, "driver_override", buf, sizeof buf);
         if (n >= 0 && !streq(buf, "(null)")) {
                 if (strlen(buf) >= sizeof d->driver_override)
                         return -EBADMSG;
@@ -423,8 +511,8 @@ static void resolve_device_path(int devs_fd, const char *name, char ret[SYSFS_DE
 
 /* Reads one device of a group. cached: its unchanging part, or NULL, then it is read and stored in
  * *store. Returns 1 when the device is there, 0 when it vanished, or negative errno. */
-static int read_group_device(int sysfs_fd, int devs_fd, const char *name, const CachedDevice *cached,
-                             HostDevice *d, CachedDevice *store) {
+static int read_group_device(int sysfs_fd, int devs_fd, HostBusy *busy, const char *name,
+                             const CachedDevice *cached, HostDevice *d, CachedDevice *store) {
         char path[SYSFS_DEVPATH_MAX + 32], buf[SYSFS_LINE_MAX];
         const char *dir = name;
         bool missing = false;
@@ -458,7 +546,7 @@ static int read_group_device(int sysfs_fd, int devs_fd, const char *name, const 
         }
 
         (void) snprintf(path, sizeof path, "%s/driver_override", dir);
-        n = read_small_at(dir_fd, path, buf, sizeof buf, true);
+        n = read_override_at(busy, name, dir_fd, path, buf, sizeof buf);
         if (n >= 0 && !streq(buf, "(null)")) {
                 if (strlen(buf) >= sizeof d->driver_override)
                         return -EBADMSG;
@@ -480,7 +568,7 @@ static int read_group_device(int sysfs_fd, int devs_fd, const char *name, const 
         return 1;
 }
 
-int sysfs_read_group(int sysfs_fd, SysfsCache *cache, unsigned id, HostGroup *ret) {
+int sysfs_read_group(int sysfs_fd, SysfsCache *cache, HostBusy *busy, unsigned id, HostGroup *ret) {
         _cleanup_(host_group_done) HostGroup g = { .id = id };
         _cleanup_free_ CachedDevice *seen = NULL;
         _cleanup_free_ Entry *entries = NULL;
@@ -523,7 +611,7 @@ int sysfs_read_group(int sysfs_fd, SysfsCache *cache, unsigned id, HostGroup *re
                 *d = (HostDevice) { .group = id };
                 strcpy(d->address, entries[i].name);
                 seen[g.n_devices] = (CachedDevice) {};
-                r = read_group_device(sysfs_fd, devs_fd, entries[i].name, c, d, &seen[g.n_devices]);
+                r = read_group_device(sysfs_fd, devs_fd, busy, entries[i].name, c, d, &seen[g.n_devices]);
                 if (r < 0)
                         goto finish;
                 if (r == 0)
@@ -623,7 +711,7 @@ int sysfs_read_device_driver(int sysfs_fd, const char *address, char ret[HOST_DR
         return r;
 }
 
-int sysfs_read_device(int sysfs_fd, const char *address, HostDevice *ret) {
+int sysfs_read_device(int sysfs_fd, HostBusy *busy, const char *address, HostDevice *ret) {
         _cleanup_close_ int dev_fd = -EBADF;
         char path[64 + HOST_ADDR_MAX], name[32];
         HostDevice d = { .group = UINT_MAX };
@@ -638,7 +726,7 @@ int sysfs_read_device(int sysfs_fd, const char *address, HostDevice *ret) {
         if (dev_fd < 0)
                 return -errno;
 
-        r = read_device_attrs(dev_fd, &d);
+        r = read_device_attrs(dev_fd, busy, &d);
         if (r < 0)
                 return r;
 

@@ -43,8 +43,10 @@ Host *host_alloc(HostKind kind, const HostOps *ops) {
         h->ops = ops;
         h->sysfs_fd = -EBADF;
         h->dev_fd = -EBADF;
+        host_busy_init(&h->busy);
         h->cache = sysfs_cache_new();
         if (!h->cache) {
+                host_busy_done(&h->busy);
                 free(h);
                 return NULL;
         }
@@ -59,6 +61,7 @@ Host *host_free(Host *h) {
         h->sysfs_fd = safe_close(h->sysfs_fd);
         h->dev_fd = safe_close(h->dev_fd);
         sysfs_cache_free(h->cache);
+        host_busy_done(&h->busy);
         free(h);
         return NULL;
 }
@@ -80,13 +83,13 @@ int host_list_groups(Host *h, unsigned **ret_ids, size_t *ret_n) {
 int host_read_group(Host *h, unsigned id, HostGroup *ret) {
         if (!h || !ret)
                 return -EINVAL;
-        return sysfs_read_group(h->sysfs_fd, h->cache, id, ret);
+        return sysfs_read_group(h->sysfs_fd, h->cache, &h->busy, id, ret);
 }
 
 int host_read_device(Host *h, const char *address, HostDevice *ret) {
         if (!h || !address || !ret)
                 return -EINVAL;
-        return sysfs_read_device(h->sysfs_fd, address, ret);
+        return sysfs_read_device(h->sysfs_fd, &h->busy, address, ret);
 }
 
 static int unhex(char c) {
@@ -157,30 +160,63 @@ static bool address_ok(const char *address) {
         return sysfs_name_is_valid(address, HOST_ADDR_MAX);
 }
 
+/* Each driver operation marks its device busy while it runs: the kernel holds the device's lock meanwhile
+ * (an unbind from vfio-pci for as long as a VMM keeps the device open), and readers on the event loop must
+ * not wait for that lock (see HostBusy). */
 int host_device_set_override(Host *h, const char *address, const char *driver) {
+        int r;
+
         if (!h || !address_ok(address))
                 return -EINVAL;
         if (!isempty(driver) && !sysfs_name_is_valid(driver, HOST_DRIVER_MAX))
                 return -EINVAL;
-        return h->ops->set_override(h, address, isempty(driver) ? NULL : driver);
+        r = host_busy_begin(&h->busy, address);
+        if (r < 0)
+                return r;
+        r = h->ops->set_override(h, address, isempty(driver) ? NULL : driver);
+        if (r >= 0)
+                host_busy_set_override(&h->busy, address, driver);
+        host_busy_end(&h->busy, address);
+        return r;
 }
 
 int host_device_unbind(Host *h, const char *address) {
+        int r;
+
         if (!h || !address_ok(address))
                 return -EINVAL;
-        return h->ops->unbind(h, address);
+        r = host_busy_begin(&h->busy, address);
+        if (r < 0)
+                return r;
+        r = h->ops->unbind(h, address);
+        host_busy_end(&h->busy, address);
+        return r;
 }
 
 int host_device_bind(Host *h, const char *address, const char *driver) {
+        int r;
+
         if (!h || !address_ok(address) || !sysfs_name_is_valid(driver, HOST_DRIVER_MAX))
                 return -EINVAL;
-        return h->ops->bind(h, address, driver);
+        r = host_busy_begin(&h->busy, address);
+        if (r < 0)
+                return r;
+        r = h->ops->bind(h, address, driver);
+        host_busy_end(&h->busy, address);
+        return r;
 }
 
 int host_device_probe(Host *h, const char *address) {
+        int r;
+
         if (!h || !address_ok(address))
                 return -EINVAL;
-        return h->ops->probe(h, address);
+        r = host_busy_begin(&h->busy, address);
+        if (r < 0)
+                return r;
+        r = h->ops->probe(h, address);
+        host_busy_end(&h->busy, address);
+        return r;
 }
 
 int host_open_container(Host *h, int *ret_fd) {

@@ -601,9 +601,18 @@ static const char *kvm_error_hint(int r) {
 
 static int acquire_job_run(void *userdata) {
         HostJob *j = ((AcquireOp *) userdata)->job;
+        _cleanup_free_ LeaseDevice *touched = NULL;
         Host *h = j->host;
-        size_t claimed = 0, added = 0;
+        size_t n_touched = 0, added = 0;
         int r;
+
+        /* What this acquire changed, and only that, is undone when it fails: a device of the request that
+         * was on vfio-pci already (bound by hand, say, for a group that turns out to be busy) stays. */
+        touched = calloc(MAX(j->n_devices, (size_t) 1), sizeof *touched);
+        if (!touched) {
+                manager_error(&j->error, GD_ERR_INTERNAL, ENOMEM, "out of memory");
+                return -ENOMEM;
+        }
 
         /* 1. Every device of every group onto vfio-pci; bridges on a VFIO-safe driver stay. */
         for (size_t i = 0; i < j->n_devices; i++) {
@@ -616,9 +625,9 @@ static int acquire_job_run(void *userdata) {
                                       strerror(-r));
                         goto rollback;
                 }
-                claimed = i + 1;
                 if (streq(d.driver, VFIO_PCI_DRIVER))
                         continue;
+                touched[n_touched++] = *ld;
                 r = host_device_set_override(h, ld->address, VFIO_PCI_DRIVER);
                 if (r < 0) {
                         manager_error(&j->error, GD_ERR_HOST, r, "cannot set driver_override of %s: %s",
@@ -754,7 +763,7 @@ rollback:
         j->kvm_registered = false;
         j->container_fd = safe_close(j->container_fd);
         close_many(j->group_fds, j->n_groups);
-        (void) host_restore_devices(h, j->devices, claimed, j->detail, sizeof j->detail);
+        (void) host_restore_devices(h, touched, n_touched, j->detail, sizeof j->detail);
         return -abs(j->error.errno_value ?: EIO);
 }
 

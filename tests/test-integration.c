@@ -375,6 +375,30 @@ START_TEST(test_atomic_multi_group) {
         assert_driver(c, "1", "0000:01:00.1", "snd_hda_intel");
         assert_driver(c, "7", "0000:07:00.0", "qat_c62x");
         ck_assert_uint_eq(count_leases(c), 0);
+        /* A device of the request that was on vfio-pci before (bound by hand) is not this acquire's to
+         * undo: it stays on vfio-pci when the acquire fails (seen on a real kernel, where the rollback
+         * unbound it). */
+        {
+                char dev[512], p[600];
+                snprintf(dev, sizeof dev, "%s/sim/sys/bus/pci/devices/0000:02:00.0", runtime_dir);
+                snprintf(p, sizeof p, "%s/driver", dev);
+                ck_assert_int_eq(unlink(p), 0);
+                ck_assert_int_eq(symlink("../../../bus/pci/drivers/vfio-pci", p), 0);
+                snprintf(p, sizeof p, "%s/sim/sys/bus/pci/drivers/e1000e/0000:02:00.0", runtime_dir);
+                (void) unlink(p);
+                snprintf(p, sizeof p, "%s/sim/sys/bus/pci/drivers/vfio-pci/0000:02:00.0", runtime_dir);
+                ck_assert_int_eq(symlink("../../devices/0000:02:00.0", p), 0);
+                snprintf(p, sizeof p, "%s/driver_override", dev);
+                write_file(p, "vfio-pci\n");
+        }
+        assert_driver(c, "2", "0000:02:00.0", "vfio-pci");
+        const char *pre[] = { "2", "7" };
+        ck_assert_int_lt(gd_client_acquire(c, pre, 2, NULL, &l), 0);
+        ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "0000:07:00.0"));
+        assert_driver(c, "2", "0000:02:00.0", "vfio-pci");
+        assert_driver(c, "7", "0000:07:00.0", "qat_c62x");
+        ck_assert_uint_eq(count_leases(c), 0);
+
         /* Both together work, into one container: nothing of the failed try was left open. */
         const char *two[] = { "1", "2" };
         ck_assert_int_ge(gd_client_acquire(c, two, 2, NULL, &l), 0);

@@ -10,7 +10,9 @@
  *   - on groupd's simulated host, where a group or container fd is a SOCK_SEQPACKET socket end (the VFIO
  *     ioctls fail with ENOTTY there), the simulator's text requests: "STATUS" and "DEVICE ADDR".
  * It prints what it learned, holds the fds for --hold seconds, and exits with --exit CODE; with 1 (saying
- * why) if any fd could not be used.
+ * why) if any fd could not be used. With --keep-device-fds it also keeps the device fds it opened (as a
+ * VMM running a guest does); SIGUSR1 makes it let go of every fd of the lease (device, group and
+ * container) and go on holding nothing, as a VMM that hot-unplugs its devices stays alive.
  *
  * "vmm-standin kvm ..." is another mode: a VMM that makes a VM and a kvm-vfio device and acquires with it
  * over libgroupd (tests/vmm-standin-kvm.c). */
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -40,6 +43,16 @@
 static double arg_hold = 0;
 static int arg_exit = 0;
 static bool arg_strict_fds = false;
+static bool arg_keep_device_fds = false;
+
+#define DEVICE_FDS_MAX 256
+static int device_fds[DEVICE_FDS_MAX];
+static size_t n_device_fds = 0;
+static volatile sig_atomic_t let_go = 0;
+
+static void on_sigusr1(int sig) {
+        let_go = 1;
+}
 
 static int failures = 0;
 
@@ -256,6 +269,8 @@ static void vfio_device(int group_fd, int group, const char *addr, char *line, s
                 *off += (size_t) snprintf(line + *off, size - *off,
                                           "; device %s %02x%02x:%02x%02x (config space)", addr, id[1], id[0],
                                           id[3], id[2]);
+        if (arg_keep_device_fds && n_device_fds < DEVICE_FDS_MAX)
+                device_fds[n_device_fds++] = TAKE_FD(dfd);
 }
 
 static void vfio_group(int fd, int group, int container_fd, struct vfio_group_status *status) {
@@ -295,13 +310,14 @@ static void vfio_group(int fd, int group, int container_fd, struct vfio_group_st
 /* ---------------------------------------------------------------- main */
 
 static void help(void) {
-        printf("%s [--hold SECONDS] [--exit CODE] [--strict-fds]\n"
+        printf("%s [--hold SECONDS] [--exit CODE] [--strict-fds] [--keep-device-fds]\n"
                "\n"
                "A stand-in VMM, run by `groupctl acquire GROUP... --exec -- vmm-standin`: uses the container\n"
                "and group fds it is handed (GROUPD_CONTAINER_FD, GROUPD_GROUP_FDS, GROUPD_GROUPS,\n"
                "GROUPD_LEASE_ID), prints what it learns, holds them for --hold seconds (default 0) and exits\n"
                "with --exit CODE (default 0); with 1 if an fd could not be used. --strict-fds: fail if any\n"
-               "fd other than 0-2 and the lease's is open.\n",
+               "fd other than 0-2 and the lease's is open. --keep-device-fds: keep the device fds open while\n"
+               "holding (a real kernel only); SIGUSR1 closes every fd of the lease, and the hold goes on.\n",
                program_invocation_short_name);
 }
 
@@ -311,6 +327,7 @@ static int parse_argv(int argc, char **argv) {
                 { "hold", required_argument, NULL, 'H' },
                 { "exit", required_argument, NULL, 'e' },
                 { "strict-fds", no_argument, NULL, 's' },
+                { "keep-device-fds", no_argument, NULL, 'k' },
                 {}
         };
         int c;
@@ -344,6 +361,9 @@ static int parse_argv(int argc, char **argv) {
                 }
                 case 's':
                         arg_strict_fds = true;
+                        break;
+                case 'k':
+                        arg_keep_device_fds = true;
                         break;
                 default:
                         return -EINVAL;
@@ -386,6 +406,10 @@ int main(int argc, char **argv) {
 
         log_set_show_priority(false);
         log_set_prefix("vmm-standin");
+        {
+                struct sigaction sa = { .sa_handler = on_sigusr1 };
+                (void) sigaction(SIGUSR1, &sa, NULL);
+        }
 
         /* "vmm-standin kvm ...": the KVM registration mode (vmm-standin-kvm.c). */
         if (argc > 1 && streq(argv[1], "kvm"))
@@ -474,9 +498,17 @@ int main(int argc, char **argv) {
         if (arg_hold > 0) {
                 struct timespec ts = { .tv_sec = (time_t) arg_hold,
                                        .tv_nsec = (long) ((arg_hold - (double) (time_t) arg_hold) * 1e9) };
-                say("holding the groups for %g s", arg_hold);
+                say("holding the groups for %g s%s", arg_hold,
+                    n_device_fds > 0 ? " and the device fds" : "");
                 while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                        ;
+                        if (let_go == 1) {
+                                let_go = 2;
+                                close_many(device_fds, n_device_fds);
+                                close_many(all, n + 1);
+                                say("let go of %zu device fd(s), %zu group fd(s) and the container", n_device_fds,
+                                    n);
+                                n_device_fds = 0;
+                        }
         }
 
         say("exiting with status %i", arg_exit);

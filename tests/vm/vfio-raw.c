@@ -24,7 +24,9 @@
  *
  * Exit status: 0 when every step worked and the vendor/device read through VFIO matches sysfs.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,50 +1,8 @@
 #!/bin/sh
 # shellcheck shell=dash
-# Smoke scenarios of the real-kernel rig (guest side, run as /groupd/scenarios.sh by /init):
-# the IOMMU groups qemu's device set gives, a raw VFIO round trip with vfio-raw (no groupd), the
-# host drivers coming back after it, and KVM. Each check prints one result line:
-#
-#   SCENARIO <name>: PASS
-#   SCENARIO <name>: FAIL <why>
-#   SCENARIO <name>: SKIP <why>
-
-pass() { echo "SCENARIO $1: PASS"; }
-fail() {
-        n=$1
-        shift
-        echo "SCENARIO $n: FAIL $*"
-}
-skip() {
-        n=$1
-        shift
-        echo "SCENARIO $n: SKIP $*"
-}
-
-groups=/sys/kernel/iommu_groups
-pci=/sys/bus/pci/devices
-
-driver_of() {
-        if [ -L "$pci/$1/driver" ]; then
-                d=$(readlink "$pci/$1/driver")
-                echo "${d##*/}"
-        fi
-}
-members() { ls "$groups/$1/devices" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'; }
-group_of() {
-        g=$(readlink "$pci/$1/iommu_group" 2>/dev/null)
-        echo "${g##*/}"
-}
-
-# Wait up to $2 tenths of a second for device $1 to be on driver $3.
-wait_driver() {
-        i=0
-        while [ "$i" -lt "$2" ]; do
-                [ "$(driver_of "$1")" = "$3" ] && return 0
-                sleep 0.1
-                i=$((i + 1))
-        done
-        return 1
-}
+# Smoke checks of the real-kernel rig, before groupd: the IOMMU groups qemu's device set gives, a raw
+# VFIO round trip with vfio-raw (no groupd), the host drivers coming back after it, and KVM. Run by
+# guest-run.sh with guest-lib.sh sourced.
 
 # --- the groups -------------------------------------------------------------------------------
 n=$(ls "$groups" 2>/dev/null | wc -l)
@@ -116,7 +74,7 @@ raw_round_trip() {
         for pair in $before; do
                 d=${pair%%=*} want=${pair#*=}
                 if [ -n "$want" ]; then
-                        if ! wait_driver "$d" 30 "$want"; then
+                        if ! wait_until 30 is_on "$d" "$want"; then
                                 fail "$name" "$d is on '$(driver_of "$d")' after vfio-raw, expected $want"
                                 return
                         fi

@@ -1,0 +1,166 @@
+#!/bin/sh
+# shellcheck shell=dash
+# Helpers for the real-kernel rig's guest scenarios (busybox sh), sourced by guest-run.sh before each
+# /groupd/scenario-*.sh. A scenario prints one line per check:
+#
+#   SCENARIO <name> PASS [detail]
+#   SCENARIO <name> FAIL <what went wrong>
+#   SCENARIO <name> SKIP <why>
+#
+# and asserts on the kernel's own state (sysfs driver links, /dev/vfio nodes, ioctl results), not only on
+# what groupd says.
+
+groups=/sys/kernel/iommu_groups
+pci=/sys/bus/pci/devices
+export GROUPD_SOCKET=/run/groupd/socket
+RUNTIME_DIR=/run/groupd
+DAEMON_LOG=/tmp/groupd.log
+DAEMON_PID=
+
+pass() {
+        _name=$1
+        shift
+        echo "SCENARIO $_name PASS${*:+ $*}"
+}
+fail() {
+        _name=$1
+        shift
+        echo "SCENARIO $_name FAIL $*"
+}
+skip() {
+        _name=$1
+        shift
+        echo "SCENARIO $_name SKIP $*"
+}
+# note TEXT: a line of context under the scenario lines.
+note() { echo "  $*"; }
+
+driver_of() {
+        if [ -L "$pci/$1/driver" ]; then
+                d=$(readlink "$pci/$1/driver")
+                echo "${d##*/}"
+        fi
+}
+override_of() {
+        o=$(cat "$pci/$1/driver_override" 2>/dev/null)
+        [ "$o" = "(null)" ] || echo "$o"
+}
+members() { ls "$groups/$1/devices" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'; }
+group_of() {
+        g=$(readlink "$pci/$1/iommu_group" 2>/dev/null)
+        echo "${g##*/}"
+}
+# The devices and drivers of a group, "ADDR=DRIVER ..." (DRIVER empty when none).
+group_state() {
+        s=
+        for d in $(members "$1"); do
+                s="$s $d=$(driver_of "$d")"
+        done
+        echo "${s# }"
+}
+
+# wait_until TENTHS CMD...: true as soon as CMD succeeds, false after TENTHS tenths of a second.
+wait_until() {
+        t=$1
+        shift
+        i=0
+        while ! "$@"; do
+                i=$((i + 1))
+                [ "$i" -gt "$t" ] && return 1
+                sleep 0.1
+        done
+        return 0
+}
+is_on() { [ "$(driver_of "$1")" = "$2" ]; }
+node_gone() { [ ! -e "/dev/vfio/$1" ]; }
+file_has() { grep -q -- "$2" "$1" 2>/dev/null; }
+alive() { kill -0 "$1" 2>/dev/null; }
+dead() { ! kill -0 "$1" 2>/dev/null; }
+no_leases() { [ -z "$(groupctl leases --no-legend 2>/dev/null)" ]; }
+
+# Milliseconds since boot, for timings.
+now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+
+# daemon_start [groupd options]: the real daemon on the linux backend, its log appended to DAEMON_LOG.
+daemon_start() {
+        mkdir -p "$RUNTIME_DIR"
+        echo "--- groupd $* ($(now_ms) ms)" >>"$DAEMON_LOG"
+        groupd --host=linux --runtime-dir="$RUNTIME_DIR" "$@" >>"$DAEMON_LOG" 2>&1 &
+        DAEMON_PID=$!
+        if ! wait_until 100 groupctl status >/dev/null 2>&1; then
+                note "groupd did not answer within 10 s; its log:"
+                tail -n 20 "$DAEMON_LOG" | sed 's/^/    /'
+                return 1
+        fi
+        return 0
+}
+# daemon_stop: SIGTERM, and wait for it to exit (up to 15 s, then SIGKILL).
+daemon_stop() {
+        [ -n "$DAEMON_PID" ] || return 0
+        kill -TERM "$DAEMON_PID" 2>/dev/null
+        if ! wait_until 150 dead "$DAEMON_PID"; then
+                note "groupd (pid $DAEMON_PID) did not exit on SIGTERM within 15 s: killing it"
+                kill -KILL "$DAEMON_PID" 2>/dev/null
+        fi
+        wait "$DAEMON_PID" 2>/dev/null
+        DAEMON_PID=
+}
+daemon_log_tail() {
+        tail -n "${1:-15}" "$DAEMON_LOG" | sed 's/^/    groupd: /'
+        debug_tasks
+}
+# debug_tasks: where groupd's threads and the other rig processes wait in the kernel, and /dev/vfio.
+debug_tasks() {
+        note "/dev/vfio: $(ls /dev/vfio | tr '\n' ' ')"
+        for p in $(pidof groupd) $(pidof vmm-standin) $(pidof groupctl); do
+                for t in /proc/"$p"/task/*; do
+                        note "task ${t##*/} ($(cat "$t/comm" 2>/dev/null)) state $(sed -n 's/^State:\t//p' "$t/status" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+                        sed 's/^/      /' "$t/stack" 2>/dev/null | head -n 12
+                done
+        done
+}
+
+# acquire_exec OUT ARGS...: `groupctl acquire ARGS` in the background, its output in OUT; waits until
+# the stand-in VMM says it holds the fds (or groupctl exits). Sets ACQ_PID (groupctl), VMM_PID (the
+# stand-in, from groupctl's "Handed to ... (pid N)") and TOKEN. False when it did not get that far.
+acquire_exec() {
+        out=$1
+        shift
+        ACQ_PID= VMM_PID= TOKEN=
+        groupctl acquire "$@" >"$out" 2>&1 &
+        ACQ_PID=$!
+        if ! wait_until 150 file_has "$out" 'holding the groups'; then
+                note "groupctl acquire $* did not get to holding within 15 s; it said:"
+                sed 's/^/    /' "$out"
+                return 1
+        fi
+        VMM_PID=$(sed -n 's/^Handed to .* (pid \([0-9]*\)).*/\1/p' "$out")
+        TOKEN=$(sed -n 's/^Token: \([0-9a-f]*\)$/\1/p' "$out")
+        [ -n "$VMM_PID" ] && [ -n "$TOKEN" ]
+}
+
+# The fds a process has open on /dev/vfio, "PATH ..." sorted.
+vfio_fds_of() {
+        for f in /proc/"$1"/fd/*; do
+                l=$(readlink "$f" 2>/dev/null)
+                case $l in /dev/vfio/*) echo "$l" ;; esac
+        done | sort | tr '\n' ' ' | sed 's/ $//'
+}
+
+# The host drivers as the rig boots them; every scenario leaves the devices like this.
+BASELINE_DRIVERS="0000:00:03.0=e1000e 0000:00:06.0= 0000:00:06.1=e1000 0000:01:00.0=e1000e 0000:00:01.0= 0000:02:00.0="
+# baseline_diff: empty when every device is as at boot (its driver, no driver_override) and no group
+# node is left in /dev/vfio; else what differs.
+baseline_diff() {
+        diff=
+        for pair in $BASELINE_DRIVERS; do
+                d=${pair%%=*} want=${pair#*=}
+                have=$(driver_of "$d")
+                [ "$have" = "$want" ] || diff="$diff $d on '${have:-none}' (expected '${want:-none}');"
+                ov=$(override_of "$d")
+                [ -z "$ov" ] || diff="$diff $d has driver_override '$ov';"
+        done
+        nodes=$(ls /dev/vfio 2>/dev/null | grep -v '^vfio$' | tr '\n' ' ')
+        [ -z "$nodes" ] || diff="$diff group nodes left in /dev/vfio: $nodes;"
+        echo "${diff# }"
+}
