@@ -27,10 +27,6 @@ typedef struct HostOps {
          * its first 4 bytes set by the caller. */
         int (*container_get_info)(Host *h, int container_fd, uint8_t *buf, size_t size);
 
-        int (*kvm_check)(Host *h, int kvm_fd);
-        /* attr: KVM_DEV_VFIO_FILE_ADD or _DEL */
-        int (*kvm_group)(Host *h, int kvm_fd, uint64_t attr, int group_fd);
-        int (*kvm_spapr_tce)(Host *h, int kvm_fd, int group_fd, int table_fd);
 } HostOps;
 
 /* What never changes while a device node exists (vendor, device, class) and a group's reserved regions

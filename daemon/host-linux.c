@@ -6,9 +6,6 @@
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
-#include <unistd.h>
-
-#include "kvm-vfio.h"
 
 #include "fd-util.h"
 #include "host-internal.h"
@@ -137,44 +134,6 @@ static int linux_container_get_info(Host *h, int container_fd, uint8_t *buf, siz
         return 0;
 }
 
-static int linux_kvm_check(Host *h, int kvm_fd) {
-        char path[64], target[64];
-        ssize_t n;
-
-        (void) snprintf(path, sizeof path, "/proc/self/fd/%i", kvm_fd);
-        n = readlink(path, target, sizeof target - 1);
-        if (n < 0)
-                return errno == ENOENT ? -EBADF : -errno;
-        target[n] = 0;
-        return streq(target, KVM_VFIO_ANON_INODE) ? 0 : -ENOTTY;
-}
-
-static int linux_kvm_group(Host *h, int kvm_fd, uint64_t attr, int group_fd) {
-        int32_t fd = group_fd;
-        struct kvm_device_attr a = {
-                .group = KVM_DEV_VFIO_FILE,
-                .attr = attr,
-                .addr = (uint64_t) (uintptr_t) &fd,
-        };
-
-        if (ioctl(kvm_fd, KVM_SET_DEVICE_ATTR, &a) < 0)
-                return -errno;
-        return 0;
-}
-
-static int linux_kvm_spapr_tce(Host *h, int kvm_fd, int group_fd, int table_fd) {
-        struct kvm_vfio_spapr_tce param = { .groupfd = group_fd, .tablefd = table_fd };
-        struct kvm_device_attr a = {
-                .group = KVM_DEV_VFIO_FILE,
-                .attr = KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE,
-                .addr = (uint64_t) (uintptr_t) &param,
-        };
-
-        if (ioctl(kvm_fd, KVM_SET_DEVICE_ATTR, &a) < 0)
-                return -errno;
-        return 0;
-}
-
 static const HostOps linux_ops = {
         .set_override = linux_set_override,
         .unbind = linux_unbind,
@@ -186,9 +145,6 @@ static const HostOps linux_ops = {
         .group_set_container = linux_group_set_container,
         .container_set_iommu = linux_container_set_iommu,
         .container_get_info = linux_container_get_info,
-        .kvm_check = linux_kvm_check,
-        .kvm_group = linux_kvm_group,
-        .kvm_spapr_tce = linux_kvm_spapr_tce,
 };
 
 int host_new_linux(const HostLinuxConfig *cfg, Host **ret) {

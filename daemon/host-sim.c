@@ -59,7 +59,6 @@
 #include <sys/stat.h>
 
 #include "fd-util.h"
-#include "kvm-vfio.h"
 #include "host-internal.h"
 #include "log.h"
 #include "sim-topology.h"
@@ -1085,156 +1084,6 @@ static int sim_container_get_info(Host *h, int container_fd, uint8_t *buf, size_
         return r == -ENOBUFS || r >= 0 ? 0 : r;
 }
 
-/* ---------------------------------------------------------------- the simulated kvm-vfio device */
-
-#define SIM_KVM_TEXT_MAX 4096
-
-static int sim_kvm_check(Host *h, int kvm_fd) {
-        char path[64], target[128];
-        const char *want = "/memfd:" SIM_KVM_VFIO_MEMFD_NAME;
-        ssize_t n;
-
-        (void) snprintf(path, sizeof path, "/proc/self/fd/%i", kvm_fd);
-        n = readlink(path, target, sizeof target - 1);
-        if (n < 0)
-                return errno == ENOENT ? -EBADF : -errno;
-        target[n] = 0;
-        /* "/memfd:groupd-sim-kvm-vfio (deleted)" */
-        if (strncmp(target, want, strlen(want)) != 0 || (target[strlen(want)] != 0 && target[strlen(want)] != ' '))
-                return -ENOTTY;
-        return 0;
-}
-
-/* The registered groups, from the memfd's "group N" lines, as a bitmap-free list. */
-static int sim_kvm_read(int kvm_fd, char *text, size_t size) {
-        ssize_t n = pread(kvm_fd, text, size - 1, 0);
-        if (n < 0)
-                return -errno;
-        text[n] = 0;
-        return 0;
-}
-
-static bool sim_kvm_has(const char *text, const char *line) {
-        size_t l = strlen(line);
-        for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-                if (strncmp(p, line, l) == 0 && (p[l] == '\n' || p[l] == 0))
-                        return true;
-        return false;
-}
-
-static int sim_kvm_write(int kvm_fd, const char *text) {
-        size_t l = strlen(text);
-        if (ftruncate(kvm_fd, 0) < 0)
-                return -errno;
-        if (l > 0 && pwrite(kvm_fd, text, l, 0) != (ssize_t) l)
-                return -EIO;
-        return 0;
-}
-
-static void sim_kvm_remove(char *text, const char *line) {
-        size_t l = strlen(line);
-        for (char *p = text; p && *p;) {
-                char *eol = strchr(p, '\n');
-                if (strncmp(p, line, l) == 0 && (p[l] == '\n' || p[l] == 0)) {
-                        if (eol)
-                                memmove(p, eol + 1, strlen(eol + 1) + 1);
-                        else
-                                *p = 0;
-                        continue;
-                }
-                p = eol ? eol + 1 : NULL;
-        }
-}
-
-static int sim_kvm_group(Host *h, int kvm_fd, uint64_t attr, int group_fd) {
-        char text[SIM_KVM_TEXT_MAX], line[32];
-        Sim *s = sim_of(h);
-        SimFile *f;
-        int r;
-
-        r = sim_kvm_check(h, kvm_fd);
-        if (r < 0)
-                return r;
-
-        (void) pthread_mutex_lock(&s->mutex);
-        f = sim_find_file(s, group_fd, SIM_FILE_GROUP);
-        if (!f) {
-                r = -EINVAL;  /* not a VFIO file */
-                goto finish;
-        }
-        r = sim_kvm_read(kvm_fd, text, sizeof text);
-        if (r < 0)
-                goto finish;
-        (void) snprintf(line, sizeof line, "group %u", f->group);
-        if (attr == KVM_DEV_VFIO_FILE_ADD) {
-                if (sim_kvm_has(text, line)) {
-                        r = -EEXIST;
-                        goto finish;
-                }
-                if (strlen(text) + strlen(line) + 2 > sizeof text) {
-                        r = -ENOSPC;
-                        goto finish;
-                }
-                strcat(text, line);
-                strcat(text, "\n");
-        } else if (attr == KVM_DEV_VFIO_FILE_DEL) {
-                if (!sim_kvm_has(text, line)) {
-                        r = -ENOENT;
-                        goto finish;
-                }
-                sim_kvm_remove(text, line);
-                (void) snprintf(line, sizeof line, "spapr-tce %u", f->group);
-                sim_kvm_remove(text, line);
-        } else {
-                r = -ENXIO;
-                goto finish;
-        }
-        r = sim_kvm_write(kvm_fd, text);
-finish:
-        (void) pthread_mutex_unlock(&s->mutex);
-        return r;
-}
-
-static int sim_kvm_spapr_tce(Host *h, int kvm_fd, int group_fd, int table_fd) {
-        char text[SIM_KVM_TEXT_MAX], line[32];
-        Sim *s = sim_of(h);
-        SimFile *f;
-        int r;
-
-        r = sim_kvm_check(h, kvm_fd);
-        if (r < 0)
-                return r;
-        if (!(s->topology->iommu.info.flags & HOST_IOMMU_SPAPR))
-                return -ENXIO;   /* the kernel has no sPAPR TCE support on this architecture */
-
-        (void) pthread_mutex_lock(&s->mutex);
-        f = sim_find_file(s, group_fd, SIM_FILE_GROUP);
-        if (!f) {
-                r = -EBADF;
-                goto finish;
-        }
-        r = sim_kvm_read(kvm_fd, text, sizeof text);
-        if (r < 0)
-                goto finish;
-        (void) snprintf(line, sizeof line, "group %u", f->group);
-        if (!sim_kvm_has(text, line)) {
-                r = -ENOENT;  /* the group must be added first */
-                goto finish;
-        }
-        (void) snprintf(line, sizeof line, "spapr-tce %u", f->group);
-        sim_kvm_remove(text, line);
-        if (strlen(text) + strlen(line) + 2 > sizeof text) {
-                r = -ENOSPC;
-                goto finish;
-        }
-        strcat(text, line);
-        strcat(text, "\n");
-        r = sim_kvm_write(kvm_fd, text);
-finish:
-        (void) pthread_mutex_unlock(&s->mutex);
-        return r;
-}
-
 /* ---------------------------------------------------------------- life cycle */
 
 static void sim_free(Host *h) {
@@ -1283,9 +1132,6 @@ static const HostOps sim_ops = {
         .group_set_container = sim_group_set_container,
         .container_set_iommu = sim_container_set_iommu,
         .container_get_info = sim_container_get_info,
-        .kvm_check = sim_kvm_check,
-        .kvm_group = sim_kvm_group,
-        .kvm_spapr_tce = sim_kvm_spapr_tce,
 };
 
 static int mkdir_parents(const char *path) {

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
-#include "kvm-vfio.h"
 
 #include "host-internal.h"
 
@@ -321,38 +320,6 @@ int host_container_get_info(Host *h, int container_fd, uint32_t iommu_type, Host
                 return r;
         ret->iommu_type = iommu_type;
         return 0;
-}
-
-int host_kvm_check(Host *h, int kvm_fd) {
-        if (!h)
-                return -EINVAL;
-        if (kvm_fd < 0)
-                return -EBADF;
-        return h->ops->kvm_check(h, kvm_fd);
-}
-
-int host_kvm_add_group(Host *h, int kvm_fd, int group_fd) {
-        if (!h)
-                return -EINVAL;
-        if (kvm_fd < 0 || group_fd < 0)
-                return -EBADF;
-        return h->ops->kvm_group(h, kvm_fd, KVM_DEV_VFIO_FILE_ADD, group_fd);
-}
-
-int host_kvm_del_group(Host *h, int kvm_fd, int group_fd) {
-        if (!h)
-                return -EINVAL;
-        if (kvm_fd < 0 || group_fd < 0)
-                return -EBADF;
-        return h->ops->kvm_group(h, kvm_fd, KVM_DEV_VFIO_FILE_DEL, group_fd);
-}
-
-int host_kvm_set_spapr_tce(Host *h, int kvm_fd, int group_fd, int table_fd) {
-        if (!h)
-                return -EINVAL;
-        if (kvm_fd < 0 || group_fd < 0 || table_fd < 0)
-                return -EBADF;
-        return h->ops->kvm_spapr_tce(h, kvm_fd, group_fd, table_fd);
 }
 
 int host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_soft, uint64_t *ret_old_hard) {

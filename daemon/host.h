@@ -14,17 +14,8 @@
  *          Its tree survives the daemon, as the kernel's state does, so a restarted daemon sees what the
  *          old one left.
  *
- * KVM: a VMM registers its groups with its VM through a kvm-vfio device (KVM_CREATE_DEVICE of type
- * KVM_DEV_TYPE_VFIO), and hands that device's fd to groupd, which adds and deletes the groups it opened
- * (KVM_SET_DEVICE_ATTR, group KVM_DEV_VFIO_FILE). The linux backend does the ioctl. The sim's group fds
- * are sockets, which a real kvm-vfio device refuses (EINVAL), so the sim has a kvm-vfio device of its
- * own: a memfd named SIM_KVM_VFIO_MEMFD_NAME ("groupd-sim-kvm-vfio", common/kvm-vfio.h) that a VMM on
- * the simulated host makes instead. The sim keeps the device's state in the memfd itself, as lines
- * "group N" (and "spapr-tce N" after SET_SPAPR_TCE), so that whoever holds it can read what is
- * registered, and applies the kernel's rules: EEXIST when adding a group twice, ENOENT when deleting one
- * that is not there, EINVAL for a group fd that is no VFIO group, ENXIO for SET_SPAPR_TCE on a host that
- * is not sPAPR; an fd that is no kvm-vfio device (neither backend's) is ENOTTY, as the kernel answers an
- * ioctl a file does not know. Not modelled: that the kernel's device holds the group open.
+ * KVM registration is not here: the kernel lets only the VM's own process use its kvm-vfio device (EIO
+ * for anyone else), so libgroupd does it in the VMM (common/kvm-vfio.h).
  *
  * Nothing above this interface knows which backend it has.
  *
@@ -136,15 +127,6 @@ int host_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type);
  * VFIO_IOMMU_SPAPR_TCE_GET_INFO (sPAPR), as iommu_type says (the type set on the container; -EINVAL
  * while none is, as the kernel has no IOMMU driver to ask then). */
 int host_container_get_info(Host *h, int container_fd, uint32_t iommu_type, HostIommuInfo *ret);
-
-/* KVM registration (see above). Every fd is borrowed. host_kvm_check() says whether fd is a kvm-vfio
- * device this host can use (0), or -ENOTTY. */
-int host_kvm_check(Host *h, int kvm_fd);
-int host_kvm_add_group(Host *h, int kvm_fd, int group_fd);   /* -EEXIST, -EINVAL */
-int host_kvm_del_group(Host *h, int kvm_fd, int group_fd);   /* -ENOENT */
-/* KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE: ties the group to a TCE table fd (KVM_CREATE_SPAPR_TCE_64). -ENXIO
- * where the kernel has no sPAPR (x86). */
-int host_kvm_set_spapr_tce(Host *h, int kvm_fd, int group_fd, int table_fd);
 
 /* Raises RLIMIT_MEMLOCK of process pid (prlimit()) so that both its soft and hard limit are at least
  * bytes; never lowers either. Needs CAP_SYS_RESOURCE to raise a hard limit. The old limits go to

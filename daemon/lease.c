@@ -13,7 +13,6 @@ int lease_new(Manager *m, Lease **ret) {
         l->owner_pidfd = -EBADF;
         l->lease_fd = -EBADF;
         l->container_fd = -EBADF;
-        l->kvm_fd = -EBADF;
         l->state = GD_LEASE_ACQUIRING;
 
         r = lease_id_generate(l->id);
@@ -42,7 +41,6 @@ Lease *lease_free(Lease *l) {
         sd_event_source_disable_unref(l->deadline_source);
         safe_close(l->owner_pidfd);
         safe_close(l->lease_fd);
-        safe_close(l->kvm_fd);
         /* Wipe the token before the memory goes back to the allocator. */
         explicit_bzero(l->token, sizeof l->token);
         free(l->label);

@@ -59,10 +59,9 @@ struct Lease {
         LeaseDevice *devices;           /* every device we claimed, with its old driver */
         size_t n_devices;
 
-        /* KVM: the VMM's kvm-vfio device, held only while the groups are registered with it (holding it keeps
-         * the whole VM alive), so dropped first thing on release. kvm_registered survives a restart in the
-         * state file; the fd cannot. */
-        int kvm_fd;
+        /* KVM: the client said it registers the groups with its VM (GD_ACQUIRE_KVM). Only the VM's own
+         * process can use its kvm-vfio device (the kernel gives anyone else EIO), so groupd never holds or
+         * touches it; when the VMM dies, the kernel drops the registration with the VM. */
         bool kvm_registered;
 
         /* DMA facts of the container (dma.flags 0: none, the IOMMU type was not set by us), and memlock. */

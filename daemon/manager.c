@@ -414,8 +414,6 @@ typedef struct HostJob {
         unsigned *groups;
         size_t n_groups;
         bool configure_iommu;
-        int kvm_fd;                    /* acquire: the kvm-vfio device to add the groups to; release: to
-                                        * delete them from, then close */
         bool memlock;                  /* acquire: raise memlock_pid's RLIMIT_MEMLOCK */
         bool viommu;
         uint64_t guest_ram;
@@ -426,7 +424,6 @@ typedef struct HostJob {
         int container_fd;
         int *group_fds;
         uint32_t iommu_type;
-        bool kvm_registered;
         HostIommuInfo dma;
         int dma_errno;
         uint64_t memlock_set;
@@ -441,7 +438,6 @@ static HostJob *host_job_free(HostJob *j) {
         if (!j)
                 return NULL;
         safe_close(j->container_fd);
-        safe_close(j->kvm_fd);
         if (j->group_fds)
                 close_many(j->group_fds, j->n_groups);
         free(j->group_fds);
@@ -459,7 +455,6 @@ static int host_job_new(Manager *m, Lease *l, HostJob **ret) {
         j->host = m->host;
         j->lease = l;
         j->container_fd = -EBADF;
-        j->kvm_fd = -EBADF;
         j->configure_iommu = l->configure_iommu;
         j->memlock = l->memlock_asked;
         j->viommu = l->viommu;
@@ -584,26 +579,11 @@ typedef struct AcquireOp {
         int client_lease_fd;
 } AcquireOp;
 
-static const char *kvm_error_hint(int r) {
-        switch (r) {
-        case -EEXIST:
-                return " (it is registered with this VM already)";
-        case -EINVAL:
-                return " (the kernel says it is not a VFIO file)";
-        case -ENOTTY:
-                return " (the fd is not a kvm-vfio device: make one with KVM_CREATE_DEVICE, KVM_DEV_TYPE_VFIO)";
-        case -ENXIO:
-                return " (this kernel has no such kvm-vfio attribute: sPAPR TCE exists on ppc64 only)";
-        default:
-                return "";
-        }
-}
-
 static int acquire_job_run(void *userdata) {
         HostJob *j = ((AcquireOp *) userdata)->job;
         _cleanup_free_ LeaseDevice *touched = NULL;
         Host *h = j->host;
-        size_t n_touched = 0, added = 0;
+        size_t n_touched = 0;
         int r;
 
         /* What this acquire changed, and only that, is undone when it fails: a device of the request that
@@ -691,19 +671,7 @@ static int acquire_job_run(void *userdata) {
                                       "cannot attach group %u to the container: %s", j->groups[i], strerror(-r));
                         goto rollback;
                 }
-                /* 3. Registered with the VM right after it is opened and attached, as QEMU does. */
-                if (j->kvm_fd >= 0) {
-                        r = host_kvm_add_group(h, j->kvm_fd, j->group_fds[i]);
-                        if (r < 0) {
-                                manager_error(&j->error, r == -EEXIST ? GD_ERR_BUSY : GD_ERR_HOST, r,
-                                              "cannot add group %u to the kvm-vfio device: %s%s", j->groups[i],
-                                              strerror(-r), kvm_error_hint(r));
-                                goto rollback;
-                        }
-                        added = i + 1;
-                }
         }
-        j->kvm_registered = j->kvm_fd >= 0;
         if (j->configure_iommu) {
                 r = host_container_set_iommu(h, j->container_fd, &j->iommu_type);
                 if (r < 0) {
@@ -711,7 +679,7 @@ static int acquire_job_run(void *userdata) {
                                       strerror(-r));
                         goto rollback;
                 }
-                /* 4. The DMA facts; not having them fails nothing. */
+                /* 3. The DMA facts; not having them fails nothing. */
                 r = host_container_get_info(h, j->container_fd, j->iommu_type, &j->dma);
                 if (r < 0) {
                         j->dma = (HostIommuInfo) {};
@@ -719,7 +687,7 @@ static int acquire_job_run(void *userdata) {
                 }
         }
 
-        /* 5. The owner's locked-memory limit, when asked. */
+        /* 4. The owner's locked-memory limit, when asked. */
         if (j->memlock) {
                 MemlockInput in = {
                         .guest_ram = j->guest_ram,
@@ -757,10 +725,6 @@ static int acquire_job_run(void *userdata) {
         return 0;
 
 rollback:
-        /* Out of KVM first: the kvm-vfio device holds the group otherwise. */
-        for (size_t i = 0; i < added; i++)
-                (void) host_kvm_del_group(h, j->kvm_fd, j->group_fds[i]);
-        j->kvm_registered = false;
         j->container_fd = safe_close(j->container_fd);
         close_many(j->group_fds, j->n_groups);
         (void) host_restore_devices(h, touched, n_touched, j->detail, sizeof j->detail);
@@ -769,42 +733,13 @@ rollback:
 
 static int release_job_run(void *userdata) {
         HostJob *j = userdata;
-        int first = 0;
 
-        /* 1. Out of KVM, and the VM let go at once: the kvm-vfio device holds each group (its /dev/vfio/N
-         * cannot be opened again while it does), and our copy of its fd keeps the whole VM alive. */
-        if (j->kvm_fd >= 0) {
-                size_t deleted = 0;
-
-                for (size_t i = 0; i < j->n_groups; i++) {
-                        int r;
-
-                        if (j->group_fds[i] < 0)
-                                continue;
-                        r = host_kvm_del_group(j->host, j->kvm_fd, j->group_fds[i]);
-                        if (r == -ENOENT)
-                                continue; /* the VMM deleted it itself */
-                        if (r < 0) {
-                                detail_append(j->detail, sizeof j->detail, "group %u stays in KVM (%s)",
-                                              j->groups[i], strerror(-r));
-                                if (first == 0)
-                                        first = r;
-                                continue;
-                        }
-                        deleted++;
-                }
-                detail_append(j->detail, sizeof j->detail, "%zu group(s) deleted from KVM", deleted);
-                j->kvm_fd = safe_close(j->kvm_fd);
-        }
-
-        /* 2. Our copies of the fds: the kernel's unbind waits for every copy. */
+        /* 1. Our copies of the fds: the kernel's unbind waits for every copy. */
         j->container_fd = safe_close(j->container_fd);
         close_many(j->group_fds, j->n_groups);
 
-        /* 3. The host drivers back. */
+        /* 2. The host drivers back. */
         j->release_errno = host_restore_devices(j->host, j->devices, j->n_devices, j->detail, sizeof j->detail);
-        if (j->release_errno == 0)
-                j->release_errno = first;
         return j->release_errno;
 }
 
@@ -888,16 +823,10 @@ int manager_release_lease(Manager *m, Lease *l, GdReason reason) {
 
         r = host_job_new(m, l, &j);
         if (r >= 0) {
-                /* The job deletes the groups from KVM and closes the fds, in that order, off the loop. */
-                j->kvm_fd = TAKE_FD(l->kvm_fd);
+                /* The job closes our copies of the fds, off the loop, before it unbinds. */
                 j->container_fd = TAKE_FD(l->container_fd);
                 for (size_t i = 0; i < l->n_groups; i++)
                         j->group_fds[i] = TAKE_FD(l->group_fds[i]);
-                if (l->kvm_registered && j->kvm_fd < 0)
-                        detail_append(j->detail, sizeof j->detail,
-                                      "KVM registration not undone: the kvm-vfio fd was lost in a restart, the "
-                                      "VM holds the group(s) until it exits");
-                l->kvm_registered = false;
                 r = worker_submit(m->worker, release_job_run, release_job_done, j);
         } else
                 lease_close_fds(l);
@@ -1021,10 +950,6 @@ static void acquire_job_done(int result, void *userdata) {
         for (size_t i = 0; i < l->n_groups; i++)
                 l->group_fds[i] = TAKE_FD(j->group_fds[i]);
         l->iommu_type = j->iommu_type;
-        l->kvm_fd = TAKE_FD(j->kvm_fd);
-        l->kvm_registered = j->kvm_registered;
-        if (!l->kvm_registered)
-                l->kvm_fd = safe_close(l->kvm_fd);
         l->dma = j->dma;
         l->dma_errno = j->dma_errno;
         l->memlock = j->memlock_set;
@@ -1046,7 +971,7 @@ static void acquire_job_done(int result, void *userdata) {
                          strempty(l->label), (unsigned) l->uid, (int) l->pid, groups,
                          gd_owner_kind_to_string(l->owner_kind),
                          l->owner_kind == GD_OWNER_PROCESS ? " (pid watched)" : "",
-                         l->kvm_registered ? ", registered with KVM" : "",
+                         l->kvm_registered ? ", registered with its VM by the client" : "",
                          l->memlock > 0 ? ", RLIMIT_MEMLOCK raised to " : "", ml);
                 (void) sd_journal_send("MESSAGE=Lease %s granted: groups %s", l->id, groups,
                                        "MESSAGE_ID=" MESSAGE_ID_LEASE_STARTED, "LEASE=%s", l->id, "GROUP=%s",
@@ -1107,14 +1032,6 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
                 manager_error(err, GD_ERR_INVALID, EINVAL, "label longer than %u bytes", GD_LABEL_MAX - 1);
                 return -EINVAL;
         }
-        if (req->flags & GD_ACQUIRE_KVM_FD) {
-                r = host_kvm_check(m->host, req->kvm_fd);
-                if (r < 0) {
-                        manager_error(err, GD_ERR_INVALID, -r, "the kvm fd is not a kvm-vfio device%s",
-                                      r == -ENOTTY ? ": make one with KVM_CREATE_DEVICE of type KVM_DEV_TYPE_VFIO" : "");
-                        return r;
-                }
-        }
         if ((req->flags & GD_ACQUIRE_MEMLOCK) && req->guest_ram == 0) {
                 manager_error(err, GD_ERR_INVALID, EINVAL, "memlock asked without the guest's RAM size");
                 return -EINVAL;
@@ -1133,6 +1050,7 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
         l->connection_id = c->connection_id;
         l->configure_iommu = req->flags & GD_ACQUIRE_CONFIGURE_IOMMU;
         l->since_usec = now_usec(CLOCK_REALTIME);
+        l->kvm_registered = req->flags & GD_ACQUIRE_KVM;
         if (req->flags & GD_ACQUIRE_MEMLOCK) {
                 char msg[GD_TEXT_MAX];
 
@@ -1265,17 +1183,6 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
                 manager_unhold_lease(m, l);
                 goto oom;
         }
-        if (req->flags & GD_ACQUIRE_KVM_FD) {
-                j->kvm_fd = fcntl(req->kvm_fd, F_DUPFD_CLOEXEC, 3);
-                if (j->kvm_fd < 0) {
-                        r = -errno;
-                        free(op);
-                        host_job_free(j);
-                        manager_unhold_lease(m, l);
-                        manager_error(err, GD_ERR_INTERNAL, -r, "cannot keep the kvm fd: %s", strerror(-r));
-                        return r;
-                }
-        }
         op->job = j;
         op->done = done;
         op->userdata = userdata;
@@ -1391,10 +1298,6 @@ static int manager_reconcile(Manager *m) {
                                            "Its fds were not recoverable (the old daemon's copies are gone; the "
                                            "owner still has its own).",
                                            l->id, strempty(l->label), (int) l->owner_pid);
-                                if (l->kvm_registered)
-                                        log_notice("Lease %s's groups stay registered with its VM's kvm-vfio "
-                                                   "device; groupd lost that fd in the restart, so the VM "
-                                                   "holds them until it exits.", l->id);
                                 kept++;
                                 continue;
                         }
@@ -1546,120 +1449,7 @@ int manager_shutdown(Manager *m, void (*done)(Manager *m, void *userdata), void 
         return 0;
 }
 
-/* ---------------------------------------------------------------- KVM and DMA facts */
-
-static Lease *manager_find_token(Manager *m, const char *token, ManagerError *err) {
-        if (!gd_token_is_valid(token)) {
-                manager_error(err, GD_ERR_INVALID, EINVAL, "malformed token (want %u hex characters)",
-                              GD_TOKEN_LEN);
-                return NULL;
-        }
-        for (Lease *l = m->leases; l; l = l->next)
-                if (token_equal(l->token, token)) {
-                        if (l->state != GD_LEASE_ACTIVE) {
-                                manager_error(err, GD_ERR_BUSY, EBUSY, "lease %s is %s", l->id,
-                                              gd_lease_state_to_string(l->state));
-                                return NULL;
-                        }
-                        return l;
-                }
-        manager_error(err, GD_ERR_BAD_TOKEN, ENOENT, "no lease has this token");
-        return NULL;
-}
-
-static bool lease_has_group_fds(const Lease *l) {
-        for (size_t i = 0; i < l->n_groups; i++)
-                if (l->group_fds[i] < 0)
-                        return false;
-        return l->n_groups > 0;
-}
-
-int manager_kvm_attach(Manager *m, const Caller *c, const char *token, int kvm_fd, ManagerError *err) {
-        _cleanup_close_ int fd = -EBADF;
-        Lease *l;
-        size_t added = 0;
-        int r;
-
-        l = manager_find_token(m, token, err);
-        if (!l)
-                return -ENOENT;
-        if (l->kvm_fd >= 0 || l->kvm_registered) {
-                manager_error(err, GD_ERR_BUSY, EALREADY, "lease %s is registered with a kvm-vfio device already",
-                              l->id);
-                return -EALREADY;
-        }
-        if (!lease_has_group_fds(l)) {
-                manager_error(err, GD_ERR_HOST, EBADF,
-                              "lease %s was taken back after a restart: groupd has no group fds of it to register",
-                              l->id);
-                return -EBADF;
-        }
-        r = host_kvm_check(m->host, kvm_fd);
-        if (r < 0) {
-                manager_error(err, GD_ERR_INVALID, -r, "the fd is not a kvm-vfio device%s", kvm_error_hint(r));
-                return r;
-        }
-        fd = fcntl(kvm_fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0) {
-                manager_error(err, GD_ERR_INTERNAL, errno, "cannot keep the kvm fd: %m");
-                return -errno;
-        }
-        for (; added < l->n_groups; added++) {
-                r = host_kvm_add_group(m->host, fd, l->group_fds[added]);
-                if (r < 0) {
-                        manager_error(err, r == -EEXIST ? GD_ERR_BUSY : GD_ERR_HOST, -r,
-                                      "cannot add group %u to the kvm-vfio device: %s%s", l->groups[added],
-                                      strerror(-r), kvm_error_hint(r));
-                        while (added > 0)
-                                (void) host_kvm_del_group(m->host, fd, l->group_fds[--added]);
-                        return r;
-                }
-        }
-        l->kvm_fd = TAKE_FD(fd);
-        l->kvm_registered = true;
-        manager_save(m);
-        log_info("Lease %s (\"%s\"): %zu group(s) registered with a kvm-vfio device by uid %u pid %i.", l->id,
-                 strempty(l->label), l->n_groups, (unsigned) c->uid, (int) c->pid);
-        return 0;
-}
-
-int manager_set_spapr_tce(Manager *m, const Caller *c, const char *token, unsigned group, int table_fd,
-                          ManagerError *err) {
-        Lease *l;
-        int r;
-
-        l = manager_find_token(m, token, err);
-        if (!l)
-                return -ENOENT;
-        for (size_t i = 0; i < l->n_groups; i++) {
-                if (l->groups[i] != group)
-                        continue;
-                if (l->kvm_fd < 0) {
-                        manager_error(err, GD_ERR_INVALID, ENOENT,
-                                      "lease %s has no kvm-vfio device: acquire with one, or attach one first", l->id);
-                        return -ENOENT;
-                }
-                if (l->group_fds[i] < 0) {
-                        manager_error(err, GD_ERR_HOST, EBADF, "groupd has no fd of group %u (taken back after a restart)",
-                                      group);
-                        return -EBADF;
-                }
-                r = host_kvm_set_spapr_tce(m->host, l->kvm_fd, l->group_fds[i], table_fd);
-                if (r < 0) {
-                        manager_error(err, r == -ENXIO ? GD_ERR_INVALID : GD_ERR_HOST, -r,
-                                      "KVM refused SET_SPAPR_TCE for group %u: %s%s", group, strerror(-r),
-                                      r == -ENXIO ? " (this host is not sPAPR: the attribute exists on ppc64 only)" :
-                                      r == -EINVAL ? " (the group's TCE table is not set up yet: map something first)" :
-                                      "");
-                        return r;
-                }
-                log_info("Lease %s: group %u tied to a TCE table (SET_SPAPR_TCE) by uid %u.", l->id, group,
-                         (unsigned) c->uid);
-                return 0;
-        }
-        manager_error(err, GD_ERR_NOT_FOUND, ENOENT, "lease %s does not hold group %u", l->id, group);
-        return -ENOENT;
-}
+/* ---------------------------------------------------------------- DMA facts */
 
 void manager_dma_to_gd(const HostIommuInfo *i, GdDma *ret) {
         *ret = (GdDma) {

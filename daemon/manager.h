@@ -42,7 +42,6 @@ typedef struct AcquireRequest {
         const char *label;
         uint32_t flags;              /* GD_ACQUIRE_* */
         int owner_pidfd;             /* with GD_ACQUIRE_OWNER_PROCESS; borrowed (duplicated) */
-        int kvm_fd;                  /* with GD_ACQUIRE_KVM_FD: a kvm-vfio device; borrowed (duplicated) */
         uint64_t guest_ram;          /* with GD_ACQUIRE_MEMLOCK: bytes */
 } AcquireRequest;
 
@@ -83,15 +82,6 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
 /* Starts the release of the lease with this token. */
 int manager_release_token(Manager *m, const Caller *c, const char *token, ManagerError *err);
 int manager_release_lease(Manager *m, Lease *l, GdReason reason);
-
-/* KVM registration of an existing lease (the holder's token): adds every group of the lease to the
- * kvm-vfio device kvm_fd (borrowed; the lease keeps a copy until it ends). -EALREADY if the lease has one
- * already. These ioctls take the kvm lock for microseconds and do no I/O: they run on the loop. */
-int manager_kvm_attach(Manager *m, const Caller *c, const char *token, int kvm_fd, ManagerError *err);
-/* KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE for one group of the lease, with the TCE table fd (borrowed). The
- * lease must have a kvm-vfio device. */
-int manager_set_spapr_tce(Manager *m, const Caller *c, const char *token, unsigned group, int table_fd,
-                          ManagerError *err);
 
 /* The DMA facts of a group: from its lease's container when the lease configured the IOMMU, else its
  * sysfs reserved regions only, with a note saying why (a free group is not opened just to look: that

@@ -350,9 +350,7 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                         .label = m->acquire.label,
                         .flags = m->acquire.flags,
                         .guest_ram = m->acquire.guest_ram,
-                        /* fds in order: the owner pidfd, then the kvm-vfio device */
-                        .owner_pidfd = (m->acquire.flags & GD_ACQUIRE_OWNER_PROCESS) ? fds[0] : -EBADF,
-                        .kvm_fd = (m->acquire.flags & GD_ACQUIRE_KVM_FD) ? fds[n_fds - 1] : -EBADF,
+                        .owner_pidfd = n_fds > 0 ? fds[0] : -EBADF,
                 };
 
                 ctx = calloc(1, sizeof *ctx);
@@ -376,18 +374,6 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
 
         case GD_MSG_LIST_LEASES:
                 return client_send_leases(c, m->serial);
-
-        case GD_MSG_KVM_ATTACH:
-                r = manager_kvm_attach(s->manager, &c->caller, m->kvm.token, fds[0], &err);
-                if (r < 0)
-                        return client_send_manager_error(c, m->serial, &err);
-                return client_send_ok(c, m->serial);
-
-        case GD_MSG_SET_SPAPR_TCE:
-                r = manager_set_spapr_tce(s->manager, &c->caller, m->kvm.token, m->kvm.group, fds[0], &err);
-                if (r < 0)
-                        return client_send_manager_error(c, m->serial, &err);
-                return client_send_ok(c, m->serial);
 
         case GD_MSG_DMA_INFO: {
                 GdDmaInfo *d = NULL;

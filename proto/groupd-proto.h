@@ -54,8 +54,6 @@ typedef enum GdMsgType {
         GD_MSG_SUBSCRIBE = 7,    /* u32 event mask (0 = all) → OK, then EVENTs with serial 0 */
         GD_MSG_STATUS = 8,       /* (empty) → STATUS_REPLY */
         GD_MSG_DMA_INFO = 9,     /* str spec → DMA_INFO_REPLY */
-        GD_MSG_KVM_ATTACH = 10,  /* str token; fd: a kvm-vfio device → OK once every group is added */
-        GD_MSG_SET_SPAPR_TCE = 11, /* str token, u32 group; fd: the TCE table → OK */
 
         /* Replies, daemon → client, carrying the request's serial. */
         GD_MSG_ERROR = 64,       /* i32 code (GdError), i32 errno (positive, or 0), str message */
@@ -94,8 +92,8 @@ enum {
         GD_ACQUIRE_CONFIGURE_IOMMU = 1u << 0, /* set the IOMMU type on the container (VFIO_SET_IOMMU) */
         GD_ACQUIRE_OWNER_PROCESS = 1u << 1,   /* a pidfd is attached: the lease ends when it exits */
         GD_ACQUIRE_LEASE_FD = 1u << 2,        /* the owner is a lease fd, returned last in the reply */
-        GD_ACQUIRE_KVM_FD = 1u << 3,          /* a kvm-vfio device fd is attached (after the pidfd): register
-                                               * every group with it */
+        GD_ACQUIRE_KVM = 1u << 3,             /* the client registers the groups with its VM's kvm-vfio device
+                                               * itself (only the VM's process can: libgroupd does); recorded */
         GD_ACQUIRE_MEMLOCK = 1u << 4,         /* raise the owner's RLIMIT_MEMLOCK for guest_ram */
         GD_ACQUIRE_VIOMMU = 1u << 5,          /* the guest has a vIOMMU (memlock: RAM once per device) */
         _GD_ACQUIRE_ALL = (1u << 6) - 1,
@@ -226,7 +224,7 @@ typedef struct GdDmaInfo {
         GdRegion *regions;      /* sysfs reserved_regions */
         uint16_t n_regions;
         uint32_t n_devices;     /* devices a lease of this group assigns (bridges left out): memlock */
-        uint8_t kvm;            /* leased and registered with a kvm-vfio device */
+        uint8_t kvm;            /* leased, and its client said it registered the groups with its VM */
         char *note;             /* why the container's facts are missing, or "" */
 } GdDmaInfo;
 
@@ -258,7 +256,6 @@ typedef struct GdAcquire {
         char **specs;           /* group numbers ("7") or PCI addresses ("0000:01:00.0", "01:00.0") */
         uint16_t n_specs;
         uint64_t guest_ram;     /* bytes, with GD_ACQUIRE_MEMLOCK (else 0) */
-        /* fds: the owner pidfd with GD_ACQUIRE_OWNER_PROCESS, then the kvm-vfio fd with GD_ACQUIRE_KVM_FD */
 } GdAcquire;
 
 typedef struct GdAcquired {
@@ -317,10 +314,6 @@ typedef struct GdMsg {
                 } leases;
                 GdStatus status;            /* STATUS_REPLY */
                 GdDmaInfo dma_info;         /* DMA_INFO_REPLY */
-                struct {                    /* KVM_ATTACH, SET_SPAPR_TCE */
-                        char *token;
-                        uint32_t group;     /* SET_SPAPR_TCE */
-                } kvm;
                 GdEvent event;              /* EVENT */
         };
 } GdMsg;
@@ -343,8 +336,8 @@ int gd_msg_decode(const uint8_t *buf, size_t len, GdMsg *ret);
 void gd_msg_done(GdMsg *m);
 
 /* How many fds a message of this type must carry, given its decoded contents: ACQUIRE: 1 with
- * GD_ACQUIRE_OWNER_PROCESS, +1 with GD_ACQUIRE_KVM_FD; ACQUIRED: 1 + n_groups (+1 with a lease fd, i.e.
- * when lease.owner_kind is GD_OWNER_LEASE_FD); KVM_ATTACH and SET_SPAPR_TCE: 1; all others 0. */
+ * GD_ACQUIRE_OWNER_PROCESS, else 0; ACQUIRED: 1 + n_groups (+1 with a lease fd, i.e. when
+ * lease.owner_kind is GD_OWNER_LEASE_FD); all others 0. */
 size_t gd_msg_expected_fds(const GdMsg *m);
 
 /* Names, for logs, groupctl and PROTOCOL.md. Return NULL for values out of range. */

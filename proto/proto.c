@@ -37,8 +37,6 @@ static const char *const msg_type_table[] = {
         [GD_MSG_SUBSCRIBE] = "subscribe",
         [GD_MSG_STATUS] = "status",
         [GD_MSG_DMA_INFO] = "dma-info",
-        [GD_MSG_KVM_ATTACH] = "kvm-attach",
-        [GD_MSG_SET_SPAPR_TCE] = "set-spapr-tce",
         [GD_MSG_ERROR] = "error",
         [GD_MSG_OK] = "ok",
         [GD_MSG_HELLO_REPLY] = "hello-reply",
@@ -264,10 +262,6 @@ void gd_msg_done(GdMsg *m) {
         case GD_MSG_DMA_INFO:
                 free(m->spec);
                 break;
-        case GD_MSG_KVM_ATTACH:
-        case GD_MSG_SET_SPAPR_TCE:
-                free(m->kvm.token);
-                break;
         case GD_MSG_DMA_INFO_REPLY:
                 if (m->dma_info.regions)
                         for (size_t i = 0; i < m->dma_info.n_regions; i++)
@@ -325,11 +319,7 @@ size_t gd_msg_expected_fds(const GdMsg *m) {
 
         switch (m->type) {
         case GD_MSG_ACQUIRE:
-                return ((m->acquire.flags & GD_ACQUIRE_OWNER_PROCESS) ? 1 : 0) +
-                        ((m->acquire.flags & GD_ACQUIRE_KVM_FD) ? 1 : 0);
-        case GD_MSG_KVM_ATTACH:
-        case GD_MSG_SET_SPAPR_TCE:
-                return 1;
+                return (m->acquire.flags & GD_ACQUIRE_OWNER_PROCESS) ? 1 : 0;
         case GD_MSG_ACQUIRED:
                 /* The daemon hands a lease fd exactly when the lease's owner is one. */
                 return 1 + (size_t) m->acquired.lease.n_groups +
@@ -517,13 +507,6 @@ static int put_payload(Writer *w, const GdMsg *m) {
         case GD_MSG_SHOW_GROUP:
         case GD_MSG_DMA_INFO:
                 put_str(w, m->spec, GD_SPEC_MAX);
-                break;
-        case GD_MSG_KVM_ATTACH:
-                put_token(w, m->kvm.token);
-                break;
-        case GD_MSG_SET_SPAPR_TCE:
-                put_token(w, m->kvm.token);
-                put_u32(w, m->kvm.group);
                 break;
         case GD_MSG_DMA_INFO_REPLY:
                 if (m->dma_info.source >= _GD_DMA_SOURCE_MAX || m->dma_info.kvm > 1)
@@ -932,14 +915,6 @@ static int get_payload(Reader *r, GdMsg *m) {
         case GD_MSG_SHOW_GROUP:
         case GD_MSG_DMA_INFO:
                 return get_str(r, GD_SPEC_MAX, &m->spec);
-
-        case GD_MSG_KVM_ATTACH:
-                return get_token(r, &m->kvm.token);
-
-        case GD_MSG_SET_SPAPR_TCE:
-                if ((k = get_token(r, &m->kvm.token)) < 0)
-                        return k;
-                return get_u32(r, &m->kvm.group);
 
         case GD_MSG_DMA_INFO_REPLY: {
                 uint8_t kvm;

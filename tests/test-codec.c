@@ -59,11 +59,9 @@ static const GdMsg samples[] = {
                        .label = (char *) "vm-1", .specs = sample_specs, .n_specs = 3 } },
         { .type = GD_MSG_ACQUIRE, .serial = 7, .acquire = { .specs = sample_specs, .n_specs = 1 } },
         { .type = GD_MSG_ACQUIRE, .serial = 30,
-          .acquire = { .flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_KVM_FD | GD_ACQUIRE_MEMLOCK | GD_ACQUIRE_VIOMMU,
+          .acquire = { .flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_KVM | GD_ACQUIRE_MEMLOCK | GD_ACQUIRE_VIOMMU,
                        .specs = sample_specs, .n_specs = 1, .guest_ram = UINT64_C(8) << 30 } },
         { .type = GD_MSG_DMA_INFO, .serial = 31, .spec = (char *) "3" },
-        { .type = GD_MSG_KVM_ATTACH, .serial = 32, .kvm = { .token = (char *) TOKEN_A } },
-        { .type = GD_MSG_SET_SPAPR_TCE, .serial = 33, .kvm = { .token = (char *) TOKEN_B, .group = 7 } },
         { .type = GD_MSG_DMA_INFO_REPLY, .serial = 34,
           .dma_info = { .group = 3, .source = GD_DMA_SOURCE_CONTAINER, .n_devices = 2, .kvm = 1,
                         .note = (char *) "", .regions = sample_regions, .n_regions = 1,
@@ -118,7 +116,7 @@ static const uint16_t all_types[] = {
         GD_MSG_HELLO, GD_MSG_LIST_GROUPS, GD_MSG_SHOW_GROUP, GD_MSG_ACQUIRE, GD_MSG_RELEASE,
         GD_MSG_LIST_LEASES, GD_MSG_SUBSCRIBE, GD_MSG_STATUS, GD_MSG_ERROR, GD_MSG_OK, GD_MSG_HELLO_REPLY,
         GD_MSG_GROUPS, GD_MSG_ACQUIRED, GD_MSG_LEASES, GD_MSG_STATUS_REPLY, GD_MSG_EVENT,
-        GD_MSG_DMA_INFO, GD_MSG_KVM_ATTACH, GD_MSG_SET_SPAPR_TCE, GD_MSG_DMA_INFO_REPLY,
+        GD_MSG_DMA_INFO, GD_MSG_DMA_INFO_REPLY,
 };
 
 /* ---------------------------------------------------------------- comparing */
@@ -207,11 +205,6 @@ static void assert_msg_eq(const GdMsg *a, const GdMsg *d) {
         case GD_MSG_DMA_INFO:
                 assert_str_eq(a->spec, d->spec);
                 assert_str_decoded(d->spec);
-                break;
-        case GD_MSG_KVM_ATTACH:
-        case GD_MSG_SET_SPAPR_TCE:
-                assert_str_eq(a->kvm.token, d->kvm.token);
-                ck_assert_uint_eq(a->kvm.group, d->kvm.group);
                 break;
         case GD_MSG_DMA_INFO_REPLY:
                 ck_assert_uint_eq(a->dma_info.group, d->dma_info.group);
@@ -662,7 +655,7 @@ START_TEST(test_version) {
 END_TEST
 
 START_TEST(test_unknown_type) {
-        static const uint16_t bad[] = { 0, 12, 63, 72, 95, 97, 0xffff };
+        static const uint16_t bad[] = { 0, 10, 11, 63, 72, 95, 97, 0xffff };
         uint8_t buf[GD_HEADER_SIZE] = { 1, 0 };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -1116,13 +1109,10 @@ START_TEST(test_expected_fds) {
         ck_assert_uint_eq(gd_msg_expected_fds(&m), 0);
         m.acquire.flags = GD_ACQUIRE_OWNER_PROCESS;
         ck_assert_uint_eq(gd_msg_expected_fds(&m), 1);
-        m.acquire.flags = GD_ACQUIRE_KVM_FD | GD_ACQUIRE_MEMLOCK;
-        ck_assert_uint_eq(gd_msg_expected_fds(&m), 1);
-        m.acquire.flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_KVM_FD;
-        ck_assert_uint_eq(gd_msg_expected_fds(&m), 2);
-        m = (GdMsg) { .type = GD_MSG_KVM_ATTACH };
-        ck_assert_uint_eq(gd_msg_expected_fds(&m), 1);
-        m = (GdMsg) { .type = GD_MSG_SET_SPAPR_TCE };
+        /* KVM registration travels as a flag: the client does it, no kvm-vfio fd goes to the daemon. */
+        m.acquire.flags = GD_ACQUIRE_KVM | GD_ACQUIRE_MEMLOCK;
+        ck_assert_uint_eq(gd_msg_expected_fds(&m), 0);
+        m.acquire.flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_KVM;
         ck_assert_uint_eq(gd_msg_expected_fds(&m), 1);
 
         m = (GdMsg) { .type = GD_MSG_ACQUIRED, .acquired = { .lease = { .n_groups = 3 } } };
@@ -1135,8 +1125,7 @@ START_TEST(test_expected_fds) {
         ck_assert_uint_eq(gd_msg_expected_fds(&m), GD_FDS_PER_MSG_MAX);
 
         for (size_t i = 0; i < ELEMENTSOF(samples); i++)
-                if (samples[i].type != GD_MSG_ACQUIRE && samples[i].type != GD_MSG_ACQUIRED &&
-                    samples[i].type != GD_MSG_KVM_ATTACH && samples[i].type != GD_MSG_SET_SPAPR_TCE)
+                if (samples[i].type != GD_MSG_ACQUIRE && samples[i].type != GD_MSG_ACQUIRED)
                         ck_assert_uint_eq(gd_msg_expected_fds(&samples[i]), 0);
         ck_assert_uint_eq(gd_msg_expected_fds(NULL), 0);
 }

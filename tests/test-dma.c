@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "host-internal.h"
@@ -578,10 +579,19 @@ START_TEST(test_topology_iommu_errors) {
 }
 END_TEST
 
-static int sim_kvm_memfd(void) {
-        int fd = memfd_create(SIM_KVM_VFIO_MEMFD_NAME, MFD_CLOEXEC);
-        ck_assert_int_ge(fd, 0);
-        return fd;
+/* ---------------------------------------------------------------- kvm-vfio (common/kvm-vfio.c) */
+
+/* Runs f(arg) in a forked child (another mm: not the VM's process) and returns what it returned. */
+static int in_child(int (*f)(int), int arg) {
+        int status;
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                _exit(-f(arg));
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        return -WEXITSTATUS(status);
 }
 
 static void kvm_text(int fd, char *buf, size_t size) {
@@ -590,81 +600,54 @@ static void kvm_text(int fd, char *buf, size_t size) {
         buf[n] = 0;
 }
 
-START_TEST(test_sim_kvm) {
-        char *dir = make_tmpdir();
-        Host *h = new_sim(dir, NULL);
-        int c = -EBADF, g = -EBADF, kvm, other, efd, table;
-        uint32_t type;
-        char text[256];
-
-        claim(h, "0000:02:00.0");
-        open_attached(h, 2, true, &c, &g, &type);
-        kvm = sim_kvm_memfd();
-        ck_assert_int_eq(host_kvm_check(h, kvm), 0);
-
-        ck_assert_int_eq(host_kvm_add_group(h, kvm, g), 0);
-        kvm_text(kvm, text, sizeof text);
-        ck_assert_str_eq(text, "group 2\n");
-        /* The kernel's rules: twice is EEXIST, a non-VFIO fd EINVAL, a container EINVAL too. */
-        ck_assert_int_eq(host_kvm_add_group(h, kvm, g), -EEXIST);
-        efd = eventfd(0, EFD_CLOEXEC);
-        ck_assert_int_eq(host_kvm_add_group(h, kvm, efd), -EINVAL);
-        ck_assert_int_eq(host_kvm_add_group(h, kvm, c), -EINVAL);
-        /* sPAPR TCE on an x86 host: the kernel has no such attribute (ENXIO). */
-        table = eventfd(0, EFD_CLOEXEC);
-        ck_assert_int_eq(host_kvm_set_spapr_tce(h, kvm, g, table), -ENXIO);
-
-        ck_assert_int_eq(host_kvm_del_group(h, kvm, g), 0);
-        kvm_text(kvm, text, sizeof text);
-        ck_assert_str_eq(text, "");
-        ck_assert_int_eq(host_kvm_del_group(h, kvm, g), -ENOENT);
-
-        /* An fd that is no kvm-vfio device: another memfd, an eventfd. */
-        other = memfd_create("something-else", MFD_CLOEXEC);
-        ck_assert_int_eq(host_kvm_check(h, other), -ENOTTY);
-        ck_assert_int_eq(host_kvm_add_group(h, other, g), -ENOTTY);
-        ck_assert_int_eq(host_kvm_check(h, efd), -ENOTTY);
-
-        safe_close(other);
-        safe_close(efd);
-        safe_close(table);
-        safe_close(kvm);
-        safe_close(g);
-        safe_close(c);
-        host_free(h);
-        rm_tree(dir);
+static int add_eventfd(int kvm) {
+        int e = eventfd(0, EFD_CLOEXEC);
+        int r = kvm_vfio_add(kvm, e, 0);
+        close(e);
+        return r;
 }
-END_TEST
 
-START_TEST(test_sim_kvm_spapr) {
-        static const char topo[] =
-                "iommu spapr-dma32=0x0:0x80000000\n"
-                "group 0\n"
-                "device 0000:00:01.0 vendor=0x1af4 device=0x1000\n";
-        char *dir = make_tmpdir();
-        Host *h = new_sim(dir, topo);
-        int c = -EBADF, g = -EBADF, kvm, table;
-        uint32_t type;
+START_TEST(test_sim_kvm) {
+        int kvm, g[2], efd, table;
         char text[256];
 
-        claim(h, "0000:00:01.0");
-        open_attached(h, 0, true, &c, &g, &type);
-        kvm = sim_kvm_memfd();
+        kvm = kvm_vfio_sim_new();
+        ck_assert_int_ge(kvm, 0);
+        ck_assert_int_eq(kvm_vfio_kind(kvm), KVM_VFIO_SIM);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, g), 0); /* a sim group fd is a socket */
+
+        ck_assert_int_eq(kvm_vfio_add(kvm, g[0], 3), 0);
+        kvm_text(kvm, text, sizeof text);
+        ck_assert_ptr_nonnull(strstr(text, "group 3\n"));
+        /* The kernel's rules: twice is EEXIST, a non-VFIO fd EINVAL, sPAPR on x86 ENXIO, and anyone but the
+         * VM's process EIO. */
+        ck_assert_int_eq(kvm_vfio_add(kvm, g[0], 3), -EEXIST);
+        efd = eventfd(0, EFD_CLOEXEC);
+        ck_assert_int_eq(kvm_vfio_add(kvm, efd, 4), -EINVAL);
         table = eventfd(0, EFD_CLOEXEC);
-        ck_assert_int_eq(host_kvm_set_spapr_tce(h, kvm, g, table), -ENOENT);  /* not added yet */
-        ck_assert_int_eq(host_kvm_add_group(h, kvm, g), 0);
-        ck_assert_int_eq(host_kvm_set_spapr_tce(h, kvm, g, table), 0);
+        ck_assert_int_eq(kvm_vfio_set_spapr_tce(kvm, g[0], table), -ENXIO);
+        ck_assert_int_eq(in_child(add_eventfd, kvm), -EIO);
+
+        ck_assert_int_eq(kvm_vfio_del(kvm, g[0], 3), 0);
         kvm_text(kvm, text, sizeof text);
-        ck_assert_str_eq(text, "group 0\nspapr-tce 0\n");
-        ck_assert_int_eq(host_kvm_del_group(h, kvm, g), 0);
-        kvm_text(kvm, text, sizeof text);
-        ck_assert_str_eq(text, "");
-        safe_close(table);
-        safe_close(kvm);
-        safe_close(g);
-        safe_close(c);
-        host_free(h);
-        rm_tree(dir);
+        ck_assert_ptr_null(strstr(text, "group 3"));
+        ck_assert_int_eq(kvm_vfio_del(kvm, g[0], 3), -ENOENT);
+
+        /* Neither kind of kvm-vfio device. */
+        {
+                int other = memfd_create("something-else", MFD_CLOEXEC);
+                ck_assert_int_eq(kvm_vfio_kind(other), -ENOTTY);
+                ck_assert_int_eq(kvm_vfio_add(other, g[0], 3), -ENOTTY);
+                close(other);
+        }
+        ck_assert_int_eq(kvm_vfio_kind(efd), -ENOTTY);
+        ck_assert_int_eq(kvm_vfio_kind(-1), -EBADF);
+
+        close(g[0]);
+        close(g[1]);
+        close(efd);
+        close(table);
+        close(kvm);
 }
 END_TEST
 
@@ -690,54 +673,37 @@ static int make_kvm_vfio(int *ret_vm) {
         return (int) cd.fd;
 }
 
-START_TEST(test_linux_kvm_errors) {
-        char *dir, path[4096];
-        HostLinuxConfig cfg;
-        Host *h = NULL;
+/* The kvm-vfio device of a real VM: the errors a VMM and a broker meet. */
+START_TEST(test_real_kvm_errors) {
         int vm = -EBADF, kvm, efd, table;
 
         kvm = make_kvm_vfio(&vm);
         if (kvm < 0) {
-                fprintf(stderr, "SKIP test_linux_kvm_errors: cannot make a kvm-vfio device: %s\n", strerror(-kvm));
+                fprintf(stderr, "SKIP test_real_kvm_errors: cannot make a kvm-vfio device: %s\n", strerror(-kvm));
                 return;
         }
-        /* The linux backend on a fake sysfs root (this machine may have no IOMMU groups); the KVM calls
-         * go to the real kernel. */
-        dir = make_tmpdir();
-        (void) snprintf(path, sizeof path, "%s/kernel", dir);
-        ck_assert_int_eq(mkdir(path, 0755), 0);
-        (void) snprintf(path, sizeof path, "%s/kernel/iommu_groups", dir);
-        ck_assert_int_eq(mkdir(path, 0755), 0);
-        cfg = (HostLinuxConfig) { .sysfs_root = dir, .dev_root = "/dev" };
-        ck_assert_int_eq(host_new_linux(&cfg, &h), 0);
-
-        ck_assert_int_eq(host_kvm_check(h, kvm), 0);
+        ck_assert_int_eq(kvm_vfio_kind(kvm), KVM_VFIO_REAL);
         efd = eventfd(0, EFD_CLOEXEC);
-        /* Adding a file that is not VFIO's: the kernel says EINVAL. */
-        ck_assert_int_eq(host_kvm_add_group(h, kvm, efd), -EINVAL);
+        /* Adding a file that is not VFIO's: EINVAL. */
+        ck_assert_int_eq(kvm_vfio_add(kvm, efd, 0), -EINVAL);
         /* Deleting what was never added: ENOENT. */
-        ck_assert_int_eq(host_kvm_del_group(h, kvm, efd), -ENOENT);
+        ck_assert_int_eq(kvm_vfio_del(kvm, efd, 0), -ENOENT);
         /* SET_SPAPR_TCE on x86: ENXIO, the attribute does not exist here. */
 #if defined(__x86_64__) || defined(__i386__)
         table = eventfd(0, EFD_CLOEXEC);
-        ck_assert_int_eq(host_kvm_set_spapr_tce(h, kvm, efd, table), -ENXIO);
-        safe_close(table);
+        ck_assert_int_eq(kvm_vfio_set_spapr_tce(kvm, efd, table), -ENXIO);
+        close(table);
 #endif
-        /* The VM fd, /dev/kvm-ish fds and an eventfd are no kvm-vfio device. */
-        ck_assert_int_eq(host_kvm_check(h, vm), -ENOTTY);
-        ck_assert_int_eq(host_kvm_check(h, efd), -ENOTTY);
-        /* The sim's kvm-vfio stand-in is not the linux backend's. */
-        {
-                int m = sim_kvm_memfd();
-                ck_assert_int_eq(host_kvm_check(h, m), -ENOTTY);
-                safe_close(m);
-        }
+        /* From any process but the VM's, every attribute is EIO: what a broker handed this fd would get.
+         * Why groupd cannot register groups itself, and libgroupd does it in the VMM. */
+        ck_assert_int_eq(in_child(add_eventfd, kvm), -EIO);
+        /* The VM fd and an eventfd are no kvm-vfio device; nor is the sim's stand-in a real one. */
+        ck_assert_int_eq(kvm_vfio_kind(vm), -ENOTTY);
+        ck_assert_int_eq(kvm_vfio_kind(efd), -ENOTTY);
 
-        safe_close(efd);
-        safe_close(kvm);
-        safe_close(vm);
-        host_free(h);
-        rm_tree(dir);
+        close(efd);
+        close(kvm);
+        close(vm);
 }
 END_TEST
 
@@ -828,12 +794,11 @@ static Suite *dma_suite(void) {
         tcase_add_test(tc, test_sim_facts_topology);
         tcase_add_test(tc, test_sim_facts_spapr);
         tcase_add_test(tc, test_topology_iommu_errors);
-        tcase_add_test(tc, test_sim_kvm);
-        tcase_add_test(tc, test_sim_kvm_spapr);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("kvm");
-        tcase_add_test(tc, test_linux_kvm_errors);
+        tcase_add_test(tc, test_sim_kvm);
+        tcase_add_test(tc, test_real_kvm_errors);
         suite_add_tcase(s, tc);
         return s;
 }
