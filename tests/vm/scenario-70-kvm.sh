@@ -1,11 +1,14 @@
 #!/bin/sh
 # shellcheck shell=dash
 # KVM registration, DMA facts and memlock on the real kernel (issue 5). The guest has /dev/kvm through
-# nested SVM (TCG emulates it). The stand-in VMM (vmm-standin kvm) makes a VM and a kvm-vfio device,
-# forks the process that owns the lease, and acquires group 3 with the kvm-vfio fd:
-#   - the daemon's ADD happened: the stand-in's own second ADD of the group gets EEXIST;
-#   - after a release, the daemon's DEL happened: the stand-in's DEL gets ENOENT;
-#   - the same with the owner SIGKILLed instead;
+# nested SVM (TCG emulates it). The kernel lets only the VM's own process use its kvm-vfio device (EIO for
+# anyone else, groupd included), so libgroupd registers the groups inside the VMM. vmm-standin kvm forks a
+# VMM that makes a VM and a kvm-vfio device and acquires group 3 with it:
+#   - the ADD happened: the VMM's own second ADD of the group gets EEXIST;
+#   - anyone else gets EIO on that device (what groupd would get);
+#   - after a release through libgroupd, the DEL happened: the VMM's DEL gets ENOENT, and the group can
+#     be acquired again (a kvm-vfio device still holding it would make /dev/vfio/3 EBUSY);
+#   - with the VMM SIGKILLed, the kernel drops the registration: the group can be acquired again;
 #   - with --guest-ram, the owner's RLIMIT_MEMLOCK is raised (prlimit) to libvirt's figure.
 # It also shows `groupctl dma 3` and `groupctl memlock 3 --guest-ram 8G` for a leased group 3.
 
