@@ -46,6 +46,7 @@ standin() {
 
 standin release --configure-iommu --end release 3
 standin killed --end kill 3
+standin control --end release-keep-kvm 3
 standin memlock --guest-ram 8G --end release 3
 
 # The DMA facts of a leased group 3, and the memlock figure, as groupctl shows them.
