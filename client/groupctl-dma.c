@@ -23,8 +23,19 @@ static const char *iommu_type_name(uint32_t t) {
 
 static void pgsizes_text(uint64_t bitmap, char *buf, size_t size) {
         size_t off = 0;
+        unsigned n = (unsigned) __builtin_popcountll(bitmap);
 
         buf[0] = 0;
+        if (bitmap == 0)
+                return;
+        if (n > 4) {
+                /* AMD-Vi offers nearly every power of two: the smallest, the largest and how many. */
+                char lo[32], hi[32];
+                (void) memlock_format_size(UINT64_C(1) << __builtin_ctzll(bitmap), lo, sizeof lo);
+                (void) memlock_format_size(UINT64_C(1) << (63 - __builtin_clzll(bitmap)), hi, sizeof hi);
+                (void) snprintf(buf, size, "%u sizes from %s to %s", n, lo, hi);
+                return;
+        }
         for (unsigned b = 0; b < 64 && off < size; b++) {
                 char s[32];
                 if (!(bitmap & (UINT64_C(1) << b)))
