@@ -638,7 +638,13 @@ START_TEST(test_sysfs_captured) {
                 unsigned *ids = NULL;
                 size_t n = 0;
 
-                snprintf(sys, sizeof sys, "%s/tests/data/sysfs-%s", top_srcdir(), captures[i]);
+                char *root = make_tmpdir(), cmd[PATH_MAX * 2 + 64];
+
+                /* Kept as tarballs: sysfs links go round in circles, which make dist would follow. */
+                snprintf(cmd, sizeof cmd, "tar -xzf '%s/tests/data/sysfs-%s.tar.gz' -C '%s'", top_srcdir(),
+                         captures[i], root);
+                ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+                snprintf(sys, sizeof sys, "%s", root);
                 snprintf(dev, sizeof dev, "%s", sys);
                 ck_assert_msg(host_new_linux(&cfg, &h) == 0, "cannot read %s", sys);
                 ck_assert_int_eq(host_list_groups(h, &ids, &n), 0);
@@ -721,6 +727,7 @@ START_TEST(test_sysfs_captured) {
                 }
                 free(ids);
                 host_free(h);
+                rm_tree(root);
         }
 }
 END_TEST

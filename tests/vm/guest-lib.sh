@@ -120,6 +120,9 @@ debug_tasks() {
         done
 }
 
+# The stand-in holds its fds, or groupctl gave up.
+acquire_settled() { file_has "$1" 'holding the groups' || dead "$ACQ_PID"; }
+
 # acquire_exec OUT ARGS...: `groupctl acquire ARGS` in the background, its output in OUT; waits until
 # the stand-in VMM says it holds the fds (or groupctl exits). Sets ACQ_PID (groupctl), VMM_PID (the
 # stand-in, from groupctl's "Handed to ... (pid N)") and TOKEN. False when it did not get that far.
@@ -129,8 +132,8 @@ acquire_exec() {
         ACQ_PID= VMM_PID= TOKEN=
         groupctl acquire "$@" >"$out" 2>&1 &
         ACQ_PID=$!
-        if ! wait_until 150 file_has "$out" 'holding the groups'; then
-                note "groupctl acquire $* did not get to holding within 15 s; it said:"
+        if ! wait_until 150 acquire_settled "$out" || ! file_has "$out" 'holding the groups'; then
+                note "groupctl acquire $* did not get to holding the groups (within 15 s); it said:"
                 sed 's/^/    /' "$out"
                 return 1
         fi

@@ -5,7 +5,7 @@
 # the devices as the rig booted them. Add a scenario by adding a file tests/vm/scenario-NN-topic.sh.
 
 cd /groupd || exit 1
-limit=${RIG_SCENARIO_TIMEOUT:-90}
+limit=${RIG_SCENARIO_TIMEOUT:-60}
 # rig.only=PATTERN on the kernel command line runs only the topics whose name matches (grep -E).
 only=
 # shellcheck disable=SC2013 # words, not lines

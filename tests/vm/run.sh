@@ -14,7 +14,7 @@
 #
 # --capture DIR: the guests also capture their sysfs (IOMMU groups and PCI devices) and the raw
 # VFIO_IOMMU_GET_INFO buffer (with VFIO_IOMMU_INFO_CAPS, asked again with the argsz the kernel wants)
-# into DIR (tests/data): sysfs-LINE-IOMMU/, iommu-info-LINE-IOMMU.hex (a '#' line naming kernel and
+# into DIR (tests/data): sysfs-LINE-IOMMU.tar.gz, iommu-info-LINE-IOMMU.hex (a '#' line naming kernel and
 # IOMMU, then 16 bytes a line) and iommu-info-LINE-IOMMU.bin (the same bytes).
 #
 # Exit status: 0 all passed, 1 a scenario failed, a guest hung or did not finish, 77 the tier cannot
@@ -103,7 +103,7 @@ QEMU_DEVICES=(-device edu,addr=01.0 -device pci-testdev,addr=02.0
         -device pcie-root-port,id=rp2,chassis=2,slot=2,addr=05.0 -device edu,bus=rp2
         -device edu,addr=06.0,multifunction=on
         -netdev hubport,id=n2,hubid=0 -device e1000,addr=06.1,netdev=n2,romfile=)
-GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-240}
+GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-150}
 
 summary=()
 failed=0
@@ -178,15 +178,20 @@ boot() {
 }
 
 # capture_out LOG LINE IOMMU: the guest's captured sysfs tree and GET_INFO buffer into the capture dir.
+# The tree is kept as a tarball: sysfs links go round in circles (device -> iommu_group -> devices ->
+# device), which `make dist` (tar -h) would follow forever.
 capture_out() {
-        local log=$1 line=$2 iommu=$3 dir=$capture/sysfs-$2-$3
+        local log=$1 line=$2 iommu=$3 tmp=$logs/capture-$2-$3 out=$capture/sysfs-$2-$3.tar.gz
         awk '/RIG-CAPTURE-BEGIN sysfs/ { on = 1; next } /RIG-CAPTURE-END sysfs/ { on = 0 } on' "$log" >"$log.sysfs.b64"
-        rm -rf "$dir"
-        mkdir -p "$dir"
-        if ! base64 -d "$log.sysfs.b64" | tar -xz -C "$dir"; then
+        rm -rf "$tmp"
+        mkdir -p "$tmp"
+        if ! base64 -d "$log.sysfs.b64" | tar -xz -C "$tmp"; then
                 echo "  capture: cannot unpack the sysfs capture of $line/$iommu" >&2
                 return 1
         fi
+        # Repacked the same way every time, so that an unchanged tree gives the same bytes.
+        tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$tmp" -cf - . | gzip -9n >"$out"
+        rm -rf "$tmp"
         awk '/RIG-CAPTURE-BEGIN iommu-info/ { on = 1; next } /RIG-CAPTURE-END iommu-info/ { on = 0 } on' "$log" \
                 >"$capture/iommu-info-$line-$iommu.hex"
         if ! grep -q '^[0-9a-f][0-9a-f] ' "$capture/iommu-info-$line-$iommu.hex"; then
@@ -196,7 +201,7 @@ capture_out() {
         # The same bytes as a binary file, for parsers that want the buffer as the kernel filled it.
         perl -ne 'next if /^#/; s/\s+//g; print pack("H*", $_)' "$capture/iommu-info-$line-$iommu.hex" \
                 >"$capture/iommu-info-$line-$iommu.bin"
-        echo "  captured $dir and $capture/iommu-info-$line-$iommu.{hex,bin}"
+        echo "  captured $out and $capture/iommu-info-$line-$iommu.{hex,bin}"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 # container's API, the group's status, VFIO_GROUP_GET_DEVICE_FD and a config-space read through the
 # device fd); a second acquire is refused naming the holder; the owner exits and e1000e comes back.
 # Then group 6 whole (00:06.0 without a driver and 00:06.1 on e1000): both on vfio-pci while leased,
-# and afterwards e1000 on 06.1 and no driver on 06.0.
+# and afterwards e1000 on 06.1 and no driver on 06.0. Last, group 9 with --configure-iommu: groupd sets
+# the container's IOMMU type (VFIO_SET_IOMMU) before handing it over.
 
 if ! daemon_start; then
         fail acquire "groupd did not start"
@@ -107,6 +108,25 @@ if acquire_exec /tmp/acq6.out 6 --label vm-six --exec -- vmm-standin --hold 60; 
         fi
 else
         fail acquire-group6-whole "acquire failed"
+        daemon_log_tail
+fi
+wait "$ACQ_PID" 2>/dev/null
+
+# --- groupd sets the IOMMU type (--configure-iommu): Type1v2 on the container it hands over -------
+if acquire_exec /tmp/acq9.out 9 --configure-iommu --exec -- vmm-standin --hold 60; then
+        if grep -q 'container: IOMMU type already set' /tmp/acq9.out && [ "$(driver_of 0000:02:00.0)" = vfio-pci ] &&
+                grep -q 'device 0000:02:00.0 1234:11e8 (config space)' /tmp/acq9.out; then
+                pass acquire-configure-iommu "the VMM's VFIO_SET_IOMMU got EINVAL: groupd had set it; config space read"
+        else
+                fail acquire-configure-iommu "the stand-in did not find the IOMMU type set:"
+                sed 's/^/    /' /tmp/acq9.out
+        fi
+        kill -TERM "$VMM_PID"
+        if ! wait_until 50 node_gone 9 || [ -n "$(driver_of 0000:02:00.0)" ]; then
+                fail acquire-configure-iommu "after the owner exited, 02:00.0 is on '$(driver_of 0000:02:00.0)'"
+        fi
+else
+        fail acquire-configure-iommu "acquire failed"
         daemon_log_tail
 fi
 wait "$ACQ_PID" 2>/dev/null

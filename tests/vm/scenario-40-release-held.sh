@@ -10,6 +10,33 @@ if ! daemon_start --release-deadline=2; then
         exit 0
 fi
 
+# First a VMM that holds only the container and the group (no device fd): a release by token does not
+# wait for it. The kernel lets vfio-pci go at once and the host driver comes back, while the VMM's group
+# fd is left pointing at a deleted node.
+if acquire_exec /tmp/revoke.out 3 --label revoked --exec -- vmm-standin --hold 60; then
+        t0=$(now_ms)
+        out=$(timeout 10 groupctl release "$TOKEN" 2>&1)
+        st=$?
+        if [ $st -eq 0 ] && wait_until 50 is_on 0000:00:03.0 e1000e && wait_until 30 node_gone 3 &&
+                wait_until 30 no_leases; then
+                t1=$(now_ms)
+                fds=$(vfio_fds_of "$VMM_PID")
+                if alive "$VMM_PID" && echo "$fds" | grep -q '/dev/vfio/3 (deleted)'; then
+                        pass release-revokes-group-fds "e1000e back $((t1 - t0)) ms after the release; the live VMM holds '$fds'"
+                else
+                        fail release-revokes-group-fds "VMM alive: $(alive "$VMM_PID" && echo yes || echo no), its fds '$fds'"
+                fi
+        else
+                fail release-revokes-group-fds "release exited $st ($out); 00:03.0 on '$(driver_of 0000:00:03.0)', /dev/vfio/3 $([ -e /dev/vfio/3 ] && echo there || echo gone)"
+                daemon_log_tail
+        fi
+        kill -TERM "$VMM_PID"
+        wait "$ACQ_PID" 2>/dev/null
+else
+        fail release-revokes-group-fds "acquire failed"
+        daemon_log_tail
+fi
+
 if acquire_exec /tmp/held.out 3 --label stubborn --exec -- vmm-standin --hold 60 --keep-device-fds; then
         sed 's/^/    /' /tmp/held.out
         t0=$(now_ms)
