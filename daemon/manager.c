@@ -734,11 +734,6 @@ rollback:
 static int release_job_run(void *userdata) {
         HostJob *j = userdata;
 
-        /* 1. Our copies of the fds: the kernel's unbind waits for every copy. */
-        j->container_fd = safe_close(j->container_fd);
-        close_many(j->group_fds, j->n_groups);
-
-        /* 2. The host drivers back. */
         j->release_errno = host_restore_devices(j->host, j->devices, j->n_devices, j->detail, sizeof j->detail);
         return j->release_errno;
 }
@@ -816,20 +811,15 @@ int manager_release_lease(Manager *m, Lease *l, GdReason reason) {
         l->owner_source = sd_event_source_disable_unref(l->owner_source);
         l->owner_pidfd = safe_close(l->owner_pidfd);
         l->lease_fd = safe_close(l->lease_fd);
+        lease_close_fds(l);
 
         manager_save(m);
         log_info("Releasing lease %s (\"%s\"): %s", l->id, strempty(l->label), gd_reason_to_string(reason));
         manager_emit(m, GD_EVENT_LEASE_RELEASING, l, 0, 0, gd_reason_to_string(reason));
 
         r = host_job_new(m, l, &j);
-        if (r >= 0) {
-                /* The job closes our copies of the fds, off the loop, before it unbinds. */
-                j->container_fd = TAKE_FD(l->container_fd);
-                for (size_t i = 0; i < l->n_groups; i++)
-                        j->group_fds[i] = TAKE_FD(l->group_fds[i]);
+        if (r >= 0)
                 r = worker_submit(m->worker, release_job_run, release_job_done, j);
-        } else
-                lease_close_fds(l);
         if (r < 0) {
                 host_job_free(j);
                 log_error_errno(r, "Failed to start releasing lease %s: %m", l->id);
