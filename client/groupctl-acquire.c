@@ -51,6 +51,8 @@ static int acquire(GdClient *c, int argc, char **argv, int owner_pidfd, GdClient
                                       .label = arg.label,
                                       .configure_iommu = arg.configure_iommu,
                                       .owner_pidfd = owner_pidfd,
+                                      .memlock_guest_ram = arg.guest_ram,
+                                      .viommu = arg.viommu,
                               },
                               ret);
         if (r < 0)

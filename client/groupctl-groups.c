@@ -201,13 +201,21 @@ int verb_show(int argc, char **argv) {
                 gd_client_free(c);
                 return r;
         }
+        /* The DMA facts too; a daemon that cannot give them does not fail the show. */
+        GdDmaInfo *d = NULL;
+        if (gd_client_dma_info(c, argv[0], &d) < 0)
+                d = NULL;
         gd_client_free(c);
 
         if (arg.json) {
-                json_group(stdout, g);
+                json_group_dma(stdout, g, d);
                 putchar('\n');
-        } else
+        } else {
                 show_group(g);
+                if (d)
+                        print_dma_info(d);
+        }
+        gd_dma_info_free(d);
         gd_groups_free(g, 1);
         return EXIT_OK;
 }

@@ -294,6 +294,10 @@ void json_lease(FILE *f, const GdLease *l) {
 }
 
 void json_group(FILE *f, const GdGroup *g) {
+        json_group_dma(f, g, NULL);
+}
+
+void json_group_dma(FILE *f, const GdGroup *g, const GdDmaInfo *dma) {
         char hex[32];
         bool first = true;
 
@@ -381,6 +385,10 @@ void json_group(FILE *f, const GdGroup *g) {
 
         json_key(f, &first, "policy_note");
         json_string_or_null(f, g->policy_note);
+        if (dma) {
+                json_key(f, &first, "dma");
+                json_dma_info(f, dma);
+        }
         fputc('}', f);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "groupctl.h"
+#include "memlock.h"
 #include "log.h"
 
 Args arg = {
@@ -29,6 +30,10 @@ static void help(void) {
                "  leases                       List the leases\n"
                "  monitor                      Print groupd's events as they happen\n"
                "  status                       Show the daemon's state\n"
+               "  dma GROUP|PCI-ADDRESS        Show a group's DMA window: IOVA ranges, page sizes,\n"
+               "                               mappings available, reserved regions\n"
+               "  memlock GROUP... --guest-ram=SIZE [--viommu]\n"
+               "                               How much a VMM must be allowed to lock (RLIMIT_MEMLOCK)\n"
                "\n"
                "Options:\n"
                "  -h --help                    Show this help\n"
@@ -40,7 +45,11 @@ static void help(void) {
                "     --no-legend               Print no column headers and no footer\n"
                "     --no-pager                Accepted for habit's sake; groupctl never pages\n"
                "  -l --label=LABEL             acquire: label the lease (the VM's name or UUID)\n"
-               "     --configure-iommu         acquire: set the container's IOMMU type\n"
+               "     --configure-iommu         acquire: set the container's IOMMU type (and learn the\n"
+               "                               container's DMA facts)\n"
+               "     --guest-ram=SIZE          memlock: the guest's RAM (8G, 512M, bytes); acquire: also\n"
+               "                               have groupd raise the owner's RLIMIT_MEMLOCK for it\n"
+               "     --viommu                  memlock, acquire --guest-ram: the guest has a vIOMMU\n"
                "     --exec -- CMD ARGS...     acquire: run CMD as the lease's owner; everything after\n"
                "                               --exec (and an optional \"--\") is the command\n"
                "\n"
@@ -137,6 +146,8 @@ static int parse_argv(int *argc, char **argv) {
                 ARG_NO_LEGEND,
                 ARG_NO_PAGER,
                 ARG_CONFIGURE_IOMMU,
+                ARG_GUEST_RAM,
+                ARG_VIOMMU,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -147,6 +158,8 @@ static int parse_argv(int *argc, char **argv) {
                 { "no-pager", no_argument, NULL, ARG_NO_PAGER },
                 { "label", required_argument, NULL, 'l' },
                 { "configure-iommu", no_argument, NULL, ARG_CONFIGURE_IOMMU },
+                { "guest-ram", required_argument, NULL, ARG_GUEST_RAM },
+                { "viommu", no_argument, NULL, ARG_VIOMMU },
                 {}
         };
         int c;
@@ -201,6 +214,18 @@ static int parse_argv(int *argc, char **argv) {
                 case ARG_CONFIGURE_IOMMU:
                         arg.configure_iommu = true;
                         break;
+                case ARG_GUEST_RAM: {
+                        int k = memlock_parse_size(optarg, &arg.guest_ram);
+                        if (k < 0 || arg.guest_ram == 0) {
+                                log_error("--guest-ram=\"%s\": want a size like 8G, 512M or 4096 (bytes)%s.", optarg,
+                                          k == -ERANGE ? "; that one is too large" : "");
+                                return -EINVAL;
+                        }
+                        break;
+                }
+                case ARG_VIOMMU:
+                        arg.viommu = true;
+                        break;
                 case ':':
                         log_error("Option %s needs an argument.", argv[optind - 1]);
                         return -EINVAL;
@@ -232,6 +257,8 @@ static const Verb verbs[] = {
         { "leases", 0, 0, verb_leases },
         { "monitor", 0, 0, verb_monitor },
         { "status", 0, 0, verb_status },
+        { "dma", 1, 1, verb_dma },
+        { "memlock", 1, (int) GD_GROUPS_PER_ACQUIRE_MAX, verb_memlock },
 };
 
 int main(int argc, char **argv) {

@@ -31,6 +31,8 @@ typedef struct Args {
         const char *label;              /* acquire --label */
         bool configure_iommu;           /* acquire --configure-iommu */
         char **exec_argv;               /* acquire --exec -- CMD ARGS..., NULL-terminated; NULL if none */
+        uint64_t guest_ram;             /* memlock, acquire --guest-ram: bytes; 0 none */
+        bool viommu;                    /* memlock, acquire --viommu */
 } Args;
 
 extern Args arg;
@@ -51,6 +53,12 @@ int verb_release(int argc, char **argv);
 int verb_leases(int argc, char **argv);
 int verb_monitor(int argc, char **argv);
 int verb_status(int argc, char **argv);
+int verb_dma(int argc, char **argv);
+int verb_memlock(int argc, char **argv);
+
+/* groupctl-dma.c */
+void print_dma_info(const GdDmaInfo *d);
+void json_dma_info(FILE *f, const GdDmaInfo *d);
 
 /* ---------------------------------------------------------------- output (groupctl-output.c) */
 
@@ -83,6 +91,8 @@ void json_string_or_null(FILE *f, const char *s); /* null for NULL or "" */
 void json_key(FILE *f, bool *first, const char *key);  /* ,"key": */
 void json_lease(FILE *f, const GdLease *l);
 void json_group(FILE *f, const GdGroup *g);
+/* The same, with a "dma" key holding json_dma_info() when dma is given. */
+void json_group_dma(FILE *f, const GdGroup *g, const GdDmaInfo *dma);
 void json_event(FILE *f, const GdEvent *e);
 
 /* "2024-11-24 10:00:00" in local time, from CLOCK_REALTIME µs. */

@@ -52,6 +52,12 @@ typedef struct GdAcquireOptions {
         int owner_pidfd;        /* >= 0: the lease ends when this process exits (borrowed, not closed).
                                  * Use -1 (or -EBADF) for none: the connection owns the lease. */
         bool lease_fd;          /* the owner is a lease fd, returned in GdClientLease.lease_fd */
+        int kvm_fd;             /* > 0: this process's kvm-vfio device (KVM_CREATE_DEVICE, KVM_DEV_TYPE_VFIO):
+                                 * the library adds every group to it as soon as the fds arrive (see
+                                 * gd_client_lease_kvm_add()); 0 or negative: none */
+        uint64_t memlock_guest_ram; /* > 0: have groupd raise the owner's RLIMIT_MEMLOCK for a guest of this
+                                 * much RAM (bytes); the owner is the owner process, else the caller */
+        bool viommu;            /* with memlock_guest_ram: the guest has a vIOMMU */
 } GdAcquireOptions;
 
 typedef struct GdClientLease {
@@ -62,6 +68,10 @@ typedef struct GdClientLease {
         int *group_fds;         /* one per lease.groups[i] */
         size_t n_group_fds;
         int lease_fd;           /* -EBADF unless asked for */
+        GdDma dma;              /* the container's DMA facts (with configure_iommu), else dma.flags 0 */
+        uint64_t memlock;       /* the RLIMIT_MEMLOCK groupd set on the owner, or 0 */
+        int kvm_fd;             /* the kvm-vfio device the groups are registered with (the library's own
+                                 * copy), or -EBADF */
 } GdClientLease;
 
 /* specs: group numbers ("7") or PCI addresses. opts may be NULL (defaults; note owner_pidfd must be set
@@ -71,6 +81,29 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
                       GdClientLease **ret);
 GdClientLease *gd_client_lease_free(GdClientLease *l);  /* closes the fds it still holds */
 int gd_client_release(GdClient *c, const char *token);
+
+/* KVM registration, done here in the VMM because the kernel lets only the VM's own process use its
+ * kvm-vfio device (anyone else, groupd included, gets EIO; see common/kvm-vfio.h).
+ *
+ * gd_client_lease_kvm_add() adds every group of the lease to kvm_fd (KVM_DEV_VFIO_FILE_ADD), keeping a
+ * copy of kvm_fd in l->kvm_fd; on failure it deletes what it added and returns the kernel's error (EEXIST:
+ * registered already, EINVAL: not a VFIO group, ENOTTY: not a kvm-vfio device, EIO: not the VM's
+ * process). gd_client_lease_kvm_del() deletes them again (ENOENT for one the VM had not is no error) and
+ * drops the copy. gd_client_release_lease() deletes first, then releases; gd_client_lease_free() deletes
+ * too if still registered. A VMM that dies needs none of this: the kernel destroys its VM with its last
+ * fd, and the device lets go of the groups. The simulated host's stand-in device (kvm_vfio_sim_new() in
+ * common/kvm-vfio.h, a memfd named "groupd-sim-kvm-vfio") is understood as well. */
+int gd_client_lease_kvm_add(GdClient *c, GdClientLease *l, int kvm_fd);
+int gd_client_lease_kvm_del(GdClient *c, GdClientLease *l);
+/* KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE for one group of a registered lease (ppc64; ENXIO elsewhere). */
+int gd_client_lease_set_spapr_tce(GdClient *c, GdClientLease *l, unsigned group, int table_fd);
+/* Deletes the groups from KVM, then RELEASE with the lease's token. */
+int gd_client_release_lease(GdClient *c, GdClientLease *l);
+
+/* A group's DMA facts (the lease's container when known, else the reserved regions); free with
+ * gd_dma_info_free(). */
+int gd_client_dma_info(GdClient *c, const char *spec, GdDmaInfo **ret);
+void gd_dma_info_free(GdDmaInfo *d);
 
 int gd_client_list_leases(GdClient *c, GdLease **ret, size_t *ret_n);
 void gd_leases_free(GdLease *l, size_t n);

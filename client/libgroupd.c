@@ -23,6 +23,7 @@
 
 #include "fd-util.h"
 #include "groupd-client.h"
+#include "kvm-vfio.h"
 #include "macro.h"
 
 #define EVENT_QUEUE_MAX 4096u
@@ -607,6 +608,11 @@ int gd_client_show_group(GdClient *c, const char *spec, GdGroup **ret) {
 GdClientLease *gd_client_lease_free(GdClientLease *l) {
         if (!l)
                 return NULL;
+        if (l->kvm_fd >= 0) {
+                for (size_t i = 0; i < l->n_group_fds; i++)
+                        (void) kvm_vfio_del(l->kvm_fd, l->group_fds[i], l->lease.groups[i]);
+                l->kvm_fd = safe_close(l->kvm_fd);
+        }
         l->container_fd = safe_close(l->container_fd);
         if (l->group_fds)
                 close_many(l->group_fds, l->n_group_fds);
@@ -624,7 +630,7 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         GdClientLease *l = NULL;
         GdMsg reply = {};
         size_t n_fds = 0, want;
-        int pidfd, r;
+        int pidfd, kvmfd, r;
 
         if (!c || (!specs && n_specs > 0) || !ret)
                 return -EINVAL;
@@ -640,16 +646,29 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
                         return client_fail(c, -EINVAL, GD_ERR_INVALID, "group %zu of the acquire is NULL", i);
 
         pidfd = opts->owner_pidfd > 0 ? opts->owner_pidfd : -EBADF;
+        kvmfd = opts->kvm_fd > 0 ? opts->kvm_fd : -EBADF;
+        if (opts->viommu && opts->memlock_guest_ram == 0)
+                return client_fail(c, -EINVAL, GD_ERR_INVALID, "viommu is for memlock: give the guest's RAM too");
+        if (kvmfd >= 0) {
+                r = kvm_vfio_kind(kvmfd);
+                if (r < 0)
+                        return client_fail(c, r, GD_ERR_INVALID, "fd %i is not a kvm-vfio device%s", kvmfd,
+                                           kvm_vfio_error_hint(r));
+        }
 
         GdMsg req = {
                 .type = GD_MSG_ACQUIRE,
                 .acquire = {
                         .flags = (opts->configure_iommu ? GD_ACQUIRE_CONFIGURE_IOMMU : 0) |
                                  (pidfd >= 0 ? GD_ACQUIRE_OWNER_PROCESS : 0) |
-                                 (opts->lease_fd ? GD_ACQUIRE_LEASE_FD : 0),
+                                 (opts->lease_fd ? GD_ACQUIRE_LEASE_FD : 0) |
+                                 (kvmfd >= 0 ? GD_ACQUIRE_KVM : 0) |
+                                 (opts->memlock_guest_ram > 0 ? GD_ACQUIRE_MEMLOCK : 0) |
+                                 (opts->viommu ? GD_ACQUIRE_VIOMMU : 0),
                         .label = (char *) opts->label,
                         .specs = (char **) specs,
                         .n_specs = (uint16_t) n_specs,
+                        .guest_ram = opts->memlock_guest_ram,
                 },
         };
 
@@ -684,14 +703,177 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         l->lease = reply.acquired.lease;
         reply.acquired.lease = (GdLease) {};
         l->iommu_type = reply.acquired.iommu_type;
+        l->dma = reply.acquired.dma;
+        l->memlock = reply.acquired.memlock;
         l->container_fd = fds[0];
         l->n_group_fds = l->lease.n_groups;
         memcpy(l->group_fds, fds + 1, l->n_group_fds * sizeof(int));
         l->lease_fd = opts->lease_fd ? fds[n_fds - 1] : -EBADF;
+        l->kvm_fd = -EBADF;
         gd_msg_done(&reply);
+
+        /* Registered with the VM right away, as QEMU does after opening a group; if KVM refuses, the lease
+         * goes back at once and the caller gets the kernel's answer. */
+        if (kvmfd >= 0) {
+                r = gd_client_lease_kvm_add(c, l, kvmfd);
+                if (r < 0) {
+                        char msg[GD_TEXT_MAX];
+                        int code = gd_client_error_code(c);
+
+                        snprintf(msg, sizeof msg, "%s", gd_client_error_message(c));
+                        (void) gd_client_release(c, l->token);
+                        gd_client_lease_free(l);
+                        return client_fail(c, r, code, "%s; the lease was given back", msg);
+                }
+        }
 
         *ret = l;
         return 0;
+}
+
+/* ---------------------------------------------------------------- KVM registration (in this process) */
+
+static int kvm_error_code(int r) {
+        switch (r) {
+        case -EEXIST:
+                return GD_ERR_BUSY;
+        case -EINVAL:
+        case -ENOTTY:
+        case -EBADF:
+        case -ENXIO:
+                return GD_ERR_INVALID;
+        default:
+                return GD_ERR_HOST;
+        }
+}
+
+int gd_client_lease_kvm_add(GdClient *c, GdClientLease *l, int kvm_fd) {
+        int fd, r;
+        size_t i;
+
+        if (!c || !l)
+                return -EINVAL;
+        client_clear_error(c);
+        if (l->kvm_fd >= 0)
+                return client_fail(c, -EALREADY, GD_ERR_BUSY, "lease %s is registered with a kvm-vfio device already",
+                                   l->lease.id);
+        r = kvm_vfio_kind(kvm_fd);
+        if (r < 0)
+                return client_fail(c, r, GD_ERR_INVALID, "fd %i is not a kvm-vfio device%s", kvm_fd,
+                                   kvm_vfio_error_hint(r));
+        fd = fcntl(kvm_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return client_fail(c, -errno, GD_ERR_INTERNAL, "cannot keep the kvm-vfio fd: %m");
+        for (i = 0; i < l->n_group_fds; i++) {
+                r = kvm_vfio_add(fd, l->group_fds[i], l->lease.groups[i]);
+                if (r < 0)
+                        break;
+        }
+        if (i < l->n_group_fds) {
+                unsigned failed = l->lease.groups[i];
+                while (i > 0) {
+                        i--;
+                        (void) kvm_vfio_del(fd, l->group_fds[i], l->lease.groups[i]);
+                }
+                safe_close(fd);
+                return client_fail(c, r, kvm_error_code(r), "cannot add group %u to the kvm-vfio device: %s%s",
+                                   failed, strerror(-r), kvm_vfio_error_hint(r));
+        }
+        l->kvm_fd = fd;
+        return 0;
+}
+
+int gd_client_lease_kvm_del(GdClient *c, GdClientLease *l) {
+        int first = 0;
+        unsigned failed = 0;
+
+        if (!c || !l)
+                return -EINVAL;
+        client_clear_error(c);
+        if (l->kvm_fd < 0)
+                return 0;
+        for (size_t i = 0; i < l->n_group_fds; i++) {
+                int r = kvm_vfio_del(l->kvm_fd, l->group_fds[i], l->lease.groups[i]);
+                if (r < 0 && r != -ENOENT && first == 0) {
+                        first = r;
+                        failed = l->lease.groups[i];
+                }
+        }
+        l->kvm_fd = safe_close(l->kvm_fd);
+        if (first < 0)
+                return client_fail(c, first, kvm_error_code(first), "cannot delete group %u from the kvm-vfio device: %s%s",
+                                   failed, strerror(-first), kvm_vfio_error_hint(first));
+        return 0;
+}
+
+int gd_client_lease_set_spapr_tce(GdClient *c, GdClientLease *l, unsigned group, int table_fd) {
+        if (!c || !l)
+                return -EINVAL;
+        client_clear_error(c);
+        if (l->kvm_fd < 0)
+                return client_fail(c, -ENOENT, GD_ERR_INVALID, "lease %s is not registered with a kvm-vfio device",
+                                   l->lease.id);
+        for (size_t i = 0; i < l->n_group_fds; i++) {
+                int r;
+
+                if (l->lease.groups[i] != group)
+                        continue;
+                r = kvm_vfio_set_spapr_tce(l->kvm_fd, l->group_fds[i], table_fd);
+                if (r < 0)
+                        return client_fail(c, r, kvm_error_code(r), "KVM refused SET_SPAPR_TCE for group %u: %s%s",
+                                           group, strerror(-r),
+                                           r == -EINVAL ? " (its TCE table is not set up yet: map something first)"
+                                                        : kvm_vfio_error_hint(r));
+                return 0;
+        }
+        return client_fail(c, -ENOENT, GD_ERR_NOT_FOUND, "lease %s does not hold group %u", l->lease.id, group);
+}
+
+int gd_client_release_lease(GdClient *c, GdClientLease *l) {
+        int r;
+
+        if (!c || !l)
+                return -EINVAL;
+        /* Out of KVM first: the kvm-vfio device holds the groups (their nodes cannot be opened again) until
+         * they are deleted. A failure here does not stop the release. */
+        r = gd_client_lease_kvm_del(c, l);
+        r = gd_client_release(c, l->token);
+        return r;
+}
+
+int gd_client_dma_info(GdClient *c, const char *spec, GdDmaInfo **ret) {
+        GdMsg reply = {};
+        GdDmaInfo *d;
+        int r;
+
+        if (!c || !spec || !ret)
+                return -EINVAL;
+        client_clear_error(c);
+
+        GdMsg req = { .type = GD_MSG_DMA_INFO, .spec = (char *) spec };
+        r = client_call(c, &req, NULL, 0, GD_MSG_DMA_INFO_REPLY, &reply);
+        if (r < 0)
+                return r;
+        d = malloc(sizeof *d);
+        if (!d) {
+                gd_msg_done(&reply);
+                return client_fail(c, -ENOMEM, 0, "out of memory");
+        }
+        *d = reply.dma_info;
+        reply.dma_info = (GdDmaInfo) {};
+        reply.type = 0; /* nothing left to free */
+        *ret = d;
+        return 0;
+}
+
+void gd_dma_info_free(GdDmaInfo *d) {
+        if (!d)
+                return;
+        for (size_t i = 0; i < d->n_regions; i++)
+                free(d->regions[i].type);
+        free(d->regions);
+        free(d->note);
+        free(d);
 }
 
 int gd_client_release(GdClient *c, const char *token) {

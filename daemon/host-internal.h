@@ -23,6 +23,10 @@ typedef struct HostOps {
         int (*group_is_viable)(Host *h, int group_fd, bool *ret);
         int (*group_set_container)(Host *h, int group_fd, int container_fd);
         int (*container_set_iommu)(Host *h, int container_fd, uint32_t *ret_type);
+        /* The GET_INFO ioctl (type1 and sPAPR share its number): fills buf as the kernel does, argsz in
+         * its first 4 bytes set by the caller. */
+        int (*container_get_info)(Host *h, int container_fd, uint8_t *buf, size_t size);
+
 } HostOps;
 
 /* What never changes while a device node exists (vendor, device, class) and a group's reserved regions

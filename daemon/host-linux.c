@@ -127,6 +127,13 @@ static int linux_container_set_iommu(Host *h, int container_fd, uint32_t *ret_ty
         return -EOPNOTSUPP;
 }
 
+static int linux_container_get_info(Host *h, int container_fd, uint8_t *buf, size_t size) {
+        /* VFIO_IOMMU_GET_INFO and VFIO_IOMMU_SPAPR_TCE_GET_INFO are the same ioctl number. */
+        if (ioctl(container_fd, VFIO_IOMMU_GET_INFO, buf) < 0)
+                return -errno;
+        return 0;
+}
+
 static const HostOps linux_ops = {
         .set_override = linux_set_override,
         .unbind = linux_unbind,
@@ -137,6 +144,7 @@ static const HostOps linux_ops = {
         .group_is_viable = linux_group_is_viable,
         .group_set_container = linux_group_set_container,
         .container_set_iommu = linux_container_set_iommu,
+        .container_get_info = linux_container_get_info,
 };
 
 int host_new_linux(const HostLinuxConfig *cfg, Host **ret) {

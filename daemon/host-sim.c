@@ -999,6 +999,8 @@ static int sim_group_set_container(Host *h, int group_fd, int container_fd) {
         return r;
 }
 
+static int sim_container_facts(Sim *s, SimFile *c, HostIommuInfo *ret, bool *ret_align8);
+
 static int sim_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type) {
         Sim *s = sim_of(h);
         SimFile *c;
@@ -1009,11 +1011,77 @@ static int sim_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type
         if (!c || !container_has_groups(s, c) || c->iommu_type != 0)
                 r = -EINVAL;
         else {
-                c->iommu_type = VFIO_TYPE1v2_IOMMU;
+                HostIommuInfo info;
+                bool align8;
+
+                /* An sPAPR host has the sPAPR v2 IOMMU, an x86 one Type1v2: the best each offers. */
+                c->iommu_type = sim_container_facts(s, c, &info, &align8) >= 0 && (info.flags & HOST_IOMMU_SPAPR)
+                        ? VFIO_SPAPR_TCE_v2_IOMMU : VFIO_TYPE1v2_IOMMU;
                 *ret_type = c->iommu_type;
         }
         (void) pthread_mutex_unlock(&s->mutex);
         return r;
+}
+
+/* The container's facts: those of its groups combined (IOVA ranges intersected, the smallest page-size
+ * bitmap and budget), laid out as the topology's kernel lays them out. Mutex held. */
+static int sim_container_facts(Sim *s, SimFile *c, HostIommuInfo *ret, bool *ret_align8) {
+        bool first = true;
+
+        *ret = (HostIommuInfo) {};
+        *ret_align8 = true;
+        for (size_t i = 0; i < s->topology->n_groups; i++) {
+                const SimIommu *io = &s->topology->groups[i].iommu;
+                SimFile *f = s->groups[i].file;
+
+                if (!f || f->closed || f->container != c)
+                        continue;
+                if (first) {
+                        *ret = io->info;
+                        *ret_align8 = io->align8;
+                        first = false;
+                        continue;
+                }
+                ret->pgsizes &= io->info.pgsizes;
+                ret->dma_avail = MIN(ret->dma_avail, io->info.dma_avail);
+                ret->flags &= io->info.flags | HOST_IOMMU_IOVA;
+                iommu_info_intersect_iova(ret, &io->info);
+        }
+        return first ? -EINVAL : 0;
+}
+
+static int sim_container_get_info(Host *h, int container_fd, uint8_t *buf, size_t size) {
+        Sim *s = sim_of(h);
+        HostIommuInfo info;
+        SimFile *c;
+        bool align8;
+        int r;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        c = sim_find_file(s, container_fd, SIM_FILE_CONTAINER);
+        if (!c)
+                r = -ENOTTY;
+        else if (c->iommu_type == 0)
+                r = -EINVAL;   /* no IOMMU driver to ask yet */
+        else
+                r = sim_container_facts(s, c, &info, &align8);
+        (void) pthread_mutex_unlock(&s->mutex);
+        if (r < 0)
+                return r;
+
+        if (info.flags & HOST_IOMMU_SPAPR) {
+                r = iommu_info_build_spapr(&info, buf, size);
+                return r < 0 ? -EINVAL : 0;
+        }
+        {
+                uint32_t argsz;
+
+                memcpy(&argsz, buf, sizeof argsz);
+                if (argsz < IOMMU_TYPE1_INFO_SIZE || argsz > size)
+                        return -EINVAL;
+                r = iommu_info_build_type1(&info, align8, buf, argsz, NULL);
+        }
+        return r == -ENOBUFS || r >= 0 ? 0 : r;
 }
 
 /* ---------------------------------------------------------------- life cycle */
@@ -1063,6 +1131,7 @@ static const HostOps sim_ops = {
         .group_is_viable = sim_group_is_viable,
         .group_set_container = sim_group_set_container,
         .container_set_iommu = sim_container_set_iommu,
+        .container_get_info = sim_container_get_info,
 };
 
 static int mkdir_parents(const char *path) {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+
 
 #include "host-internal.h"
 
@@ -263,5 +265,89 @@ int host_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type) {
                 return r;
         if (ret_type)
                 *ret_type = type;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- DMA facts, KVM, memlock */
+
+static bool iommu_type_is_spapr(uint32_t type) {
+        return type == 2 /* VFIO_SPAPR_TCE_IOMMU */ || type == 7 /* VFIO_SPAPR_TCE_v2_IOMMU */;
+}
+
+int host_container_get_info(Host *h, int container_fd, uint32_t iommu_type, HostIommuInfo *ret) {
+        uint8_t fixed[MAX(IOMMU_TYPE1_INFO_SIZE, IOMMU_SPAPR_INFO_SIZE)] = {};
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t needed = 0;
+        uint32_t argsz;
+        int r;
+
+        if (!h || !ret)
+                return -EINVAL;
+        if (container_fd < 0)
+                return -EBADF;
+        if (iommu_type == 0)
+                return -EINVAL;
+
+        if (iommu_type_is_spapr(iommu_type)) {
+                argsz = IOMMU_SPAPR_INFO_SIZE;
+                memcpy(fixed, &argsz, sizeof argsz);
+                r = h->ops->container_get_info(h, container_fd, fixed, IOMMU_SPAPR_INFO_SIZE);
+                if (r < 0)
+                        return r;
+                *ret = (HostIommuInfo) {};
+                r = iommu_info_parse_spapr(fixed, IOMMU_SPAPR_INFO_SIZE, ret);
+                if (r < 0)
+                        return r;
+                ret->iommu_type = iommu_type;
+                return 0;
+        }
+
+        /* Twice, as the kernel wants it: the fixed part tells how large the whole answer is. */
+        argsz = IOMMU_TYPE1_INFO_SIZE;
+        memcpy(fixed, &argsz, sizeof argsz);
+        r = h->ops->container_get_info(h, container_fd, fixed, IOMMU_TYPE1_INFO_SIZE);
+        if (r < 0)
+                return r;
+        r = iommu_info_parse_type1(fixed, IOMMU_TYPE1_INFO_SIZE, ret, &needed);
+        if (r == -ENOBUFS) {
+                if (needed > 65536)
+                        return -EBADMSG;
+                buf = calloc(1, needed);
+                if (!buf)
+                        return -ENOMEM;
+                argsz = (uint32_t) needed;
+                memcpy(buf, &argsz, sizeof argsz);
+                r = h->ops->container_get_info(h, container_fd, buf, needed);
+                if (r < 0)
+                        return r;
+                r = iommu_info_parse_type1(buf, needed, ret, NULL);
+        }
+        if (r < 0)
+                return r;
+        ret->iommu_type = iommu_type;
+        return 0;
+}
+
+int host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_soft, uint64_t *ret_old_hard) {
+        struct rlimit old, new;
+
+        if (!h || pid <= 0 || bytes == 0)
+                return -EINVAL;
+        if (prlimit(pid, RLIMIT_MEMLOCK, NULL, &old) < 0)
+                return -errno;
+        if (ret_old_soft)
+                *ret_old_soft = old.rlim_cur;
+        if (ret_old_hard)
+                *ret_old_hard = old.rlim_max;
+
+        new = old;
+        if (new.rlim_cur != RLIM_INFINITY && new.rlim_cur < bytes)
+                new.rlim_cur = bytes;
+        if (new.rlim_max != RLIM_INFINITY && new.rlim_max < new.rlim_cur)
+                new.rlim_max = new.rlim_cur;
+        if (new.rlim_cur == old.rlim_cur && new.rlim_max == old.rlim_max)
+                return 0;
+        if (prlimit(pid, RLIMIT_MEMLOCK, &new, NULL) < 0)
+                return -errno;
         return 0;
 }

@@ -14,6 +14,9 @@
  *          Its tree survives the daemon, as the kernel's state does, so a restarted daemon sees what the
  *          old one left.
  *
+ * KVM registration is not here: the kernel lets only the VM's own process use its kvm-vfio device (EIO
+ * for anyone else), so libgroupd does it in the VMM (common/kvm-vfio.h).
+ *
  * Nothing above this interface knows which backend it has.
  *
  * Threading: the reading calls and the VFIO calls run on the event loop. host_device_unbind(),
@@ -26,6 +29,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "iommu-info.h"
 #include "macro.h"
 
 #define HOST_ADDR_MAX 32      /* "0000:00:03.0" and NUL */
@@ -121,3 +125,14 @@ int host_group_set_container(Host *h, int group_fd, int container_fd);
 /* Picks the best IOMMU type the container supports (Type1v2, Type1, sPAPR v2, sPAPR) with
  * VFIO_CHECK_EXTENSION and sets it. Returns the type in *ret_type. */
 int host_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type);
+
+/* The container's DMA facts: VFIO_IOMMU_GET_INFO with its capability chain (type1), or
+ * VFIO_IOMMU_SPAPR_TCE_GET_INFO (sPAPR), as iommu_type says (the type set on the container; -EINVAL
+ * while none is, as the kernel has no IOMMU driver to ask then). */
+int host_container_get_info(Host *h, int container_fd, uint32_t iommu_type, HostIommuInfo *ret);
+
+/* Raises RLIMIT_MEMLOCK of process pid (prlimit()) so that both its soft and hard limit are at least
+ * bytes; never lowers either. Needs CAP_SYS_RESOURCE to raise a hard limit. The old limits go to
+ * ret_old_soft/ret_old_hard (either may be NULL). Processes are real on either backend, so this is the
+ * same for both. */
+int host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_soft, uint64_t *ret_old_hard);

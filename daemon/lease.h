@@ -61,6 +61,21 @@ struct Lease {
         size_t n_devices;
 
         bool fds_stored;                /* its fds are in the service manager's fd store (see manager.h) */
+        /* KVM: the client said it registers the groups with its VM (GD_ACQUIRE_KVM). Only the VM's own
+         * process can use its kvm-vfio device (the kernel gives anyone else EIO), so groupd never holds or
+         * touches it; when the VMM dies, the kernel drops the registration with the VM. */
+        bool kvm_registered;
+
+        /* DMA facts of the container (dma.flags 0: none, the IOMMU type was not set by us), and memlock. */
+        HostIommuInfo dma;
+        int dma_errno;                  /* why GET_INFO failed, if it did */
+        bool memlock_asked;
+        bool viommu;
+        uint64_t guest_ram;
+        uint64_t memlock_max;           /* the policy's ceiling for this caller */
+        pid_t memlock_pid;              /* whose limit is raised */
+        uint64_t memlock;               /* the limit set; 0 none */
+
         int container_fd;               /* the daemon's own copies; -EBADF when closed or not recovered */
         int *group_fds;                 /* n_groups entries */
 

@@ -13,6 +13,7 @@
 #include "fd-util.h"
 #include "log.h"
 #include "manager.h"
+#include "memlock.h"
 #include "state.h"
 #include "worker.h"
 
@@ -587,11 +588,19 @@ typedef struct HostJob {
         unsigned *groups;
         size_t n_groups;
         bool configure_iommu;
+        bool memlock;                  /* acquire: raise memlock_pid's RLIMIT_MEMLOCK */
+        bool viommu;
+        uint64_t guest_ram;
+        uint64_t memlock_max;
+        pid_t memlock_pid;
 
         /* acquire results */
         int container_fd;
         int *group_fds;
         uint32_t iommu_type;
+        HostIommuInfo dma;
+        int dma_errno;
+        uint64_t memlock_set;
         ManagerError error;
 
         /* release results */
@@ -621,6 +630,11 @@ static int host_job_new(Manager *m, Lease *l, HostJob **ret) {
         j->lease = l;
         j->container_fd = -EBADF;
         j->configure_iommu = l->configure_iommu;
+        j->memlock = l->memlock_asked;
+        j->viommu = l->viommu;
+        j->guest_ram = l->guest_ram;
+        j->memlock_max = l->memlock_max;
+        j->memlock_pid = l->memlock_pid;
         j->n_devices = l->n_devices;
         j->n_groups = l->n_groups;
         j->devices = l->n_devices ? calloc(l->n_devices, sizeof *j->devices) : NULL;
@@ -839,6 +853,48 @@ static int acquire_job_run(void *userdata) {
                                       strerror(-r));
                         goto rollback;
                 }
+                /* 3. The DMA facts; not having them fails nothing. */
+                r = host_container_get_info(h, j->container_fd, j->iommu_type, &j->dma);
+                if (r < 0) {
+                        j->dma = (HostIommuInfo) {};
+                        j->dma_errno = -r;
+                }
+        }
+
+        /* 4. The owner's locked-memory limit, when asked. */
+        if (j->memlock) {
+                MemlockInput in = {
+                        .guest_ram = j->guest_ram,
+                        .n_devices = (unsigned) j->n_devices,
+                        .viommu = j->viommu,
+                        .spapr_dma32_window = (j->dma.flags & HOST_IOMMU_SPAPR) ? j->dma.spapr_dma32_size : 0,
+                };
+                uint64_t want = 0;
+                char a[32], b[32];
+
+                r = memlock_limit(&in, &want);
+                if (r < 0) {
+                        manager_error(&j->error, GD_ERR_INVALID, r, "cannot compute the memlock limit: %s",
+                                      strerror(-r));
+                        goto rollback;
+                }
+                if (want > j->memlock_max) {
+                        manager_error(&j->error, GD_ERR_DENIED, EPERM,
+                                      "the guest needs RLIMIT_MEMLOCK %s, above the policy's max=%s for this caller",
+                                      memlock_format_size(want, a, sizeof a),
+                                      memlock_format_size(j->memlock_max, b, sizeof b));
+                        r = -EPERM;
+                        goto rollback;
+                }
+                r = host_raise_memlock(h, j->memlock_pid, want, NULL, NULL);
+                if (r < 0) {
+                        manager_error(&j->error, r == -ESRCH ? GD_ERR_INVALID : GD_ERR_HOST, r,
+                                      "cannot raise RLIMIT_MEMLOCK of pid %i to %s: %s%s", (int) j->memlock_pid,
+                                      memlock_format_size(want, a, sizeof a), strerror(-r),
+                                      r == -EPERM ? " (groupd needs CAP_SYS_RESOURCE for this)" : "");
+                        goto rollback;
+                }
+                j->memlock_set = want;
         }
         return 0;
 
@@ -1079,6 +1135,9 @@ static void acquire_job_done(int result, void *userdata) {
         for (size_t i = 0; i < l->n_groups; i++)
                 l->group_fds[i] = TAKE_FD(j->group_fds[i]);
         l->iommu_type = j->iommu_type;
+        l->dma = j->dma;
+        l->dma_errno = j->dma_errno;
+        l->memlock = j->memlock_set;
         (void) lease_set_state(l, GD_LEASE_ACTIVE);
 
         r = lease_watch_owner(l);
@@ -1090,10 +1149,15 @@ static void acquire_job_done(int result, void *userdata) {
                 char groups[256] = "";
                 for (size_t i = 0; i < l->n_groups; i++)
                         detail_append(groups, sizeof groups, "%u", l->groups[i]);
-                log_info("Lease %s (\"%s\") granted to uid %u pid %i: groups %s, owner %s%s.", l->id,
+                char ml[32] = "";
+                if (l->memlock > 0)
+                        (void) memlock_format_size(l->memlock, ml, sizeof ml);
+                log_info("Lease %s (\"%s\") granted to uid %u pid %i: groups %s, owner %s%s%s%s%s.", l->id,
                          strempty(l->label), (unsigned) l->uid, (int) l->pid, groups,
                          gd_owner_kind_to_string(l->owner_kind),
-                         l->owner_kind == GD_OWNER_PROCESS ? " (pid watched)" : "");
+                         l->owner_kind == GD_OWNER_PROCESS ? " (pid watched)" : "",
+                         l->kvm_registered ? ", registered with its VM by the client" : "",
+                         l->memlock > 0 ? ", RLIMIT_MEMLOCK raised to " : "", ml);
                 (void) sd_journal_send("MESSAGE=Lease %s granted: groups %s", l->id, groups,
                                        "MESSAGE_ID=" MESSAGE_ID_LEASE_STARTED, "LEASE=%s", l->id, "GROUP=%s",
                                        groups, "OWNER_UID=%u", (unsigned) l->uid, "LABEL=%s",
@@ -1127,11 +1191,14 @@ finish:
  * edge authorized c already (c->authorized: polkit). With enforce_allow false the allow rules are only
  * consulted, and *ret_allowed says whether they cover the group. Reads the group into *hg (done by the
  * caller on success). */
+/* Who the policy file judges: the caller's uid and groups. */
+static PolicySubject caller_subject(const Caller *c) {
+        return (PolicySubject) { .uid = c->uid, .gid = c->gid, .gids = c->gids, .n_gids = c->n_gids };
+}
+
 static int manager_check_group(Manager *m, const Caller *c, unsigned id, bool enforce_allow, HostGroup *hg,
                                bool *ret_allowed, ManagerError *err) {
-        PolicySubject subject = {
-                .uid = c->uid, .gid = c->gid, .gids = c->gids, .n_gids = c->n_gids,
-        };
+        PolicySubject subject = caller_subject(c);
         char msg[GD_TEXT_MAX];
         Lease *holder;
         int r;
@@ -1244,6 +1311,14 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
                 manager_error(err, GD_ERR_INVALID, EINVAL, "label longer than %u bytes", GD_LABEL_MAX - 1);
                 return -EINVAL;
         }
+        if ((req->flags & GD_ACQUIRE_MEMLOCK) && req->guest_ram == 0) {
+                manager_error(err, GD_ERR_INVALID, EINVAL, "memlock asked without the guest's RAM size");
+                return -EINVAL;
+        }
+        if ((req->flags & GD_ACQUIRE_VIOMMU) && !(req->flags & GD_ACQUIRE_MEMLOCK)) {
+                manager_error(err, GD_ERR_INVALID, EINVAL, "VIOMMU only says how to count memlock: it needs MEMLOCK");
+                return -EINVAL;
+        }
 
         r = lease_new(m, &l);
         if (r < 0)
@@ -1254,6 +1329,20 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
         l->connection_id = c->connection_id;
         l->configure_iommu = req->flags & GD_ACQUIRE_CONFIGURE_IOMMU;
         l->since_usec = now_usec(CLOCK_REALTIME);
+        l->kvm_registered = req->flags & GD_ACQUIRE_KVM;
+        if (req->flags & GD_ACQUIRE_MEMLOCK) {
+                PolicySubject subject = caller_subject(c);
+                char msg[GD_TEXT_MAX];
+
+                r = policy_check_memlock(m->policy, &subject, &l->memlock_max, msg, sizeof msg);
+                if (r < 0) {
+                        manager_error(err, GD_ERR_DENIED, EPERM, "%s", msg);
+                        return r;
+                }
+                l->memlock_asked = true;
+                l->viommu = req->flags & GD_ACQUIRE_VIOMMU;
+                l->guest_ram = req->guest_ram;
+        }
         if (req->label) {
                 l->label = strdup(req->label);
                 if (!l->label)
@@ -1294,6 +1383,7 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
                         goto oom;
         } else
                 l->owner_kind = GD_OWNER_CONNECTION;
+        l->memlock_pid = l->owner_kind == GD_OWNER_PROCESS ? l->owner_pid : l->pid;
 
         /* Resolve, read, check each group. */
         for (size_t i = 0; i < req->n_specs; i++) {
@@ -1632,4 +1722,109 @@ int manager_shutdown(Manager *m, void (*done)(Manager *m, void *userdata), void 
                                           m->release_deadline_usec, 0, on_shutdown_deadline, m);
         manager_check_shutdown(m);
         return 0;
+}
+
+/* ---------------------------------------------------------------- DMA facts */
+
+void manager_dma_to_gd(const HostIommuInfo *i, GdDma *ret) {
+        *ret = (GdDma) {
+                .flags = i->flags & _GD_DMA_ALL,
+                .iommu_type = i->iommu_type,
+                .pgsizes = i->pgsizes,
+                .n_iova = (uint16_t) MIN(i->n_iova, GD_IOVA_RANGES_MAX),
+                .dma_avail = i->dma_avail,
+                .migration_flags = i->migration_flags,
+                .migration_pgsizes = i->migration_pgsizes,
+                .migration_max_dirty_bitmap_size = i->migration_max_dirty_bitmap_size,
+                .spapr_dma32_start = i->spapr_dma32_start,
+                .spapr_dma32_size = i->spapr_dma32_size,
+                .spapr_ddw_pgsizes = i->spapr_ddw_pgsizes,
+                .spapr_ddw_max_windows = i->spapr_ddw_max_windows,
+                .spapr_ddw_levels = i->spapr_ddw_levels,
+        };
+        for (size_t k = 0; k < ret->n_iova; k++)
+                ret->iova[k] = (GdRange) { i->iova[k].start, i->iova[k].end };
+}
+
+void manager_dma_info_free(GdDmaInfo *d) {
+        if (!d)
+                return;
+        for (size_t i = 0; i < d->n_regions; i++)
+                free(d->regions[i].type);
+        free(d->regions);
+        free(d->note);
+        free(d);
+}
+
+int manager_dma_info(Manager *m, const char *spec, GdDmaInfo **ret, ManagerError *err) {
+        _cleanup_(host_group_done) HostGroup hg = {};
+        GdDmaInfo *d;
+        char note[GD_TEXT_MAX] = "";
+        Lease *holder;
+        unsigned id;
+        int r;
+
+        r = manager_resolve_spec(m, spec, &id, err);
+        if (r < 0)
+                return r;
+        r = manager_read_group(m, id, &hg, err);
+        if (r < 0)
+                return r;
+
+        d = calloc(1, sizeof *d);
+        if (!d)
+                goto oom;
+        d->group = id;
+        d->source = GD_DMA_SOURCE_SYSFS;
+        for (size_t k = 0; k < hg.n_devices; k++) {
+                const HostDevice *dev = &hg.devices[k];
+                /* As acquire counts them: bridges on a VFIO-safe driver other than vfio-pci stay behind. */
+                if (!isempty(dev->driver) && !streq(dev->driver, VFIO_PCI_DRIVER) &&
+                    host_driver_is_vfio_safe(dev->driver))
+                        continue;
+                d->n_devices++;
+        }
+        if (hg.n_regions > 0) {
+                d->regions = calloc(MIN(hg.n_regions, GD_REGIONS_PER_GROUP_MAX), sizeof *d->regions);
+                if (!d->regions)
+                        goto oom;
+                for (size_t k = 0; k < hg.n_regions && k < GD_REGIONS_PER_GROUP_MAX; k++) {
+                        d->regions[k] = (GdRegion) { .start = hg.regions[k].start, .end = hg.regions[k].end,
+                                                     .type = xstrdup(hg.regions[k].type) };
+                        d->n_regions++;
+                        if (!d->regions[k].type)
+                                goto oom;
+                }
+        }
+
+        holder = manager_group_holder(m, id);
+        if (holder && holder->state == GD_LEASE_ACTIVE && holder->dma.flags != 0) {
+                d->source = GD_DMA_SOURCE_CONTAINER;
+                manager_dma_to_gd(&holder->dma, &d->dma);
+        } else if (holder && holder->state == GD_LEASE_ACTIVE && holder->dma_errno != 0)
+                snprintf(note, sizeof note, "VFIO_IOMMU_GET_INFO on lease %s's container failed: %s", holder->id,
+                         strerror(holder->dma_errno));
+        else if (holder && holder->state == GD_LEASE_ACTIVE && holder->recovered)
+                snprintf(note, sizeof note, "lease %s was taken back after a restart: groupd has no container fd "
+                         "to ask", holder->id);
+        else if (holder && holder->state == GD_LEASE_ACTIVE)
+                snprintf(note, sizeof note, "lease %s's container has no IOMMU type from groupd (acquire with "
+                         "--configure-iommu for the facts); only the reserved regions are known", holder->id);
+        else if (holder)
+                snprintf(note, sizeof note, "group %u is being %s", id,
+                         holder->state == GD_LEASE_ACQUIRING ? "acquired" : "released");
+        else
+                snprintf(note, sizeof note, "group %u is not leased: the IOMMU facts need a container, and groupd "
+                         "does not open a free group just to look; only the reserved regions are known", id);
+        d->kvm = holder && holder->kvm_registered;
+        d->note = strdup(note);
+        if (!d->note)
+                goto oom;
+        *ret = d;
+        return 0;
+
+oom:
+        manager_dma_info_free(d);
+        manager_error(err, GD_ERR_INTERNAL, ENOMEM, "out of memory");
+        return -ENOMEM;
 }

@@ -47,6 +47,7 @@ typedef struct AcquireRequest {
         const char *label;
         uint32_t flags;              /* GD_ACQUIRE_* */
         int owner_pidfd;             /* with GD_ACQUIRE_OWNER_PROCESS; borrowed (duplicated) */
+        uint64_t guest_ram;          /* with GD_ACQUIRE_MEMLOCK: bytes */
 } AcquireRequest;
 
 typedef struct Manager Manager;
@@ -100,6 +101,15 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
 /* Starts the release of the lease with this token. */
 int manager_release_token(Manager *m, const Caller *c, const char *token, ManagerError *err);
 int manager_release_lease(Manager *m, Lease *l, GdReason reason);
+
+/* The DMA facts of a group: from its lease's container when the lease configured the IOMMU, else its
+ * sysfs reserved regions only, with a note saying why (a free group is not opened just to look: that
+ * would take /dev/vfio/N from anyone else for the moment, and needs a container of its own). Free with
+ * manager_dma_info_free(). */
+int manager_dma_info(Manager *m, const char *spec, GdDmaInfo **ret, ManagerError *err);
+void manager_dma_info_free(GdDmaInfo *d);
+/* The wire view of a container's facts. */
+void manager_dma_to_gd(const HostIommuInfo *i, GdDma *ret);
 
 /* The native connection went away: leases it owns end. */
 void manager_connection_closed(Manager *m, uint64_t connection_id);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "memlock.h"
 #include "policy.h"
 
 typedef enum WhoKind {
@@ -37,6 +38,8 @@ typedef struct Match {
 
 typedef struct Rule {
         bool never;
+        bool memlock;            /* "memlock WHO [max=SIZE]" */
+        uint64_t memlock_max;    /* UINT64_MAX: no ceiling */
         WhoKind who;
         uint32_t who_id;
         Match matches[MATCHES_MAX];
@@ -230,7 +233,23 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                         continue;
 
                 size_t first_match;
-                if (streq(words[0], "never")) {
+                if (streq(words[0], "memlock")) {
+                        const char *v;
+
+                        r.memlock = true;
+                        r.memlock_max = UINT64_MAX;
+                        if (n_words < 2 || n_words > 3 || parse_who(words[1], &r) < 0) {
+                                set_error(ret_error, "%s:%u: 'memlock' wants WHO [max=SIZE]", origin, line_no);
+                                return -EINVAL;
+                        }
+                        if (n_words == 3 && (!(v = startswith_word(words[2], "max=")) ||
+                                             memlock_parse_size(v, &r.memlock_max) < 0)) {
+                                set_error(ret_error, "%s:%u: bad \"%s\" (want max=SIZE, like max=64G)", origin,
+                                          line_no, words[2]);
+                                return -EINVAL;
+                        }
+                        first_match = n_words; /* no MATCHes */
+                } else if (streq(words[0], "never")) {
                         r.never = true;
                         first_match = 1;
                 } else if (streq(words[0], "allow")) {
@@ -254,12 +273,12 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                         }
                         first_match = 2;
                 } else {
-                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow or never)", origin,
+                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow, never or memlock)", origin,
                                         line_no, words[0]);
                         return -EINVAL;
                 }
 
-                if (n_words <= first_match) {
+                if (!r.memlock && n_words <= first_match) {
                         set_error(ret_error, "%s:%u: '%s' needs at least one MATCH", origin, line_no,
                                         words[0]);
                         return -EINVAL;
@@ -389,6 +408,26 @@ bool policy_device_never(const Policy *p, const HostDevice *d, char *note, size_
         return false;
 }
 
+int policy_check_memlock(const Policy *p, const PolicySubject *s, uint64_t *ret_max, char *msg, size_t size) {
+        uint64_t max = 0;
+        bool allowed = s->uid == 0;
+
+        if (allowed)
+                max = UINT64_MAX;
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].memlock && who_matches(&p->rules[i], s)) {
+                        allowed = true;
+                        max = MAX(max, p->rules[i].memlock_max);
+                }
+        if (!allowed) {
+                snprintf(msg, size, "uid %u may not have groupd raise its RLIMIT_MEMLOCK: no memlock rule covers it",
+                         (unsigned) s->uid);
+                return -EPERM;
+        }
+        *ret_max = max;
+        return 0;
+}
+
 int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup *g, char *msg, size_t size) {
         for (size_t i = 0; i < g->n_devices; i++)
                 if (policy_device_never(p, &g->devices[i], msg, size))
@@ -398,13 +437,14 @@ int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup 
                 return 0;
 
         for (size_t i = 0; i < p->n_rules; i++)
-                if (!p->rules[i].never && who_matches(&p->rules[i], s) && rule_matches_group(&p->rules[i], g->id))
+                if (!p->rules[i].never && !p->rules[i].memlock && who_matches(&p->rules[i], s) &&
+                    rule_matches_group(&p->rules[i], g->id))
                         return 0;
 
         for (size_t j = 0; j < g->n_devices; j++) {
                 bool ok = false;
                 for (size_t i = 0; i < p->n_rules && !ok; i++)
-                        ok = !p->rules[i].never && who_matches(&p->rules[i], s) &&
+                        ok = !p->rules[i].never && !p->rules[i].memlock && who_matches(&p->rules[i], s) &&
                              rule_matches_device(&p->rules[i], &g->devices[j]);
                 if (!ok) {
                         snprintf(msg, size, "uid %u may not acquire group %u: no allow rule covers %s",

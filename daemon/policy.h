@@ -6,6 +6,9 @@
  *
  *         never  MATCH...                 no one gets a group holding a device that matches all MATCHes
  *         allow  WHO MATCH...             WHO may acquire what matches all MATCHes
+ *         memlock WHO [max=SIZE]          WHO may ask groupd to raise its RLIMIT_MEMLOCK at acquire (up to
+ *                                         SIZE, like 64G; without max= as far as the guest needs); root
+ *                                         may always
  *
  *   WHO:   uid=N | user=NAME | gid=N | unixgroup=NAME | anyone
  *   MATCH: iommu-group=N | pci=GLOB (fnmatch on "0000:01:00.0") | class=0xHEX (prefix of the 24-bit class:
@@ -43,6 +46,10 @@ extern const char policy_default_text[];
 
 /* True if a never rule forbids this device; a note naming the rule goes to note. */
 bool policy_device_never(const Policy *p, const HostDevice *d, char *note, size_t size);
+
+/* 0 if subject may have its RLIMIT_MEMLOCK raised, with the ceiling (UINT64_MAX: none) in *ret_max; else
+ * -EPERM with the reason in msg. */
+int policy_check_memlock(const Policy *p, const PolicySubject *s, uint64_t *ret_max, char *msg, size_t size);
 
 /* 0 if subject may acquire group g, else -EPERM with the reason in msg. */
 int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup *g, char *msg, size_t size);

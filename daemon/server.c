@@ -275,6 +275,8 @@ static int on_acquire_done(Manager *m, Lease *l, int *lease_fd, const ManagerErr
         GdMsg reply = { .type = GD_MSG_ACQUIRED, .serial = serial };
         reply.acquired.token = l->token;
         reply.acquired.iommu_type = l->iommu_type;
+        reply.acquired.memlock = l->memlock;
+        manager_dma_to_gd(&l->dma, &reply.acquired.dma);
         lease_to_gd(l, &reply.acquired.lease);
 
         fds[n_fds++] = l->container_fd;
@@ -347,6 +349,7 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                         .n_specs = m->acquire.n_specs,
                         .label = m->acquire.label,
                         .flags = m->acquire.flags,
+                        .guest_ram = m->acquire.guest_ram,
                         .owner_pidfd = n_fds > 0 ? fds[0] : -EBADF,
                 };
 
@@ -371,6 +374,18 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
 
         case GD_MSG_LIST_LEASES:
                 return client_send_leases(c, m->serial);
+
+        case GD_MSG_DMA_INFO: {
+                GdDmaInfo *d = NULL;
+
+                r = manager_dma_info(s->manager, m->spec, &d, &err);
+                if (r < 0)
+                        return client_send_manager_error(c, m->serial, &err);
+                GdMsg reply = { .type = GD_MSG_DMA_INFO_REPLY, .serial = m->serial, .dma_info = *d };
+                r = client_send(c, &reply, NULL, 0);
+                manager_dma_info_free(d);
+                return r;
+        }
 
         case GD_MSG_SUBSCRIBE:
                 c->subscribed = true;

@@ -24,6 +24,20 @@
  *           some Intel QuickAssist functions): binding it to vfio-pci fails with EBUSY, as the kernel's
  *           probe does, and a probe leaves it without a driver.
  *
+ *   iommu [pgsizes=HEX] [dma-avail=N] [iova=START-END[,START-END...]] [migration=PGSIZES:MAXBITMAP|none]
+ *         [spapr-dma32=START:SIZE|none] [kernel=6.1|6.12]
+ *           The DMA facts VFIO_IOMMU_GET_INFO reports for a container (see daemon/iommu-info.h). Before
+ *           the first group line it sets the host's facts, which every group starts from; after a group
+ *           line, it changes that group's (the fields it gives; the others stay the host's). pgsizes is
+ *           the page-size bitmap, dma-avail the DMA_AVAIL budget, iova the usable IOVA ranges (hex,
+ *           inclusive, ascending and disjoint, at most 64), migration the dirty-tracking capability
+ *           (its page sizes and largest bitmap, hex), spapr-dma32 makes the container an sPAPR one with
+ *           that 32-bit DMA window (hex), and kernel= the capability layout: 6.1 packs capabilities,
+ *           6.12 pads each to 8 bytes. A container's facts are those of its groups combined: the IOVA
+ *           ranges intersected, the page sizes and the budget the smallest. Without an iommu line the
+ *           host has the default's x86 facts: page sizes 4K|2M|1G, 65535 mappings, IOVA 0-0xfedfffff and
+ *           0xfef00000-0xffffffffffff (the MSI window cut out), migration 0x1000:0x10000000, kernel=6.12.
+ *
  * A device must come after a group line; every group needs at least one device; group ids and device
  * addresses are unique. Errors name the line: "line 7: duplicate device 0000:01:00.0 (first on line 4)".
  *
@@ -32,6 +46,12 @@
  * like a small server. */
 
 #include "host.h"
+#include "iommu-info.h"
+
+typedef struct SimIommu {
+        HostIommuInfo info;             /* without iommu_type; HOST_IOMMU_SPAPR for an sPAPR host */
+        bool align8;                    /* kernel=6.12 */
+} SimIommu;
 
 typedef struct SimTopoDevice {
         char address[HOST_ADDR_MAX];    /* canonical */
@@ -51,6 +71,7 @@ typedef struct SimTopoGroup {
         HostRegion *regions;
         size_t n_regions;
         size_t n_devices;
+        SimIommu iommu;                 /* the host's, changed by the group's own iommu line */
         unsigned line;
 } SimTopoGroup;
 
@@ -59,6 +80,7 @@ typedef struct SimTopology {
         size_t n_groups;
         SimTopoDevice *devices;         /* sorted by address */
         size_t n_devices;
+        SimIommu iommu;                 /* the host-wide facts */
 } SimTopology;
 
 const char *sim_topology_default_text(void);

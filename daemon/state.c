@@ -65,11 +65,11 @@ int state_write(const char *path, Lease *leases) {
                         continue;
                 fprintf(f,
                         "lease %s %s %s %s uid=%u gid=%u pid=%u owner-pid=%u owner-start=%" PRIu64
-                        " conn=%" PRIu64 " iommu=%u since=%" PRIu64 " label=",
+                        " conn=%" PRIu64 " iommu=%u since=%" PRIu64 " kvm=%u memlock=%" PRIu64 " label=",
                         l->id, l->token, gd_lease_state_to_string(l->state),
                         gd_owner_kind_to_string(l->owner_kind), (unsigned) l->uid, (unsigned) l->gid,
                         (unsigned) l->pid, (unsigned) l->owner_pid, l->owner_starttime, l->connection_id,
-                        (unsigned) l->configure_iommu, l->since_usec);
+                        (unsigned) l->configure_iommu, l->since_usec, (unsigned) l->kvm_registered, l->memlock);
                 escape(f, l->label);
                 fputc('\n', f);
                 for (size_t i = 0; i < l->n_groups; i++)
@@ -139,6 +139,10 @@ static int parse_lease_line(char *line, Lease *l) {
                                 l->connection_id = strtoull(v, NULL, 10);
                         else if ((v = startswith_word(w, "iommu=")))
                                 l->configure_iommu = streq(v, "1");
+                        else if ((v = startswith_word(w, "kvm=")))
+                                l->kvm_registered = streq(v, "1");
+                        else if ((v = startswith_word(w, "memlock=")))
+                                l->memlock = strtoull(v, NULL, 10);
                         else if ((v = startswith_word(w, "since=")))
                                 l->since_usec = strtoull(v, NULL, 10);
                         else if ((v = startswith_word(w, "label="))) {

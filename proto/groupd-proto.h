@@ -40,6 +40,7 @@
 #define GD_DEVICES_PER_GROUP_MAX 256u
 #define GD_REGIONS_PER_GROUP_MAX 64u
 #define GD_FDS_PER_MSG_MAX (GD_GROUPS_PER_ACQUIRE_MAX + 2u)
+#define GD_IOVA_RANGES_MAX 64u   /* IOVA ranges in one GdDma */
 
 typedef enum GdMsgType {
         /* Requests, client → daemon. */
@@ -52,6 +53,7 @@ typedef enum GdMsgType {
         GD_MSG_LIST_LEASES = 6,  /* (empty) → LEASES (possibly several packets) */
         GD_MSG_SUBSCRIBE = 7,    /* u32 event mask (0 = all) → OK, then EVENTs with serial 0 */
         GD_MSG_STATUS = 8,       /* (empty) → STATUS_REPLY */
+        GD_MSG_DMA_INFO = 9,     /* str spec → DMA_INFO_REPLY */
 
         /* Replies, daemon → client, carrying the request's serial. */
         GD_MSG_ERROR = 64,       /* i32 code (GdError), i32 errno (positive, or 0), str message */
@@ -62,6 +64,7 @@ typedef enum GdMsgType {
                                   * (if GD_ACQUIRE_LEASE_FD) */
         GD_MSG_LEASES = 69,      /* u8 more, GdLease[] */
         GD_MSG_STATUS_REPLY = 70,/* see GdStatus */
+        GD_MSG_DMA_INFO_REPLY = 71, /* see GdDmaInfo */
 
         /* Events, daemon → subscribed client, serial 0. */
         GD_MSG_EVENT = 96,       /* see GdEvent */
@@ -89,7 +92,11 @@ enum {
         GD_ACQUIRE_CONFIGURE_IOMMU = 1u << 0, /* set the IOMMU type on the container (VFIO_SET_IOMMU) */
         GD_ACQUIRE_OWNER_PROCESS = 1u << 1,   /* a pidfd is attached: the lease ends when it exits */
         GD_ACQUIRE_LEASE_FD = 1u << 2,        /* the owner is a lease fd, returned last in the reply */
-        _GD_ACQUIRE_ALL = (1u << 3) - 1,
+        GD_ACQUIRE_KVM = 1u << 3,             /* the client registers the groups with its VM's kvm-vfio device
+                                               * itself (only the VM's process can: libgroupd does); recorded */
+        GD_ACQUIRE_MEMLOCK = 1u << 4,         /* raise the owner's RLIMIT_MEMLOCK for guest_ram */
+        GD_ACQUIRE_VIOMMU = 1u << 5,          /* the guest has a vIOMMU (memlock: RAM once per device) */
+        _GD_ACQUIRE_ALL = (1u << 6) - 1,
 };
 
 /* How a lease's lifetime is tied to its owner. */
@@ -170,6 +177,58 @@ typedef struct GdGroup {
         char *policy_note;      /* why the policy never hands it out, when GD_GROUP_NEVER; else "" */
 } GdGroup;
 
+/* GdDma.flags: which facts are present (the same bits as the daemon's HostIommuInfo). */
+enum {
+        GD_DMA_PGSIZES = 1u << 0,       /* pgsizes */
+        GD_DMA_IOVA = 1u << 1,          /* iova[] */
+        GD_DMA_AVAIL = 1u << 2,         /* dma_avail */
+        GD_DMA_MIGRATION = 1u << 3,     /* migration_* */
+        GD_DMA_SPAPR = 1u << 4,         /* spapr_dma32_* */
+        GD_DMA_SPAPR_DDW = 1u << 5,     /* spapr_ddw_* */
+        _GD_DMA_ALL = (1u << 6) - 1,
+};
+
+typedef struct GdRange {
+        uint64_t start;
+        uint64_t end;           /* inclusive */
+} GdRange;
+
+/* A container's DMA facts (VFIO_IOMMU_GET_INFO, or SPAPR_TCE_GET_INFO). flags 0: none known. */
+typedef struct GdDma {
+        uint32_t flags;
+        uint32_t iommu_type;
+        uint64_t pgsizes;
+        GdRange iova[GD_IOVA_RANGES_MAX];
+        uint16_t n_iova;
+        uint32_t dma_avail;
+        uint32_t migration_flags;
+        uint64_t migration_pgsizes;
+        uint64_t migration_max_dirty_bitmap_size;
+        uint32_t spapr_dma32_start;
+        uint32_t spapr_dma32_size;
+        uint64_t spapr_ddw_pgsizes;
+        uint32_t spapr_ddw_max_windows;
+        uint32_t spapr_ddw_levels;
+} GdDma;
+
+/* GdDmaInfo.source: where the facts came from. */
+typedef enum GdDmaSource {
+        GD_DMA_SOURCE_SYSFS = 0,        /* the group's reserved regions only: no container to ask */
+        GD_DMA_SOURCE_CONTAINER = 1,    /* the lease's container (GET_INFO), plus the reserved regions */
+        _GD_DMA_SOURCE_MAX,
+} GdDmaSource;
+
+typedef struct GdDmaInfo {
+        uint32_t group;
+        uint32_t source;        /* GdDmaSource */
+        GdDma dma;
+        GdRegion *regions;      /* sysfs reserved_regions */
+        uint16_t n_regions;
+        uint32_t n_devices;     /* devices a lease of this group assigns (bridges left out): memlock */
+        uint8_t kvm;            /* leased, and its client said it registered the groups with its VM */
+        char *note;             /* why the container's facts are missing, or "" */
+} GdDmaInfo;
+
 typedef struct GdLease {
         char *id;               /* public, short; never the token */
         char *label;
@@ -197,12 +256,15 @@ typedef struct GdAcquire {
         char *label;
         char **specs;           /* group numbers ("7") or PCI addresses ("0000:01:00.0", "01:00.0") */
         uint16_t n_specs;
+        uint64_t guest_ram;     /* bytes, with GD_ACQUIRE_MEMLOCK (else 0) */
 } GdAcquire;
 
 typedef struct GdAcquired {
         char *token;            /* GD_TOKEN_LEN hex characters */
         GdLease lease;
         uint32_t iommu_type;    /* VFIO_TYPE1v2_IOMMU etc. if configured, else 0 */
+        GdDma dma;              /* the container's facts when the IOMMU was configured, else flags 0 */
+        uint64_t memlock;       /* the RLIMIT_MEMLOCK set on the owner with GD_ACQUIRE_MEMLOCK, else 0 */
         /* fds, in the packet's SCM_RIGHTS: [0] container, [1..n_groups] groups in lease.groups order,
          * then the lease fd if GD_ACQUIRE_LEASE_FD was asked. */
 } GdAcquired;
@@ -235,7 +297,7 @@ typedef struct GdMsg {
         uint32_t serial;
         union {
                 GdHello hello;              /* HELLO, HELLO_REPLY */
-                char *spec;                 /* SHOW_GROUP */
+                char *spec;                 /* SHOW_GROUP, DMA_INFO */
                 GdAcquire acquire;          /* ACQUIRE */
                 char *token;                /* RELEASE */
                 uint32_t event_mask;        /* SUBSCRIBE */
@@ -252,6 +314,7 @@ typedef struct GdMsg {
                         uint16_t n_leases;
                 } leases;
                 GdStatus status;            /* STATUS_REPLY */
+                GdDmaInfo dma_info;         /* DMA_INFO_REPLY */
                 GdEvent event;              /* EVENT */
         };
 } GdMsg;
@@ -285,6 +348,7 @@ const char *gd_owner_kind_to_string(int k);  /* "connection", "process", "lease-
 const char *gd_lease_state_to_string(int s); /* "acquiring", "active", "releasing", "released" */
 const char *gd_reason_to_string(int r);      /* "released", "connection-closed", "owner-exited", ... */
 const char *gd_event_kind_to_string(int k);  /* "lease-started", ... */
+const char *gd_dma_source_to_string(int s);  /* "sysfs", "container" */
 int gd_error_from_string(const char *s);     /* and the inverses, -EINVAL when unknown */
 int gd_owner_kind_from_string(const char *s);
 int gd_lease_state_from_string(const char *s);

@@ -36,6 +36,7 @@ static const char *const msg_type_table[] = {
         [GD_MSG_LIST_LEASES] = "list-leases",
         [GD_MSG_SUBSCRIBE] = "subscribe",
         [GD_MSG_STATUS] = "status",
+        [GD_MSG_DMA_INFO] = "dma-info",
         [GD_MSG_ERROR] = "error",
         [GD_MSG_OK] = "ok",
         [GD_MSG_HELLO_REPLY] = "hello-reply",
@@ -43,6 +44,7 @@ static const char *const msg_type_table[] = {
         [GD_MSG_ACQUIRED] = "acquired",
         [GD_MSG_LEASES] = "leases",
         [GD_MSG_STATUS_REPLY] = "status-reply",
+        [GD_MSG_DMA_INFO_REPLY] = "dma-info-reply",
         [GD_MSG_EVENT] = "event",
 };
 
@@ -93,6 +95,11 @@ static const char *const event_kind_table[_GD_EVENT_MAX] = {
         [GD_EVENT_GROUP_CHANGED] = "group-changed",
 };
 
+static const char *const dma_source_table[_GD_DMA_SOURCE_MAX] = {
+        [GD_DMA_SOURCE_SYSFS] = "sysfs",
+        [GD_DMA_SOURCE_CONTAINER] = "container",
+};
+
 static const char *table_lookup(const char *const *table, size_t n, int i) {
         if (i < 0 || (size_t) i >= n)
                 return NULL;
@@ -110,6 +117,10 @@ static int table_find(const char *const *table, size_t n, const char *s) {
 
 const char *gd_msg_type_to_string(int t) {
         return table_lookup(msg_type_table, ELEMENTSOF(msg_type_table), t);
+}
+
+const char *gd_dma_source_to_string(int s) {
+        return table_lookup(dma_source_table, ELEMENTSOF(dma_source_table), s);
 }
 
 const char *gd_error_to_string(int e) {
@@ -249,7 +260,15 @@ void gd_msg_done(GdMsg *m) {
                 free(m->hello.host);
                 break;
         case GD_MSG_SHOW_GROUP:
+        case GD_MSG_DMA_INFO:
                 free(m->spec);
+                break;
+        case GD_MSG_DMA_INFO_REPLY:
+                if (m->dma_info.regions)
+                        for (size_t i = 0; i < m->dma_info.n_regions; i++)
+                                free(m->dma_info.regions[i].type);
+                free(m->dma_info.regions);
+                free(m->dma_info.note);
                 break;
         case GD_MSG_ACQUIRE:
                 free(m->acquire.label);
@@ -450,6 +469,30 @@ static void put_group(Writer *w, const GdGroup *g) {
         put_str(w, g->policy_note, GD_TEXT_MAX);
 }
 
+static void put_dma(Writer *w, const GdDma *d) {
+        if ((d->flags & ~(uint32_t) _GD_DMA_ALL) || d->n_iova > GD_IOVA_RANGES_MAX) {
+                fail(w, -EINVAL);
+                return;
+        }
+        put_u32(w, d->flags);
+        put_u32(w, d->iommu_type);
+        put_u64(w, d->pgsizes);
+        put_u16(w, d->n_iova);
+        for (size_t i = 0; i < d->n_iova; i++) {
+                put_u64(w, d->iova[i].start);
+                put_u64(w, d->iova[i].end);
+        }
+        put_u32(w, d->dma_avail);
+        put_u32(w, d->migration_flags);
+        put_u64(w, d->migration_pgsizes);
+        put_u64(w, d->migration_max_dirty_bitmap_size);
+        put_u32(w, d->spapr_dma32_start);
+        put_u32(w, d->spapr_dma32_size);
+        put_u64(w, d->spapr_ddw_pgsizes);
+        put_u32(w, d->spapr_ddw_max_windows);
+        put_u32(w, d->spapr_ddw_levels);
+}
+
 static int put_payload(Writer *w, const GdMsg *m) {
         switch (m->type) {
         case GD_MSG_HELLO:
@@ -463,7 +506,21 @@ static int put_payload(Writer *w, const GdMsg *m) {
         case GD_MSG_OK:
                 break;
         case GD_MSG_SHOW_GROUP:
+        case GD_MSG_DMA_INFO:
                 put_str(w, m->spec, GD_SPEC_MAX);
+                break;
+        case GD_MSG_DMA_INFO_REPLY:
+                if (m->dma_info.source >= _GD_DMA_SOURCE_MAX || m->dma_info.kvm > 1)
+                        return -EINVAL;
+                put_u32(w, m->dma_info.group);
+                put_u32(w, m->dma_info.source);
+                put_dma(w, &m->dma_info.dma);
+                if (put_count(w, m->dma_info.regions, m->dma_info.n_regions, GD_REGIONS_PER_GROUP_MAX))
+                        for (size_t i = 0; i < m->dma_info.n_regions && w->error >= 0; i++)
+                                put_region(w, &m->dma_info.regions[i]);
+                put_u32(w, m->dma_info.n_devices);
+                put_u8(w, m->dma_info.kvm);
+                put_str(w, m->dma_info.note, GD_TEXT_MAX);
                 break;
         case GD_MSG_ACQUIRE:
                 if ((m->acquire.flags & ~(uint32_t) _GD_ACQUIRE_ALL) || m->acquire.n_specs == 0)
@@ -473,6 +530,7 @@ static int put_payload(Writer *w, const GdMsg *m) {
                 if (put_count(w, m->acquire.specs, m->acquire.n_specs, GD_GROUPS_PER_ACQUIRE_MAX))
                         for (size_t i = 0; i < m->acquire.n_specs; i++)
                                 put_str(w, m->acquire.specs[i], GD_SPEC_MAX);
+                put_u64(w, m->acquire.guest_ram);
                 break;
         case GD_MSG_RELEASE:
                 put_token(w, m->token);
@@ -507,6 +565,8 @@ static int put_payload(Writer *w, const GdMsg *m) {
                 put_token(w, m->acquired.token);
                 put_lease(w, &m->acquired.lease);
                 put_u32(w, m->acquired.iommu_type);
+                put_dma(w, &m->acquired.dma);
+                put_u64(w, m->acquired.memlock);
                 break;
         case GD_MSG_LEASES:
                 if (m->leases.more > 1)
@@ -807,6 +867,33 @@ static int get_more(Reader *r, uint8_t *ret) {
         return *ret <= 1 ? 0 : -EBADMSG;
 }
 
+static int get_dma(Reader *r, GdDma *d) {
+        int k;
+
+        if ((k = get_bits(r, _GD_DMA_ALL, &d->flags)) < 0 ||
+            (k = get_u32(r, &d->iommu_type)) < 0 ||
+            (k = get_u64(r, &d->pgsizes)) < 0 ||
+            (k = get_u16(r, &d->n_iova)) < 0)
+                return k;
+        if (d->n_iova > GD_IOVA_RANGES_MAX)
+                return -EBADMSG;
+        for (size_t i = 0; i < d->n_iova; i++)
+                if ((k = get_u64(r, &d->iova[i].start)) < 0 ||
+                    (k = get_u64(r, &d->iova[i].end)) < 0)
+                        return k;
+        if ((k = get_u32(r, &d->dma_avail)) < 0 ||
+            (k = get_u32(r, &d->migration_flags)) < 0 ||
+            (k = get_u64(r, &d->migration_pgsizes)) < 0 ||
+            (k = get_u64(r, &d->migration_max_dirty_bitmap_size)) < 0 ||
+            (k = get_u32(r, &d->spapr_dma32_start)) < 0 ||
+            (k = get_u32(r, &d->spapr_dma32_size)) < 0 ||
+            (k = get_u64(r, &d->spapr_ddw_pgsizes)) < 0 ||
+            (k = get_u32(r, &d->spapr_ddw_max_windows)) < 0 ||
+            (k = get_u32(r, &d->spapr_ddw_levels)) < 0)
+                return k;
+        return 0;
+}
+
 static int get_payload(Reader *r, GdMsg *m) {
         uint32_t u;
         void *a;
@@ -827,7 +914,33 @@ static int get_payload(Reader *r, GdMsg *m) {
                 return 0;
 
         case GD_MSG_SHOW_GROUP:
+        case GD_MSG_DMA_INFO:
                 return get_str(r, GD_SPEC_MAX, &m->spec);
+
+        case GD_MSG_DMA_INFO_REPLY: {
+                uint8_t kvm;
+
+                if ((k = get_u32(r, &m->dma_info.group)) < 0 ||
+                    (k = get_enum(r, _GD_DMA_SOURCE_MAX, &m->dma_info.source)) < 0 ||
+                    (k = get_dma(r, &m->dma_info.dma)) < 0)
+                        return k;
+                a = NULL;
+                k = get_array(r, 0, GD_REGIONS_PER_GROUP_MAX, REGION_WIRE_MIN, sizeof(GdRegion), &a,
+                              &m->dma_info.n_regions);
+                m->dma_info.regions = a;
+                if (k < 0)
+                        return k;
+                for (size_t i = 0; i < m->dma_info.n_regions; i++)
+                        if ((k = get_region(r, &m->dma_info.regions[i])) < 0)
+                                return k;
+                if ((k = get_u32(r, &m->dma_info.n_devices)) < 0 ||
+                    (k = get_u8(r, &kvm)) < 0)
+                        return k;
+                if (kvm > 1)
+                        return -EBADMSG;
+                m->dma_info.kvm = kvm;
+                return get_str(r, GD_TEXT_MAX, &m->dma_info.note);
+        }
 
         case GD_MSG_ACQUIRE:
                 if ((k = get_bits(r, _GD_ACQUIRE_ALL, &m->acquire.flags)) < 0 ||
@@ -842,7 +955,7 @@ static int get_payload(Reader *r, GdMsg *m) {
                 for (size_t i = 0; i < m->acquire.n_specs; i++)
                         if ((k = get_str(r, GD_SPEC_MAX, &m->acquire.specs[i])) < 0)
                                 return k;
-                return 0;
+                return get_u64(r, &m->acquire.guest_ram);
 
         case GD_MSG_RELEASE:
                 return get_token(r, &m->token);
@@ -882,7 +995,9 @@ static int get_payload(Reader *r, GdMsg *m) {
         case GD_MSG_ACQUIRED:
                 if ((k = get_token(r, &m->acquired.token)) < 0 ||
                     (k = get_lease(r, &m->acquired.lease)) < 0 ||
-                    (k = get_u32(r, &m->acquired.iommu_type)) < 0)
+                    (k = get_u32(r, &m->acquired.iommu_type)) < 0 ||
+                    (k = get_dma(r, &m->acquired.dma)) < 0 ||
+                    (k = get_u64(r, &m->acquired.memlock)) < 0)
                         return k;
                 return 0;
 

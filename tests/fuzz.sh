@@ -1,7 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# Fuzzes the wire codec (proto/proto.c) with libFuzzer for SECONDS (default 30).
+# Fuzzes the wire codec (proto/proto.c) with libFuzzer for SECONDS (default 30), then the
+# VFIO_IOMMU_GET_INFO capability-chain parser (daemon/iommu-info.c, tests/fuzz-iommu-info.c) for a third
+# of that (at least 5 s), seeded with the real kernels' captured buffers (tests/data/iommu-info-*.bin).
 #
 #     tests/fuzz.sh [SECONDS]
 #
@@ -108,5 +110,43 @@ EOF
         llvm-profdata merge -o "$work/replay.profdata" "$work"/replay-*.profraw
         llvm-cov report "$work/replay" -instr-profile="$work/replay.profdata" "$top/proto/proto.c"
 fi
+
+# ---- the second target: the GET_INFO capability-chain parser
+info_seconds=$((seconds / 3))
+[ "$info_seconds" -ge 5 ] || info_seconds=5
+isrcs="$top/tests/fuzz-iommu-info.c $top/daemon/iommu-info.c"
+icflags="$cflags -I$top/daemon"
+# shellcheck disable=SC2086
+$CC $icflags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+        $isrcs -o "$work/fuzz-iommu-info"
+# shellcheck disable=SC2086
+$CC $icflags -DGD_FUZZ_WRITE_SEEDS $isrcs -o "$work/write-info-seeds"
+icorpus=$work/corpus-iommu-info
+mkdir -p "$icorpus"
+"$work/write-info-seeds" "$icorpus"
+for f in "$top"/tests/data/iommu-info-*.bin; do
+        if [ -e "$f" ]; then cp "$f" "$icorpus/"; fi
+done
+echo "fuzz.sh: GET_INFO parser: $(find "$icorpus" -type f | wc -l) inputs in the corpus, fuzzing for ${info_seconds}s"
+rc=0
+# shellcheck disable=SC2086
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
+"$work/fuzz-iommu-info" \
+        -max_total_time="$info_seconds" \
+        -max_len=4096 \
+        -timeout=10 \
+        -use_value_profile=1 \
+        -print_final_stats=1 \
+        -artifact_prefix="$work/" \
+        ${FUZZ_ARGS:-} \
+        "$icorpus" >"$work/fuzz-info.log" 2>&1 || rc=$?
+if [ "$rc" != 0 ]; then
+        keep=1
+        tail -n 60 "$work/fuzz-info.log" >&2
+        echo "fuzz.sh: GET_INFO parser FAILED (libFuzzer exit status $rc); the log and the input are in $work" >&2
+        exit 1
+fi
+grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$work/fuzz-info.log" || true
+grep -E '^Done [0-9]+ runs' "$work/fuzz-info.log" || true
 
 echo "fuzz.sh: OK"

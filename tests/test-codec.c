@@ -58,6 +58,23 @@ static const GdMsg samples[] = {
           .acquire = { .flags = GD_ACQUIRE_CONFIGURE_IOMMU | GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_LEASE_FD,
                        .label = (char *) "vm-1", .specs = sample_specs, .n_specs = 3 } },
         { .type = GD_MSG_ACQUIRE, .serial = 7, .acquire = { .specs = sample_specs, .n_specs = 1 } },
+        { .type = GD_MSG_ACQUIRE, .serial = 30,
+          .acquire = { .flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_KVM | GD_ACQUIRE_MEMLOCK | GD_ACQUIRE_VIOMMU,
+                       .specs = sample_specs, .n_specs = 1, .guest_ram = UINT64_C(8) << 30 } },
+        { .type = GD_MSG_DMA_INFO, .serial = 31, .spec = (char *) "3" },
+        { .type = GD_MSG_DMA_INFO_REPLY, .serial = 34,
+          .dma_info = { .group = 3, .source = GD_DMA_SOURCE_CONTAINER, .n_devices = 2, .kvm = 1,
+                        .note = (char *) "", .regions = sample_regions, .n_regions = 1,
+                        .dma = { .flags = GD_DMA_PGSIZES | GD_DMA_IOVA | GD_DMA_AVAIL | GD_DMA_MIGRATION,
+                                 .iommu_type = 3, .pgsizes = 0x40201000, .n_iova = 2,
+                                 .iova = { { 0, 0xfedfffff }, { 0xfef00000, 0xffffffffffff } },
+                                 .dma_avail = 65535, .migration_pgsizes = 0x1000,
+                                 .migration_max_dirty_bitmap_size = 0x10000000 } } },
+        { .type = GD_MSG_DMA_INFO_REPLY, .serial = 35,
+          .dma_info = { .group = 9, .source = GD_DMA_SOURCE_SYSFS, .note = (char *) "not leased",
+                        .dma = { .flags = GD_DMA_SPAPR | GD_DMA_SPAPR_DDW, .spapr_dma32_size = 0x40000000,
+                                 .spapr_ddw_pgsizes = 0x1011000, .spapr_ddw_max_windows = 2,
+                                 .spapr_ddw_levels = 5 } } },
         { .type = GD_MSG_RELEASE, .serial = 8, .token = (char *) TOKEN_A },
         { .type = GD_MSG_LIST_LEASES, .serial = 9 },
         { .type = GD_MSG_SUBSCRIBE, .serial = 10, .event_mask = 0 },
@@ -76,7 +93,9 @@ static const GdMsg samples[] = {
                                 .id = (char *) "a1b2c3d4", .label = (char *) "vm-1", .uid = 1000, .pid = 99,
                                 .owner_kind = GD_OWNER_LEASE_FD, .state = GD_LEASE_ACTIVE, .since_usec = 1,
                                 .groups = sample_lease_groups, .n_groups = 2 },
-                        .iommu_type = 3 } },
+                        .iommu_type = 3, .memlock = UINT64_C(9) << 30,
+                        .dma = { .flags = GD_DMA_PGSIZES | GD_DMA_IOVA, .pgsizes = 0x1000, .n_iova = 1,
+                                 .iova = { { 0x1000, 0xfedfffff } } } } },
         { .type = GD_MSG_LEASES, .serial = 19, .leases = { .more = 0, .leases = sample_leases, .n_leases = 2 } },
         { .type = GD_MSG_LEASES, .serial = 20, .leases = { .more = 1 } },
         { .type = GD_MSG_STATUS_REPLY, .serial = 21,
@@ -97,6 +116,7 @@ static const uint16_t all_types[] = {
         GD_MSG_HELLO, GD_MSG_LIST_GROUPS, GD_MSG_SHOW_GROUP, GD_MSG_ACQUIRE, GD_MSG_RELEASE,
         GD_MSG_LIST_LEASES, GD_MSG_SUBSCRIBE, GD_MSG_STATUS, GD_MSG_ERROR, GD_MSG_OK, GD_MSG_HELLO_REPLY,
         GD_MSG_GROUPS, GD_MSG_ACQUIRED, GD_MSG_LEASES, GD_MSG_STATUS_REPLY, GD_MSG_EVENT,
+        GD_MSG_DMA_INFO, GD_MSG_DMA_INFO_REPLY,
 };
 
 /* ---------------------------------------------------------------- comparing */
@@ -157,6 +177,11 @@ static void assert_group_eq(const GdGroup *a, const GdGroup *d) {
         assert_str_decoded(d->policy_note);
 }
 
+static void assert_dma_eq(const GdDma *a, const GdDma *d) {
+        /* Every field is on the wire: the whole struct round-trips, ranges past n_iova stay zero. */
+        ck_assert_mem_eq(a, d, sizeof *a);
+}
+
 static void assert_msg_eq(const GdMsg *a, const GdMsg *d) {
         ck_assert_uint_eq(a->type, d->type);
         ck_assert_uint_eq(a->serial, d->serial);
@@ -177,10 +202,26 @@ static void assert_msg_eq(const GdMsg *a, const GdMsg *d) {
                 assert_str_eq(a->hello.host, d->hello.host);
                 break;
         case GD_MSG_SHOW_GROUP:
+        case GD_MSG_DMA_INFO:
                 assert_str_eq(a->spec, d->spec);
                 assert_str_decoded(d->spec);
                 break;
+        case GD_MSG_DMA_INFO_REPLY:
+                ck_assert_uint_eq(a->dma_info.group, d->dma_info.group);
+                ck_assert_uint_eq(a->dma_info.source, d->dma_info.source);
+                assert_dma_eq(&a->dma_info.dma, &d->dma_info.dma);
+                ck_assert_uint_eq(a->dma_info.n_regions, d->dma_info.n_regions);
+                for (size_t i = 0; i < a->dma_info.n_regions; i++) {
+                        ck_assert_uint_eq(a->dma_info.regions[i].start, d->dma_info.regions[i].start);
+                        ck_assert_uint_eq(a->dma_info.regions[i].end, d->dma_info.regions[i].end);
+                        assert_str_eq(a->dma_info.regions[i].type, d->dma_info.regions[i].type);
+                }
+                ck_assert_uint_eq(a->dma_info.n_devices, d->dma_info.n_devices);
+                ck_assert_uint_eq(a->dma_info.kvm, d->dma_info.kvm);
+                assert_str_eq(a->dma_info.note, d->dma_info.note);
+                break;
         case GD_MSG_ACQUIRE:
+                ck_assert_uint_eq(a->acquire.guest_ram, d->acquire.guest_ram);
                 ck_assert_uint_eq(a->acquire.flags, d->acquire.flags);
                 assert_str_eq(a->acquire.label, d->acquire.label);
                 ck_assert_uint_eq(a->acquire.n_specs, d->acquire.n_specs);
@@ -209,6 +250,8 @@ static void assert_msg_eq(const GdMsg *a, const GdMsg *d) {
                 assert_str_eq(a->acquired.token, d->acquired.token);
                 assert_lease_eq(&a->acquired.lease, &d->acquired.lease);
                 ck_assert_uint_eq(a->acquired.iommu_type, d->acquired.iommu_type);
+                assert_dma_eq(&a->acquired.dma, &d->acquired.dma);
+                ck_assert_uint_eq(a->acquired.memlock, d->acquired.memlock);
                 break;
         case GD_MSG_LEASES:
                 ck_assert_uint_eq(a->leases.more, d->leases.more);
@@ -410,17 +453,18 @@ END_TEST
 
 START_TEST(test_bytes_acquire) {
         static const uint8_t want[] = {
-                0x01, 0x00, 0x04, 0x00, 0x07, 0x00, 0x00, 0x00, 0x16, 0x00, 0x00, 0x00,
+                0x01, 0x00, 0x04, 0x00, 0x07, 0x00, 0x00, 0x00, 0x1e, 0x00, 0x00, 0x00,
                 0x06, 0x00, 0x00, 0x00,             /* flags OWNER_PROCESS | LEASE_FD */
                 0x02, 0x00, 'v', 'm',               /* label */
                 0x02, 0x00,                         /* two specs */
                 0x01, 0x00, '7',
                 0x07, 0x00, '0', '1', ':', '0', '0', '.', '0',
+                0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, /* guest_ram 8 GiB */
         };
         char *specs[] = { (char *) "7", (char *) "01:00.0" };
         GdMsg m = { .type = GD_MSG_ACQUIRE, .serial = 7,
                     .acquire = { .flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_LEASE_FD, .label = (char *) "vm",
-                                 .specs = specs, .n_specs = 2 } };
+                                 .specs = specs, .n_specs = 2, .guest_ram = UINT64_C(8) << 30 } };
 
         assert_encodes_to(&m, want, sizeof want);
 }
@@ -611,7 +655,7 @@ START_TEST(test_version) {
 END_TEST
 
 START_TEST(test_unknown_type) {
-        static const uint16_t bad[] = { 0, 9, 63, 71, 95, 97, 0xffff };
+        static const uint16_t bad[] = { 0, 10, 11, 63, 72, 95, 97, 0xffff };
         uint8_t buf[GD_HEADER_SIZE] = { 1, 0 };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -800,12 +844,30 @@ START_TEST(test_flags_and_enums) {
 
         /* ACQUIRE flags: every unknown bit. */
         GdMsg acq = { .type = GD_MSG_ACQUIRE, .acquire = { .specs = sample_specs, .n_specs = 1 } };
-        for (unsigned bit = 3; bit < 32; bit++) {
+        for (unsigned bit = 6; bit < 32; bit++) {
                 assert_patched_u32_fails(&acq, P, 1u << bit);
                 acq.acquire.flags = 1u << bit;
                 ck_assert_int_eq(gd_msg_encode(&acq, buf, sizeof buf, &len), -EINVAL);
                 acq.acquire.flags = 0;
         }
+
+        /* DMA_INFO_REPLY: the source, the facts' flags, more IOVA ranges than allowed, kvm not 0/1. */
+        GdMsg di = { .type = GD_MSG_DMA_INFO_REPLY, .dma_info = { .group = 3 } };
+        assert_patched_u32_fails(&di, P + 4, _GD_DMA_SOURCE_MAX);
+        assert_patched_u32_fails(&di, P + 8, 1u << 6);
+        {
+                _cleanup_free_ uint8_t *b = encode_alloc(&di, &len);
+                b[P + 8 + 4 + 4 + 8] = GD_IOVA_RANGES_MAX + 1;   /* n_iova */
+                assert_decode_fails(b, len, -EBADMSG);
+        }
+        di.dma_info.source = _GD_DMA_SOURCE_MAX;
+        ck_assert_int_eq(gd_msg_encode(&di, buf, sizeof buf, &len), -EINVAL);
+        di.dma_info.source = 0, di.dma_info.dma.flags = 1u << 6;
+        ck_assert_int_eq(gd_msg_encode(&di, buf, sizeof buf, &len), -EINVAL);
+        di.dma_info.dma.flags = 0, di.dma_info.dma.n_iova = GD_IOVA_RANGES_MAX + 1;
+        ck_assert_int_eq(gd_msg_encode(&di, buf, sizeof buf, &len), -EINVAL);
+        di.dma_info.dma.n_iova = 0, di.dma_info.kvm = 2;
+        ck_assert_int_eq(gd_msg_encode(&di, buf, sizeof buf, &len), -EINVAL);
 
         /* SUBSCRIBE mask bits beyond the event kinds. */
         GdMsg sub = { .type = GD_MSG_SUBSCRIBE };
@@ -895,6 +957,7 @@ START_TEST(test_counts) {
                         put_le16(buf + at, 1), at += 2;
                         buf[at++] = '1';
                 }
+                at += 8; /* guest_ram 0 */
                 set_length(buf, (uint32_t) (at - P));
                 if (n == 0 || n > GD_GROUPS_PER_ACQUIRE_MAX)
                         assert_decode_fails(buf, at, -EBADMSG);
@@ -1045,6 +1108,11 @@ START_TEST(test_expected_fds) {
         m.acquire.flags = GD_ACQUIRE_LEASE_FD | GD_ACQUIRE_CONFIGURE_IOMMU;
         ck_assert_uint_eq(gd_msg_expected_fds(&m), 0);
         m.acquire.flags = GD_ACQUIRE_OWNER_PROCESS;
+        ck_assert_uint_eq(gd_msg_expected_fds(&m), 1);
+        /* KVM registration travels as a flag: the client does it, no kvm-vfio fd goes to the daemon. */
+        m.acquire.flags = GD_ACQUIRE_KVM | GD_ACQUIRE_MEMLOCK;
+        ck_assert_uint_eq(gd_msg_expected_fds(&m), 0);
+        m.acquire.flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_KVM;
         ck_assert_uint_eq(gd_msg_expected_fds(&m), 1);
 
         m = (GdMsg) { .type = GD_MSG_ACQUIRED, .acquired = { .lease = { .n_groups = 3 } } };

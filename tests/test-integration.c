@@ -6,6 +6,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -15,6 +18,7 @@
 
 #include "fd-util.h"
 #include "groupd-client.h"
+#include "kvm-vfio.h"
 
 static char runtime_dir[256];
 static char socket_path[300];
@@ -628,6 +632,251 @@ START_TEST(test_malformed) {
 }
 END_TEST
 
+
+/* ---------------------------------------------------------------- KVM, DMA facts, memlock */
+
+static int sim_kvm(void) {
+        int fd = kvm_vfio_sim_new();
+        ck_assert_int_ge(fd, 0);
+        return fd;
+}
+
+static void sim_kvm_text(int fd, char *buf, size_t size) {
+        ssize_t n = pread(fd, buf, size - 1, 0);
+        ck_assert_int_ge(n, 0);
+        buf[n] = 0;
+}
+
+/* Acquire with a kvm-vfio device: libgroupd adds each group as the fds arrive, groupd records it; release
+ * through the library deletes first. */
+START_TEST(test_kvm_acquire_release) {
+        GdClient *c = connect_ok(), *mon = connect_ok();
+        GdClientLease *l;
+        GdClientLease *l2 = NULL;
+        GdDmaInfo *d = NULL;
+        char text[128], detail[GD_TEXT_MAX], id[GD_LEASE_ID_MAX + 1];
+        int kvm = sim_kvm();
+        const char *specs[] = { "2" };
+
+        ck_assert_int_ge(gd_client_subscribe(mon, 0), 0);
+        l = acquire_ok(c, "2", &(GdAcquireOptions) { .configure_iommu = true, .owner_pidfd = -1, .kvm_fd = kvm });
+        sim_kvm_text(kvm, text, sizeof text);
+        ck_assert_ptr_nonnull(strstr(text, "group 2\n"));
+        ck_assert_int_ge(l->kvm_fd, 0);
+
+        /* The container's facts came with the reply: the default topology's x86 IOMMU. */
+        ck_assert_uint_eq(l->dma.flags, GD_DMA_PGSIZES | GD_DMA_IOVA | GD_DMA_AVAIL | GD_DMA_MIGRATION);
+        ck_assert_uint_eq(l->dma.n_iova, 2);
+        ck_assert_uint_eq(l->dma.iova[0].end, 0xfedfffff);
+        ck_assert_uint_eq(l->dma.iova[1].start, 0xfef00000);
+        ck_assert_uint_eq(l->dma.pgsizes, 0x40201000);
+        ck_assert_uint_eq(l->dma.dma_avail, 65535);
+        ck_assert_uint_eq(l->memlock, 0);
+
+        /* The group's facts, while leased: from the container, registered with KVM by its client. */
+        ck_assert_int_ge(gd_client_dma_info(c, "0000:02:00.0", &d), 0);
+        ck_assert_uint_eq(d->group, 2);
+        ck_assert_uint_eq(d->source, GD_DMA_SOURCE_CONTAINER);
+        ck_assert_uint_eq(d->kvm, 1);
+        ck_assert_uint_eq(d->dma.n_iova, 2);
+        ck_assert_uint_eq(d->n_regions, 1);
+        ck_assert_uint_eq(d->n_devices, 1);
+        gd_dma_info_free(d);
+
+        /* Registered twice: refused by the library, nothing changes. */
+        ck_assert_int_lt(gd_client_lease_kvm_add(c, l, kvm), 0);
+        ck_assert_int_eq(gd_client_error_code(c), GD_ERR_BUSY);
+        /* SET_SPAPR_TCE on an x86 host: refused, saying why; a group the lease does not hold: not found. */
+        {
+                int table = eventfd(0, EFD_CLOEXEC);
+                ck_assert_int_eq(gd_client_lease_set_spapr_tce(c, l, 2, table), -ENXIO);
+                ck_assert_int_eq(gd_client_error_code(c), GD_ERR_INVALID);
+                ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "ppc64"));
+                ck_assert_int_lt(gd_client_lease_set_spapr_tce(c, l, 7, table), 0);
+                ck_assert_int_eq(gd_client_error_code(c), GD_ERR_NOT_FOUND);
+                close(table);
+        }
+        sim_kvm_text(kvm, text, sizeof text);
+        ck_assert_ptr_nonnull(strstr(text, "group 2\n"));
+
+        /* Release: out of KVM first, then the fds go (the sim holds an unbind up while a group is open). */
+        snprintf(id, sizeof id, "%s", l->lease.id);
+        ck_assert_int_ge(gd_client_lease_kvm_del(c, l), 0);
+        sim_kvm_text(kvm, text, sizeof text);
+        ck_assert_ptr_null(strstr(text, "group 2"));
+        ck_assert_int_lt(l->kvm_fd, 0);
+        ck_assert_int_ge(gd_client_release_lease(c, l), 0);
+        l = gd_client_lease_free(l);
+        ck_assert_int_eq(wait_ended(mon, id, detail, sizeof detail), GD_REASON_RELEASED);
+        assert_driver(c, "2", "0000:02:00.0", "e1000e");
+
+        /* Free again, the facts come from sysfs only, and say why. */
+        ck_assert_int_ge(gd_client_dma_info(c, "2", &d), 0);
+        ck_assert_uint_eq(d->source, GD_DMA_SOURCE_SYSFS);
+        ck_assert_uint_eq(d->dma.flags, 0);
+        ck_assert_uint_eq(d->kvm, 0);
+        ck_assert_ptr_nonnull(strstr(d->note, "not leased"));
+        ck_assert_uint_eq(d->regions[0].start, 0xfee00000);
+        gd_dma_info_free(d);
+
+        /* An fd that is no kvm-vfio device: refused before groupd is even asked. */
+        {
+                int efd = eventfd(0, EFD_CLOEXEC);
+                ck_assert_int_lt(gd_client_acquire(c, specs, 1, &(GdAcquireOptions) { .owner_pidfd = -1, .kvm_fd = efd },
+                                                   &l2), 0);
+                ck_assert_int_eq(gd_client_error_code(c), GD_ERR_INVALID);
+                ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "kvm-vfio"));
+                close(efd);
+        }
+        /* A kvm-vfio device of another process (the kernel: EIO): the lease is given back at once. */
+        {
+                int p[2], foreign;
+                pid_t pid;
+                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, p), 0);
+                pid = fork();
+                ck_assert_int_ge(pid, 0);
+                if (pid == 0) {
+                        int k = kvm_vfio_sim_new();
+                        (void) fd_send_msg(p[1], "k", 1, &k, 1);
+                        pause();
+                        _exit(0);
+                }
+                {
+                        char b;
+                        size_t n_fds = 0;
+                        ck_assert_int_eq(fd_recv_msg(p[0], &b, 1, &foreign, 1, &n_fds), 1);
+                        ck_assert_uint_eq(n_fds, 1);
+                }
+                ck_assert_int_eq(gd_client_acquire(c, specs, 1, &(GdAcquireOptions) { .owner_pidfd = -1,
+                                                   .kvm_fd = foreign }, &l2), -EIO);
+                ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "given back"));
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                close(foreign);
+                close(p[0]);
+                close(p[1]);
+        }
+        /* Wait until that give-back is done, then nothing is left. */
+        for (int i = 0; i < 100 && count_leases(c) > 0; i++)
+                usleep(20000);
+        ck_assert_uint_eq(count_leases(c), 0);
+        for (int i = 0; i < 100; i++) {
+                char drv[64];
+                device_driver(c, "2", "0000:02:00.0", drv, sizeof drv);
+                if (strcmp(drv, "e1000e") == 0)
+                        break;
+                usleep(20000);
+        }
+        assert_driver(c, "2", "0000:02:00.0", "e1000e");
+
+        close(kvm);
+        gd_client_free(c);
+        gd_client_free(mon);
+}
+END_TEST
+
+/* The stand-in VMM's kvm mode end to end, as the real-kernel tier runs it. */
+START_TEST(test_kvm_standin) {
+        const char *bin = getenv("VMM_STANDIN_BIN");
+        static const char *const ends[] = { "release", "kill" };
+
+        ck_assert_ptr_nonnull(bin);
+        for (size_t i = 0; i < ELEMENTSOF(ends); i++) {
+                char cmd[1024];
+                int status;
+                snprintf(cmd, sizeof cmd, "GROUPD_SOCKET='%s' '%s' kvm --sim --configure-iommu --end %s 3 >&2",
+                         socket_path, bin, ends[i]);
+                status = system(cmd);
+                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vmm-standin kvm --end %s failed",
+                              ends[i]);
+        }
+}
+END_TEST
+
+static bool have_cap_sys_resource(void) {
+        FILE *f = fopen("/proc/self/status", "re");
+        char line[256];
+        unsigned long long caps = 0;
+
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof line, f))
+                if (sscanf(line, "CapEff: %llx", &caps) == 1)
+                        break;
+        fclose(f);
+        return caps & (1ULL << 24);
+}
+
+/* Memlock: policy first (uid 65534 has no memlock rule), then the prlimit itself. */
+START_TEST(test_memlock) {
+        GdClient *c = connect_ok();
+        GdClientLease *l = NULL;
+        const char *specs[] = { "2" };
+        int p[2], pidfd;
+        pid_t pid;
+        char res[256] = "";
+
+        /* Denied by policy: the policy allows uid 65534 group 2, but no memlock. */
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                GdClient *u = NULL;
+                int r;
+                if (setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(2);
+                if (gd_client_connect(socket_path, &u) < 0)
+                        _exit(3);
+                r = gd_client_acquire(u, specs, 1, &(GdAcquireOptions) { .owner_pidfd = -1,
+                                      .memlock_guest_ram = UINT64_C(1) << 30 }, &l);
+                snprintf(res, sizeof res, "%d %d %s", r, gd_client_error_code(u), gd_client_error_message(u));
+                (void) !write(p[1], res, strlen(res));
+                _exit(0);
+        }
+        close(p[1]);
+        ck_assert_int_gt(read(p[0], res, sizeof res - 1), 0);
+        close(p[0]);
+        waitpid(pid, NULL, 0);
+        ck_assert_msg(strncmp(res, "-1 6 ", 5) == 0 && strstr(res, "RLIMIT_MEMLOCK"), "%s", res);
+        ck_assert_uint_eq(count_leases(c), 0);
+
+        /* VIOMMU without MEMLOCK: the library refuses it already. */
+        ck_assert_int_lt(gd_client_acquire(c, specs, 1, &(GdAcquireOptions) { .owner_pidfd = -1, .viommu = true }, &l), 0);
+
+        /* root: raised on the owner process, or refused plainly without CAP_SYS_RESOURCE. */
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct rlimit low = { 1 << 20, 1 << 20 };
+                (void) setrlimit(RLIMIT_MEMLOCK, &low);
+                pause();
+                _exit(0);
+        }
+        usleep(100000);
+        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        ck_assert_int_ge(pidfd, 0);
+        if (have_cap_sys_resource()) {
+                struct rlimit rl;
+                l = acquire_ok(c, "2", &(GdAcquireOptions) { .owner_pidfd = pidfd,
+                                                              .memlock_guest_ram = UINT64_C(8) << 30 });
+                ck_assert_uint_eq(l->memlock, UINT64_C(9) << 30);
+                ck_assert_int_eq(prlimit(pid, RLIMIT_MEMLOCK, NULL, &rl), 0);
+                ck_assert_uint_eq(rl.rlim_cur, UINT64_C(9) << 30);
+                l = gd_client_lease_free(l);
+        } else {
+                ck_assert_int_lt(gd_client_acquire(c, specs, 1, &(GdAcquireOptions) { .owner_pidfd = pidfd,
+                                                   .memlock_guest_ram = UINT64_C(8) << 30 }, &l), 0);
+                ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "CAP_SYS_RESOURCE"));
+                /* Rolled back: the device is back on its driver, no lease. */
+                assert_driver(c, "2", "0000:02:00.0", "e1000e");
+                ck_assert_uint_eq(count_leases(c), 0);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(pidfd);
+        gd_client_free(c);
+}
+END_TEST
+
 static Suite *integration_suite(void) {
         Suite *s = suite_create("integration");
         TCase *tc = tcase_create("sim");
@@ -643,6 +892,9 @@ static Suite *integration_suite(void) {
         tcase_add_test(tc, test_restart_reconcile);
         tcase_add_test(tc, test_state_lost_orphan);
         tcase_add_test(tc, test_malformed);
+        tcase_add_test(tc, test_kvm_acquire_release);
+        tcase_add_test(tc, test_kvm_standin);
+        tcase_add_test(tc, test_memlock);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -12,7 +12,10 @@
  * It prints what it learned, holds the fds for --hold seconds, and exits with --exit CODE; with 1 (saying
  * why) if any fd could not be used. With --keep-device-fds it also keeps the device fds it opened (as a
  * VMM running a guest does); SIGUSR1 makes it let go of every fd of the lease (device, group and
- * container) and go on holding nothing, as a VMM that hot-unplugs its devices stays alive. */
+ * container) and go on holding nothing, as a VMM that hot-unplugs its devices stays alive.
+ *
+ * "vmm-standin kvm ..." is another mode: a VMM that makes a VM and a kvm-vfio device and acquires with it
+ * over libgroupd (tests/vmm-standin-kvm.c). */
 
 #include <dirent.h>
 #include <errno.h>
@@ -391,6 +394,8 @@ static void check_no_other_fds(const int *mine, size_t n) {
         }
 }
 
+int kvm_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
         int container_fd, groups[GROUPS_MAX], group_fds[GROUPS_MAX], all[GROUPS_MAX + 1];
         const char *id = getenv("GROUPD_LEASE_ID"), *spec = getenv("GROUPD_GROUP_FDS");
@@ -405,6 +410,10 @@ int main(int argc, char **argv) {
                 struct sigaction sa = { .sa_handler = on_sigusr1 };
                 (void) sigaction(SIGUSR1, &sa, NULL);
         }
+
+        /* "vmm-standin kvm ...": the KVM registration mode (vmm-standin-kvm.c). */
+        if (argc > 1 && streq(argv[1], "kvm"))
+                return kvm_main(argc - 1, argv + 1);
 
         r = parse_argv(argc, argv);
         if (r <= 0)
