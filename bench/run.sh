@@ -160,6 +160,21 @@ for n in "${CLIENTS[@]}"; do
 done
 stop_daemon
 
+# ---------------------------------------------------------------- real kernel (the rig)
+# Group 3 of the rig (00:03.0, e1000e) acquired and released through groupd, phase by phase, and the same
+# sysfs + ioctl sequence by vfio-raw, in one boot of Debian's 6.1 kernel with the Intel IOMMU (TCG: slow,
+# but both sides equally so). Skipped in --quick and where the rig cannot run.
+if [ $quick -eq 0 ] && [ -x "$here/../tests/vm/run.sh" ]; then
+        say "bench: real kernel (qemu, Debian 6.1, VT-d): group 3 through groupd and raw"
+        rc=0
+        "$here/../tests/vm/run.sh" --build-dir "$build" --line 6.1 --iommu intel --only 90-bench >"$work/vm.out" 2>&1 || rc=$?
+        if [ $rc -eq 0 ]; then
+                awk '$1 == "BENCH" { print "vm_" $2 ",ms," $3 }' "$build/vm/logs/6.1-intel.log" | tr -d '\r' >> "$csv"
+        else
+                say "bench: the real-kernel part did not run (exit $rc); see $build/vm/logs/6.1-intel.log"
+        fi
+fi
+
 # ---------------------------------------------------------------- ratios, table, plot
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 ratio_floor=$(ratio "$(get groupd_cycle_median)" "$(get floor_cycle_median)")
@@ -168,6 +183,11 @@ ratio_dbus=$(ratio "$(get dbus_cycle_median)" "$(get dbus_floor_cycle_median)")
 record ratio_vs_floor ratio "$ratio_floor"
 record ratio_vs_seatd ratio "$ratio_seatd"
 record ratio_dbus_vs_floor ratio "$ratio_dbus"
+# groupd's kernel-facing phases against vfio-raw's same steps (bind; open; attach; unbind+rebind vs restore).
+sum() { local t=0 k v; for k in "$@"; do v=$(get "$k"); [ -n "$v" ] || { echo; return; }; t=$(awk -v a="$t" -v b="$v" 'BEGIN { print a + b }'); done; echo "$t"; }
+ratio_kernel=$(ratio "$(sum vm_groupd_bind_ms vm_groupd_open_ms vm_groupd_attach_ms vm_groupd_unbind_ms vm_groupd_rebind_ms)" \
+        "$(sum vm_raw_bind_ms vm_raw_container_ms vm_raw_group_ms vm_raw_attach_ms vm_raw_restore_ms)")
+record ratio_kernel_phases_vs_raw ratio "$ratio_kernel"
 
 printf '\n%-34s %12s  %s\n' FIGURE VALUE UNIT
 awk -F, '{ printf "%-34s %12s  %s\n", $1, $3, $2 }' "$csv"
@@ -175,6 +195,7 @@ echo
 echo "ratio_vs_floor $ratio_floor"
 echo "ratio_vs_seatd $ratio_seatd"
 echo "ratio_dbus_vs_floor $ratio_dbus"
+echo "ratio_kernel_phases_vs_raw $ratio_kernel"
 echo "(csv: $csv)"
 
 if command -v gnuplot >/dev/null; then

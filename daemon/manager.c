@@ -606,6 +606,10 @@ typedef struct HostJob {
         /* release results */
         char detail[GD_TEXT_MAX];
         int release_errno;
+
+        /* How long each phase took (µs), for the debug log and the real-kernel benchmark. */
+        uint64_t us_bind, us_open, us_attach;       /* acquire */
+        uint64_t us_unbind, us_rebind;              /* release */
 } HostJob;
 
 static HostJob *host_job_free(HostJob *j) {
@@ -676,7 +680,10 @@ static void detail_append(char *buf, size_t size, const char *fmt, ...) {
  * a VMM still has the device open), then host drivers come back, since a host driver cannot bind while
  * another device of the group is still in use through VFIO. Returns 0 or the first error; a line per
  * device goes to detail. */
-static int host_restore_devices(Host *h, const LeaseDevice *devices, size_t n, char *detail, size_t size) {
+/* us_unbind, us_rebind (may be NULL): how long the two passes took. */
+static int host_restore_devices(Host *h, const LeaseDevice *devices, size_t n, char *detail, size_t size,
+                                uint64_t *us_unbind, uint64_t *us_rebind) {
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC), t1;
         int first_error = 0;
 
         for (size_t i = 0; i < n; i++) {
@@ -697,6 +704,10 @@ static int host_restore_devices(Host *h, const LeaseDevice *devices, size_t n, c
                                 first_error = r;
                 }
         }
+
+        t1 = now_usec(CLOCK_MONOTONIC);
+        if (us_unbind)
+                *us_unbind = t1 - t0;
 
         for (size_t i = 0; i < n; i++) {
                 const LeaseDevice *ld = &devices[i];
@@ -743,6 +754,8 @@ static int host_restore_devices(Host *h, const LeaseDevice *devices, size_t n, c
                                 first_error = r;
                 }
         }
+        if (us_rebind)
+                *us_rebind = now_usec(CLOCK_MONOTONIC) - t1;
         return first_error;
 }
 
@@ -767,6 +780,8 @@ static int acquire_job_run(void *userdata) {
                 manager_error(&j->error, GD_ERR_INTERNAL, ENOMEM, "out of memory");
                 return -ENOMEM;
         }
+
+        uint64_t t = now_usec(CLOCK_MONOTONIC);
 
         /* 1. Every device of every group onto vfio-pci; bridges on a VFIO-safe driver stay. */
         for (size_t i = 0; i < j->n_devices; i++) {
@@ -805,6 +820,9 @@ static int acquire_job_run(void *userdata) {
                 }
         }
 
+        j->us_bind = now_usec(CLOCK_MONOTONIC) - t;
+        t = now_usec(CLOCK_MONOTONIC);
+
         /* 2. The container and the groups, opened by us, as root. */
         r = host_open_container(h, &j->container_fd);
         if (r < 0) {
@@ -839,12 +857,16 @@ static int acquire_job_run(void *userdata) {
                                       j->groups[i], isempty(reason) ? "" : ": ", reason);
                         goto rollback;
                 }
+                j->us_open += now_usec(CLOCK_MONOTONIC) - t;
+                t = now_usec(CLOCK_MONOTONIC);
                 r = host_group_set_container(h, j->group_fds[i], j->container_fd);
                 if (r < 0) {
                         manager_error(&j->error, r == -EPERM ? GD_ERR_NOT_VIABLE : GD_ERR_HOST, r,
                                       "cannot attach group %u to the container: %s", j->groups[i], strerror(-r));
                         goto rollback;
                 }
+                j->us_attach += now_usec(CLOCK_MONOTONIC) - t;
+                t = now_usec(CLOCK_MONOTONIC);
         }
         if (j->configure_iommu) {
                 r = host_container_set_iommu(h, j->container_fd, &j->iommu_type);
@@ -853,6 +875,7 @@ static int acquire_job_run(void *userdata) {
                                       strerror(-r));
                         goto rollback;
                 }
+                j->us_attach += now_usec(CLOCK_MONOTONIC) - t;
                 /* 3. The DMA facts; not having them fails nothing. */
                 r = host_container_get_info(h, j->container_fd, j->iommu_type, &j->dma);
                 if (r < 0) {
@@ -901,14 +924,15 @@ static int acquire_job_run(void *userdata) {
 rollback:
         j->container_fd = safe_close(j->container_fd);
         close_many(j->group_fds, j->n_groups);
-        (void) host_restore_devices(h, touched, n_touched, j->detail, sizeof j->detail);
+        (void) host_restore_devices(h, touched, n_touched, j->detail, sizeof j->detail, NULL, NULL);
         return -abs(j->error.errno_value ?: EIO);
 }
 
 static int release_job_run(void *userdata) {
         HostJob *j = userdata;
 
-        j->release_errno = host_restore_devices(j->host, j->devices, j->n_devices, j->detail, sizeof j->detail);
+        j->release_errno = host_restore_devices(j->host, j->devices, j->n_devices, j->detail, sizeof j->detail,
+                                               &j->us_unbind, &j->us_rebind);
         return j->release_errno;
 }
 
@@ -942,6 +966,8 @@ static void release_job_done(int result, void *userdata) {
         l->deadline_source = sd_event_source_disable_unref(l->deadline_source);
         (void) lease_set_state(l, GD_LEASE_RELEASED);
         log_lease_end(l, result, j->detail);
+        log_debug("Lease %s phases: unbind %.1f ms, rebind %.1f ms", l->id, j->us_unbind / 1000.0,
+                  j->us_rebind / 1000.0);
         manager_emit(m, GD_EVENT_LEASE_ENDED, l, 0, -result, j->detail);
 
         manager_drop_lease(m, l);
@@ -1164,8 +1190,12 @@ static void acquire_job_done(int result, void *userdata) {
                                        strempty(l->label), "PRIORITY=%i", LOG_INFO, NULL);
         }
 
+        uint64_t t_hand = now_usec(CLOCK_MONOTONIC);
         r = op->done(m, l, &op->client_lease_fd, NULL, op->userdata);
         op->client_lease_fd = safe_close(op->client_lease_fd);
+        log_debug("Lease %s phases: bind %.1f ms, open %.1f ms, attach %.1f ms, hand-over %.1f ms", l->id,
+                  j->us_bind / 1000.0, j->us_open / 1000.0, j->us_attach / 1000.0,
+                  (now_usec(CLOCK_MONOTONIC) - t_hand) / 1000.0);
         manager_emit(m, GD_EVENT_LEASE_STARTED, l, 0, 0, NULL);
 
         if (r < 0 && !l->owner_gone) {

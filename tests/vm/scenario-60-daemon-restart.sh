@@ -56,6 +56,9 @@ else
         daemon_log_tail
 fi
 
+# The driver is back a moment before the lease's record goes (LEASE_ENDED follows the rebind): wait for it.
+three_gone() { ! groupctl leases --no-legend 2>/dev/null | grep -q 'three'; }
+wait_until 50 three_gone
 leases=$(groupctl leases --no-legend 2>&1)
 if echo "$leases" | grep -q 'six' && ! echo "$leases" | grep -q 'three' &&
         [ "$(group_state 6)" = "0000:00:06.0=vfio-pci 0000:00:06.1=vfio-pci" ] && alive "$vmm6"; then
