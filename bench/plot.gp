@@ -15,6 +15,7 @@ unset key
 plot latency using 2:xtic(1) lc rgb "#3070b0"
 
 set title "acquire+release cycles per second"
+set yrange [0:*]
 unset logscale y
 set xtics norotate
 plot throughput using 2:xtic(1) lc rgb "#40a040"
