@@ -1031,7 +1031,7 @@ static int sim_container_facts(Sim *s, SimFile *c, HostIommuInfo *ret, bool *ret
         *ret = (HostIommuInfo) {};
         *ret_align8 = true;
         for (size_t i = 0; i < s->topology->n_groups; i++) {
-                const SimIommu *io = &s->topology->groups[i].iommu;
+                const SimIommu *io = sim_topology_group_iommu(s->topology, &s->topology->groups[i]);
                 SimFile *f = s->groups[i].file;
 
                 if (!f || f->closed || f->container != c)

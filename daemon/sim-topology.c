@@ -71,8 +71,10 @@ const char *sim_topology_default_text(void) {
 SimTopology *sim_topology_free(SimTopology *t) {
         if (!t)
                 return NULL;
-        for (size_t i = 0; i < t->n_groups; i++)
+        for (size_t i = 0; i < t->n_groups; i++) {
                 free(t->groups[i].regions);
+                free(t->groups[i].own_iommu);
+        }
         free(t->groups);
         free(t->devices);
         free(t);
@@ -274,7 +276,6 @@ static int parse_group_line(SimTopology *t, char **tok, size_t n, unsigned line,
         if (parse_group_number(tok[1], &g.id) < 0)
                 return topo_error(ret_error, line, "bad group number \"%s\"", tok[1]);
         strcpy(g.type, "DMA-FQ");
-        g.iommu = t->iommu;
 
         for (size_t i = 2; i < n; i++) {
                 const char *v = startswith_word(tok[i], "type=");
@@ -426,8 +427,21 @@ int sim_topology_parse(const char *text, SimTopology **ret, char **ret_error) {
                                 cur = (ssize_t) t->n_groups - 1;
                 } else if (streq(tok[0], "region"))
                         r = parse_region_line(cur >= 0 ? &t->groups[cur] : NULL, tok, n, line, ret_error);
-                else if (streq(tok[0], "iommu"))
-                        r = parse_iommu_line(cur >= 0 ? &t->groups[cur].iommu : &t->iommu, tok, n, line, ret_error);
+                else if (streq(tok[0], "iommu")) {
+                        SimIommu *io = &t->iommu;
+                        if (cur >= 0) {
+                                SimTopoGroup *g = &t->groups[cur];
+                                if (!g->own_iommu) {
+                                        /* Starts from the host's facts as they stand at this line. */
+                                        g->own_iommu = malloc(sizeof *g->own_iommu);
+                                        if (!g->own_iommu)
+                                                return -ENOMEM;
+                                        *g->own_iommu = t->iommu;
+                                }
+                                io = g->own_iommu;
+                        }
+                        r = parse_iommu_line(io, tok, n, line, ret_error);
+                }
                 else if (streq(tok[0], "device"))
                         r = parse_device_line(t, cur >= 0 ? &t->groups[cur] : NULL, tok, n, line, ret_error);
                 else
@@ -528,6 +542,10 @@ static int cmp_group_key(const void *key, const void *elem) {
 
 static int cmp_device_key(const void *key, const void *elem) {
         return strcmp(key, ((const SimTopoDevice *) elem)->address);
+}
+
+const SimIommu *sim_topology_group_iommu(const SimTopology *t, const SimTopoGroup *g) {
+        return g->own_iommu ?: &t->iommu;
 }
 
 const SimTopoGroup *sim_topology_find_group(const SimTopology *t, unsigned id) {

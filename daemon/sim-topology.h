@@ -71,7 +71,7 @@ typedef struct SimTopoGroup {
         HostRegion *regions;
         size_t n_regions;
         size_t n_devices;
-        SimIommu iommu;                 /* the host's, changed by the group's own iommu line */
+        SimIommu *own_iommu;            /* the group's own iommu line(s); NULL: the host's (see below) */
         unsigned line;
 } SimTopoGroup;
 
@@ -93,4 +93,7 @@ SimTopology *sim_topology_free(SimTopology *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SimTopology *, sim_topology_free);
 
 const SimTopoGroup *sim_topology_find_group(const SimTopology *t, unsigned id);
+/* A group's DMA facts: its own, or the host's. (Kept apart so that 4096 groups do not carry 4096 copies
+ * of the same kilobyte and more.) */
+const SimIommu *sim_topology_group_iommu(const SimTopology *t, const SimTopoGroup *g);
 const SimTopoDevice *sim_topology_find_device(const SimTopology *t, const char *address);
