@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 
 #include "host-internal.h"
+#include "parse-util.h"
 
 #define SYSFS_LINE_MAX 128
 #define SYSFS_REGIONS_MAX 4096
@@ -163,22 +164,6 @@ static ssize_t read_override_at(HostBusy *busy, const char *address, int dir_fd,
         return n;
 }
 
-static int parse_hex(const char *s, uint64_t max, uint64_t *ret) {
-        unsigned long long v;
-        char *end;
-
-        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-                s += 2;
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
-                return -EBADMSG;
-        errno = 0;
-        v = strtoull(s, &end, 16);
-        if (errno != 0 || *end != 0 || v > max)
-                return -EBADMSG;
-        *ret = v;
-        return 0;
-}
-
 /* A hex attribute (vendor, device, class). A missing file reads as 0: devices that are no PCI devices
  * have none. The caller tells a vanished device from that. */
 static int read_hex_attr(int dev_fd, const char *name, uint64_t max, uint64_t *ret) {
@@ -192,7 +177,7 @@ static int read_hex_attr(int dev_fd, const char *name, uint64_t max, uint64_t *r
         }
         if (n < 0)
                 return (int) n;
-        return parse_hex(buf, max, ret);
+        return parse_hex_u64(buf, max, ret) < 0 ? -EBADMSG : 0;
 }
 
 /* The last component of a symlink's target: a driver's or a group's name. -ENOENT when there is no
@@ -384,7 +369,7 @@ int sysfs_parse_reserved_regions(const char *text, HostRegion **ret, size_t *ret
 
                 if (sscanf(line, "%23s %23s %31s %c", start, end, type, &extra) != 3)
                         return -EBADMSG;
-                if (parse_hex(start, UINT64_MAX, &s) < 0 || parse_hex(end, UINT64_MAX, &e) < 0 || e < s)
+                if (parse_hex_u64(start, UINT64_MAX, &s) < 0 || parse_hex_u64(end, UINT64_MAX, &e) < 0 || e < s)
                         return -EBADMSG;
 
                 a = reallocarray(regions, n + 1, sizeof *regions);

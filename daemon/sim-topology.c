@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "host-internal.h"
+#include "parse-util.h"
 #include "sim-topology.h"
 
 #define TOPOLOGY_FILE_MAX (16U * 1024U * 1024U)
@@ -115,22 +116,6 @@ static bool name_chars_ok(const char *s, size_t max) {
         return !streq(s, ".") && !streq(s, "..");
 }
 
-static int parse_hex_value(const char *s, uint64_t max, uint64_t *ret) {
-        unsigned long long v;
-        char *end;
-
-        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-                s += 2;
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 16);
-        if (errno != 0 || *end != 0 || v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 static int parse_group_number(const char *s, unsigned *ret) {
         unsigned long v;
         char *end;
@@ -187,7 +172,7 @@ static int parse_hex_pair(const char *s, char sep, uint64_t *a, uint64_t *b) {
         if (!c)
                 return -EINVAL;
         *c = 0;
-        if (parse_hex_value(buf, UINT64_MAX, a) < 0 || parse_hex_value(c + 1, UINT64_MAX, b) < 0)
+        if (parse_hex_u64(buf, UINT64_MAX, a) < 0 || parse_hex_u64(c + 1, UINT64_MAX, b) < 0)
                 return -EINVAL;
         return 0;
 }
@@ -198,7 +183,7 @@ static int parse_iommu_line(SimIommu *io, char **tok, size_t n, unsigned line, c
                 uint64_t a, b;
 
                 if ((v = startswith_word(tok[i], "pgsizes="))) {
-                        if (parse_hex_value(v, UINT64_MAX, &a) < 0 || a == 0)
+                        if (parse_hex_u64(v, UINT64_MAX, &a) < 0 || a == 0)
                                 return topo_error(ret_error, line, "bad page-size bitmap \"%s\"", v);
                         io->info.pgsizes = a;
                         io->info.flags |= HOST_IOMMU_PGSIZES;
@@ -303,9 +288,9 @@ static int parse_region_line(SimTopoGroup *g, char **tok, size_t n, unsigned lin
                                   "region outside a group (a \"group\" line must come first)");
         if (n != 4)
                 return topo_error(ret_error, line, "\"region\" wants START END TYPE");
-        if (parse_hex_value(tok[1], UINT64_MAX, &r.start) < 0)
+        if (parse_hex_u64(tok[1], UINT64_MAX, &r.start) < 0)
                 return topo_error(ret_error, line, "bad region start \"%s\"", tok[1]);
-        if (parse_hex_value(tok[2], UINT64_MAX, &r.end) < 0)
+        if (parse_hex_u64(tok[2], UINT64_MAX, &r.end) < 0)
                 return topo_error(ret_error, line, "bad region end \"%s\"", tok[2]);
         if (r.end < r.start)
                 return topo_error(ret_error, line, "region ends before it starts");
@@ -341,17 +326,17 @@ static int parse_device_line(SimTopology *t, SimTopoGroup *g, char **tok, size_t
                 uint64_t x;
 
                 if ((v = startswith_word(tok[i], "vendor="))) {
-                        if (parse_hex_value(v, UINT16_MAX, &x) < 0)
+                        if (parse_hex_u64(v, UINT16_MAX, &x) < 0)
                                 return topo_error(ret_error, line, "bad vendor id \"%s\"", v);
                         d.vendor = (uint16_t) x;
                         have_vendor = true;
                 } else if ((v = startswith_word(tok[i], "device="))) {
-                        if (parse_hex_value(v, UINT16_MAX, &x) < 0)
+                        if (parse_hex_u64(v, UINT16_MAX, &x) < 0)
                                 return topo_error(ret_error, line, "bad device id \"%s\"", v);
                         d.device = (uint16_t) x;
                         have_device = true;
                 } else if ((v = startswith_word(tok[i], "class="))) {
-                        if (parse_hex_value(v, 0xffffff, &x) < 0)
+                        if (parse_hex_u64(v, 0xffffff, &x) < 0)
                                 return topo_error(ret_error, line, "bad class \"%s\"", v);
                         d.class_code = (uint32_t) x;
                 } else if ((v = startswith_word(tok[i], "native="))) {
