@@ -184,18 +184,23 @@ static int client_send_ok(Client *c, uint32_t serial) {
         return client_send(c, &m, NULL, 0);
 }
 
-/* Sends a list in as many packets as it takes, `more` set on all but the last. */
-static int client_send_groups(Client *c, uint32_t serial, GdGroup *groups, size_t n) {
-        size_t i = 0, batch = 128;
+/* Sends a list (GROUPS or LEASES) in as many packets as it takes, `more` set on all but the last: as many
+ * items a packet as fit, halving the batch when one does not. */
+static int client_send_list(Client *c, uint32_t serial, GdMsgType type, void *items, size_t n) {
+        size_t at = 0, batch = type == GD_MSG_GROUPS ? 128 : 256;
 
         do {
-                size_t k = MIN(batch, n - i), len;
-                GdMsg m = {
-                        .type = GD_MSG_GROUPS,
-                        .serial = serial,
-                        .groups = { .more = i + k < n, .groups = groups + i, .n_groups = (uint16_t) k },
-                };
-                int r = gd_msg_encode(&m, c->server->buf, sizeof c->server->buf, &len);
+                size_t k = MIN(batch, n - at), len;
+                GdMsg m = { .type = type, .serial = serial };
+                int r;
+
+                if (type == GD_MSG_GROUPS)
+                        m.groups = (typeof(m.groups)) { .more = at + k < n, .n_groups = (uint16_t) k,
+                                                        .groups = items ? (GdGroup *) items + at : NULL };
+                else
+                        m.leases = (typeof(m.leases)) { .more = at + k < n, .n_leases = (uint16_t) k,
+                                                        .leases = items ? (GdLease *) items + at : NULL };
+                r = gd_msg_encode(&m, c->server->buf, sizeof c->server->buf, &len);
                 if ((r == -EMSGSIZE || r == -ENOBUFS) && k > 1) {
                         batch = MAX(k / 2, 1u);
                         continue;
@@ -205,9 +210,13 @@ static int client_send_groups(Client *c, uint32_t serial, GdGroup *groups, size_
                 r = client_send(c, &m, NULL, 0);
                 if (r < 0)
                         return r;
-                i += k;
-        } while (i < n);
+                at += k;
+        } while (at < n);
         return 0;
+}
+
+static int client_send_groups(Client *c, uint32_t serial, GdGroup *groups, size_t n) {
+        return client_send_list(c, serial, GD_MSG_GROUPS, groups, n);
 }
 
 static int client_send_leases(Client *c, uint32_t serial) {
@@ -222,28 +231,7 @@ static int client_send_leases(Client *c, uint32_t serial) {
                 for (Lease *l = manager_first_lease(mgr); l && i < n; l = l->next)
                         lease_to_gd(l, &all[i++]);
         }
-
-        size_t at = 0, batch = 256;
-        do {
-                size_t k = MIN(batch, i - at), len;
-                GdMsg m = {
-                        .type = GD_MSG_LEASES,
-                        .serial = serial,
-                        .leases = { .more = at + k < i, .leases = all ? all + at : NULL, .n_leases = (uint16_t) k },
-                };
-                int r = gd_msg_encode(&m, c->server->buf, sizeof c->server->buf, &len);
-                if ((r == -EMSGSIZE || r == -ENOBUFS) && k > 1) {
-                        batch = MAX(k / 2, 1u);
-                        continue;
-                }
-                if (r < 0)
-                        return r;
-                r = client_send(c, &m, NULL, 0);
-                if (r < 0)
-                        return r;
-                at += k;
-        } while (at < i);
-        return 0;
+        return client_send_list(c, serial, GD_MSG_LEASES, all, i);
 }
 
 /* ---------------------------------------------------------------- requests */
