@@ -22,7 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bold=$(tput bold 2>/dev/null || true); plain=$(tput sgr0 2>/dev/null || true)
+bold= plain=
+if [ -t 1 ]; then bold=$(tput bold 2>/dev/null || true); plain=$(tput sgr0 2>/dev/null || true); fi
 step() { printf '\n%s### %s%s\n' "$bold" "$*" "$plain"; }
 show() { printf '%s$ %s%s\n' "$bold" "$*" "$plain"; "$@"; }
 fail() { echo "demo: FAILED: $*" >&2; echo "--- daemon log:" >&2; cat "$run/groupd.log" >&2; exit 1; }
