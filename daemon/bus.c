@@ -8,6 +8,7 @@
 #include "bus.h"
 #include "fd-util.h"
 #include "log.h"
+#include "memlock.h"
 #include "org.groupd1-xml.h"   /* bus_interface_xml[], generated from proto/org.groupd1.xml */
 
 #define IFACE_MANAGER BUS_NAME ".Manager"
@@ -24,6 +25,7 @@
 #define ACTION_ACQUIRE BUS_NAME ".acquire"
 #define ACTION_ACQUIRE_ANY BUS_NAME ".acquire-any"
 #define ACTION_RELEASE_OTHER BUS_NAME ".release-other"
+#define ACTION_MEMLOCK BUS_NAME ".memlock"
 
 #define REQUESTS_MAX 1024
 #define REQUESTS_PER_SENDER_MAX 32
@@ -66,6 +68,7 @@ typedef enum RequestKind {
         REQUEST_ACQUIRE,
         REQUEST_LEASE_RELEASE,
         REQUEST_RELEASE_TOKEN,
+        REQUEST_MEMLOCK_LIMIT,
 } RequestKind;
 
 typedef struct Request Request;
@@ -149,6 +152,9 @@ struct Request {
         char *label;
         uint32_t flags;
         int owner_pidfd;
+        uint64_t guest_ram;              /* ACQUIRE with memlock; MEMLOCK_LIMIT */
+        bool viommu;                     /* MEMLOCK_LIMIT */
+        bool memlock_authorized;         /* ACQUIRE with memlock: polkit is (being) asked for ACTION_MEMLOCK too */
         AcquirePreview preview;
         char *spec;                      /* GET_GROUP; RELEASE_TOKEN: the token */
         char lease_id[LEASE_ID_LEN + 1]; /* LEASE_RELEASE */
@@ -264,8 +270,65 @@ static void manager_props(Bus *b, PropWriter *w) {
         pw_u32(w, "NLeases", (uint32_t) manager_n_leases(b->manager));
 }
 
+static bool pw_wants(const PropWriter *w, const char *name) {
+        return !w->oom && (!w->only || streq(w->only, name));
+}
+
+static void pw_iova(PropWriter *w, const char *name, const GdDma *d) {
+        DBusMessageIter a, st;
+
+        if (!pw_open(w, name, "a(tt)"))
+                return;
+        w->oom = !dbus_message_iter_open_container(&w->var, DBUS_TYPE_ARRAY, "(tt)", &a);
+        for (size_t i = 0; (d->flags & GD_DMA_IOVA) && i < d->n_iova && !w->oom; i++) {
+                dbus_uint64_t start = d->iova[i].start, end = d->iova[i].end;
+                w->oom = !dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) ||
+                         !dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT64, &start) ||
+                         !dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT64, &end) ||
+                         !dbus_message_iter_close_container(&a, &st);
+        }
+        if (!w->oom)
+                w->oom = !dbus_message_iter_close_container(&w->var, &a);
+        pw_close(w);
+}
+
+static void dma_info_freep(GdDmaInfo **d) {
+        manager_dma_info_free(*d);
+}
+
+/* The facts of a container, as groups and leases show them: 0 or empty where unknown. */
+static void dma_props(const GdDma *d, PropWriter *w) {
+        pw_iova(w, "IovaRanges", d);
+        pw_u64(w, "PageSizes", (d->flags & GD_DMA_PGSIZES) ? d->pgsizes : 0);
+        pw_u32(w, "DmaAvailable", (d->flags & GD_DMA_AVAIL) ? d->dma_avail : 0);
+}
+
+/* A group's DMA facts, from the manager (manager_dma_info(), as the native DMA_INFO): only asked for
+ * when one of them is wanted, since it reads the group again. DmaNote is invalidated, never sent, in
+ * PropertiesChanged. */
+static void group_dma_props(Manager *m, const GdGroup *g, PropWriter *w) {
+        static const char *const names[] = { "DmaSource", "IovaRanges", "PageSizes", "DmaAvailable", "DmaNote" };
+        _cleanup_(dma_info_freep) GdDmaInfo *d = NULL;
+        ManagerError err = {};
+        GdDma none = {};
+        char spec[16];
+        bool wanted = false;
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                wanted = wanted || pw_wants(w, names[i]);
+        if (!wanted)
+                return;
+        (void) snprintf(spec, sizeof spec, "%u", g->id);
+        if (manager_dma_info(m, spec, &d, &err) < 0)
+                log_debug("Cannot get the DMA facts of group %u: %s", g->id, err.message);
+        pw_string(w, "DmaSource", gd_dma_source_to_string(d ? (int) d->source : GD_DMA_SOURCE_SYSFS));
+        dma_props(d ? &d->dma : &none, w);
+        if (!w->changes_only)
+                pw_string(w, "DmaNote", d ? d->note : err.message);
+}
+
 /* ended: a lease that is ending now (LEASE_ENDED): the group no longer counts as held by it. */
-static void group_props(const GdGroup *g, const Lease *ended, PropWriter *w) {
+static void group_props(Manager *m, const GdGroup *g, const Lease *ended, PropWriter *w) {
         bool leased = (g->flags & GD_GROUP_LEASED) && !(ended && streq(g->lease_id, ended->id));
         char path[128] = "/";
 
@@ -318,6 +381,7 @@ static void group_props(const GdGroup *g, const Lease *ended, PropWriter *w) {
         pw_u32(w, "HolderPid", leased ? g->holder_pid : 0);
         pw_bool(w, "Never", g->flags & GD_GROUP_NEVER);
         pw_string(w, "PolicyNote", g->policy_note);
+        group_dma_props(m, g, w);
 }
 
 static void lease_props(const Lease *l, const char *state, PropWriter *w) {
@@ -335,6 +399,13 @@ static void lease_props(const Lease *l, const char *state, PropWriter *w) {
                 pw_close(w);
         }
         pw_u32(w, "IommuType", l->iommu_type);
+        if (pw_wants(w, "IovaRanges") || pw_wants(w, "PageSizes") || pw_wants(w, "DmaAvailable")) {
+                GdDma d;
+                manager_dma_to_gd(&l->dma, &d);
+                dma_props(&d, w);
+        }
+        pw_u64(w, "MemlockLimit", l->memlock);
+        pw_bool(w, "KvmRegistered", l->kvm_registered);
 }
 
 /* ---------------------------------------------------------------- sending */
@@ -368,9 +439,10 @@ static DBusMessage *new_signal(const char *path, const char *iface, const char *
         return dbus_message_new_signal(path, iface, member);
 }
 
+/* invalidated: one property named without its value, or NULL. */
 static void emit_properties_changed(Bus *b, const char *path, const char *iface,
                                     void (*fill)(PropWriter *w, const void *a, const void *c), const void *a,
-                                    const void *c) {
+                                    const void *c, const char *invalidated) {
         DBusMessage *m = new_signal(path, DBUS_INTERFACE_PROPERTIES, "PropertiesChanged");
         DBusMessageIter it, dict, inval;
         PropWriter w = {};
@@ -387,6 +459,7 @@ static void emit_properties_changed(Bus *b, const char *path, const char *iface,
         if (!w.oom)
                 w.oom = !dbus_message_iter_close_container(&it, &dict) ||
                         !dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &inval) ||
+                        (invalidated && !dbus_message_iter_append_basic(&inval, DBUS_TYPE_STRING, &invalidated)) ||
                         !dbus_message_iter_close_container(&it, &inval);
         if (w.oom) {
                 dbus_message_unref(m);
@@ -395,8 +468,15 @@ static void emit_properties_changed(Bus *b, const char *path, const char *iface,
         bus_send(b, m);
 }
 
+typedef struct GroupChange {
+        Manager *manager;
+        const GdGroup *group;
+        const Lease *ended;
+} GroupChange;
+
 static void fill_group(PropWriter *w, const void *a, const void *c) {
-        group_props(a, c, w);
+        const GroupChange *gc = a;
+        group_props(gc->manager, gc->group, gc->ended, w);
 }
 
 static void fill_lease_state(PropWriter *w, const void *a, const void *c) {
@@ -698,6 +778,7 @@ static void execute_acquire(Request *r) {
                 .label = r->label,
                 .flags = r->flags,
                 .owner_pidfd = r->owner_pidfd,
+                .guest_ram = r->guest_ram,
         };
 
         r->caller.authorized = true;
@@ -744,6 +825,51 @@ static void execute_release_token(Request *r) {
         request_free(r);
 }
 
+/* What memlock_limit() gives for the groups the specs name (each counted once, as Acquire folds them), with
+ * the devices and the sPAPR window the manager reports for them (manager_dma_info(), as groupctl memlock). */
+static void execute_memlock_limit(Request *r) {
+        ManagerError err = {};
+        MemlockInput in = { .guest_ram = r->guest_ram, .viommu = r->viommu };
+        unsigned seen[GD_GROUPS_PER_ACQUIRE_MAX];
+        size_t n_seen = 0;
+        dbus_uint64_t limit = 0;
+        DBusMessage *reply;
+        int k;
+
+        for (size_t i = 0; i < r->n_specs; i++) {
+                _cleanup_(dma_info_freep) GdDmaInfo *d = NULL;
+                bool dup = false;
+
+                if (manager_dma_info(r->bus->manager, r->specs[i], &d, &err) < 0)
+                        return request_fail_manager(r, &err);
+                for (size_t j = 0; j < n_seen; j++)
+                        dup = dup || seen[j] == d->group;
+                if (dup)
+                        continue;
+                seen[n_seen++] = d->group;
+                in.n_devices += d->n_devices;
+                /* The groups share one container: its DMA32 window is charged once. */
+                if (d->dma.flags & GD_DMA_SPAPR)
+                        in.spapr_dma32_window = MAX(in.spapr_dma32_window, (uint64_t) d->dma.spapr_dma32_size);
+        }
+        k = memlock_limit(&in, &limit);
+        if (k == -ERANGE)
+                return request_fail(r, bus_error_name(GD_ERR_INVALID),
+                                    "guest_ram %" PRIu64 " x %u devices: the limit does not fit in 64 bits",
+                                    r->guest_ram, in.viommu ? in.n_devices : 1);
+        if (k < 0)
+                return request_fail(r, bus_error_name(GD_ERR_INVALID),
+                                    "cannot compute the limit: the groups have no device to assign");
+        reply = dbus_message_new_method_return(r->message);
+        if (!reply || !dbus_message_append_args(reply, DBUS_TYPE_UINT64, &limit, DBUS_TYPE_INVALID)) {
+                if (reply)
+                        dbus_message_unref(reply);
+                reply_oom(r->bus, r->message);
+        } else
+                bus_send(r->bus, reply);
+        request_free(r);
+}
+
 static bool request_is_lease_owner(Request *r) {
         Lease *l = manager_find_lease(r->bus->manager, r->lease_id);
         return l && l->owner_kind == GD_OWNER_BUS_NAME && streq_ptr(l->bus_name, r->sender);
@@ -763,6 +889,8 @@ static void request_execute(Request *r) {
                 return execute_lease_release(r, !request_is_lease_owner(r));
         case REQUEST_RELEASE_TOKEN:
                 return execute_release_token(r);
+        case REQUEST_MEMLOCK_LIMIT:
+                return execute_memlock_limit(r);
         }
 }
 
@@ -775,6 +903,8 @@ static bool append_dict_ss(DBusMessageIter *dict, const char *key, const char *v
                dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &value) &&
                dbus_message_iter_close_container(dict, &e);
 }
+
+static int request_authorize(Request *r, const char *action);
 
 static void on_polkit_reply(DBusPendingCall *pending, void *userdata) {
         Request *r = userdata;
@@ -807,15 +937,26 @@ static void on_polkit_reply(DBusPendingCall *pending, void *userdata) {
 
         if (!authorized) {
                 bool interactive = dbus_message_get_allow_interactive_authorization(r->message);
+                const char *what = r->memlock_authorized ? " with the option \"memlock\" (" ACTION_MEMLOCK ")" : "";
                 log_notice("polkit refused %s to %s (uid %u, pid %i)%s.", dbus_message_get_member(r->message),
                            r->sender, (unsigned) r->caller.uid, (int) r->caller.pid,
                            challenge ? ": authentication required" : "");
                 if (challenge && !interactive)
                         return request_fail(r, DBUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-                                            "%s needs authentication: call again allowing interactive authorization",
-                                            dbus_message_get_member(r->message));
-                return request_fail(r, bus_error_name(GD_ERR_DENIED), "not authorized by polkit for %s",
-                                    dbus_message_get_member(r->message));
+                                            "%s%s needs authentication: call again allowing interactive "
+                                            "authorization", dbus_message_get_member(r->message), what);
+                return request_fail(r, bus_error_name(GD_ERR_DENIED), "not authorized by polkit for %s%s",
+                                    dbus_message_get_member(r->message), what);
+        }
+        /* An acquire that raises the owner's RLIMIT_MEMLOCK needs that granted as well. */
+        if (r->kind == REQUEST_ACQUIRE && (r->flags & GD_ACQUIRE_MEMLOCK) && !r->memlock_authorized) {
+                int k;
+
+                r->memlock_authorized = true;
+                k = request_authorize(r, ACTION_MEMLOCK);
+                if (k < 0)
+                        request_fail(r, bus_error_name(GD_ERR_DENIED), "cannot ask polkit: %s", strerror(-k));
+                return;
         }
         request_execute(r);
 }
@@ -857,6 +998,11 @@ static int request_authorize(Request *r, const char *action) {
                      append_dict_ss(&details, "owner",
                                     r->flags & GD_ACQUIRE_OWNER_PROCESS ? "process" :
                                     r->flags & GD_ACQUIRE_LEASE_FD ? "lease-fd" : "bus-name");
+                if (ok && (r->flags & GD_ACQUIRE_MEMLOCK)) {
+                        (void) snprintf(text, sizeof text, "%" PRIu64, r->guest_ram);
+                        ok = append_dict_ss(&details, "guest-ram", text) &&
+                             append_dict_ss(&details, "viommu", r->flags & GD_ACQUIRE_VIOMMU ? "true" : "false");
+                }
         }
         if (ok && r->kind == REQUEST_LEASE_RELEASE) {
                 Lease *l = manager_find_lease(r->bus->manager, r->lease_id);
@@ -1013,14 +1159,11 @@ static const char *request_error_name(int k) {
         return k == -EUSERS ? bus_error_name(GD_ERR_LIMIT) : bus_error_name_from_errno(k);
 }
 
-/* Parses Acquire's (as, a{sv}) into r; on a bad argument replies and returns false. */
-static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
-        DBusMessageIter it, a, dict, e, var;
-        const char *owner = "name";
-        bool have_pidfd = false;
+/* Parses the specs (as) at it into r; on a bad argument replies and returns false. */
+static bool parse_specs(Bus *b, DBusMessage *m, DBusMessageIter *it, Request *r) {
+        DBusMessageIter a;
 
-        dbus_message_iter_init(m, &it);
-        dbus_message_iter_recurse(&it, &a);
+        dbus_message_iter_recurse(it, &a);
         for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRING; dbus_message_iter_next(&a)) {
                 const char *s;
                 char **n;
@@ -1051,7 +1194,18 @@ static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
                             GD_GROUPS_PER_ACQUIRE_MAX);
                 return false;
         }
+        return true;
+}
 
+/* Parses Acquire's (as, a{sv}) into r; on a bad argument replies and returns false. */
+static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
+        DBusMessageIter it, dict, e, var;
+        const char *owner = "name";
+        bool have_pidfd = false, have_guest_ram = false, memlock = false, viommu = false;
+
+        dbus_message_iter_init(m, &it);
+        if (!parse_specs(b, m, &it, r))
+                return false;
         dbus_message_iter_next(&it);
         dbus_message_iter_recurse(&it, &dict);
         for (; dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&dict)) {
@@ -1097,14 +1251,47 @@ static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
                         dbus_message_iter_get_basic(&var, &v);
                         if (v)
                                 r->flags |= GD_ACQUIRE_CONFIGURE_IOMMU;
+                } else if (streq(key, "kvm") && t == DBUS_TYPE_BOOLEAN) {
+                        dbus_bool_t v;
+                        dbus_message_iter_get_basic(&var, &v);
+                        if (v)
+                                r->flags |= GD_ACQUIRE_KVM;
+                } else if (streq(key, "memlock") && t == DBUS_TYPE_BOOLEAN) {
+                        dbus_bool_t v;
+                        dbus_message_iter_get_basic(&var, &v);
+                        memlock = v;
+                } else if (streq(key, "viommu") && t == DBUS_TYPE_BOOLEAN) {
+                        dbus_bool_t v;
+                        dbus_message_iter_get_basic(&var, &v);
+                        viommu = v;
+                } else if (streq(key, "guest-ram") && t == DBUS_TYPE_UINT64) {
+                        dbus_uint64_t v;
+                        uint64_t limit;
+                        dbus_message_iter_get_basic(&var, &v);
+                        if (v == 0) {
+                                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                                            "option \"guest-ram\" is 0: give the guest's RAM in bytes");
+                                return false;
+                        }
+                        /* Refused here rather than after the devices were bound: the limit must fit. */
+                        if (memlock_limit(&(MemlockInput) { .guest_ram = v, .n_devices = 1 }, &limit) < 0) {
+                                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                                            "option \"guest-ram\" is %" PRIu64 " bytes: the memlock limit for it "
+                                            "does not fit in 64 bits", (uint64_t) v);
+                                return false;
+                        }
+                        r->guest_ram = v;
+                        have_guest_ram = true;
                 } else if (streq(key, "label") || streq(key, "owner") || streq(key, "owner-pidfd") ||
-                           streq(key, "configure-iommu")) {
+                           streq(key, "configure-iommu") || streq(key, "kvm") || streq(key, "memlock") ||
+                           streq(key, "viommu") || streq(key, "guest-ram")) {
                         reply_error(b, m, bus_error_name(GD_ERR_INVALID), "option \"%s\" has the wrong type '%c'",
                                     key, (char) t);
                         return false;
                 } else {
                         reply_error(b, m, bus_error_name(GD_ERR_INVALID),
-                                    "unknown option \"%.64s\" (known: label, owner, owner-pidfd, configure-iommu)",
+                                    "unknown option \"%.64s\" (known: label, owner, owner-pidfd, configure-iommu, "
+                                    "memlock, guest-ram, viommu, kvm)",
                                     key);
                         return false;
                 }
@@ -1123,6 +1310,48 @@ static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
                 return false;
         } else if (streq(owner, "lease-fd"))
                 r->flags |= GD_ACQUIRE_LEASE_FD;
+
+        if (memlock && !have_guest_ram) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"memlock\" needs the option \"guest-ram\" (the guest's RAM in bytes)");
+                return false;
+        }
+        if (!memlock && have_guest_ram) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"guest-ram\" goes with \"memlock\" only");
+                return false;
+        }
+        if (!memlock && viommu) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"viommu\" only says how to count memlock: it goes with \"memlock\" only");
+                return false;
+        }
+        if (memlock)
+                r->flags |= GD_ACQUIRE_MEMLOCK;
+        if (viommu)
+                r->flags |= GD_ACQUIRE_VIOMMU;
+        return true;
+}
+
+/* Parses MemlockLimit's (as, t, b) into r; on a bad argument replies and returns false. */
+static bool parse_memlock_limit(Bus *b, DBusMessage *m, Request *r) {
+        DBusMessageIter it;
+        dbus_uint64_t ram;
+        dbus_bool_t viommu;
+
+        dbus_message_iter_init(m, &it);
+        if (!parse_specs(b, m, &it, r))
+                return false;
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &ram);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &viommu);
+        if (ram == 0) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID), "guest_ram is 0: give the guest's RAM in bytes");
+                return false;
+        }
+        r->guest_ram = ram;
+        r->viommu = viommu;
         return true;
 }
 
@@ -1140,7 +1369,8 @@ static DBusHandlerResult start_request(Bus *b, DBusMessage *m, RequestKind kind,
                             k == -EUSERS ? "too many requests pending" : strerror(-k));
                 return DBUS_HANDLER_RESULT_HANDLED;
         }
-        if (kind == REQUEST_ACQUIRE && !parse_acquire(b, m, r)) {
+        if ((kind == REQUEST_ACQUIRE && !parse_acquire(b, m, r)) ||
+            (kind == REQUEST_MEMLOCK_LIMIT && !parse_memlock_limit(b, m, r))) {
                 request_free(r);
                 return DBUS_HANDLER_RESULT_HANDLED;
         }
@@ -1228,7 +1458,7 @@ static void object_props(Bus *b, const Object *o, PropWriter *w) {
         case OBJECT_MANAGER:
                 return manager_props(b, w);
         case OBJECT_GROUP:
-                return group_props(o->group, NULL, w);
+                return group_props(b->manager, o->group, NULL, w);
         case OBJECT_LEASE:
                 return lease_props(o->lease, NULL, w);
         default:
@@ -1477,8 +1707,11 @@ static DBusHandlerResult on_message(DBusConnection *c, DBusMessage *m, void *use
                         result = start_request(b, m, REQUEST_ACQUIRE, NULL);
                 else if (streq(member, "Release") && check_signature(b, m, "s"))
                         result = start_request(b, m, REQUEST_RELEASE_TOKEN, NULL);
+                else if (streq(member, "MemlockLimit") && check_signature(b, m, "astb"))
+                        result = start_request(b, m, REQUEST_MEMLOCK_LIMIT, NULL);
                 else if (!streq(member, "ListGroups") && !streq(member, "GetGroup") &&
-                         !streq(member, "ListLeases") && !streq(member, "Acquire") && !streq(member, "Release"))
+                         !streq(member, "ListLeases") && !streq(member, "Acquire") && !streq(member, "Release") &&
+                         !streq(member, "MemlockLimit"))
                         reply_error(b, m, DBUS_ERROR_UNKNOWN_METHOD, "no method %s in %s", member, IFACE_MANAGER);
         } else if (o.kind == OBJECT_LEASE && (!iface || streq(iface, IFACE_LEASE)) && streq(member, "Release")) {
                 if (check_signature(b, m, ""))
@@ -1548,7 +1781,8 @@ static DBusHandlerResult on_filter(DBusConnection *c, DBusMessage *m, void *user
 
 /* ---------------------------------------------------------------- manager events → signals */
 
-static void emit_group_changed(Bus *b, unsigned group, const Lease *ended) {
+/* signal: GroupChanged too (a holder or the devices changed), not only PropertiesChanged. */
+static void emit_group_changed(Bus *b, unsigned group, const Lease *ended, bool signal) {
         GdGroup *g = NULL;
         char path[128], id[16];
         const char *p = path;
@@ -1558,9 +1792,12 @@ static void emit_group_changed(Bus *b, unsigned group, const Lease *ended) {
         group_path(group, path, sizeof path);
         (void) snprintf(id, sizeof id, "%u", group);
         if (manager_get_group(b->manager, id, &g, NULL) >= 0) {
-                emit_properties_changed(b, path, IFACE_GROUP, fill_group, g, ended);
+                GroupChange gc = { b->manager, g, ended };
+                emit_properties_changed(b, path, IFACE_GROUP, fill_group, &gc, NULL, "DmaNote");
                 manager_groups_free(g, 1);
         }
+        if (!signal)
+                return;
         m = new_signal(BUS_PATH, IFACE_MANAGER, "GroupChanged");
         if (m && !dbus_message_append_args(m, DBUS_TYPE_UINT32, &g32, DBUS_TYPE_OBJECT_PATH, &p, DBUS_TYPE_INVALID)) {
                 dbus_message_unref(m);
@@ -1630,14 +1867,17 @@ static void on_manager_event(Manager *mgr, GdEventKind kind, const Lease *l, uns
                 }
                 bus_send(b, m);
                 for (size_t i = 0; i < l->n_groups; i++)
-                        emit_group_changed(b, l->groups[i], NULL);
+                        emit_group_changed(b, l->groups[i], NULL, true);
                 emit_properties_changed(b, BUS_PATH, IFACE_MANAGER, fill_manager_nleases, NULL,
-                                        (const void *) (uintptr_t) manager_n_leases(mgr));
+                                        (const void *) (uintptr_t) manager_n_leases(mgr), NULL);
                 break;
         }
         case GD_EVENT_LEASE_RELEASING:
                 lease_path(l->id, path, sizeof path);
-                emit_properties_changed(b, path, IFACE_LEASE, fill_lease_state, NULL, "releasing");
+                emit_properties_changed(b, path, IFACE_LEASE, fill_lease_state, NULL, "releasing", NULL);
+                /* Its groups' DMA facts are the container's no more. */
+                for (size_t i = 0; i < l->n_groups; i++)
+                        emit_group_changed(b, l->groups[i], NULL, false);
                 break;
         case GD_EVENT_LEASE_ENDED: {
                 const char *reason = gd_reason_to_string(l->reason), *d = strempty(detail);
@@ -1659,14 +1899,14 @@ static void on_manager_event(Manager *mgr, GdEventKind kind, const Lease *l, uns
                 bus_send(b, m);
                 emit_interfaces(b, l, false);
                 for (size_t i = 0; i < l->n_groups; i++)
-                        emit_group_changed(b, l->groups[i], l);
+                        emit_group_changed(b, l->groups[i], l, true);
                 /* The manager drops the lease right after this event. */
                 emit_properties_changed(b, BUS_PATH, IFACE_MANAGER, fill_manager_nleases, NULL,
-                                        (const void *) (uintptr_t) (manager_n_leases(mgr) - 1));
+                                        (const void *) (uintptr_t) (manager_n_leases(mgr) - 1), NULL);
                 break;
         }
         case GD_EVENT_GROUP_CHANGED:
-                emit_group_changed(b, group, NULL);
+                emit_group_changed(b, group, NULL, true);
                 break;
         default:
                 break;

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -180,6 +181,75 @@ static bool acquire_opts(DBusConnection *c, const char *const *specs, const char
         return true;
 }
 
+/* One Acquire option of any type, for acquire_with(). */
+typedef struct Opt {
+        const char *key;
+        int type;               /* DBUS_TYPE_BOOLEAN, _UINT32, _UINT64, _STRING or _UNIX_FD */
+        uint64_t u;             /* booleans, numbers, fds */
+        const char *s;          /* strings */
+} Opt;
+
+/* Acquire(specs, opts) with the reply checked and parsed as by acquire_opts(). */
+static bool acquire_with(DBusConnection *c, const char *const *specs, const Opt *opts, size_t n_opts, Acquired *a) {
+        DBusMessage *m = dbus_message_new_method_call(NAME, PATH, MGR, "Acquire"), *r;
+        DBusMessageIter it, arr, dict, e, v, st;
+
+        *a = (Acquired) { .container = -EBADF, .lease_fd = -EBADF };
+        dbus_message_iter_init_append(m, &it);
+        ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &arr));
+        for (size_t i = 0; specs[i]; i++)
+                ck_assert(dbus_message_iter_append_basic(&arr, DBUS_TYPE_STRING, &specs[i]));
+        ck_assert(dbus_message_iter_close_container(&it, &arr));
+        ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict));
+        for (size_t i = 0; i < n_opts; i++) {
+                char sig[2] = { (char) opts[i].type, 0 };
+                dbus_bool_t b = opts[i].u != 0;
+                dbus_uint32_t u32 = (dbus_uint32_t) opts[i].u;
+                dbus_uint64_t u64 = opts[i].u;
+                int fd = (int) opts[i].u;
+                const void *val = opts[i].type == DBUS_TYPE_BOOLEAN ? (const void *) &b :
+                                  opts[i].type == DBUS_TYPE_UINT32 ? (const void *) &u32 :
+                                  opts[i].type == DBUS_TYPE_UINT64 ? (const void *) &u64 :
+                                  opts[i].type == DBUS_TYPE_UNIX_FD ? (const void *) &fd : (const void *) &opts[i].s;
+
+                ck_assert(dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &e));
+                ck_assert(dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &opts[i].key));
+                ck_assert(dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, sig, &v));
+                ck_assert(dbus_message_iter_append_basic(&v, opts[i].type, val));
+                ck_assert(dbus_message_iter_close_container(&e, &v));
+                ck_assert(dbus_message_iter_close_container(&dict, &e));
+        }
+        ck_assert(dbus_message_iter_close_container(&it, &dict));
+
+        r = send_call(c, m, a->error, sizeof a->error, a->message, sizeof a->message);
+        if (!r)
+                return false;
+        ck_assert_str_eq(dbus_message_get_signature(r), "osha(uh)ah");
+        const char *p;
+        dbus_message_iter_init(r, &it);
+        dbus_message_iter_get_basic(&it, &p);
+        snprintf(a->path, sizeof a->path, "%s", p);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &p);
+        snprintf(a->token, sizeof a->token, "%s", p);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &a->container);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_recurse(&it, &arr);
+        for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRUCT; dbus_message_iter_next(&arr)) {
+                dbus_uint32_t g;
+                ck_assert_uint_lt(a->n_groups, ELEMENTSOF(a->groups));
+                dbus_message_iter_recurse(&arr, &st);
+                dbus_message_iter_get_basic(&st, &g);
+                dbus_message_iter_next(&st);
+                a->groups[a->n_groups] = g;
+                dbus_message_iter_get_basic(&st, &a->group_fds[a->n_groups]);
+                a->n_groups++;
+        }
+        dbus_message_unref(r);
+        return true;
+}
+
 static bool acquire(DBusConnection *c, const char *spec, const char *label, Acquired *a) {
         const char *specs[] = { spec, NULL };
         return acquire_opts(c, specs, label, NULL, -EBADF, NULL, a);
@@ -253,6 +323,43 @@ static uint32_t prop_u32(DBusConnection *c, const char *path, const char *iface,
         dbus_message_iter_get_basic(&v, &u);
         dbus_message_unref(r);
         return u;
+}
+
+static uint64_t prop_u64(DBusConnection *c, const char *path, const char *iface, const char *name) {
+        DBusMessageIter v;
+        DBusMessage *r = get_prop(c, path, iface, name, &v);
+        dbus_uint64_t u;
+        ck_assert_int_eq(dbus_message_iter_get_arg_type(&v), DBUS_TYPE_UINT64);
+        dbus_message_iter_get_basic(&v, &u);
+        dbus_message_unref(r);
+        return u;
+}
+
+/* An a(tt) property (IovaRanges) into ranges[max][2]; returns how many there were. */
+static size_t prop_ranges(DBusConnection *c, const char *path, const char *iface, const char *name,
+                          uint64_t (*ranges)[2], size_t max) {
+        DBusMessageIter v, a, st;
+        DBusMessage *r = get_prop(c, path, iface, name, &v);
+        size_t n = 0;
+
+        char *sig = dbus_message_iter_get_signature(&v);
+
+        ck_assert_str_eq(sig, "a(tt)");
+        dbus_free(sig);
+        dbus_message_iter_recurse(&v, &a);
+        for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRUCT; dbus_message_iter_next(&a), n++) {
+                dbus_uint64_t start, end;
+                dbus_message_iter_recurse(&a, &st);
+                dbus_message_iter_get_basic(&st, &start);
+                dbus_message_iter_next(&st);
+                dbus_message_iter_get_basic(&st, &end);
+                if (n < max) {
+                        ranges[n][0] = start;
+                        ranges[n][1] = end;
+                }
+        }
+        dbus_message_unref(r);
+        return n;
 }
 
 /* "addr=driver addr=driver" from a group's Devices property. */
@@ -1005,6 +1112,358 @@ START_TEST(test_round_trip) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- DMA facts, memlock, kvm */
+
+#define GROUP NAME ".Group"
+#define LEASE NAME ".Lease"
+
+/* PropertiesChanged of a group: Leased and DmaSource from the changed set (both must be there), and whether
+ * DmaNote was invalidated. */
+static bool wait_group_dma_changed(DBusConnection *c, const char *path, char *source, size_t size,
+                                   bool *note_invalidated) {
+        DBusMessage *m = wait_signal(c, "PropertiesChanged", path, GROUP);
+        DBusMessageIter it, d, e, v, inv;
+        dbus_bool_t leased = FALSE;
+        bool have_leased = false;
+
+        ck_assert_msg(m, "no PropertiesChanged for %s", path);
+        source[0] = 0;
+        *note_invalidated = false;
+        dbus_message_iter_init(m, &it);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_recurse(&it, &d);
+        for (; dbus_message_iter_get_arg_type(&d) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&d)) {
+                const char *k, *str;
+                dbus_message_iter_recurse(&d, &e);
+                dbus_message_iter_get_basic(&e, &k);
+                dbus_message_iter_next(&e);
+                dbus_message_iter_recurse(&e, &v);
+                ck_assert_msg(!streq(k, "DmaNote"), "DmaNote is only invalidated, yet it came with a value");
+                if (streq(k, "Leased")) {
+                        dbus_message_iter_get_basic(&v, &leased);
+                        have_leased = true;
+                } else if (streq(k, "DmaSource")) {
+                        dbus_message_iter_get_basic(&v, &str);
+                        snprintf(source, size, "%s", str);
+                }
+        }
+        dbus_message_iter_next(&it);
+        dbus_message_iter_recurse(&it, &inv);
+        for (; dbus_message_iter_get_arg_type(&inv) == DBUS_TYPE_STRING; dbus_message_iter_next(&inv)) {
+                const char *k;
+                dbus_message_iter_get_basic(&inv, &k);
+                *note_invalidated = *note_invalidated || streq(k, "DmaNote");
+        }
+        dbus_message_unref(m);
+        ck_assert_msg(have_leased && source[0], "PropertiesChanged of %s lacks Leased or DmaSource", path);
+        return leased;
+}
+
+/* The simulated host's x86 IOMMU, as the native test-integration sees it: two IOVA ranges around the MSI
+ * window 0xfee00000-0xfeefffff, 4K/2M/1G pages, 65535 mappings. */
+static void assert_sim_facts(DBusConnection *c, const char *path, const char *iface) {
+        uint64_t r[8][2];
+        size_t n = prop_ranges(c, path, iface, "IovaRanges", r, ELEMENTSOF(r));
+
+        ck_assert_uint_eq(n, 2);
+        ck_assert_uint_eq(r[0][0], 0);
+        ck_assert_uint_eq(r[0][1], 0xfedfffff);
+        ck_assert_uint_eq(r[1][0], 0xfef00000);
+        for (size_t i = 0; i < n; i++)
+                ck_assert(r[i][1] < 0xfee00000 || r[i][0] > 0xfeefffff);
+        ck_assert_uint_eq(prop_u64(c, path, iface, "PageSizes"), 0x40201000);
+        ck_assert_uint_eq(prop_u32(c, path, iface, "DmaAvailable"), 65535);
+}
+
+START_TEST(test_dma_facts_are_properties) {
+        DBusConnection *c = connect_bus();
+        const char *specs[] = { "2", NULL };
+        const Opt opts[] = { { "configure-iommu", DBUS_TYPE_BOOLEAN, 1 } };
+        const char *g2 = PATH "/group/2";
+        char buf[512], reason[64];
+        uint64_t r[4][2];
+        bool inval, leased;
+        Acquired a;
+
+        settle(c);
+        subscribe(c);
+        /* A free group: no container to ask, only its reserved regions; the note says why. */
+        prop_string(c, g2, GROUP, "DmaSource", buf, sizeof buf);
+        ck_assert_str_eq(buf, "sysfs");
+        ck_assert_uint_eq(prop_ranges(c, g2, GROUP, "IovaRanges", r, ELEMENTSOF(r)), 0);
+        ck_assert_uint_eq(prop_u64(c, g2, GROUP, "PageSizes"), 0);
+        ck_assert_uint_eq(prop_u32(c, g2, GROUP, "DmaAvailable"), 0);
+        prop_string(c, g2, GROUP, "DmaNote", buf, sizeof buf);
+        ck_assert_msg(strstr(buf, "not leased"), "DmaNote of a free group: %s", buf);
+
+        /* Leased with the IOMMU configured: the container's facts, on the group and on the lease. */
+        ck_assert_msg(acquire_with(c, specs, opts, ELEMENTSOF(opts), &a), "%s: %s", a.error, a.message);
+        leased = wait_group_dma_changed(c, g2, buf, sizeof buf, &inval);
+        ck_assert(leased);
+        ck_assert_str_eq(buf, "container");
+        ck_assert(inval);
+        prop_string(c, g2, GROUP, "DmaSource", buf, sizeof buf);
+        ck_assert_str_eq(buf, "container");
+        prop_string(c, g2, GROUP, "DmaNote", buf, sizeof buf);
+        ck_assert_str_eq(buf, "");
+        assert_sim_facts(c, g2, GROUP);
+        assert_sim_facts(c, a.path, LEASE);
+        ck_assert_uint_ne(prop_u32(c, a.path, LEASE, "IommuType"), 0);
+        ck_assert_uint_eq(prop_u64(c, a.path, LEASE, "MemlockLimit"), 0);
+        ck_assert(!prop_bool(c, a.path, LEASE, "KvmRegistered"));
+
+        /* Released: the group's facts are sysfs' again, announced (the note invalidated). */
+        acquired_done(&a);
+        ck_assert(release_token(c, a.token, NULL, 0));
+        /* First when the release begins (the container is no longer asked), then when it ended. */
+        leased = wait_group_dma_changed(c, g2, buf, sizeof buf, &inval);
+        ck_assert(leased);
+        ck_assert_str_eq(buf, "sysfs");
+        wait_lease_ended(c, a.path, reason, sizeof reason);
+        leased = wait_group_dma_changed(c, g2, buf, sizeof buf, &inval);
+        ck_assert(!leased);
+        ck_assert_str_eq(buf, "sysfs");
+        ck_assert(inval);
+        prop_string(c, g2, GROUP, "DmaNote", buf, sizeof buf);
+        ck_assert_msg(strstr(buf, "not leased"), "DmaNote after the release: %s", buf);
+
+        /* Without configure-iommu: no facts, and the group's note says how to get them. */
+        ck_assert_msg(acquire(c, "2", NULL, &a), "%s: %s", a.error, a.message);
+        ck_assert_uint_eq(prop_u32(c, a.path, LEASE, "IommuType"), 0);
+        ck_assert_uint_eq(prop_ranges(c, a.path, LEASE, "IovaRanges", r, ELEMENTSOF(r)), 0);
+        ck_assert_uint_eq(prop_u64(c, a.path, LEASE, "PageSizes"), 0);
+        prop_string(c, g2, GROUP, "DmaSource", buf, sizeof buf);
+        ck_assert_str_eq(buf, "sysfs");
+        prop_string(c, g2, GROUP, "DmaNote", buf, sizeof buf);
+        ck_assert_msg(strstr(buf, "configure-iommu"), "DmaNote of a lease without facts: %s", buf);
+        acquired_done(&a);
+        ck_assert(release_token(c, a.token, NULL, 0));
+        wait_lease_ended(c, a.path, reason, sizeof reason);
+        disconnect_bus(c);
+}
+END_TEST
+
+static bool have_cap_sys_resource(void) {
+        FILE *f = fopen("/proc/self/status", "re");
+        char line[256];
+        unsigned long long caps = 0;
+
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof line, f))
+                if (sscanf(line, "CapEff: %llx", &caps) == 1)
+                        break;
+        fclose(f);
+        return caps & (1ULL << 24);
+}
+
+/* Memlock and kvm as root (polkit is not asked; the policy lets root raise the limit): the owner's limit is
+ * raised to 8 GiB + 1 GiB and shown on the lease, or, where groupd lacks CAP_SYS_RESOURCE (as it runs
+ * here, the same as this test), the acquire is refused saying so and rolled back, as test-integration
+ * expects of the native socket. */
+START_TEST(test_acquire_memlock_and_kvm) {
+        DBusConnection *c = connect_bus();
+        const char *specs[] = { "2", NULL };
+        char buf[256], reason[64];
+        int pidfd;
+        pid_t pid;
+        Acquired a;
+
+        settle(c);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct rlimit low = { 1 << 20, 1 << 20 };
+                (void) setrlimit(RLIMIT_MEMLOCK, &low);
+                pause();
+                _exit(0);
+        }
+        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        ck_assert_int_ge(pidfd, 0);
+        const Opt opts[] = {
+                { "owner", DBUS_TYPE_STRING, .s = "process" },
+                { "owner-pidfd", DBUS_TYPE_UNIX_FD, (uint64_t) pidfd },
+                { "configure-iommu", DBUS_TYPE_BOOLEAN, 1 },
+                { "memlock", DBUS_TYPE_BOOLEAN, 1 },
+                { "guest-ram", DBUS_TYPE_UINT64, UINT64_C(8) << 30 },
+                { "kvm", DBUS_TYPE_BOOLEAN, 1 },
+        };
+        usleep(100000);   /* the child's setrlimit */
+        if (have_cap_sys_resource()) {
+                struct rlimit rl;
+                ck_assert_msg(acquire_with(c, specs, opts, ELEMENTSOF(opts), &a), "%s: %s", a.error, a.message);
+                ck_assert_uint_eq(prop_u64(c, a.path, LEASE, "MemlockLimit"), UINT64_C(9) << 30);
+                ck_assert(prop_bool(c, a.path, LEASE, "KvmRegistered"));
+                ck_assert_int_eq(prlimit(pid, RLIMIT_MEMLOCK, NULL, &rl), 0);
+                ck_assert_uint_eq(rl.rlim_cur, UINT64_C(9) << 30);
+                assert_sim_facts(c, a.path, LEASE);
+                acquired_done(&a);
+                ck_assert(release_token(c, a.token, NULL, 0));
+                subscribe(c);
+                wait_lease_ended(c, a.path, reason, sizeof reason);
+        } else {
+                ck_assert(!acquire_with(c, specs, opts, ELEMENTSOF(opts), &a));
+                ck_assert_str_eq(a.error, "org.groupd1.Error.Host");
+                ck_assert_msg(strstr(a.message, "CAP_SYS_RESOURCE"), "%s", a.message);
+                /* Rolled back: no lease, the device is back on its driver. */
+                ck_assert_uint_eq(count_leases(c), 0);
+                group_drivers(c, 2, buf, sizeof buf);
+                ck_assert_str_eq(buf, "0000:02:00.0=e1000e");
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(pidfd);
+        disconnect_bus(c);
+}
+END_TEST
+
+/* kvm alone: recorded on the lease (groupd never touches the VM's kvm-vfio device). */
+START_TEST(test_acquire_kvm_is_recorded) {
+        DBusConnection *c = connect_bus();
+        const char *specs[] = { "2", NULL };
+        const Opt opts[] = { { "kvm", DBUS_TYPE_BOOLEAN, 1 } };
+        char reason[64];
+        Acquired a;
+
+        settle(c);
+        subscribe(c);
+        ck_assert_msg(acquire_with(c, specs, opts, ELEMENTSOF(opts), &a), "%s: %s", a.error, a.message);
+        ck_assert(prop_bool(c, a.path, LEASE, "KvmRegistered"));
+        ck_assert_uint_eq(prop_u64(c, a.path, LEASE, "MemlockLimit"), 0);
+        acquired_done(&a);
+        ck_assert(release_token(c, a.token, NULL, 0));
+        wait_lease_ended(c, a.path, reason, sizeof reason);
+        disconnect_bus(c);
+}
+END_TEST
+
+/* Each bad memlock or kvm option is refused naming it, and nothing is held. */
+START_TEST(test_bad_memlock_options_are_named) {
+        DBusConnection *c = connect_bus();
+        const char *specs[] = { "2", NULL };
+        static const struct {
+                Opt opts[2];
+                size_t n;
+                const char *named;
+        } cases[] = {
+                { { { "memlock", DBUS_TYPE_STRING, .s = "yes" } }, 1, "\"memlock\"" },
+                { { { "kvm", DBUS_TYPE_UINT32, 1 } }, 1, "\"kvm\"" },
+                { { { "viommu", DBUS_TYPE_STRING, .s = "x" } }, 1, "\"viommu\"" },
+                { { { "memlock", DBUS_TYPE_BOOLEAN, 1 }, { "guest-ram", DBUS_TYPE_UINT32, 1u << 30 } }, 2, "\"guest-ram\"" },
+                { { { "memlock", DBUS_TYPE_BOOLEAN, 1 } }, 1, "\"guest-ram\"" },
+                { { { "memlock", DBUS_TYPE_BOOLEAN, 1 }, { "guest-ram", DBUS_TYPE_UINT64, 0 } }, 2, "\"guest-ram\"" },
+                { { { "memlock", DBUS_TYPE_BOOLEAN, 1 }, { "guest-ram", DBUS_TYPE_UINT64, UINT64_MAX } }, 2,
+                  "\"guest-ram\"" },
+                { { { "guest-ram", DBUS_TYPE_UINT64, 1u << 30 } }, 1, "\"guest-ram\"" },
+                { { { "viommu", DBUS_TYPE_BOOLEAN, 1 } }, 1, "\"viommu\"" },
+        };
+        Acquired a;
+
+        settle(c);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ck_assert_msg(!acquire_with(c, specs, cases[i].opts, cases[i].n, &a), "case %zu was taken", i);
+                ck_assert_str_eq(a.error, "org.groupd1.Error.Invalid");
+                ck_assert_msg(strstr(a.message, cases[i].named), "case %zu: \"%s\" does not name %s", i, a.message,
+                              cases[i].named);
+        }
+        ck_assert_uint_eq(count_leases(c), 0);
+        disconnect_bus(c);
+}
+END_TEST
+
+/* uid 1 may acquire group 3 (polkit rules), but org.groupd1.memlock falls to the action's default
+ * (auth_admin, and there is no agent): refused, saying so, nothing held. */
+static void as_acquire_memlock(DBusConnection *c, const void *arg, AsResult *res) {
+        const char *specs[] = { "3", NULL };
+        const Opt opts[] = {
+                { "memlock", DBUS_TYPE_BOOLEAN, 1 },
+                { "guest-ram", DBUS_TYPE_UINT64, UINT64_C(1) << 30 },
+        };
+        Acquired a;
+
+        res->ok = acquire_with(c, specs, opts, ELEMENTSOF(opts), &a);
+        snprintf(res->error, sizeof res->error, "%s", a.error);
+        snprintf(res->message, sizeof res->message, "%s", a.message);
+        acquired_done(&a);
+        if (res->ok)
+                (void) release_token(c, a.token, NULL, 0);
+}
+
+START_TEST(test_memlock_needs_its_own_polkit_action) {
+        DBusConnection *c = connect_bus();
+        const char *plain[] = { "3", NULL };
+        AsResult res;
+
+        settle(c);
+        run_as(UID_DAEMON, as_acquire_memlock, NULL, &res);
+        ck_assert(!res.ok);
+        /* Not in an active session: auth_admin is a challenge nobody can answer here. */
+        ck_assert_msg(streq(res.error, "org.groupd1.Error.Denied") ||
+                      streq(res.error, DBUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED), "%s", res.error);
+        ck_assert_msg(strstr(res.message, "org.groupd1.memlock"), "%s", res.message);
+        ck_assert_uint_eq(count_leases(c), 0);
+        /* The same acquire without memlock is allowed: it was the memlock action that refused. */
+        run_as(UID_DAEMON, as_acquire, plain, &res);
+        ck_assert_msg(res.ok, "%s: %s", res.error, res.message);
+        settle(c);
+        disconnect_bus(c);
+}
+END_TEST
+
+/* MemlockLimit(specs, guest_ram, viommu): the arithmetic of common/memlock.h with the devices groupd
+ * counts. */
+static bool memlock_limit_call(DBusConnection *c, const char *const *specs, uint64_t ram, bool viommu,
+                               uint64_t *ret, char *err, size_t size) {
+        DBusMessage *m = dbus_message_new_method_call(NAME, PATH, MGR, "MemlockLimit"), *r;
+        DBusMessageIter it, arr;
+        dbus_uint64_t t = ram, limit = 0;
+        dbus_bool_t b = viommu;
+
+        dbus_message_iter_init_append(m, &it);
+        ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &arr));
+        for (size_t i = 0; specs[i]; i++)
+                ck_assert(dbus_message_iter_append_basic(&arr, DBUS_TYPE_STRING, &specs[i]));
+        ck_assert(dbus_message_iter_close_container(&it, &arr));
+        ck_assert(dbus_message_iter_append_basic(&it, DBUS_TYPE_UINT64, &t));
+        ck_assert(dbus_message_iter_append_basic(&it, DBUS_TYPE_BOOLEAN, &b));
+        r = send_call(c, m, err, size, NULL, 0);
+        if (!r)
+                return false;
+        ck_assert(dbus_message_get_args(r, NULL, DBUS_TYPE_UINT64, &limit, DBUS_TYPE_INVALID));
+        dbus_message_unref(r);
+        *ret = limit;
+        return true;
+}
+
+START_TEST(test_memlock_limit) {
+        DBusConnection *c = connect_bus();
+        const char *two[] = { "2", NULL }, *two_twice[] = { "2", "0000:02:00.0", NULL },
+                   *three[] = { "3", NULL }, *both[] = { "2", "3", NULL }, *none[] = { "99", NULL };
+        char err[256];
+        uint64_t limit;
+
+        ck_assert_msg(memlock_limit_call(c, two, UINT64_C(8) << 30, false, &limit, err, sizeof err), "%s", err);
+        ck_assert_uint_eq(limit, UINT64_C(9663676416));
+        /* The same group named twice counts once. */
+        ck_assert(memlock_limit_call(c, two_twice, UINT64_C(8) << 30, true, &limit, err, sizeof err));
+        ck_assert_uint_eq(limit, UINT64_C(9663676416));
+        /* vIOMMU: once per device; group 3 has two, group 2 one. */
+        ck_assert(memlock_limit_call(c, three, UINT64_C(8) << 30, true, &limit, err, sizeof err));
+        ck_assert_uint_eq(limit, (UINT64_C(16) << 30) + (UINT64_C(1) << 30));
+        ck_assert(memlock_limit_call(c, both, UINT64_C(8) << 30, true, &limit, err, sizeof err));
+        ck_assert_uint_eq(limit, (UINT64_C(24) << 30) + (UINT64_C(1) << 30));
+        ck_assert(memlock_limit_call(c, both, UINT64_C(8) << 30, false, &limit, err, sizeof err));
+        ck_assert_uint_eq(limit, UINT64_C(9663676416));
+
+        ck_assert(!memlock_limit_call(c, two, 0, false, &limit, err, sizeof err));
+        ck_assert_str_eq(err, "org.groupd1.Error.Invalid");
+        ck_assert(!memlock_limit_call(c, two, UINT64_MAX, false, &limit, err, sizeof err));
+        ck_assert_str_eq(err, "org.groupd1.Error.Invalid");
+        ck_assert(!memlock_limit_call(c, none, UINT64_C(8) << 30, false, &limit, err, sizeof err));
+        ck_assert_str_eq(err, "org.groupd1.Error.NotFound");
+        disconnect_bus(c);
+}
+END_TEST
+
 static Suite *dbus_suite(void) {
         Suite *s = suite_create("dbus");
         TCase *tc = tcase_create("private bus and polkitd");
@@ -1020,6 +1479,12 @@ static Suite *dbus_suite(void) {
         tcase_add_test(tc, test_bad_input_is_named);
         tcase_add_test(tc, test_caller_vanishes_mid_request);
         tcase_add_test(tc, test_round_trip);
+        tcase_add_test(tc, test_dma_facts_are_properties);
+        tcase_add_test(tc, test_acquire_memlock_and_kvm);
+        tcase_add_test(tc, test_acquire_kvm_is_recorded);
+        tcase_add_test(tc, test_bad_memlock_options_are_named);
+        tcase_add_test(tc, test_memlock_needs_its_own_polkit_action);
+        tcase_add_test(tc, test_memlock_limit);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("without polkitd");
