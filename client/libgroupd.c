@@ -46,40 +46,11 @@ struct GdClient {
 
 /* ---------------------------------------------------------------- freeing what the codec allocated */
 
-static void lease_done(GdLease *l) {
-        if (!l)
-                return;
-        free(l->id);
-        free(l->label);
-        free(l->groups);
-        *l = (GdLease) {};
-}
-
-static void group_done(GdGroup *g) {
-        if (!g)
-                return;
-        free(g->type);
-        free(g->viability);
-        for (size_t i = 0; g->devices && i < g->n_devices; i++) {
-                free(g->devices[i].address);
-                free(g->devices[i].driver);
-                free(g->devices[i].driver_override);
-        }
-        free(g->devices);
-        for (size_t i = 0; g->regions && i < g->n_regions; i++)
-                free(g->regions[i].type);
-        free(g->regions);
-        free(g->lease_id);
-        free(g->holder_label);
-        free(g->policy_note);
-        *g = (GdGroup) {};
-}
-
 void gd_groups_free(GdGroup *g, size_t n) {
         if (!g)
                 return;
         for (size_t i = 0; i < n; i++)
-                group_done(&g[i]);
+                gd_group_done(&g[i]);
         free(g);
 }
 
@@ -87,14 +58,14 @@ void gd_leases_free(GdLease *l, size_t n) {
         if (!l)
                 return;
         for (size_t i = 0; i < n; i++)
-                lease_done(&l[i]);
+                gd_lease_done(&l[i]);
         free(l);
 }
 
 void gd_event_done(GdEvent *e) {
         if (!e)
                 return;
-        lease_done(&e->lease);
+        gd_lease_done(&e->lease);
         free(e->detail);
         *e = (GdEvent) {};
 }
@@ -618,7 +589,7 @@ GdClientLease *gd_client_lease_free(GdClientLease *l) {
                 close_many(l->group_fds, l->n_group_fds);
         free(l->group_fds);
         l->lease_fd = safe_close(l->lease_fd);
-        lease_done(&l->lease);
+        gd_lease_done(&l->lease);
         free(l);
         return NULL;
 }

@@ -361,7 +361,6 @@ static bool group_viability(const HostGroup *g, char *reason, size_t size) {
         return viable;
 }
 
-static void group_done(GdGroup *g);
 
 static char *xstrdup(const char *s) {
         return strdup(s ?: "");
@@ -429,32 +428,15 @@ static int group_to_gd(Manager *m, const HostGroup *hg, GdGroup *ret) {
         return 0;
 
 oom:
-        group_done(&g);
+        gd_group_done(&g);
         return -ENOMEM;
-}
-
-static void group_done(GdGroup *g) {
-        for (size_t j = 0; j < g->n_devices; j++) {
-                free(g->devices[j].address);
-                free(g->devices[j].driver);
-                free(g->devices[j].driver_override);
-        }
-        free(g->devices);
-        for (size_t j = 0; j < g->n_regions; j++)
-                free(g->regions[j].type);
-        free(g->regions);
-        free(g->type);
-        free(g->viability);
-        free(g->lease_id);
-        free(g->holder_label);
-        free(g->policy_note);
 }
 
 void manager_groups_free(GdGroup *g, size_t n) {
         if (!g)
                 return;
         for (size_t i = 0; i < n; i++)
-                group_done(&g[i]);
+                gd_group_done(&g[i]);
         free(g);
 }
 

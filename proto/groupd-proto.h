@@ -340,6 +340,9 @@ void gd_msg_done(GdMsg *m);
  * GD_ACQUIRE_OWNER_PROCESS, else 0; ACQUIRED: 1 + n_groups (+1 with a lease fd, i.e. when
  * lease.owner_kind is GD_OWNER_LEASE_FD); all others 0. */
 size_t gd_msg_expected_fds(const GdMsg *m);
+/* Free what the codec (or a producer of the same views) allocated inside one record, and zero it. */
+void gd_group_done(GdGroup *g);
+void gd_lease_done(GdLease *l);
 
 /* Names, for logs, groupctl and PROTOCOL.md. Return NULL for values out of range. */
 const char *gd_msg_type_to_string(int t);

@@ -227,7 +227,9 @@ static void device_done(GdDevice *d) {
         free(d->driver_override);
 }
 
-static void group_done(GdGroup *g) {
+void gd_group_done(GdGroup *g) {
+        if (!g)
+                return;
         free(g->type);
         free(g->viability);
         if (g->devices)
@@ -241,12 +243,16 @@ static void group_done(GdGroup *g) {
         free(g->lease_id);
         free(g->holder_label);
         free(g->policy_note);
+        *g = (GdGroup) {};
 }
 
-static void lease_done(GdLease *l) {
+void gd_lease_done(GdLease *l) {
+        if (!l)
+                return;
         free(l->id);
         free(l->label);
         free(l->groups);
+        *l = (GdLease) {};
 }
 
 void gd_msg_done(GdMsg *m) {
@@ -286,17 +292,17 @@ void gd_msg_done(GdMsg *m) {
         case GD_MSG_GROUPS:
                 if (m->groups.groups)
                         for (size_t i = 0; i < m->groups.n_groups; i++)
-                                group_done(&m->groups.groups[i]);
+                                gd_group_done(&m->groups.groups[i]);
                 free(m->groups.groups);
                 break;
         case GD_MSG_ACQUIRED:
                 free(m->acquired.token);
-                lease_done(&m->acquired.lease);
+                gd_lease_done(&m->acquired.lease);
                 break;
         case GD_MSG_LEASES:
                 if (m->leases.leases)
                         for (size_t i = 0; i < m->leases.n_leases; i++)
-                                lease_done(&m->leases.leases[i]);
+                                gd_lease_done(&m->leases.leases[i]);
                 free(m->leases.leases);
                 break;
         case GD_MSG_STATUS_REPLY:
@@ -304,7 +310,7 @@ void gd_msg_done(GdMsg *m) {
                 free(m->status.host);
                 break;
         case GD_MSG_EVENT:
-                lease_done(&m->event.lease);
+                gd_lease_done(&m->event.lease);
                 free(m->event.detail);
                 break;
         default: /* no pointers: LIST_GROUPS, LIST_LEASES, SUBSCRIBE, STATUS, OK, or not a type at all */
