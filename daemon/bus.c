@@ -435,6 +435,18 @@ static void reply_oom(Bus *b, DBusMessage *call) {
         reply_error(b, call, DBUS_ERROR_NO_MEMORY, "out of memory");
 }
 
+/* Answers call with one value of a basic type (type: DBUS_TYPE_*; value points at it), or out of memory. */
+static void reply_basic(Bus *b, DBusMessage *call, int type, const void *value) {
+        DBusMessage *reply = dbus_message_new_method_return(call);
+
+        if (!reply || !dbus_message_append_args(reply, type, value, DBUS_TYPE_INVALID)) {
+                if (reply)
+                        dbus_message_unref(reply);
+                return reply_oom(b, call);
+        }
+        bus_send(b, reply);
+}
+
 static DBusMessage *new_signal(const char *path, const char *iface, const char *member) {
         return dbus_message_new_signal(path, iface, member);
 }
@@ -658,19 +670,12 @@ static void execute_get_group(Request *r) {
         GdGroup *g = NULL;
         char path[128];
         const char *p = path;
-        DBusMessage *reply;
 
         if (manager_get_group(r->bus->manager, r->spec, &g, &err) < 0)
                 return request_fail_manager(r, &err);
         group_path(g->id, path, sizeof path);
         manager_groups_free(g, 1);
-        reply = dbus_message_new_method_return(r->message);
-        if (!reply || !dbus_message_append_args(reply, DBUS_TYPE_OBJECT_PATH, &p, DBUS_TYPE_INVALID)) {
-                if (reply)
-                        dbus_message_unref(reply);
-                reply_oom(r->bus, r->message);
-        } else
-                bus_send(r->bus, reply);
+        reply_basic(r->bus, r->message, DBUS_TYPE_OBJECT_PATH, &p);
         request_free(r);
 }
 
@@ -833,7 +838,6 @@ static void execute_memlock_limit(Request *r) {
         unsigned seen[GD_GROUPS_PER_ACQUIRE_MAX];
         size_t n_seen = 0;
         dbus_uint64_t limit = 0;
-        DBusMessage *reply;
         int k;
 
         for (size_t i = 0; i < r->n_specs; i++) {
@@ -860,13 +864,7 @@ static void execute_memlock_limit(Request *r) {
         if (k < 0)
                 return request_fail(r, bus_error_name(GD_ERR_INVALID),
                                     "cannot compute the limit: the groups have no device to assign");
-        reply = dbus_message_new_method_return(r->message);
-        if (!reply || !dbus_message_append_args(reply, DBUS_TYPE_UINT64, &limit, DBUS_TYPE_INVALID)) {
-                if (reply)
-                        dbus_message_unref(reply);
-                reply_oom(r->bus, r->message);
-        } else
-                bus_send(r->bus, reply);
+        reply_basic(r->bus, r->message, DBUS_TYPE_UINT64, &limit);
         request_free(r);
 }
 
@@ -1620,7 +1618,6 @@ static void method_introspect(Bus *b, DBusMessage *m, const Object *o) {
         _cleanup_free_ char *xml = NULL;
         size_t size = 0;
         FILE *f;
-        DBusMessage *reply;
 
         f = open_memstream(&xml, &size);
         if (!f)
@@ -1661,14 +1658,8 @@ static void method_introspect(Bus *b, DBusMessage *m, const Object *o) {
         if (fclose(f) != 0)
                 return reply_oom(b, m);
 
-        reply = dbus_message_new_method_return(m);
         const char *x = xml;
-        if (!reply || !dbus_message_append_args(reply, DBUS_TYPE_STRING, &x, DBUS_TYPE_INVALID)) {
-                if (reply)
-                        dbus_message_unref(reply);
-                return reply_oom(b, m);
-        }
-        bus_send(b, reply);
+        reply_basic(b, m, DBUS_TYPE_STRING, &x);
 }
 
 static DBusHandlerResult on_message(DBusConnection *c, DBusMessage *m, void *userdata) {
