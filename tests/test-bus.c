@@ -5,6 +5,7 @@
 #include <dbus/dbus.h>
 
 #include "bus.h"
+#include "test-util.h"
 
 START_TEST(test_every_error_has_a_distinct_valid_name) {
         for (int e = 1; e < _GD_ERR_MAX; e++) {
@@ -54,11 +55,5 @@ static Suite *bus_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(bus_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
+        return test_run_suite(bus_suite(), NULL);
 }

@@ -13,6 +13,7 @@
 
 #include "fd-util.h"
 #include "groupd-client.h"
+#include "test-util.h"
 
 #define TOKEN "0123456789abcdef0123456789abcdef"
 
@@ -147,10 +148,6 @@ static void fake_finish(GdClient *c) {
         ck_assert_int_eq(waitpid(fake_pid, &status, 0), fake_pid);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fake daemon failed (status 0x%x)", status);
         fake_pid = -1;
-}
-
-static bool fd_is_open(int fd) {
-        return fcntl(fd, F_GETFD) >= 0;
 }
 
 /* ---------------------------------------------------------------- hello */
@@ -441,7 +438,7 @@ START_TEST(test_acquire_fds) {
                                            &l),
                          0);
         /* Borrowed, not closed. */
-        ck_assert(fd_is_open(pidfd_standin));
+        ck_assert(test_fd_is_open(pidfd_standin));
         close(pidfd_standin);
 
         ck_assert_str_eq(l->token, TOKEN);
@@ -465,7 +462,7 @@ START_TEST(test_acquire_fds) {
 
         int fd0 = l->container_fd;
         l = gd_client_lease_free(l);
-        ck_assert(!fd_is_open(fd0));
+        ck_assert(!test_fd_is_open(fd0));
 
         /* A reply short of an fd is a protocol error. */
         ck_assert_int_eq(gd_client_acquire(c, specs, 1, NULL, &l), -EBADMSG);
@@ -711,7 +708,7 @@ START_TEST(test_hangup_at_hello) {
         }
         close(sp[1]);
         ck_assert_int_eq(gd_client_new_from_fd(sp[0], &c), -ECONNRESET);
-        ck_assert(!fd_is_open(sp[0]));
+        ck_assert(!test_fd_is_open(sp[0]));
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
@@ -748,11 +745,5 @@ static Suite *client_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(client_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return test_run_suite(client_suite(), NULL);
 }

@@ -7,6 +7,7 @@
 
 #include "groupd-proto.h"
 #include "macro.h"
+#include "test-util.h"
 
 #define TOKEN_A "0123456789abcdef0123456789abcdef"
 #define TOKEN_B "ffffffffffffffff0000000000000000"
@@ -1387,11 +1388,5 @@ static Suite *codec_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(codec_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return test_run_suite(codec_suite(), NULL);
 }

@@ -11,6 +11,7 @@
 #include "state.h"
 #include "token.h"
 #include "worker.h"
+#include "test-util.h"
 
 #include <unistd.h>
 
@@ -411,11 +412,5 @@ static Suite *core_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(core_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
+        return test_run_suite(core_suite(), NULL);
 }

@@ -8,6 +8,7 @@
 #include <dbus/dbus.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 
 #include "groupd-client.h"
+#include "test-util.h"
 #include "macro.h"
 
 #define NAME "org.groupd1"
@@ -1243,19 +1245,6 @@ START_TEST(test_dma_facts_are_properties) {
 }
 END_TEST
 
-static bool have_cap_sys_resource(void) {
-        FILE *f = fopen("/proc/self/status", "re");
-        char line[256];
-        unsigned long long caps = 0;
-
-        ck_assert_ptr_nonnull(f);
-        while (fgets(line, sizeof line, f))
-                if (sscanf(line, "CapEff: %llx", &caps) == 1)
-                        break;
-        fclose(f);
-        return caps & (1ULL << 24);
-}
-
 /* Memlock and kvm as root (polkit is not asked; the policy lets root raise the limit): the owner's limit is
  * raised to 8 GiB + 1 GiB and shown on the lease, or, where groupd lacks CAP_SYS_RESOURCE (as it runs
  * here, the same as this test), the acquire is refused saying so and rolled back, as test-integration
@@ -1288,7 +1277,7 @@ START_TEST(test_acquire_memlock_and_kvm) {
                 { "kvm", DBUS_TYPE_BOOLEAN, 1 },
         };
         usleep(100000);   /* the child's setrlimit */
-        if (have_cap_sys_resource()) {
+        if (test_have_cap(CAP_SYS_RESOURCE)) {
                 struct rlimit rl;
                 ck_assert_msg(acquire_with(c, specs, opts, ELEMENTSOF(opts), &a), "%s: %s", a.error, a.message);
                 ck_assert_uint_eq(prop_u64(c, a.path, LEASE, "MemlockLimit"), UINT64_C(9) << 30);
@@ -1494,18 +1483,10 @@ static Suite *dbus_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr;
-        int failed;
-
         if (!getenv("DBUS_SYSTEM_BUS_ADDRESS")) {
                 fprintf(stderr, "test-dbus: run it through tests/test-dbus.sh, which sets up the private bus\n");
                 return 77;
         }
-        sr = srunner_create(dbus_suite());
         /* tests/test-dbus.sh runs the suite with polkitd, then stops polkitd and runs the last case. */
-        srunner_run(sr, NULL, getenv("GROUPD_TEST_NO_POLKIT") ? "without polkitd" : "private bus and polkitd",
-                    CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
+        return test_run_suite(dbus_suite(), getenv("GROUPD_TEST_NO_POLKIT") ? "without polkitd" : "private bus and polkitd");
 }

@@ -23,6 +23,7 @@
 #include "kvm-vfio.h"
 #include "memlock.h"
 #include "sim-topology.h"
+#include "test-util.h"
 
 #ifndef TOP_SRCDIR_DEFAULT
 #define TOP_SRCDIR_DEFAULT "."
@@ -804,11 +805,5 @@ static Suite *dma_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(dma_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return test_run_suite(dma_suite(), NULL);
 }

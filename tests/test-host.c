@@ -19,6 +19,7 @@
 
 #include "host-internal.h"
 #include "sim-topology.h"
+#include "test-util.h"
 
 #ifndef TOP_SRCDIR_DEFAULT
 #define TOP_SRCDIR_DEFAULT "."
@@ -1562,11 +1563,5 @@ static Suite *host_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(host_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return test_run_suite(host_suite(), NULL);
 }

@@ -4,6 +4,7 @@
  * drivers back; with counts and fds checked after each step. */
 #include <check.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
@@ -19,23 +20,11 @@
 #include "fd-util.h"
 #include "groupd-client.h"
 #include "kvm-vfio.h"
+#include "test-util.h"
 
 static char runtime_dir[256];
 static char socket_path[300];
 static pid_t daemon_pid = -1;
-
-static void rm_rf(const char *dir) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        (void) !system(cmd);
-}
-
-static void write_file(const char *path, const char *text) {
-        FILE *f = fopen(path, "we");
-        ck_assert_ptr_nonnull(f);
-        fputs(text, f);
-        fclose(f);
-}
 
 static void daemon_start(void) {
         const char *bin = getenv("GROUPD_BIN");
@@ -76,13 +65,7 @@ static void daemon_start(void) {
 }
 
 static int daemon_stop(int sig) {
-        int status = 0;
-        if (daemon_pid <= 0)
-                return 0;
-        kill(daemon_pid, sig);
-        waitpid(daemon_pid, &status, 0);
-        daemon_pid = -1;
-        return status;
+        return test_daemon_stop(&daemon_pid, sig, NULL);
 }
 
 static void setup(void) {
@@ -92,87 +75,23 @@ static void setup(void) {
         snprintf(socket_path, sizeof socket_path, "%s/socket", runtime_dir);
         char policy[300];
         snprintf(policy, sizeof policy, "%s/policy.conf", runtime_dir);
-        write_file(policy, "never class=0x01\nallow uid=65534 iommu-group=2\n");
+        test_write_file(policy, "never class=0x01\nallow uid=65534 iommu-group=2\n");
         daemon_start();
 }
 
 static void teardown(void) {
         int status = daemon_stop(SIGTERM);
         if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-                char cmd[400];
-                snprintf(cmd, sizeof cmd, "cat '%s/groupd.log' >&2", runtime_dir);
-                (void) !system(cmd);
+                char log[400];
+                snprintf(log, sizeof log, "%s/groupd.log", runtime_dir);
+                test_cat_to_stderr(log);
         }
-        rm_rf(runtime_dir);
+        test_rm_rf(runtime_dir);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "groupd did not exit cleanly on SIGTERM");
 }
 
-static GdClient *connect_ok(void) {
-        GdClient *c = NULL;
-        int r = gd_client_connect(socket_path, &c);
-        ck_assert_msg(r >= 0, "connect: %s", strerror(-r));
-        return c;
-}
-
-/* The driver of a device as groupd reports it (sysfs of the simulated host underneath). */
-static void device_driver(GdClient *c, const char *spec, const char *address, char *buf, size_t size) {
-        GdGroup *g = NULL;
-        int r = gd_client_show_group(c, spec, &g);
-        ck_assert_msg(r >= 0, "show %s: %s", spec, gd_client_error_message(c));
-        buf[0] = 0;
-        for (size_t i = 0; i < g->n_devices; i++)
-                if (strcmp(g->devices[i].address, address) == 0)
-                        snprintf(buf, size, "%s", g->devices[i].driver);
-        gd_groups_free(g, 1);
-}
-
-#define assert_driver(c, spec, addr, want)                                                   \
-        do {                                                                                 \
-                char _d[64];                                                                 \
-                device_driver(c, spec, addr, _d, sizeof _d);                                 \
-                ck_assert_msg(strcmp(_d, want) == 0, "%s: driver \"%s\", want \"%s\"", addr, _d, want); \
-        } while (0)
-
-static bool fd_is_open(int fd) {
-        return fcntl(fd, F_GETFD) >= 0;
-}
-
-static size_t count_leases(GdClient *c) {
-        GdLease *l = NULL;
-        size_t n = 0;
-        ck_assert_int_ge(gd_client_list_leases(c, &l, &n), 0);
-        gd_leases_free(l, n);
-        return n;
-}
-
-/* Waits for LEASE_ENDED of lease id; returns its reason. */
-static int wait_ended(GdClient *c, const char *id, char *detail, size_t size) {
-        for (;;) {
-                GdEvent e = {};
-                int r = gd_client_next_event(c, 10000, &e);
-                ck_assert_msg(r > 0, "no LEASE_ENDED for %s (r=%d)", id, r);
-                if (e.kind == GD_EVENT_LEASE_ENDED && strcmp(e.lease.id, id) == 0) {
-                        int reason = (int) e.reason;
-                        ck_assert_int_eq(e.errno_value, 0);
-                        if (detail)
-                                snprintf(detail, size, "%s", e.detail);
-                        gd_event_done(&e);
-                        return reason;
-                }
-                gd_event_done(&e);
-        }
-}
-
-static GdClientLease *acquire_ok(GdClient *c, const char *spec, const GdAcquireOptions *o) {
-        GdClientLease *l = NULL;
-        const char *specs[] = { spec };
-        int r = gd_client_acquire(c, specs, 1, o, &l);
-        ck_assert_msg(r >= 0, "acquire %s: %s", spec, gd_client_error_message(c));
-        return l;
-}
-
 START_TEST(test_acquire_busy_release) {
-        GdClient *a = connect_ok(), *b = connect_ok(), *mon = connect_ok();
+        GdClient *a = test_connect(socket_path), *b = test_connect(socket_path), *mon = test_connect(socket_path);
         GdClientLease *l;
         const char *specs[] = { "1" };
         const char *by_addr[] = { "0000:01:00.1" };
@@ -180,18 +99,18 @@ START_TEST(test_acquire_busy_release) {
         char detail[GD_TEXT_MAX];
 
         ck_assert_int_ge(gd_client_subscribe(mon, 0), 0);
-        assert_driver(a, "1", "0000:01:00.0", "nouveau");
+        assert_reported_driver(a, "1", "0000:01:00.0", "nouveau");
 
-        l = acquire_ok(a, "1", &(GdAcquireOptions) { .label = "vm-one", .configure_iommu = true, .owner_pidfd = -1 });
+        l = test_acquire(a, "1", &(GdAcquireOptions) { .label = "vm-one", .configure_iommu = true, .owner_pidfd = -1 });
         ck_assert_uint_eq(l->lease.n_groups, 1);
         ck_assert_uint_eq(l->n_group_fds, 1);
-        ck_assert(fd_is_open(l->container_fd));
-        ck_assert(fd_is_open(l->group_fds[0]));
+        ck_assert(test_fd_is_open(l->container_fd));
+        ck_assert(test_fd_is_open(l->group_fds[0]));
         ck_assert(fcntl(l->group_fds[0], F_GETFD) & FD_CLOEXEC);
         ck_assert_int_eq(strlen(l->token), GD_TOKEN_LEN);
-        assert_driver(b, "1", "0000:01:00.0", "vfio-pci");
-        assert_driver(b, "1", "0000:01:00.1", "vfio-pci");
-        ck_assert_uint_eq(count_leases(b), 1);
+        assert_reported_driver(b, "1", "0000:01:00.0", "vfio-pci");
+        assert_reported_driver(b, "1", "0000:01:00.1", "vfio-pci");
+        ck_assert_uint_eq(test_count_leases(b), 1);
 
         /* Second acquire, by another client, by number and by the companion's address: busy, naming the holder. */
         ck_assert_int_eq(gd_client_acquire(b, specs, 1, NULL, &l2), -EBUSY);
@@ -207,7 +126,7 @@ START_TEST(test_acquire_busy_release) {
         ck_assert_int_eq(gd_client_error_code(b), GD_ERR_BAD_TOKEN);
         ck_assert_int_lt(gd_client_release(b, "not-a-token"), 0);
         ck_assert_int_eq(gd_client_error_code(b), GD_ERR_INVALID);
-        ck_assert_uint_eq(count_leases(b), 1);
+        ck_assert_uint_eq(test_count_leases(b), 1);
 
         /* Release: the VMM closes its fds first, as a VMM would. */
         char id[GD_LEASE_ID_MAX + 1];
@@ -216,14 +135,14 @@ START_TEST(test_acquire_busy_release) {
         memcpy(token, l->token, sizeof token);
         l = gd_client_lease_free(l);
         ck_assert_int_ge(gd_client_release(a, token), 0);
-        ck_assert_int_eq(wait_ended(mon, id, detail, sizeof detail), GD_REASON_RELEASED);
+        ck_assert_int_eq(test_wait_ended(mon, id, detail, sizeof detail), GD_REASON_RELEASED);
         ck_assert_ptr_nonnull(strstr(detail, "nouveau"));
-        assert_driver(b, "1", "0000:01:00.0", "nouveau");
-        assert_driver(b, "1", "0000:01:00.1", "snd_hda_intel");
-        ck_assert_uint_eq(count_leases(b), 0);
+        assert_reported_driver(b, "1", "0000:01:00.0", "nouveau");
+        assert_reported_driver(b, "1", "0000:01:00.1", "snd_hda_intel");
+        ck_assert_uint_eq(test_count_leases(b), 0);
 
         /* Free again: b can have it now. */
-        l2 = acquire_ok(b, "0000:01:00.1", NULL);
+        l2 = test_acquire(b, "0000:01:00.1", NULL);
         ck_assert_uint_eq(l2->lease.groups[0], 1);
         gd_client_lease_free(l2);
 
@@ -234,7 +153,7 @@ START_TEST(test_acquire_busy_release) {
 END_TEST
 
 START_TEST(test_owner_sigkilled) {
-        GdClient *mon = connect_ok();
+        GdClient *mon = test_connect(socket_path);
         int p[2];
         char id[GD_LEASE_ID_MAX + 1] = "";
         pid_t pid;
@@ -258,19 +177,19 @@ START_TEST(test_owner_sigkilled) {
         close(p[1]);
         ck_assert_int_gt(read(p[0], id, sizeof id - 1), 0);
         close(p[0]);
-        assert_driver(mon, "2", "0000:02:00.0", "vfio-pci");
+        assert_reported_driver(mon, "2", "0000:02:00.0", "vfio-pci");
 
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        ck_assert_int_eq(wait_ended(mon, id, NULL, 0), GD_REASON_CONNECTION_CLOSED);
-        assert_driver(mon, "2", "0000:02:00.0", "e1000e");
-        ck_assert_uint_eq(count_leases(mon), 0);
+        ck_assert_int_eq(test_wait_ended(mon, id, NULL, 0), GD_REASON_CONNECTION_CLOSED);
+        assert_reported_driver(mon, "2", "0000:02:00.0", "e1000e");
+        ck_assert_uint_eq(test_count_leases(mon), 0);
         gd_client_free(mon);
 }
 END_TEST
 
 START_TEST(test_owner_process) {
-        GdClient *c = connect_ok(), *mon = connect_ok();
+        GdClient *c = test_connect(socket_path), *mon = test_connect(socket_path);
         GdClientLease *l;
         char id[GD_LEASE_ID_MAX + 1];
         pid_t vmm;
@@ -286,7 +205,7 @@ START_TEST(test_owner_process) {
         pidfd = (int) syscall(SYS_pidfd_open, vmm, 0);
         ck_assert_int_ge(pidfd, 0);
 
-        l = acquire_ok(c, "2", &(GdAcquireOptions) { .label = "vm-p", .owner_pidfd = pidfd });
+        l = test_acquire(c, "2", &(GdAcquireOptions) { .label = "vm-p", .owner_pidfd = pidfd });
         ck_assert_uint_eq(l->lease.owner_kind, GD_OWNER_PROCESS);
         ck_assert_uint_eq(l->lease.owner_pid, (uint32_t) vmm);
         snprintf(id, sizeof id, "%s", l->lease.id);
@@ -296,26 +215,26 @@ START_TEST(test_owner_process) {
         /* The asker goes away; the lease stays with its process. */
         gd_client_free(c);
         usleep(100000);
-        ck_assert_uint_eq(count_leases(mon), 1);
+        ck_assert_uint_eq(test_count_leases(mon), 1);
 
         kill(vmm, SIGKILL);
         waitpid(vmm, NULL, 0);
-        ck_assert_int_eq(wait_ended(mon, id, NULL, 0), GD_REASON_OWNER_EXITED);
-        assert_driver(mon, "2", "0000:02:00.0", "e1000e");
+        ck_assert_int_eq(test_wait_ended(mon, id, NULL, 0), GD_REASON_OWNER_EXITED);
+        assert_reported_driver(mon, "2", "0000:02:00.0", "e1000e");
         gd_client_free(mon);
 }
 END_TEST
 
 START_TEST(test_lease_fd) {
-        GdClient *c = connect_ok(), *mon = connect_ok();
+        GdClient *c = test_connect(socket_path), *mon = test_connect(socket_path);
         GdClientLease *l;
         char id[GD_LEASE_ID_MAX + 1];
         int go[2];
         pid_t holder;
 
         ck_assert_int_ge(gd_client_subscribe(mon, 0), 0);
-        l = acquire_ok(c, "6", &(GdAcquireOptions) { .lease_fd = true, .owner_pidfd = -1 });
-        ck_assert(fd_is_open(l->lease_fd));
+        l = test_acquire(c, "6", &(GdAcquireOptions) { .lease_fd = true, .owner_pidfd = -1 });
+        ck_assert(test_fd_is_open(l->lease_fd));
         snprintf(id, sizeof id, "%s", l->lease.id);
 
         /* Hand the lease fd to another process; close every copy of ours, and the connection. */
@@ -332,20 +251,20 @@ START_TEST(test_lease_fd) {
         gd_client_lease_free(l);
         gd_client_free(c);
         usleep(200000);
-        ck_assert_uint_eq(count_leases(mon), 1);
-        assert_driver(mon, "6", "0000:06:00.0", "vfio-pci");
+        ck_assert_uint_eq(test_count_leases(mon), 1);
+        assert_reported_driver(mon, "6", "0000:06:00.0", "vfio-pci");
 
         (void) !write(go[1], "x", 1);
         close(go[1]);
         waitpid(holder, NULL, 0);
-        ck_assert_int_eq(wait_ended(mon, id, NULL, 0), GD_REASON_LEASE_FD_CLOSED);
-        assert_driver(mon, "6", "0000:06:00.0", "xhci_hcd");
+        ck_assert_int_eq(test_wait_ended(mon, id, NULL, 0), GD_REASON_LEASE_FD_CLOSED);
+        assert_reported_driver(mon, "6", "0000:06:00.0", "xhci_hcd");
         gd_client_free(mon);
 }
 END_TEST
 
 START_TEST(test_atomic_multi_group) {
-        GdClient *c = connect_ok();
+        GdClient *c = test_connect(socket_path);
         GdClientLease *l = NULL;
         const char *specs[] = { "1", "2", "5" };
         const char *bad[] = { "1", "99" };
@@ -362,19 +281,19 @@ START_TEST(test_atomic_multi_group) {
         ck_assert_int_eq(gd_client_error_code(c), GD_ERR_INVALID);
         ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "banana"));
 
-        assert_driver(c, "1", "0000:01:00.0", "nouveau");
-        assert_driver(c, "2", "0000:02:00.0", "e1000e");
-        ck_assert_uint_eq(count_leases(c), 0);
+        assert_reported_driver(c, "1", "0000:01:00.0", "nouveau");
+        assert_reported_driver(c, "2", "0000:02:00.0", "e1000e");
+        ck_assert_uint_eq(test_count_leases(c), 0);
 
         /* A failure in the middle: group 1 is moved onto vfio-pci first, then vfio-pci refuses the
          * denylisted 0000:07:00.0. Everything done so far is undone. */
         const char *mid[] = { "1", "7" };
         ck_assert_int_lt(gd_client_acquire(c, mid, 2, NULL, &l), 0);
         ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "0000:07:00.0"));
-        assert_driver(c, "1", "0000:01:00.0", "nouveau");
-        assert_driver(c, "1", "0000:01:00.1", "snd_hda_intel");
-        assert_driver(c, "7", "0000:07:00.0", "qat_c62x");
-        ck_assert_uint_eq(count_leases(c), 0);
+        assert_reported_driver(c, "1", "0000:01:00.0", "nouveau");
+        assert_reported_driver(c, "1", "0000:01:00.1", "snd_hda_intel");
+        assert_reported_driver(c, "7", "0000:07:00.0", "qat_c62x");
+        ck_assert_uint_eq(test_count_leases(c), 0);
         /* A device of the request that was on vfio-pci before (bound by hand) is not this acquire's to
          * undo: it stays on vfio-pci when the acquire fails (seen on a real kernel, where the rollback
          * unbound it). */
@@ -389,15 +308,15 @@ START_TEST(test_atomic_multi_group) {
                 snprintf(p, sizeof p, "%s/sim/sys/bus/pci/drivers/vfio-pci/0000:02:00.0", runtime_dir);
                 ck_assert_int_eq(symlink("../../devices/0000:02:00.0", p), 0);
                 snprintf(p, sizeof p, "%s/driver_override", dev);
-                write_file(p, "vfio-pci\n");
+                test_write_file(p, "vfio-pci\n");
         }
-        assert_driver(c, "2", "0000:02:00.0", "vfio-pci");
+        assert_reported_driver(c, "2", "0000:02:00.0", "vfio-pci");
         const char *pre[] = { "2", "7" };
         ck_assert_int_lt(gd_client_acquire(c, pre, 2, NULL, &l), 0);
         ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "0000:07:00.0"));
-        assert_driver(c, "2", "0000:02:00.0", "vfio-pci");
-        assert_driver(c, "7", "0000:07:00.0", "qat_c62x");
-        ck_assert_uint_eq(count_leases(c), 0);
+        assert_reported_driver(c, "2", "0000:02:00.0", "vfio-pci");
+        assert_reported_driver(c, "7", "0000:07:00.0", "qat_c62x");
+        ck_assert_uint_eq(test_count_leases(c), 0);
 
         /* Both together work, into one container: nothing of the failed try was left open. */
         const char *two[] = { "1", "2" };
@@ -444,7 +363,7 @@ START_TEST(test_policy_uid) {
 END_TEST
 
 START_TEST(test_restart_reconcile) {
-        GdClient *c = connect_ok(), *c2 = connect_ok();
+        GdClient *c = test_connect(socket_path), *c2 = test_connect(socket_path);
         GdClientLease *l1, *l2;
         pid_t vmm;
         int pidfd;
@@ -456,8 +375,8 @@ START_TEST(test_restart_reconcile) {
                 _exit(0);
         }
         pidfd = (int) syscall(SYS_pidfd_open, vmm, 0);
-        l1 = acquire_ok(c, "1", &(GdAcquireOptions) { .label = "kept", .owner_pidfd = pidfd });
-        l2 = acquire_ok(c2, "2", &(GdAcquireOptions) { .label = "lost", .owner_pidfd = -1 });
+        l1 = test_acquire(c, "1", &(GdAcquireOptions) { .label = "kept", .owner_pidfd = pidfd });
+        l2 = test_acquire(c2, "2", &(GdAcquireOptions) { .label = "lost", .owner_pidfd = -1 });
         close(pidfd);
         gd_client_lease_free(l1);
         gd_client_lease_free(l2);
@@ -468,13 +387,13 @@ START_TEST(test_restart_reconcile) {
         gd_client_free(c2);
         daemon_start();
 
-        c = connect_ok();
+        c = test_connect(socket_path);
         /* Wait for the restore of the connection-owned lease. */
-        for (int i = 0; i < 200 && count_leases(c) != 1; i++)
+        for (int i = 0; i < 200 && test_count_leases(c) != 1; i++)
                 usleep(20000);
-        ck_assert_uint_eq(count_leases(c), 1);
-        assert_driver(c, "2", "0000:02:00.0", "e1000e");
-        assert_driver(c, "1", "0000:01:00.0", "vfio-pci");
+        ck_assert_uint_eq(test_count_leases(c), 1);
+        assert_reported_driver(c, "2", "0000:02:00.0", "e1000e");
+        assert_reported_driver(c, "1", "0000:01:00.0", "vfio-pci");
 
         /* No device is on vfio-pci without a lease. */
         GdGroup *g = NULL;
@@ -491,10 +410,10 @@ START_TEST(test_restart_reconcile) {
         ck_assert_int_ge(gd_client_subscribe(c, 0), 0);
         kill(vmm, SIGKILL);
         waitpid(vmm, NULL, 0);
-        for (int i = 0; i < 200 && count_leases(c) != 0; i++)
+        for (int i = 0; i < 200 && test_count_leases(c) != 0; i++)
                 usleep(20000);
-        ck_assert_uint_eq(count_leases(c), 0);
-        assert_driver(c, "1", "0000:01:00.0", "nouveau");
+        ck_assert_uint_eq(test_count_leases(c), 0);
+        assert_reported_driver(c, "1", "0000:01:00.0", "nouveau");
         gd_client_free(c);
 }
 END_TEST
@@ -502,8 +421,8 @@ END_TEST
 /* The state file is lost while a device is on vfio-pci: the restarted daemon cannot know its host driver
  * nor whether someone uses it, so it leaves it alone and says so, naming the device. */
 START_TEST(test_state_lost_orphan) {
-        GdClient *c = connect_ok();
-        GdClientLease *l = acquire_ok(c, "2", &(GdAcquireOptions) { .label = "orphaned", .owner_pidfd = -1 });
+        GdClient *c = test_connect(socket_path);
+        GdClientLease *l = test_acquire(c, "2", &(GdAcquireOptions) { .label = "orphaned", .owner_pidfd = -1 });
         char path[400], cmd[800];
 
         gd_client_lease_free(l);
@@ -513,9 +432,9 @@ START_TEST(test_state_lost_orphan) {
         ck_assert_int_eq(unlink(path), 0);
         daemon_start();
 
-        c = connect_ok();
-        ck_assert_uint_eq(count_leases(c), 0);
-        assert_driver(c, "2", "0000:02:00.0", "vfio-pci");
+        c = test_connect(socket_path);
+        ck_assert_uint_eq(test_count_leases(c), 0);
+        assert_reported_driver(c, "2", "0000:02:00.0", "vfio-pci");
         snprintf(cmd, sizeof cmd,
                  "grep -q 'Device 0000:02:00.0 (group 2) is on vfio-pci.*no lease holds it' '%s/groupd.log'",
                  runtime_dir);
@@ -621,13 +540,13 @@ START_TEST(test_malformed) {
         close(fd);
 
         /* After all that, a well-behaved client is still served, and nothing was leased. */
-        GdClient *c = connect_ok();
+        GdClient *c = test_connect(socket_path);
         GdGroup *g = NULL;
         size_t n = 0;
         ck_assert_int_ge(gd_client_list_groups(c, &g, &n), 0);
         ck_assert_uint_ge(n, 7);
         gd_groups_free(g, n);
-        ck_assert_uint_eq(count_leases(c), 0);
+        ck_assert_uint_eq(test_count_leases(c), 0);
         gd_client_free(c);
 }
 END_TEST
@@ -650,7 +569,7 @@ static void sim_kvm_text(int fd, char *buf, size_t size) {
 /* Acquire with a kvm-vfio device: libgroupd adds each group as the fds arrive, groupd records it; release
  * through the library deletes first. */
 START_TEST(test_kvm_acquire_release) {
-        GdClient *c = connect_ok(), *mon = connect_ok();
+        GdClient *c = test_connect(socket_path), *mon = test_connect(socket_path);
         GdClientLease *l;
         GdClientLease *l2 = NULL;
         GdDmaInfo *d = NULL;
@@ -659,7 +578,7 @@ START_TEST(test_kvm_acquire_release) {
         const char *specs[] = { "2" };
 
         ck_assert_int_ge(gd_client_subscribe(mon, 0), 0);
-        l = acquire_ok(c, "2", &(GdAcquireOptions) { .configure_iommu = true, .owner_pidfd = -1, .kvm_fd = kvm });
+        l = test_acquire(c, "2", &(GdAcquireOptions) { .configure_iommu = true, .owner_pidfd = -1, .kvm_fd = kvm });
         sim_kvm_text(kvm, text, sizeof text);
         ck_assert_ptr_nonnull(strstr(text, "group 2\n"));
         ck_assert_int_ge(l->kvm_fd, 0);
@@ -707,8 +626,8 @@ START_TEST(test_kvm_acquire_release) {
         ck_assert_int_lt(l->kvm_fd, 0);
         ck_assert_int_ge(gd_client_release_lease(c, l), 0);
         l = gd_client_lease_free(l);
-        ck_assert_int_eq(wait_ended(mon, id, detail, sizeof detail), GD_REASON_RELEASED);
-        assert_driver(c, "2", "0000:02:00.0", "e1000e");
+        ck_assert_int_eq(test_wait_ended(mon, id, detail, sizeof detail), GD_REASON_RELEASED);
+        assert_reported_driver(c, "2", "0000:02:00.0", "e1000e");
 
         /* Free again, the facts come from sysfs only, and say why. */
         ck_assert_int_ge(gd_client_dma_info(c, "2", &d), 0);
@@ -757,17 +676,17 @@ START_TEST(test_kvm_acquire_release) {
                 close(p[1]);
         }
         /* Wait until that give-back is done, then nothing is left. */
-        for (int i = 0; i < 100 && count_leases(c) > 0; i++)
+        for (int i = 0; i < 100 && test_count_leases(c) > 0; i++)
                 usleep(20000);
-        ck_assert_uint_eq(count_leases(c), 0);
+        ck_assert_uint_eq(test_count_leases(c), 0);
         for (int i = 0; i < 100; i++) {
                 char drv[64];
-                device_driver(c, "2", "0000:02:00.0", drv, sizeof drv);
+                test_device_driver(c, "2", "0000:02:00.0", drv, sizeof drv);
                 if (strcmp(drv, "e1000e") == 0)
                         break;
                 usleep(20000);
         }
-        assert_driver(c, "2", "0000:02:00.0", "e1000e");
+        assert_reported_driver(c, "2", "0000:02:00.0", "e1000e");
 
         close(kvm);
         gd_client_free(c);
@@ -793,22 +712,9 @@ START_TEST(test_kvm_standin) {
 }
 END_TEST
 
-static bool have_cap_sys_resource(void) {
-        FILE *f = fopen("/proc/self/status", "re");
-        char line[256];
-        unsigned long long caps = 0;
-
-        ck_assert_ptr_nonnull(f);
-        while (fgets(line, sizeof line, f))
-                if (sscanf(line, "CapEff: %llx", &caps) == 1)
-                        break;
-        fclose(f);
-        return caps & (1ULL << 24);
-}
-
 /* Memlock: policy first (uid 65534 has no memlock rule), then the prlimit itself. */
 START_TEST(test_memlock) {
-        GdClient *c = connect_ok();
+        GdClient *c = test_connect(socket_path);
         GdClientLease *l = NULL;
         const char *specs[] = { "2" };
         int p[2], pidfd;
@@ -837,7 +743,7 @@ START_TEST(test_memlock) {
         close(p[0]);
         waitpid(pid, NULL, 0);
         ck_assert_msg(strncmp(res, "-1 6 ", 5) == 0 && strstr(res, "RLIMIT_MEMLOCK"), "%s", res);
-        ck_assert_uint_eq(count_leases(c), 0);
+        ck_assert_uint_eq(test_count_leases(c), 0);
 
         /* VIOMMU without MEMLOCK: the library refuses it already. */
         ck_assert_int_lt(gd_client_acquire(c, specs, 1, &(GdAcquireOptions) { .owner_pidfd = -1, .viommu = true }, &l), 0);
@@ -854,9 +760,9 @@ START_TEST(test_memlock) {
         usleep(100000);
         pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
         ck_assert_int_ge(pidfd, 0);
-        if (have_cap_sys_resource()) {
+        if (test_have_cap(CAP_SYS_RESOURCE)) {
                 struct rlimit rl;
-                l = acquire_ok(c, "2", &(GdAcquireOptions) { .owner_pidfd = pidfd,
+                l = test_acquire(c, "2", &(GdAcquireOptions) { .owner_pidfd = pidfd,
                                                               .memlock_guest_ram = UINT64_C(8) << 30 });
                 ck_assert_uint_eq(l->memlock, UINT64_C(9) << 30);
                 ck_assert_int_eq(prlimit(pid, RLIMIT_MEMLOCK, NULL, &rl), 0);
@@ -867,8 +773,8 @@ START_TEST(test_memlock) {
                                                    .memlock_guest_ram = UINT64_C(8) << 30 }, &l), 0);
                 ck_assert_ptr_nonnull(strstr(gd_client_error_message(c), "CAP_SYS_RESOURCE"));
                 /* Rolled back: the device is back on its driver, no lease. */
-                assert_driver(c, "2", "0000:02:00.0", "e1000e");
-                ck_assert_uint_eq(count_leases(c), 0);
+                assert_reported_driver(c, "2", "0000:02:00.0", "e1000e");
+                ck_assert_uint_eq(test_count_leases(c), 0);
         }
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -900,15 +806,9 @@ static Suite *integration_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(integration_suite());
-        int failed;
-
         if (geteuid() != 0) {
                 fprintf(stderr, "test-integration: skipped: needs root (policy tests switch uid)\n");
                 return 77;
         }
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? 0 : 1;
+        return test_run_suite(integration_suite(), NULL);
 }
