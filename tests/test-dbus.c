@@ -71,36 +71,6 @@ static DBusMessage *call0(DBusConnection *c, const char *path, const char *iface
         return r;
 }
 
-static void append_option_s(DBusMessageIter *dict, const char *key, const char *value) {
-        DBusMessageIter e, v;
-        ck_assert(dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e));
-        ck_assert(dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key));
-        ck_assert(dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "s", &v));
-        ck_assert(dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &value));
-        ck_assert(dbus_message_iter_close_container(&e, &v));
-        ck_assert(dbus_message_iter_close_container(dict, &e));
-}
-
-static void append_option_b(DBusMessageIter *dict, const char *key, dbus_bool_t value) {
-        DBusMessageIter e, v;
-        ck_assert(dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e));
-        ck_assert(dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key));
-        ck_assert(dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "b", &v));
-        ck_assert(dbus_message_iter_append_basic(&v, DBUS_TYPE_BOOLEAN, &value));
-        ck_assert(dbus_message_iter_close_container(&e, &v));
-        ck_assert(dbus_message_iter_close_container(dict, &e));
-}
-
-static void append_option_h(DBusMessageIter *dict, const char *key, int fd) {
-        DBusMessageIter e, v;
-        ck_assert(dbus_message_iter_open_container(dict, DBUS_TYPE_DICT_ENTRY, NULL, &e));
-        ck_assert(dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key));
-        ck_assert(dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "h", &v));
-        ck_assert(dbus_message_iter_append_basic(&v, DBUS_TYPE_UNIX_FD, &fd));
-        ck_assert(dbus_message_iter_close_container(&e, &v));
-        ck_assert(dbus_message_iter_close_container(dict, &e));
-}
-
 typedef struct Acquired {
         char path[128];
         char token[64];
@@ -122,67 +92,6 @@ static void acquired_done(Acquired *a) {
         a->n_groups = 0;
 }
 
-/* Acquire(specs, options): label and owner when not NULL, owner-pidfd when >= 0, and one extra option when
- * extra_key is set: configure-iommu=true for "configure-iommu", else a string. Returns true on success;
- * false with a->error set. */
-static bool acquire_opts(DBusConnection *c, const char *const *specs, const char *label, const char *owner,
-                         int pidfd, const char *extra_key, Acquired *a) {
-        DBusMessage *m = dbus_message_new_method_call(NAME, PATH, MGR, "Acquire"), *r;
-        DBusMessageIter it, arr, dict, st, fa;
-
-        *a = (Acquired) { .container = -EBADF, .lease_fd = -EBADF };
-        dbus_message_iter_init_append(m, &it);
-        ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &arr));
-        for (size_t i = 0; specs[i]; i++)
-                ck_assert(dbus_message_iter_append_basic(&arr, DBUS_TYPE_STRING, &specs[i]));
-        ck_assert(dbus_message_iter_close_container(&it, &arr));
-        ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict));
-        if (label)
-                append_option_s(&dict, "label", label);
-        if (owner)
-                append_option_s(&dict, "owner", owner);
-        if (pidfd >= 0)
-                append_option_h(&dict, "owner-pidfd", pidfd);
-        if (extra_key && streq(extra_key, "configure-iommu"))
-                append_option_b(&dict, extra_key, TRUE);
-        else if (extra_key)
-                append_option_s(&dict, extra_key, "x");
-        ck_assert(dbus_message_iter_close_container(&it, &dict));
-
-        r = send_call(c, m, a->error, sizeof a->error, a->message, sizeof a->message);
-        if (!r)
-                return false;
-
-        ck_assert_str_eq(dbus_message_get_signature(r), "osha(uh)ah");
-        const char *s;
-        dbus_message_iter_init(r, &it);
-        dbus_message_iter_get_basic(&it, &s);
-        snprintf(a->path, sizeof a->path, "%s", s);
-        dbus_message_iter_next(&it);
-        dbus_message_iter_get_basic(&it, &s);
-        snprintf(a->token, sizeof a->token, "%s", s);
-        dbus_message_iter_next(&it);
-        dbus_message_iter_get_basic(&it, &a->container);
-        dbus_message_iter_next(&it);
-        dbus_message_iter_recurse(&it, &arr);
-        for (; dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRUCT; dbus_message_iter_next(&arr)) {
-                dbus_uint32_t g;
-                ck_assert_uint_lt(a->n_groups, ELEMENTSOF(a->groups));
-                dbus_message_iter_recurse(&arr, &st);
-                dbus_message_iter_get_basic(&st, &g);
-                dbus_message_iter_next(&st);
-                a->groups[a->n_groups] = g;
-                dbus_message_iter_get_basic(&st, &a->group_fds[a->n_groups]);
-                a->n_groups++;
-        }
-        dbus_message_iter_next(&it);
-        dbus_message_iter_recurse(&it, &fa);
-        if (dbus_message_iter_get_arg_type(&fa) == DBUS_TYPE_UNIX_FD)
-                dbus_message_iter_get_basic(&fa, &a->lease_fd);
-        dbus_message_unref(r);
-        return true;
-}
-
 /* One Acquire option of any type, for acquire_with(). */
 typedef struct Opt {
         const char *key;
@@ -191,10 +100,10 @@ typedef struct Opt {
         const char *s;          /* strings */
 } Opt;
 
-/* Acquire(specs, opts) with the reply checked and parsed as by acquire_opts(). */
+/* Acquire(specs, opts), the reply checked and parsed into *a. */
 static bool acquire_with(DBusConnection *c, const char *const *specs, const Opt *opts, size_t n_opts, Acquired *a) {
         DBusMessage *m = dbus_message_new_method_call(NAME, PATH, MGR, "Acquire"), *r;
-        DBusMessageIter it, arr, dict, e, v, st;
+        DBusMessageIter it, arr, dict, e, v, st, fa;
 
         *a = (Acquired) { .container = -EBADF, .lease_fd = -EBADF };
         dbus_message_iter_init_append(m, &it);
@@ -248,8 +157,33 @@ static bool acquire_with(DBusConnection *c, const char *const *specs, const Opt 
                 dbus_message_iter_get_basic(&st, &a->group_fds[a->n_groups]);
                 a->n_groups++;
         }
+        dbus_message_iter_next(&it);
+        dbus_message_iter_recurse(&it, &fa);
+        if (dbus_message_iter_get_arg_type(&fa) == DBUS_TYPE_UNIX_FD)
+                dbus_message_iter_get_basic(&fa, &a->lease_fd);
         dbus_message_unref(r);
         return true;
+}
+
+/* Acquire(specs, options): label and owner when not NULL, owner-pidfd when >= 0, and one extra option when
+ * extra_key is set: configure-iommu=true for "configure-iommu", else a string. Returns true on success;
+ * false with a->error set. */
+static bool acquire_opts(DBusConnection *c, const char *const *specs, const char *label, const char *owner,
+                         int pidfd, const char *extra_key, Acquired *a) {
+        Opt o[4];
+        size_t n = 0;
+
+        if (label)
+                o[n++] = (Opt) { .key = "label", .type = DBUS_TYPE_STRING, .s = label };
+        if (owner)
+                o[n++] = (Opt) { .key = "owner", .type = DBUS_TYPE_STRING, .s = owner };
+        if (pidfd >= 0)
+                o[n++] = (Opt) { .key = "owner-pidfd", .type = DBUS_TYPE_UNIX_FD, .u = (uint64_t) pidfd };
+        if (extra_key && streq(extra_key, "configure-iommu"))
+                o[n++] = (Opt) { .key = extra_key, .type = DBUS_TYPE_BOOLEAN, .u = 1 };
+        else if (extra_key)
+                o[n++] = (Opt) { .key = extra_key, .type = DBUS_TYPE_STRING, .s = "x" };
+        return acquire_with(c, specs, o, n, a);
 }
 
 static bool acquire(DBusConnection *c, const char *spec, const char *label, Acquired *a) {
