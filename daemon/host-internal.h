@@ -78,6 +78,21 @@ Host *host_alloc(HostKind kind, const HostOps *ops);
 
 /* ---------------------------------------------------------------- sysfs reading (host-sysfs.c) */
 
+struct dirent64;
+/* Calls fn for each entry of the directory fd (read from where it stands), "." and ".." left out, until
+ * fn returns < 0, which is then returned. */
+int dir_for_each(int fd, int (*fn)(const struct dirent64 *de, void *userdata), void *userdata);
+/* Makes room in array (of *allocated elements of size bytes) for element n, doubling from at least min:
+ * returns the array, moved or not, or NULL (out of memory; the array is left as it was). */
+void *array_grow(void *array, size_t *allocated, size_t n, size_t size, size_t min);
+/* ARRAY_GROW(p, allocated, n, min): the same on a typed pointer p, which it updates; 0 or -ENOMEM. */
+#define ARRAY_GROW(p, allocated, n, min)                                                        \
+        ({                                                                                      \
+                void *_q = array_grow((p), &(allocated), (n), sizeof *(p), (min));             \
+                _q ? ((p) = _q, 0) : -ENOMEM;                                                  \
+        })
+
+
 /* A name that can be used as one path component: non-empty, no '/', not "." or "..", shorter than max. */
 bool sysfs_name_is_valid(const char *s, size_t max);
 

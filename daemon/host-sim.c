@@ -188,32 +188,18 @@ static int rm_rf_at(int dir_fd, const char *name) {
         return 0;
 }
 
+static int rm_rf_entry(const struct dirent64 *de, void *userdata) {
+        int fd = *(const int *) userdata;
+
+        if (de->d_type == DT_DIR)
+                return rm_rf_at(fd, de->d_name);
+        if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT)
+                return errno == EISDIR ? rm_rf_at(fd, de->d_name) : -errno;
+        return 0;
+}
+
 static int rm_rf_children(int fd) {
-        char buf[8192];
-
-        for (;;) {
-                ssize_t k = getdents64(fd, buf, sizeof buf);
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        return 0;
-                for (ssize_t off = 0; off < k;) {
-                        struct dirent64 *de = (struct dirent64 *) (buf + off);
-                        int r;
-
-                        off += de->d_reclen;
-                        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                                continue;
-                        if (de->d_type == DT_DIR)
-                                r = rm_rf_at(fd, de->d_name);
-                        else if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT)
-                                r = errno == EISDIR ? rm_rf_at(fd, de->d_name) : -errno;
-                        else
-                                r = 0;
-                        if (r < 0)
-                                return r;
-                }
-        }
+        return dir_for_each(fd, rm_rf_entry, &fd);
 }
 
 /* ---------------------------------------------------------------- the tree */
@@ -1248,6 +1234,25 @@ static int sim_setup_tree(Host *h, Sim *s, const char *state_dir) {
         return 0;
 }
 
+/* A usage-N file of the bookkeeping directory: group N's count. */
+static int read_usage_entry(const struct dirent64 *de, void *userdata) {
+        Sim *s = userdata;
+        char text[32], *end;
+        unsigned long id;
+        SimGroupState *gs;
+
+        if (strncmp(de->d_name, "usage-", 6) != 0)
+                return 0;
+        errno = 0;
+        id = strtoul(de->d_name + 6, &end, 10);
+        if (errno != 0 || *end != 0 || id > UINT_MAX)
+                return 0;
+        gs = sim_group_state(s, (unsigned) id);
+        if (gs && read_one_line_at(s->book_fd, de->d_name, text, sizeof text) >= 0)
+                gs->usage = strtoull(text, NULL, 10);
+        return 0;
+}
+
 int host_new_sim(const HostSimConfig *cfg, Host **ret) {
         _cleanup_(host_freep) Host *h = NULL;
         _cleanup_free_ char *error = NULL;
@@ -1300,27 +1305,8 @@ int host_new_sim(const HostSimConfig *cfg, Host **ret) {
         /* Usage counts carry on from an earlier run, as the tree does: read the ones there are. */
         {
                 _cleanup_close_ int dfd = openat(s->book_fd, ".", O_RDONLY|O_DIRECTORY|O_CLOEXEC);
-                char buf[8192];
-                ssize_t k;
-
-                while (dfd >= 0 && (k = getdents64(dfd, buf, sizeof buf)) > 0)
-                        for (ssize_t off = 0; off < k;) {
-                                struct dirent64 *de = (struct dirent64 *) (buf + off);
-                                char text[32], *end;
-                                unsigned long id;
-                                SimGroupState *gs;
-
-                                off += de->d_reclen;
-                                if (strncmp(de->d_name, "usage-", 6) != 0)
-                                        continue;
-                                errno = 0;
-                                id = strtoul(de->d_name + 6, &end, 10);
-                                if (errno != 0 || *end != 0 || id > UINT_MAX)
-                                        continue;
-                                gs = sim_group_state(s, (unsigned) id);
-                                if (gs && read_one_line_at(s->book_fd, de->d_name, text, sizeof text) >= 0)
-                                        gs->usage = strtoull(text, NULL, 10);
-                        }
+                if (dfd >= 0)
+                        (void) dir_for_each(dfd, read_usage_entry, s);
         }
 
         s->wake_fd = eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK);

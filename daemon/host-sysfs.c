@@ -252,98 +252,122 @@ static int cmp_unsigned(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-int sysfs_list_groups(int sysfs_fd, unsigned **ret_ids, size_t *ret_n) {
-        _cleanup_free_ unsigned *ids = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        size_t n = 0, allocated = 0;
-        char buf[32768];
-
-        fd = openat(sysfs_fd, "kernel/iommu_groups", O_RDONLY|O_DIRECTORY|O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
+int dir_for_each(int fd, int (*fn)(const struct dirent64 *de, void *userdata), void *userdata) {
+        char buf[8192];
 
         for (;;) {
                 ssize_t k = getdents64(fd, buf, sizeof buf);
                 if (k < 0)
                         return -errno;
                 if (k == 0)
-                        break;
+                        return 0;
                 for (ssize_t off = 0; off < k;) {
-                        struct dirent64 *de = (struct dirent64 *) (buf + off);
-                        unsigned id;
+                        const struct dirent64 *de = (const struct dirent64 *) (buf + off);
+                        int r;
 
                         off += de->d_reclen;
-                        if (parse_group_id(de->d_name, &id) < 0)
+                        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                                 continue;
-                        if (n == allocated) {
-                                size_t a = MAX(allocated * 2, (size_t) 64);
-                                unsigned *p = reallocarray(ids, a, sizeof *ids);
-                                if (!p)
-                                        return -ENOMEM;
-                                ids = p;
-                                allocated = a;
-                        }
-                        ids[n++] = id;
+                        r = fn(de, userdata);
+                        if (r < 0)
+                                return r;
                 }
         }
+}
 
-        if (n > 0)
-                qsort(ids, n, sizeof *ids, cmp_unsigned);
-        *ret_ids = TAKE_PTR(ids);
-        *ret_n = n;
+void *array_grow(void *array, size_t *allocated, size_t n, size_t size, size_t min) {
+        size_t a;
+        void *q;
+
+        if (n < *allocated)
+                return array;
+        a = MAX(*allocated * 2, MAX(min, n + 1));
+        q = reallocarray(array, a, size);
+        if (!q)
+                return NULL;
+        *allocated = a;
+        return q;
+}
+
+typedef struct IdList {
+        unsigned *ids;
+        size_t n, allocated;
+} IdList;
+
+static int add_group_id(const struct dirent64 *de, void *userdata) {
+        IdList *l = userdata;
+        unsigned id;
+
+        if (parse_group_id(de->d_name, &id) < 0)
+                return 0;
+        if (ARRAY_GROW(l->ids, l->allocated, l->n, 64) < 0)
+                return -ENOMEM;
+        l->ids[l->n++] = id;
+        return 0;
+}
+
+int sysfs_list_groups(int sysfs_fd, unsigned **ret_ids, size_t *ret_n) {
+        _cleanup_close_ int fd = -EBADF;
+        IdList l = {};
+        int r;
+
+        fd = openat(sysfs_fd, "kernel/iommu_groups", O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = dir_for_each(fd, add_group_id, &l);
+        if (r < 0) {
+                free(l.ids);
+                return r;
+        }
+        if (l.n > 0)
+                qsort(l.ids, l.n, sizeof *l.ids, cmp_unsigned);
+        *ret_ids = l.ids;
+        *ret_n = l.n;
+        return 0;
+}
+
+typedef struct DriverDevices {
+        int sysfs_fd;
+        HostBusy *busy;
+        HostDevice *devices;
+        size_t n, allocated;
+} DriverDevices;
+
+static int add_driver_device(const struct dirent64 *de, void *userdata) {
+        DriverDevices *d = userdata;
+        char address[HOST_ADDR_MAX];
+
+        /* The driver directory also holds bind, unbind, new_id, module...: only the links named by a PCI
+         * address are devices. */
+        if (host_parse_pci_address(de->d_name, address) < 0 || !streq(address, de->d_name))
+                return 0;
+        if (ARRAY_GROW(d->devices, d->allocated, d->n, 16) < 0)
+                return -ENOMEM;
+        if (sysfs_read_device(d->sysfs_fd, d->busy, address, &d->devices[d->n]) >= 0)
+                d->n++; /* else gone meanwhile */
         return 0;
 }
 
 int sysfs_list_driver_devices(int sysfs_fd, HostBusy *busy, const char *driver, HostDevice **ret, size_t *ret_n) {
-        _cleanup_free_ HostDevice *devices = NULL;
+        DriverDevices d = { .sysfs_fd = sysfs_fd, .busy = busy };
         _cleanup_close_ int fd = -EBADF;
-        size_t n = 0, allocated = 0;
-        char path[128], buf[16384];
+        char path[128];
+        int r;
 
         if (!sysfs_name_is_valid(driver, HOST_DRIVER_MAX))
                 return -EINVAL;
         (void) snprintf(path, sizeof path, "bus/pci/drivers/%s", driver);
         fd = openat(sysfs_fd, path, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
-        if (fd < 0) {
-                if (errno != ENOENT)
-                        return -errno;
-                /* The driver is not loaded: nothing is bound to it. */
-                *ret = NULL;
-                *ret_n = 0;
-                return 0;
+        if (fd < 0 && errno != ENOENT)
+                return -errno;
+        /* Without the directory the driver is not loaded: nothing is bound to it. */
+        r = fd < 0 ? 0 : dir_for_each(fd, add_driver_device, &d);
+        if (r < 0) {
+                free(d.devices);
+                return r;
         }
-
-        for (;;) {
-                ssize_t k = getdents64(fd, buf, sizeof buf);
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                for (ssize_t off = 0; off < k;) {
-                        struct dirent64 *de = (struct dirent64 *) (buf + off);
-                        char address[HOST_ADDR_MAX];
-
-                        off += de->d_reclen;
-                        /* The driver directory also holds bind, unbind, new_id, module...: only the
-                         * links named by a PCI address are devices. */
-                        if (host_parse_pci_address(de->d_name, address) < 0 || !streq(address, de->d_name))
-                                continue;
-                        if (n == allocated) {
-                                size_t a = MAX(allocated * 2, (size_t) 16);
-                                HostDevice *p = reallocarray(devices, a, sizeof *devices);
-                                if (!p)
-                                        return -ENOMEM;
-                                devices = p;
-                                allocated = a;
-                        }
-                        if (sysfs_read_device(sysfs_fd, busy, address, &devices[n]) < 0)
-                                continue; /* gone meanwhile */
-                        n++;
-                }
-        }
-
-        *ret = TAKE_PTR(devices);
-        *ret_n = n;
+        *ret = d.devices;
+        *ret_n = d.n;
         return 0;
 }
 
@@ -490,41 +514,38 @@ static int cmp_entry(const void *a, const void *b) {
         return strcmp(((const Entry *) a)->name, ((const Entry *) b)->name);
 }
 
+typedef struct EntryList {
+        Entry *entries;
+        size_t n, allocated;
+} EntryList;
+
+static int add_entry(const struct dirent64 *de, void *userdata) {
+        EntryList *l = userdata;
+
+        if (de->d_name[0] == '.' || strlen(de->d_name) >= HOST_ADDR_MAX)
+                return 0;
+        if (ARRAY_GROW(l->entries, l->allocated, l->n, 4) < 0)
+                return -ENOMEM;
+        strcpy(l->entries[l->n].name, de->d_name);
+        l->entries[l->n].ino = de->d_ino;
+        l->n++;
+        return 0;
+}
+
 /* The names (and link inodes) in a group's devices directory, sorted. */
 static int read_entries(int devs_fd, Entry **ret, size_t *ret_n) {
-        _cleanup_free_ Entry *entries = NULL;
-        size_t n = 0, allocated = 0;
-        char buf[8192];
+        EntryList l = {};
+        int r;
 
-        for (;;) {
-                ssize_t k = getdents64(devs_fd, buf, sizeof buf);
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                for (ssize_t off = 0; off < k;) {
-                        struct dirent64 *de = (struct dirent64 *) (buf + off);
-
-                        off += de->d_reclen;
-                        if (de->d_name[0] == '.' || strlen(de->d_name) >= HOST_ADDR_MAX)
-                                continue;
-                        if (n == allocated) {
-                                size_t a = MAX(allocated * 2, (size_t) 4);
-                                Entry *p = reallocarray(entries, a, sizeof *entries);
-                                if (!p)
-                                        return -ENOMEM;
-                                entries = p;
-                                allocated = a;
-                        }
-                        strcpy(entries[n].name, de->d_name);
-                        entries[n].ino = de->d_ino;
-                        n++;
-                }
+        r = dir_for_each(devs_fd, add_entry, &l);
+        if (r < 0) {
+                free(l.entries);
+                return r;
         }
-        if (n > 0)
-                qsort(entries, n, sizeof *entries, cmp_entry);
-        *ret = TAKE_PTR(entries);
-        *ret_n = n;
+        if (l.n > 0)
+                qsort(l.entries, l.n, sizeof *l.entries, cmp_entry);
+        *ret = l.entries;
+        *ret_n = l.n;
         return 0;
 }
 
