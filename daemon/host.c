@@ -165,63 +165,66 @@ static bool address_ok(const char *address) {
         return sysfs_name_is_valid(address, HOST_ADDR_MAX);
 }
 
+typedef enum DriverOp {
+        DRIVER_OP_SET_OVERRIDE,
+        DRIVER_OP_UNBIND,
+        DRIVER_OP_BIND,
+        DRIVER_OP_PROBE,
+} DriverOp;
+
 /* Each driver operation marks its device busy while it runs: the kernel holds the device's lock meanwhile
  * (an unbind from vfio-pci for as long as a VMM keeps the device open), and readers on the event loop must
  * not wait for that lock (see HostBusy). */
-int host_device_set_override(Host *h, const char *address, const char *driver) {
+static int device_op(Host *h, DriverOp op, const char *address, const char *driver) {
         int r;
 
+        r = host_busy_begin(&h->busy, address);
+        if (r < 0)
+                return r;
+        switch (op) {
+        case DRIVER_OP_SET_OVERRIDE:
+                r = h->ops->set_override(h, address, isempty(driver) ? NULL : driver);
+                if (r >= 0)
+                        host_busy_set_override(&h->busy, address, driver);
+                break;
+        case DRIVER_OP_UNBIND:
+                r = h->ops->unbind(h, address);
+                break;
+        case DRIVER_OP_BIND:
+                r = h->ops->bind(h, address, driver);
+                break;
+        case DRIVER_OP_PROBE:
+                r = h->ops->probe(h, address);
+                break;
+        }
+        host_busy_end(&h->busy, address);
+        return r;
+}
+
+int host_device_set_override(Host *h, const char *address, const char *driver) {
         if (!h || !address_ok(address))
                 return -EINVAL;
         if (!isempty(driver) && !sysfs_name_is_valid(driver, HOST_DRIVER_MAX))
                 return -EINVAL;
-        r = host_busy_begin(&h->busy, address);
-        if (r < 0)
-                return r;
-        r = h->ops->set_override(h, address, isempty(driver) ? NULL : driver);
-        if (r >= 0)
-                host_busy_set_override(&h->busy, address, driver);
-        host_busy_end(&h->busy, address);
-        return r;
+        return device_op(h, DRIVER_OP_SET_OVERRIDE, address, driver);
 }
 
 int host_device_unbind(Host *h, const char *address) {
-        int r;
-
         if (!h || !address_ok(address))
                 return -EINVAL;
-        r = host_busy_begin(&h->busy, address);
-        if (r < 0)
-                return r;
-        r = h->ops->unbind(h, address);
-        host_busy_end(&h->busy, address);
-        return r;
+        return device_op(h, DRIVER_OP_UNBIND, address, NULL);
 }
 
 int host_device_bind(Host *h, const char *address, const char *driver) {
-        int r;
-
         if (!h || !address_ok(address) || !sysfs_name_is_valid(driver, HOST_DRIVER_MAX))
                 return -EINVAL;
-        r = host_busy_begin(&h->busy, address);
-        if (r < 0)
-                return r;
-        r = h->ops->bind(h, address, driver);
-        host_busy_end(&h->busy, address);
-        return r;
+        return device_op(h, DRIVER_OP_BIND, address, driver);
 }
 
 int host_device_probe(Host *h, const char *address) {
-        int r;
-
         if (!h || !address_ok(address))
                 return -EINVAL;
-        r = host_busy_begin(&h->busy, address);
-        if (r < 0)
-                return r;
-        r = h->ops->probe(h, address);
-        host_busy_end(&h->busy, address);
-        return r;
+        return device_op(h, DRIVER_OP_PROBE, address, NULL);
 }
 
 int host_open_container(Host *h, int *ret_fd) {
