@@ -44,7 +44,6 @@ const char *gd_client_daemon_host(GdClient *c);  /* "linux", "sim" (from HELLO) 
 /* Groups. The arrays are owned by the caller: free with gd_groups_free(). */
 int gd_client_list_groups(GdClient *c, GdGroup **ret, size_t *ret_n);
 int gd_client_show_group(GdClient *c, const char *spec, GdGroup **ret); /* one group; gd_groups_free(g, 1) */
-void gd_groups_free(GdGroup *g, size_t n);
 
 typedef struct GdAcquireOptions {
         const char *label;      /* the VM's name or UUID; may be NULL */
@@ -103,10 +102,8 @@ int gd_client_release_lease(GdClient *c, GdClientLease *l);
 /* A group's DMA facts (the lease's container when known, else the reserved regions); free with
  * gd_dma_info_free(). */
 int gd_client_dma_info(GdClient *c, const char *spec, GdDmaInfo **ret);
-void gd_dma_info_free(GdDmaInfo *d);
 
 int gd_client_list_leases(GdClient *c, GdLease **ret, size_t *ret_n);
-void gd_leases_free(GdLease *l, size_t n);
 
 int gd_client_status(GdClient *c, GdStatus *ret);      /* free the strings with gd_status_done() */
 void gd_status_done(GdStatus *s);

@@ -46,22 +46,6 @@ struct GdClient {
 
 /* ---------------------------------------------------------------- freeing what the codec allocated */
 
-void gd_groups_free(GdGroup *g, size_t n) {
-        if (!g)
-                return;
-        for (size_t i = 0; i < n; i++)
-                gd_group_done(&g[i]);
-        free(g);
-}
-
-void gd_leases_free(GdLease *l, size_t n) {
-        if (!l)
-                return;
-        for (size_t i = 0; i < n; i++)
-                gd_lease_done(&l[i]);
-        free(l);
-}
-
 void gd_event_done(GdEvent *e) {
         if (!e)
                 return;
@@ -835,16 +819,6 @@ int gd_client_dma_info(GdClient *c, const char *spec, GdDmaInfo **ret) {
         reply.type = 0; /* nothing left to free */
         *ret = d;
         return 0;
-}
-
-void gd_dma_info_free(GdDmaInfo *d) {
-        if (!d)
-                return;
-        for (size_t i = 0; i < d->n_regions; i++)
-                free(d->regions[i].type);
-        free(d->regions);
-        free(d->note);
-        free(d);
 }
 
 int gd_client_release(GdClient *c, const char *token) {

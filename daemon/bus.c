@@ -293,7 +293,7 @@ static void pw_iova(PropWriter *w, const char *name, const GdDma *d) {
 }
 
 static void dma_info_freep(GdDmaInfo **d) {
-        manager_dma_info_free(*d);
+        gd_dma_info_free(*d);
 }
 
 /* The facts of a container, as groups and leases show them: 0 or empty where unknown. */
@@ -655,7 +655,7 @@ static void execute_list_groups(Request *r) {
                      dbus_message_iter_close_container(&a, &st);
         }
         ok = ok && dbus_message_iter_close_container(&it, &a);
-        manager_groups_free(groups, n);
+        gd_groups_free(groups, n);
         if (!ok) {
                 if (reply)
                         dbus_message_unref(reply);
@@ -674,7 +674,7 @@ static void execute_get_group(Request *r) {
         if (manager_get_group(r->bus->manager, r->spec, &g, &err) < 0)
                 return request_fail_manager(r, &err);
         group_path(g->id, path, sizeof path);
-        manager_groups_free(g, 1);
+        gd_groups_free(g, 1);
         reply_basic(r->bus, r->message, DBUS_TYPE_OBJECT_PATH, &p);
         request_free(r);
 }
@@ -1402,7 +1402,7 @@ typedef enum ObjectKind {
 
 typedef struct Object {
         ObjectKind kind;
-        GdGroup *group;    /* OBJECT_GROUP; free with manager_groups_free(g, 1) */
+        GdGroup *group;    /* OBJECT_GROUP; free with gd_groups_free(g, 1) */
         Lease *lease;      /* OBJECT_LEASE */
 } Object;
 
@@ -1434,7 +1434,7 @@ static ObjectKind object_find(Bus *b, const char *path, Object *ret) {
 }
 
 static void object_done(Object *o) {
-        manager_groups_free(o->group, o->group ? 1 : 0);
+        gd_groups_free(o->group, o->group ? 1 : 0);
         o->group = NULL;
 }
 
@@ -1785,7 +1785,7 @@ static void emit_group_changed(Bus *b, unsigned group, const Lease *ended, bool 
         if (manager_get_group(b->manager, id, &g, NULL) >= 0) {
                 GroupChange gc = { b->manager, g, ended };
                 emit_properties_changed(b, path, IFACE_GROUP, fill_group, &gc, NULL, "DmaNote");
-                manager_groups_free(g, 1);
+                gd_groups_free(g, 1);
         }
         if (!signal)
                 return;

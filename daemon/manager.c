@@ -432,14 +432,6 @@ oom:
         return -ENOMEM;
 }
 
-void manager_groups_free(GdGroup *g, size_t n) {
-        if (!g)
-                return;
-        for (size_t i = 0; i < n; i++)
-                gd_group_done(&g[i]);
-        free(g);
-}
-
 int manager_list_groups(Manager *m, GdGroup **ret, size_t *ret_n) {
         _cleanup_free_ unsigned *ids = NULL;
         GdGroup *groups = NULL;
@@ -466,7 +458,7 @@ int manager_list_groups(Manager *m, GdGroup **ret, size_t *ret_n) {
                         r = group_to_gd(m, &hg, &groups[n]);
                 host_group_done(&hg);
                 if (r < 0) {
-                        manager_groups_free(groups, n);
+                        gd_groups_free(groups, n);
                         return r;
                 }
                 n++;
@@ -1758,16 +1750,6 @@ void manager_dma_to_gd(const HostIommuInfo *i, GdDma *ret) {
                 ret->iova[k] = (GdRange) { i->iova[k].start, i->iova[k].end };
 }
 
-void manager_dma_info_free(GdDmaInfo *d) {
-        if (!d)
-                return;
-        for (size_t i = 0; i < d->n_regions; i++)
-                free(d->regions[i].type);
-        free(d->regions);
-        free(d->note);
-        free(d);
-}
-
 int manager_dma_info(Manager *m, const char *spec, GdDmaInfo **ret, ManagerError *err) {
         _cleanup_(host_group_done) HostGroup hg = {};
         GdDmaInfo *d;
@@ -1836,7 +1818,7 @@ int manager_dma_info(Manager *m, const char *spec, GdDmaInfo **ret, ManagerError
         return 0;
 
 oom:
-        manager_dma_info_free(d);
+        gd_dma_info_free(d);
         manager_error(err, GD_ERR_INTERNAL, ENOMEM, "out of memory");
         return -ENOMEM;
 }

@@ -73,10 +73,9 @@ int manager_start(Manager *m, ManagerError *err);
 int manager_add_listener(Manager *m, ManagerEventFunc func, void *userdata);
 void manager_remove_listener(Manager *m, ManagerEventFunc func, void *userdata);
 
-/* Views; free with manager_groups_free() / manager_leases_free(). */
+/* Views; free with gd_groups_free(). */
 int manager_list_groups(Manager *m, GdGroup **ret, size_t *ret_n);
 int manager_get_group(Manager *m, const char *spec, GdGroup **ret, ManagerError *err);
-void manager_groups_free(GdGroup *g, size_t n);   /* frees the array too */
 size_t manager_n_leases(Manager *m);
 Lease *manager_first_lease(Manager *m);   /* iterate with l->next */
 
@@ -105,9 +104,8 @@ int manager_release_lease(Manager *m, Lease *l, GdReason reason);
 /* The DMA facts of a group: from its lease's container when the lease configured the IOMMU, else its
  * sysfs reserved regions only, with a note saying why (a free group is not opened just to look: that
  * would take /dev/vfio/N from anyone else for the moment, and needs a container of its own). Free with
- * manager_dma_info_free(). */
+ * gd_dma_info_free(). */
 int manager_dma_info(Manager *m, const char *spec, GdDmaInfo **ret, ManagerError *err);
-void manager_dma_info_free(GdDmaInfo *d);
 /* The wire view of a container's facts. */
 void manager_dma_to_gd(const HostIommuInfo *i, GdDma *ret);
 

@@ -315,7 +315,7 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                 if (r < 0)
                         return client_send_error(c, m->serial, GD_ERR_HOST, r, "cannot list the IOMMU groups");
                 r = client_send_groups(c, m->serial, groups, n);
-                manager_groups_free(groups, n);
+                gd_groups_free(groups, n);
                 return r;
         }
 
@@ -326,7 +326,7 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                 if (r < 0)
                         return client_send_manager_error(c, m->serial, &err);
                 r = client_send_groups(c, m->serial, g, 1);
-                manager_groups_free(g, 1);
+                gd_groups_free(g, 1);
                 return r;
         }
 
@@ -371,7 +371,7 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                         return client_send_manager_error(c, m->serial, &err);
                 GdMsg reply = { .type = GD_MSG_DMA_INFO_REPLY, .serial = m->serial, .dma_info = *d };
                 r = client_send(c, &reply, NULL, 0);
-                manager_dma_info_free(d);
+                gd_dma_info_free(d);
                 return r;
         }
 

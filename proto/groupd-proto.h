@@ -343,6 +343,11 @@ size_t gd_msg_expected_fds(const GdMsg *m);
 /* Free what the codec (or a producer of the same views) allocated inside one record, and zero it. */
 void gd_group_done(GdGroup *g);
 void gd_lease_done(GdLease *l);
+void gd_dma_info_done(GdDmaInfo *d);
+/* The same for arrays of n records (and the array), and for one allocated GdDmaInfo. */
+void gd_groups_free(GdGroup *g, size_t n);
+void gd_leases_free(GdLease *l, size_t n);
+void gd_dma_info_free(GdDmaInfo *d);
 
 /* Names, for logs, groupctl and PROTOCOL.md. Return NULL for values out of range. */
 const char *gd_msg_type_to_string(int t);

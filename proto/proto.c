@@ -255,6 +255,38 @@ void gd_lease_done(GdLease *l) {
         *l = (GdLease) {};
 }
 
+void gd_groups_free(GdGroup *g, size_t n) {
+        if (!g)
+                return;
+        for (size_t i = 0; i < n; i++)
+                gd_group_done(&g[i]);
+        free(g);
+}
+
+void gd_leases_free(GdLease *l, size_t n) {
+        if (!l)
+                return;
+        for (size_t i = 0; i < n; i++)
+                gd_lease_done(&l[i]);
+        free(l);
+}
+
+void gd_dma_info_done(GdDmaInfo *d) {
+        if (!d)
+                return;
+        if (d->regions)
+                for (size_t i = 0; i < d->n_regions; i++)
+                        free(d->regions[i].type);
+        free(d->regions);
+        free(d->note);
+        *d = (GdDmaInfo) {};
+}
+
+void gd_dma_info_free(GdDmaInfo *d) {
+        gd_dma_info_done(d);
+        free(d);
+}
+
 void gd_msg_done(GdMsg *m) {
         if (!m)
                 return;
@@ -270,11 +302,7 @@ void gd_msg_done(GdMsg *m) {
                 free(m->spec);
                 break;
         case GD_MSG_DMA_INFO_REPLY:
-                if (m->dma_info.regions)
-                        for (size_t i = 0; i < m->dma_info.n_regions; i++)
-                                free(m->dma_info.regions[i].type);
-                free(m->dma_info.regions);
-                free(m->dma_info.note);
+                gd_dma_info_done(&m->dma_info);
                 break;
         case GD_MSG_ACQUIRE:
                 free(m->acquire.label);
