@@ -34,6 +34,26 @@ int kvm_vfio_kind(int fd) {
         return -ENOTTY;
 }
 
+int kvm_vfio_create(int *ret_vm) {
+        struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
+        int kvm, vm;
+
+        kvm = open("/dev/kvm", O_RDWR|O_CLOEXEC);
+        if (kvm < 0)
+                return -errno;
+        vm = ioctl(kvm, KVM_CREATE_VM, 0);
+        close(kvm);
+        if (vm < 0)
+                return -errno;
+        if (ioctl(vm, KVM_CREATE_DEVICE, &cd) < 0) {
+                int r = -errno;
+                close(vm);
+                return r;
+        }
+        *ret_vm = vm;
+        return (int) cd.fd;
+}
+
 int kvm_vfio_sim_new(void) {
         char text[32];
         int fd, l;

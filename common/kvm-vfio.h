@@ -48,6 +48,11 @@ typedef enum KvmVfioKind {
 /* Which kind of kvm-vfio device fd is: KVM_VFIO_REAL, KVM_VFIO_SIM, or -ENOTTY (neither), -EBADF. */
 int kvm_vfio_kind(int fd);
 
+/* What a VMM does to get a kvm-vfio device: /dev/kvm, KVM_CREATE_VM, KVM_CREATE_DEVICE(KVM_DEV_TYPE_VFIO).
+ * Returns the device fd and the VM's fd in *ret_vm (keep it: the device lives as long as the VM), or
+ * negative errno. Only this process can use the device afterwards (the kernel gives others EIO). */
+int kvm_vfio_create(int *ret_vm);
+
 /* Makes the simulated host's kvm-vfio stand-in, owned by the calling process. Returns the fd (cloexec). */
 int kvm_vfio_sim_new(void);
 

@@ -654,31 +654,11 @@ END_TEST
 
 /* ---------------------------------------------------------------- the real kernel: /dev/kvm */
 
-static int make_kvm_vfio(int *ret_vm) {
-        struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
-        int kvm, vm;
-
-        kvm = open("/dev/kvm", O_RDWR|O_CLOEXEC);
-        if (kvm < 0)
-                return -errno;
-        vm = ioctl(kvm, KVM_CREATE_VM, 0);
-        close(kvm);
-        if (vm < 0)
-                return -errno;
-        if (ioctl(vm, KVM_CREATE_DEVICE, &cd) < 0) {
-                int r = -errno;
-                close(vm);
-                return r;
-        }
-        *ret_vm = vm;
-        return (int) cd.fd;
-}
-
 /* The kvm-vfio device of a real VM: the errors a VMM and a broker meet. */
 START_TEST(test_real_kvm_errors) {
         int vm = -EBADF, kvm, efd, table;
 
-        kvm = make_kvm_vfio(&vm);
+        kvm = kvm_vfio_create(&vm);
         if (kvm < 0) {
                 fprintf(stderr, "SKIP test_real_kvm_errors: cannot make a kvm-vfio device: %s\n", strerror(-kvm));
                 return;

@@ -71,26 +71,8 @@ static void check(const char *name, bool ok, const char *fmt, ...) {
 }
 
 static int make_kvm_vfio(bool sim, int *ret_vm) {
-        struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
-        int kvm, vm;
-
         *ret_vm = -EBADF;
-        if (sim)
-                return kvm_vfio_sim_new();
-        kvm = open("/dev/kvm", O_RDWR|O_CLOEXEC);
-        if (kvm < 0)
-                return -errno;
-        vm = ioctl(kvm, KVM_CREATE_VM, 0);
-        close(kvm);
-        if (vm < 0)
-                return -errno;
-        if (ioctl(vm, KVM_CREATE_DEVICE, &cd) < 0) {
-                int r = -errno;
-                close(vm);
-                return r;
-        }
-        *ret_vm = vm;
-        return (int) cd.fd;
+        return sim ? kvm_vfio_sim_new() : kvm_vfio_create(ret_vm);
 }
 
 static const char *errname(int r) {
