@@ -4,6 +4,7 @@
  * simulated host's facts and kvm-vfio device, and, where /dev/kvm exists, the linux backend's kvm-vfio
  * calls against the real kernel. */
 #include <check.h>
+#include <linux/capability.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -688,19 +689,6 @@ START_TEST(test_real_kvm_errors) {
 }
 END_TEST
 
-static bool have_cap_sys_resource(void) {
-        FILE *f = fopen("/proc/self/status", "re");
-        char line[256];
-        unsigned long long caps = 0;
-
-        ck_assert_ptr_nonnull(f);
-        while (fgets(line, sizeof line, f))
-                if (sscanf(line, "CapEff: %llx", &caps) == 1)
-                        break;
-        fclose(f);
-        return caps & (1ULL << 24);  /* CAP_SYS_RESOURCE */
-}
-
 /* prlimit of another process: raised to at least the amount, never lowered. */
 START_TEST(test_raise_memlock) {
         char *dir = make_tmpdir();
@@ -724,7 +712,7 @@ START_TEST(test_raise_memlock) {
                 char c;
                 ck_assert_int_eq(read(p[0], &c, 1), 1);
         }
-        if (!have_cap_sys_resource()) {
+        if (!test_have_cap(CAP_SYS_RESOURCE)) {
                 /* Raising a hard limit needs CAP_SYS_RESOURCE (root in a container may lack it). */
                 fprintf(stderr, "test_raise_memlock: no CAP_SYS_RESOURCE here: checking the refusal only\n");
                 ck_assert_int_eq(host_raise_memlock(h, pid, UINT64_C(9) << 30, NULL, NULL), -EPERM);
