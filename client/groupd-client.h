@@ -82,7 +82,7 @@ GdClientLease *gd_client_lease_free(GdClientLease *l);  /* closes the fds it sti
 int gd_client_release(GdClient *c, const char *token);
 
 /* KVM registration, done here in the VMM because the kernel lets only the VM's own process use its
- * kvm-vfio device (anyone else, groupd included, gets EIO; see common/kvm-vfio.h).
+ * kvm-vfio device (anyone else, groupd included, gets EIO; see client/kvm-vfio.h).
  *
  * gd_client_lease_kvm_add() adds every group of the lease to kvm_fd (KVM_DEV_VFIO_FILE_ADD), keeping a
  * copy of kvm_fd in l->kvm_fd; on failure it deletes what it added and returns the kernel's error (EEXIST:
@@ -91,7 +91,7 @@ int gd_client_release(GdClient *c, const char *token);
  * drops the copy. gd_client_release_lease() deletes first, then releases; gd_client_lease_free() deletes
  * too if still registered. A VMM that dies needs none of this: the kernel destroys its VM with its last
  * fd, and the device lets go of the groups. The simulated host's stand-in device (kvm_vfio_sim_new() in
- * common/kvm-vfio.h, a memfd named "groupd-sim-kvm-vfio") is understood as well. */
+ * client/kvm-vfio.h, a memfd named "groupd-sim-kvm-vfio") is understood as well. */
 int gd_client_lease_kvm_add(GdClient *c, GdClientLease *l, int kvm_fd);
 int gd_client_lease_kvm_del(GdClient *c, GdClientLease *l);
 /* KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE for one group of a registered lease (ppc64; ENXIO elsewhere). */

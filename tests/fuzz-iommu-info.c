@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libFuzzer target for the VFIO_IOMMU_GET_INFO parsers (daemon/iommu-info.c). tests/fuzz.sh builds and
+/* libFuzzer target for the VFIO_IOMMU_GET_INFO parsers (daemon/host/iommu-info.c). tests/fuzz.sh builds and
  * runs it, seeded with the buffers the real-kernel tier captured (tests/data/iommu-info-*.bin) and the
  * builder's own layouts.
  *

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # Fuzzes the wire codec (proto/proto.c) with libFuzzer for SECONDS (default 30), then the
-# VFIO_IOMMU_GET_INFO capability-chain parser (daemon/iommu-info.c, tests/fuzz-iommu-info.c) for a third
+# VFIO_IOMMU_GET_INFO capability-chain parser (daemon/host/iommu-info.c, tests/fuzz-iommu-info.c) for a third
 # of that (at least 5 s), seeded with the real kernels' captured buffers (tests/data/iommu-info-*.bin).
 #
 #     tests/fuzz.sh [SECONDS]
@@ -114,8 +114,8 @@ fi
 # ---- the second target: the GET_INFO capability-chain parser
 info_seconds=$((seconds / 3))
 [ "$info_seconds" -ge 5 ] || info_seconds=5
-isrcs="$top/tests/fuzz-iommu-info.c $top/daemon/iommu-info.c"
-icflags="$cflags -I$top/daemon"
+isrcs="$top/tests/fuzz-iommu-info.c $top/daemon/host/iommu-info.c"
+icflags="$cflags -I$top/daemon/host"
 # shellcheck disable=SC2086
 $CC $icflags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
         $isrcs -o "$work/fuzz-iommu-info"

@@ -581,7 +581,7 @@ START_TEST(test_topology_iommu_errors) {
 }
 END_TEST
 
-/* ---------------------------------------------------------------- kvm-vfio (common/kvm-vfio.c) */
+/* ---------------------------------------------------------------- kvm-vfio (client/kvm-vfio.c) */
 
 /* Runs f(arg) in a forked child (another mm: not the VM's process) and returns what it returned. */
 static int in_child(int (*f)(int), int arg) {

@@ -360,7 +360,7 @@ static unsigned assert_daemon_caps(uint64_t want) {
 }
 
 START_TEST(test_capabilities_dropped) {
-        /* The documented set (groupd(8), daemon/caps.h): CAP_SYS_RESOURCE, if we have it to give. */
+        /* The documented set (groupd(8), daemon/edge/caps.h): CAP_SYS_RESOURCE, if we have it to give. */
         uint64_t mine = test_status_caps("/proc/self/status", "CapEff");
         uint64_t want = mine & (1ULL << CAP_SYS_RESOURCE);
         GdClient *c, *mon;

@@ -14,7 +14,7 @@
 
 static const char default_text[] =
         "# The simulated host groupd runs against when no topology file is given: a small x86 server.\n"
-        "# The format is described in daemon/sim-topology.h. This file is identical to the built-in\n"
+        "# The format is described in daemon/host/sim/sim-topology.h. This file is identical to the built-in\n"
         "# default.\n"
         "\n"
         "# The DMA facts of every container (VFIO_IOMMU_GET_INFO), as an Intel IOMMU on 6.12 reports\n"

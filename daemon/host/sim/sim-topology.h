@@ -26,7 +26,7 @@
  *
  *   iommu [pgsizes=HEX] [dma-avail=N] [iova=START-END[,START-END...]] [migration=PGSIZES:MAXBITMAP|none]
  *         [spapr-dma32=START:SIZE|none] [kernel=6.1|6.12]
- *           The DMA facts VFIO_IOMMU_GET_INFO reports for a container (see daemon/iommu-info.h). Before
+ *           The DMA facts VFIO_IOMMU_GET_INFO reports for a container (see daemon/host/iommu-info.h). Before
  *           the first group line it sets the host's facts, which every group starts from; after a group
  *           line, it changes that group's (the fields it gives; the others stay the host's). pgsizes is
  *           the page-size bitmap, dma-avail the DMA_AVAIL budget, iova the usable IOVA ranges (hex,

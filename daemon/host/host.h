@@ -15,7 +15,7 @@
  *          old one left.
  *
  * KVM registration is not here: the kernel lets only the VM's own process use its kvm-vfio device (EIO
- * for anyone else), so libgroupd does it in the VMM (common/kvm-vfio.h).
+ * for anyone else), so libgroupd does it in the VMM (client/kvm-vfio.h).
  *
  * Nothing above this interface knows which backend it has.
  *

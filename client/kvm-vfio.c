@@ -125,7 +125,7 @@ static int sim_write(int kvm_fd, const char *text) {
         return 0;
 }
 
-/* The sim's group fds are sockets (see daemon/host-sim.c): anything else is no VFIO file. */
+/* The sim's group fds are sockets (see daemon/host/sim/host-sim.c): anything else is no VFIO file. */
 static bool sim_group_fd_ok(int fd) {
         struct stat st;
         return fstat(fd, &st) >= 0 && S_ISSOCK(st.st_mode);
