@@ -39,6 +39,11 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 static inline void freep(void *p) {
         free(*(void **) p);
 }
@@ -97,3 +102,20 @@ static inline const char *startswith_word(const char *s, const char *prefix) {
         size_t l = strlen(prefix);
         return strncmp(s, prefix, l) == 0 ? s + l : NULL;
 }
+
+/* An enum's string table: NAME_to_string() (NULL when out of range) and NAME_from_string() (-EINVAL when
+ * unknown), as systemd's DEFINE_STRING_TABLE_LOOKUP. The table is indexed by the enum's values. */
+#define DEFINE_STRING_TABLE_LOOKUP(name, type, table)                                   \
+        const char *name##_to_string(type i) {                                          \
+                if ((int) i < 0 || (size_t) i >= ELEMENTSOF(table))                     \
+                        return NULL;                                                    \
+                return table[i];                                                        \
+        }                                                                               \
+        type name##_from_string(const char *s) {                                        \
+                if (!s)                                                                 \
+                        return (type) -EINVAL;                                          \
+                for (size_t _i_ = 0; _i_ < ELEMENTSOF(table); _i_++)                    \
+                        if (table[_i_] && streq(table[_i_], s))                         \
+                                return (type) _i_;                                      \
+                return (type) -EINVAL;                                                  \
+        }

@@ -40,6 +40,30 @@ int memlock_limit(const MemlockInput *in, uint64_t *ret) {
         return 0;
 }
 
+int memlock_limit_for_groups(uint64_t guest_ram, bool viommu, const MemlockGroup *groups, size_t n_groups,
+                             uint64_t *ret, MemlockInput *ret_input) {
+        MemlockInput in = { .guest_ram = guest_ram, .viommu = viommu };
+        int r;
+
+        if (!ret || (n_groups > 0 && !groups))
+                return -EINVAL;
+        for (size_t i = 0; i < n_groups; i++) {
+                bool seen = false;
+
+                for (size_t k = 0; k < i && !seen; k++)
+                        seen = groups[k].id == groups[i].id;
+                if (seen)
+                        continue;
+                in.n_devices += groups[i].n_devices;
+                if (groups[i].spapr_dma32_window > in.spapr_dma32_window)
+                        in.spapr_dma32_window = groups[i].spapr_dma32_window;
+        }
+        r = memlock_limit(&in, ret);
+        if (r >= 0 && ret_input)
+                *ret_input = in;
+        return r;
+}
+
 int memlock_parse_size(const char *s, uint64_t *ret) {
         static const struct {
                 const char *suffix;

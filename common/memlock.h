@@ -33,6 +33,20 @@ typedef struct MemlockInput {
  * the result does not fit in 64 bits. */
 int memlock_limit(const MemlockInput *in, uint64_t *ret);
 
+/* One group of a request, as memlock_limit_for_groups() counts it. */
+typedef struct MemlockGroup {
+        unsigned id;                    /* the IOMMU group number */
+        unsigned n_devices;             /* the devices an acquire assigns from it */
+        uint64_t spapr_dma32_window;    /* its container's DMA32 window, bytes; 0 when not sPAPR or unknown */
+} MemlockGroup;
+
+/* The limit for a set of groups leased together, the one rule the daemon, its D-Bus API and groupctl
+ * share: a group named twice is one group (an acquire folds repeats, so it is counted once); the devices
+ * of the distinct groups add up; the groups share one container, so its DMA32 window is charged once
+ * (the largest given). The input as counted goes to ret_input (may be NULL). Errors as memlock_limit(). */
+int memlock_limit_for_groups(uint64_t guest_ram, bool viommu, const MemlockGroup *groups, size_t n_groups,
+                             uint64_t *ret, MemlockInput *ret_input);
+
 /* Parses a size: a decimal number with an optional binary suffix K, M, G, T (or KiB, MiB, GiB, TiB;
  * "8G" = 8 GiB); a plain number is bytes. -EINVAL for anything else, -ERANGE on overflow. */
 int memlock_parse_size(const char *s, uint64_t *ret);

@@ -23,3 +23,12 @@ int parse_hex_u64(const char *s, uint64_t max, uint64_t *ret) {
         *ret = v;
         return 0;
 }
+
+bool is_lower_hex_string(const char *s, size_t len) {
+        if (!s)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false; /* also stops at the terminator of a short string */
+        return s[len] == 0;
+}

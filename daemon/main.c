@@ -10,7 +10,7 @@
 #include "caps.h"
 #include "fd-util.h"
 #include "bus.h"
-#include "host.h"
+#include "host-sim.h"
 #include "log.h"
 #include "manager.h"
 #include "server.h"

@@ -13,6 +13,7 @@
 
 #include "groupd-proto.h"
 #include "macro.h"
+#include "parse-util.h"
 
 #define GROUP_FLAGS_ALL ((uint32_t) (GD_GROUP_VIABLE | GD_GROUP_LEASED | GD_GROUP_NEVER))
 #define EVENT_MASK_ALL ((uint32_t) ((1u << _GD_EVENT_MAX) - 1))
@@ -206,17 +207,8 @@ GdError gd_error_from_errno(int errno_value) {
         }
 }
 
-static bool is_lower_hex(char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
 bool gd_token_is_valid(const char *s) {
-        if (!s)
-                return false;
-        for (size_t i = 0; i < GD_TOKEN_LEN; i++)
-                if (!is_lower_hex(s[i])) /* also stops at the terminator of a short string */
-                        return false;
-        return s[GD_TOKEN_LEN] == 0;
+        return is_lower_hex_string(s, GD_TOKEN_LEN);
 }
 
 /* ---------------------------------------------------------------- freeing */

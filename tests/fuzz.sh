@@ -41,7 +41,7 @@ if ! command -v "$CC" >/dev/null 2>&1; then
         exit 77
 fi
 
-srcs="$top/tests/fuzz-codec.c $top/proto/proto.c"
+srcs="$top/tests/fuzz-codec.c $top/proto/proto.c $top/common/parse-util.c"
 cflags="-std=gnu11 -g -O1 -I$top/proto -I$top/common -Wall -Wextra -Wno-unused-parameter"
 
 echo "fuzz.sh: building in $work"

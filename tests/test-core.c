@@ -10,6 +10,7 @@
 #include "policy.h"
 #include "state.h"
 #include "token.h"
+#include "wire-view.h"
 #include "worker.h"
 #include "test-util.h"
 
@@ -18,12 +19,12 @@
 /* ---------------------------------------------------------------- tokens */
 
 START_TEST(test_token_format) {
-        char a[GD_TOKEN_LEN + 1], b[GD_TOKEN_LEN + 1], id[LEASE_ID_LEN + 1];
+        char a[TOKEN_LEN + 1], b[TOKEN_LEN + 1], id[LEASE_ID_LEN + 1];
 
         ck_assert_int_eq(token_generate(a), 0);
         ck_assert_int_eq(token_generate(b), 0);
-        ck_assert_uint_eq(strlen(a), GD_TOKEN_LEN);
-        ck_assert(gd_token_is_valid(a));
+        ck_assert_uint_eq(strlen(a), TOKEN_LEN);
+        ck_assert(token_is_valid(a));
         ck_assert_str_ne(a, b);
         ck_assert_int_eq(lease_id_generate(id), 0);
         ck_assert_uint_eq(strlen(id), LEASE_ID_LEN);
@@ -32,14 +33,14 @@ START_TEST(test_token_format) {
 END_TEST
 
 START_TEST(test_token_equal) {
-        char a[GD_TOKEN_LEN + 1], b[GD_TOKEN_LEN + 1];
+        char a[TOKEN_LEN + 1], b[TOKEN_LEN + 1];
 
         ck_assert_int_eq(token_generate(a), 0);
         memcpy(b, a, sizeof b);
         ck_assert(token_equal(a, b));
-        b[GD_TOKEN_LEN - 1] = b[GD_TOKEN_LEN - 1] == 'a' ? 'b' : 'a';
+        b[TOKEN_LEN - 1] = b[TOKEN_LEN - 1] == 'a' ? 'b' : 'a';
         ck_assert(!token_equal(a, b));
-        b[GD_TOKEN_LEN - 1] = a[GD_TOKEN_LEN - 1];
+        b[TOKEN_LEN - 1] = a[TOKEN_LEN - 1];
         b[0] = b[0] == 'a' ? 'b' : 'a';
         ck_assert(!token_equal(a, b));
         /* Not tokens at all. */
@@ -51,17 +52,17 @@ END_TEST
 
 /* 128 bits: across many tokens every hex digit appears at every position. */
 START_TEST(test_token_randomness) {
-        unsigned seen[GD_TOKEN_LEN] = {};
-        char t[GD_TOKEN_LEN + 1];
+        unsigned seen[TOKEN_LEN] = {};
+        char t[TOKEN_LEN + 1];
 
         for (int i = 0; i < 2000; i++) {
                 ck_assert_int_eq(token_generate(t), 0);
-                for (unsigned k = 0; k < GD_TOKEN_LEN; k++) {
+                for (unsigned k = 0; k < TOKEN_LEN; k++) {
                         unsigned v = (unsigned) (t[k] <= '9' ? t[k] - '0' : t[k] - 'a' + 10);
                         seen[k] |= 1u << v;
                 }
         }
-        for (unsigned k = 0; k < GD_TOKEN_LEN; k++)
+        for (unsigned k = 0; k < TOKEN_LEN; k++)
                 ck_assert_uint_eq(seen[k], 0xffffu);
 }
 END_TEST
@@ -72,22 +73,22 @@ START_TEST(test_lease_states) {
         Lease *l = NULL;
 
         ck_assert_int_eq(lease_new(NULL, &l), 0);
-        ck_assert_int_eq(l->state, GD_LEASE_ACQUIRING);
+        ck_assert_int_eq(l->state, LEASE_ACQUIRING);
         ck_assert_int_eq(l->container_fd, -EBADF);
-        ck_assert_int_eq(lease_set_state(l, GD_LEASE_ACQUIRING), -EALREADY);
-        ck_assert_int_eq(lease_set_state(l, GD_LEASE_ACTIVE), 0);
-        ck_assert_int_eq(lease_set_state(l, GD_LEASE_ACQUIRING), -EBUSY);
-        ck_assert_int_eq(lease_set_state(l, GD_LEASE_RELEASED), -EBUSY); /* must pass through RELEASING */
-        ck_assert_int_eq(lease_set_state(l, GD_LEASE_RELEASING), 0);
-        ck_assert_int_eq(lease_set_state(l, GD_LEASE_ACTIVE), -EBUSY);
-        ck_assert_int_eq(lease_set_state(l, GD_LEASE_RELEASED), 0);
-        ck_assert_int_eq(lease_set_state(l, GD_LEASE_RELEASING), -EBUSY);
-        ck_assert_int_eq(lease_set_state(l, _GD_LEASE_STATE_MAX), -EINVAL);
+        ck_assert_int_eq(lease_set_state(l, LEASE_ACQUIRING), -EALREADY);
+        ck_assert_int_eq(lease_set_state(l, LEASE_ACTIVE), 0);
+        ck_assert_int_eq(lease_set_state(l, LEASE_ACQUIRING), -EBUSY);
+        ck_assert_int_eq(lease_set_state(l, LEASE_RELEASED), -EBUSY); /* must pass through RELEASING */
+        ck_assert_int_eq(lease_set_state(l, LEASE_RELEASING), 0);
+        ck_assert_int_eq(lease_set_state(l, LEASE_ACTIVE), -EBUSY);
+        ck_assert_int_eq(lease_set_state(l, LEASE_RELEASED), 0);
+        ck_assert_int_eq(lease_set_state(l, LEASE_RELEASING), -EBUSY);
+        ck_assert_int_eq(lease_set_state(l, _LEASE_STATE_MAX), -EINVAL);
         lease_free(l);
 
         /* A failed acquire ends without ever being active. */
         ck_assert_int_eq(lease_new(NULL, &l), 0);
-        ck_assert_int_eq(lease_set_state(l, GD_LEASE_RELEASED), 0);
+        ck_assert_int_eq(lease_set_state(l, LEASE_RELEASED), 0);
         lease_free(l);
 }
 END_TEST
@@ -108,7 +109,7 @@ START_TEST(test_lease_groups_devices) {
         ck_assert_int_eq(lease_add_device(l, "0000:01:00.1000000000000000000000000000", 7, NULL), -EINVAL);
         ck_assert_str_eq(l->devices[1].driver, "");
 
-        lease_to_gd(l, &v);
+        wire_lease(l, &v);
         ck_assert_str_eq(v.id, l->id);
         ck_assert_uint_eq(v.n_groups, 2);
         ck_assert_uint_eq(v.groups[1], 3);
@@ -234,11 +235,11 @@ START_TEST(test_state_round_trip) {
         ck_assert_ptr_null(back);
 
         ck_assert_int_eq(lease_new(NULL, &a), 0);
-        ck_assert_int_eq(lease_set_state(a, GD_LEASE_ACTIVE), 0);
+        ck_assert_int_eq(lease_set_state(a, LEASE_ACTIVE), 0);
         a->label = strdup("vm one; \"quoted\" 100%\n");
         a->uid = 107;
         a->pid = 4242;
-        a->owner_kind = GD_OWNER_PROCESS;
+        a->owner_kind = OWNER_PROCESS;
         a->owner_pid = 4243;
         a->owner_starttime = 123456789;
         a->configure_iommu = true;
@@ -261,8 +262,8 @@ START_TEST(test_state_round_trip) {
         ck_assert_str_eq(back->id, a->id);
         ck_assert(token_equal(back->token, a->token));
         ck_assert_str_eq(back->label, a->label);
-        ck_assert_int_eq(back->state, GD_LEASE_ACTIVE);
-        ck_assert_int_eq(back->owner_kind, GD_OWNER_PROCESS);
+        ck_assert_int_eq(back->state, LEASE_ACTIVE);
+        ck_assert_int_eq(back->owner_kind, OWNER_PROCESS);
         ck_assert_int_eq(back->owner_pid, 4243);
         ck_assert_uint_eq(back->owner_starttime, 123456789);
         ck_assert_uint_eq(back->uid, 107);
@@ -273,7 +274,7 @@ START_TEST(test_state_round_trip) {
         ck_assert_str_eq(back->devices[0].driver, "nouveau");
         ck_assert_str_eq(back->devices[1].driver, "");
         ck_assert_ptr_nonnull(back->next);
-        ck_assert_int_eq(back->next->state, GD_LEASE_ACQUIRING);
+        ck_assert_int_eq(back->next->state, LEASE_ACQUIRING);
         ck_assert_uint_eq(back->next->n_groups, 2);
         ck_assert_ptr_null(back->next->next);
 

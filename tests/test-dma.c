@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 
 #include "host-internal.h"
+#include "host-sim.h"
 #include "iommu-info.h"
 #include "kvm-vfio.h"
 #include "memlock.h"

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "host-internal.h"
+#include "host-sim.h"
 #include "sim-topology.h"
 #include "test-util.h"
 

@@ -1,10 +1,43 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+
 #include "lease.h"
 #include "log.h"
+#include "text-util.h"
+
+static const char *const lease_state_table[_LEASE_STATE_MAX] = {
+        [LEASE_ACQUIRING] = "acquiring",
+        [LEASE_ACTIVE] = "active",
+        [LEASE_RELEASING] = "releasing",
+        [LEASE_RELEASED] = "released",
+};
+DEFINE_STRING_TABLE_LOOKUP(lease_state, LeaseState, lease_state_table);
+
+static const char *const lease_reason_table[_LEASE_REASON_MAX] = {
+        [LEASE_REASON_RELEASED] = "released",
+        [LEASE_REASON_CONNECTION_CLOSED] = "connection-closed",
+        [LEASE_REASON_OWNER_EXITED] = "owner-exited",
+        [LEASE_REASON_LEASE_FD_CLOSED] = "lease-fd-closed",
+        [LEASE_REASON_SHUTDOWN] = "shutdown",
+        [LEASE_REASON_REVOKED] = "revoked",
+        [LEASE_REASON_DEVICE_VANISHED] = "device-vanished",
+        [LEASE_REASON_RECOVERED_DEAD] = "recovered-dead",
+};
+DEFINE_STRING_TABLE_LOOKUP(lease_reason, LeaseReason, lease_reason_table);
+
+static const char *const owner_kind_table[_OWNER_KIND_MAX] = {
+        [OWNER_CONNECTION] = "connection",
+        [OWNER_PROCESS] = "process",
+        [OWNER_LEASE_FD] = "lease-fd",
+        [OWNER_BUS_NAME] = "bus-name",
+};
+DEFINE_STRING_TABLE_LOOKUP(owner_kind, OwnerKind, owner_kind_table);
 
 int lease_new(Manager *m, Lease **ret) {
         Lease *l;
         int r;
+
+        assert(ret);
 
         l = calloc(1, sizeof *l);
         if (!l)
@@ -13,7 +46,7 @@ int lease_new(Manager *m, Lease **ret) {
         l->owner_pidfd = -EBADF;
         l->lease_fd = -EBADF;
         l->container_fd = -EBADF;
-        l->state = GD_LEASE_ACQUIRING;
+        l->state = LEASE_ACQUIRING;
 
         r = lease_id_generate(l->id);
         if (r >= 0)
@@ -52,23 +85,26 @@ Lease *lease_free(Lease *l) {
         return NULL;
 }
 
-int lease_set_state(Lease *l, GdLeaseState s) {
-        static const bool allowed[_GD_LEASE_STATE_MAX][_GD_LEASE_STATE_MAX] = {
-                [GD_LEASE_ACQUIRING][GD_LEASE_ACTIVE] = true,
-                [GD_LEASE_ACQUIRING][GD_LEASE_RELEASED] = true,
-                [GD_LEASE_ACQUIRING][GD_LEASE_RELEASING] = true, /* recovered half-way through */
-                [GD_LEASE_ACTIVE][GD_LEASE_RELEASING] = true,
-                [GD_LEASE_RELEASING][GD_LEASE_RELEASED] = true,
+int lease_set_state(Lease *l, LeaseState s) {
+        static const bool allowed[_LEASE_STATE_MAX][_LEASE_STATE_MAX] = {
+                [LEASE_ACQUIRING][LEASE_ACTIVE] = true,
+                [LEASE_ACQUIRING][LEASE_RELEASED] = true,
+                [LEASE_ACQUIRING][LEASE_RELEASING] = true, /* recovered half-way through */
+                [LEASE_ACTIVE][LEASE_RELEASING] = true,
+                [LEASE_RELEASING][LEASE_RELEASED] = true,
         };
 
-        if (s < 0 || s >= _GD_LEASE_STATE_MAX)
+        assert(l);
+        assert(l->state >= 0 && l->state < _LEASE_STATE_MAX);
+
+        if (s < 0 || s >= _LEASE_STATE_MAX)
                 return -EINVAL;
         if (l->state == s)
                 return -EALREADY;
         if (!allowed[l->state][s])
                 return -EBUSY;
 
-        log_debug("Lease %s: %s → %s", l->id, gd_lease_state_to_string(l->state), gd_lease_state_to_string(s));
+        log_debug("Lease %s: %s → %s", l->id, lease_state_to_string(l->state), lease_state_to_string(s));
         l->state = s;
         return 0;
 }
@@ -119,17 +155,20 @@ int lease_add_device(Lease *l, const char *address, unsigned group, const char *
         return 0;
 }
 
-void lease_to_gd(const Lease *l, GdLease *ret) {
-        *ret = (GdLease) {
-                .id = (char *) l->id,
-                .label = l->label ?: (char *) "",
-                .uid = (uint32_t) l->uid,
-                .pid = (uint32_t) l->pid,
-                .owner_kind = l->owner_kind,
-                .owner_pid = l->owner_kind == GD_OWNER_PROCESS ? (uint32_t) l->owner_pid : 0,
-                .state = l->state,
-                .since_usec = l->since_usec,
-                .groups = l->groups,
-                .n_groups = (uint16_t) l->n_groups,
-        };
+pid_t lease_holder_pid(const Lease *l) {
+        assert(l);
+        return l->owner_kind == OWNER_PROCESS ? l->owner_pid : l->pid;
+}
+
+bool lease_is_live(const Lease *l) {
+        assert(l);
+        return l->state == LEASE_ACQUIRING || l->state == LEASE_ACTIVE;
+}
+
+void lease_groups_to_text(const Lease *l, char *buf, size_t size) {
+        assert(l);
+        assert(buf && size > 0);
+        buf[0] = 0;
+        for (size_t i = 0; i < l->n_groups; i++)
+                text_append(buf, size, "%u", l->groups[i]);
 }

@@ -14,41 +14,83 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
-#include "groupd-proto.h"
 #include "host.h"
+#include "prepare.h"
 #include "token.h"
 
 typedef struct Manager Manager;
 
-typedef struct LeaseDevice {
-        char address[HOST_ADDR_MAX];
-        unsigned group;
-        char driver[HOST_DRIVER_MAX];   /* the host driver it had before the lease ("" none) */
-} LeaseDevice;
+/* The core's own words. The numeric values are the native protocol's (the edge's wire-view checks that
+ * with static_assert and converts by value), and the strings are the state file's, which must stay
+ * readable across versions: never renumber or rename, only append. */
+typedef enum LeaseState {
+        LEASE_ACQUIRING,
+        LEASE_ACTIVE,
+        LEASE_RELEASING,
+        LEASE_RELEASED,
+        _LEASE_STATE_MAX,
+        _LEASE_STATE_INVALID = -EINVAL,
+} LeaseState;
+
+/* Why a lease ended. */
+typedef enum LeaseReason {
+        LEASE_REASON_RELEASED,            /* the holder asked */
+        LEASE_REASON_CONNECTION_CLOSED,   /* the owning connection (or D-Bus name) went away */
+        LEASE_REASON_OWNER_EXITED,        /* the owner process exited */
+        LEASE_REASON_LEASE_FD_CLOSED,     /* every copy of the lease fd was closed */
+        LEASE_REASON_SHUTDOWN,            /* the daemon shut down */
+        LEASE_REASON_REVOKED,             /* an administrator revoked it */
+        LEASE_REASON_DEVICE_VANISHED,     /* a device of the lease disappeared */
+        LEASE_REASON_RECOVERED_DEAD,      /* found after a restart with its owner gone */
+        _LEASE_REASON_MAX,
+        _LEASE_REASON_INVALID = -EINVAL,
+} LeaseReason;
+
+/* What a lease's lifetime is tied to. */
+typedef enum OwnerKind {
+        OWNER_CONNECTION,                 /* the native connection it was acquired on */
+        OWNER_PROCESS,                    /* a process, watched through a pidfd */
+        OWNER_LEASE_FD,                   /* a lease fd: ends when every copy of it is closed */
+        OWNER_BUS_NAME,                   /* a D-Bus caller's unique name */
+        _OWNER_KIND_MAX,
+        _OWNER_KIND_INVALID = -EINVAL,
+} OwnerKind;
+
+const char *lease_state_to_string(LeaseState s) _pure_;
+LeaseState lease_state_from_string(const char *s) _pure_;
+const char *lease_reason_to_string(LeaseReason r) _pure_;
+LeaseReason lease_reason_from_string(const char *s) _pure_;
+const char *owner_kind_to_string(OwnerKind k) _pure_;
+OwnerKind owner_kind_from_string(const char *s) _pure_;
+
+/* An acquire names 1 to LEASE_GROUPS_MAX groups; a label is shorter than LEASE_LABEL_MAX bytes. */
+#define LEASE_GROUPS_MAX 64u
+#define LEASE_LABEL_MAX 256u
+
 
 typedef struct Lease Lease;
 struct Lease {
         Manager *manager;
         char id[LEASE_ID_LEN + 1];      /* public; logs and lists show this, never the token */
-        char token[GD_TOKEN_LEN + 1];
+        char token[TOKEN_LEN + 1];
         char *label;
 
         uid_t uid;                      /* the client that acquired */
         gid_t gid;
         pid_t pid;
 
-        GdOwnerKind owner_kind;
-        uint64_t connection_id;         /* GD_OWNER_CONNECTION */
-        int owner_pidfd;                /* GD_OWNER_PROCESS */
+        OwnerKind owner_kind;
+        uint64_t connection_id;         /* OWNER_CONNECTION */
+        int owner_pidfd;                /* OWNER_PROCESS */
         pid_t owner_pid;
         uint64_t owner_starttime;       /* /proc/PID/stat field 22: tells a reused pid apart */
-        int lease_fd;                   /* GD_OWNER_LEASE_FD: our read end; the client has the write end */
-        char *bus_name;                 /* GD_OWNER_BUS_NAME: the D-Bus caller's unique name */
+        int lease_fd;                   /* OWNER_LEASE_FD: our read end; the client has the write end */
+        char *bus_name;                 /* OWNER_BUS_NAME: the D-Bus caller's unique name */
         sd_event_source *owner_source;
         sd_event_source *deadline_source;
 
-        GdLeaseState state;
-        GdReason reason;                /* why it ended, once RELEASING */
+        LeaseState state;
+        LeaseReason reason;               /* why it ended, once RELEASING */
         bool owner_gone;                /* the owner ended while ACQUIRING: release once prepared */
         bool recovered;                 /* taken back from the state file after a restart */
         bool configure_iommu;
@@ -61,7 +103,7 @@ struct Lease {
         size_t n_devices;
 
         bool fds_stored;                /* its fds are in the service manager's fd store (see manager.h) */
-        /* KVM: the client said it registers the groups with its VM (GD_ACQUIRE_KVM). Only the VM's own
+        /* KVM: the client said it registers the groups with its VM (AcquireRequest.kvm). Only the VM's own
          * process can use its kvm-vfio device (the kernel gives anyone else EIO), so groupd never holds or
          * touches it; when the VMM dies, the kernel drops the registration with the VM. */
         bool kvm_registered;
@@ -86,11 +128,14 @@ int lease_new(Manager *m, Lease **ret);
 Lease *lease_free(Lease *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Lease *, lease_free);
 
-int lease_set_state(Lease *l, GdLeaseState s);
+int lease_set_state(Lease *l, LeaseState s);
 void lease_close_fds(Lease *l);
 int lease_add_group(Lease *l, unsigned group);
 int lease_add_device(Lease *l, const char *address, unsigned group, const char *driver);
 bool lease_has_group(const Lease *l, unsigned group);
-
-/* A view for the wire / the bus; the strings point into the lease (do not free them), groups into l. */
-void lease_to_gd(const Lease *l, GdLease *ret);
+/* The lease's groups as text, "3, 7". */
+void lease_groups_to_text(const Lease *l, char *buf, size_t size);
+/* The pid that stands for the lease's holder: the owner process if it has one, else the caller. */
+pid_t lease_holder_pid(const Lease *l);
+/* Still holding its groups for its owner (not being released, nor ended). */
+bool lease_is_live(const Lease *l);

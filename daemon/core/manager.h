@@ -2,14 +2,15 @@
 #pragma once
 
 /* The manager: the core of groupd. It owns the host, the policy, the leases and the state file, and
- * drives every lease from request to release. It knows nothing of sockets or D-Bus: the edges call it
- * with a Caller and get answers as data (the proto's Gd* structs serve as plain views) and events. */
+ * drives every lease from request to release. It knows nothing of sockets, D-Bus or the wire format: the
+ * edges call it with a Caller and get answers as the core's own data (GroupView, DmaView, Lease) and
+ * events; daemon/edge/wire-view.c is the one place where these become wire records. */
 
 #include <systemd/sd-event.h>
 
-#include "groupd-proto.h"
 #include "host.h"
 #include "lease.h"
+#include "manager-error.h"
 #include "policy.h"
 
 #define CALLER_GIDS_MAX 64
@@ -27,11 +28,15 @@ typedef struct Caller {
                                       * allow rules are skipped; its never rules still apply */
 } Caller;
 
-typedef struct ManagerError {
-        GdError code;
-        int errno_value;             /* positive, or 0 */
-        char message[GD_TEXT_MAX];
-} ManagerError;
+/* What subscribers hear. Values are the wire's event kinds (checked by the wire-view). */
+typedef enum ManagerEvent {
+        MANAGER_EVENT_LEASE_STARTED,
+        MANAGER_EVENT_LEASE_RELEASING,   /* release begun; the host drivers are not back yet */
+        MANAGER_EVENT_LEASE_ENDED,       /* release done; the lease is no longer in the manager's list */
+        MANAGER_EVENT_GROUP_CHANGED,     /* a group's devices or drivers changed */
+        _MANAGER_EVENT_MAX,
+        _MANAGER_EVENT_INVALID = -EINVAL,
+} ManagerEvent;
 
 typedef struct ManagerConfig {
         const char *runtime_dir;     /* the state file lives here */
@@ -42,12 +47,17 @@ typedef struct ManagerConfig {
 } ManagerConfig;
 
 typedef struct AcquireRequest {
-        const char *const *specs;
+        const char *const *specs;    /* group numbers or PCI addresses, 1 to LEASE_GROUPS_MAX */
         size_t n_specs;
         const char *label;
-        uint32_t flags;              /* GD_ACQUIRE_* */
-        int owner_pidfd;             /* with GD_ACQUIRE_OWNER_PROCESS; borrowed (duplicated) */
-        uint64_t guest_ram;          /* with GD_ACQUIRE_MEMLOCK: bytes */
+        OwnerKind owner;             /* OWNER_PROCESS (owner_pidfd), OWNER_LEASE_FD, or OWNER_CONNECTION for
+                                      * the caller itself (its connection, or its bus name) */
+        int owner_pidfd;             /* with OWNER_PROCESS; borrowed (duplicated) */
+        bool configure_iommu;        /* set the container's IOMMU type (VFIO_SET_IOMMU) */
+        bool kvm;                    /* the client registers the groups with its VM itself: recorded */
+        bool memlock;                /* raise the owner's RLIMIT_MEMLOCK for guest_ram */
+        bool viommu;                 /* with memlock: the guest has a vIOMMU */
+        uint64_t guest_ram;          /* with memlock: bytes */
 } AcquireRequest;
 
 typedef struct Manager Manager;
@@ -59,10 +69,13 @@ typedef struct Manager Manager;
  * On failure lease is NULL and err says what failed; nothing was left changed. */
 typedef int (*AcquireDone)(Manager *m, Lease *lease, int *lease_fd, const ManagerError *err, void *userdata);
 
-/* An event for subscribers. For GD_EVENT_GROUP_CHANGED, l is NULL and group is set. */
-typedef void (*ManagerEventFunc)(Manager *m, GdEventKind kind, const Lease *l, unsigned group, int errno_value,
+/* An event for subscribers. For MANAGER_EVENT_GROUP_CHANGED, l is NULL and group is set. With
+ * MANAGER_EVENT_LEASE_ENDED the lease has left the manager's list already (manager_n_leases() no longer
+ * counts it) and is freed when the listeners return. */
+typedef void (*ManagerEventFunc)(Manager *m, ManagerEvent kind, const Lease *l, unsigned group, int errno_value,
                                  const char *detail, void *userdata);
 
+/* Takes the host on success only (manager_free() frees it then); on failure the caller keeps it. */
 int manager_new(sd_event *e, Host *host, const ManagerConfig *config, Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
@@ -73,9 +86,25 @@ int manager_start(Manager *m, ManagerError *err);
 int manager_add_listener(Manager *m, ManagerEventFunc func, void *userdata);
 void manager_remove_listener(Manager *m, ManagerEventFunc func, void *userdata);
 
-/* Views; free with gd_groups_free(). */
-int manager_list_groups(Manager *m, GdGroup **ret, size_t *ret_n);
-int manager_get_group(Manager *m, const char *spec, GdGroup **ret, ManagerError *err);
+/* A group as the core sees it: what the host says, whether it is viable and why not, what the policy
+ * says of its devices, and who holds it. */
+typedef struct GroupView {
+        HostGroup group;             /* devices, regions, type */
+        bool viable;
+        char *viability;             /* why not viable ("" when viable) */
+        bool never;                  /* a never rule (or the built-in deny) forbids a device */
+        char *policy_note;           /* which, and why ("" when none) */
+        const Lease *holder;         /* borrowed: valid until the loop runs again; NULL when free */
+} GroupView;
+void group_view_done(GroupView *v);
+void group_views_free(GroupView *v, size_t n);
+
+/* Views; free with group_views_free(). */
+int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n);
+int manager_get_group(Manager *m, const char *spec, GroupView *ret, ManagerError *err);
+/* The group numbers the host has, ascending (cheaper than the views when only they matter). */
+int manager_list_group_ids(Manager *m, unsigned **ret, size_t *ret_n);
+const char *manager_host_kind(Manager *m);   /* "linux", "sim" */
 size_t manager_n_leases(Manager *m);
 Lease *manager_first_lease(Manager *m);   /* iterate with l->next */
 
@@ -84,13 +113,17 @@ Lease *manager_first_lease(Manager *m);   /* iterate with l->next */
  * policy file's allow rules cover them for this caller. Refuses, with *err, what manager_acquire() would
  * refuse whoever asks: bad specs, unknown or empty groups, held groups, never rules. */
 typedef struct AcquirePreview {
-        unsigned groups[GD_GROUPS_PER_ACQUIRE_MAX];
+        unsigned groups[LEASE_GROUPS_MAX];
         size_t n_groups;
-        char devices[GD_TEXT_MAX];   /* "0000:01:00.0, 0000:01:00.1" */
+        char devices[MANAGER_TEXT_MAX];   /* "0000:01:00.0, 0000:01:00.1" */
         bool allowed_by_policy;
 } AcquirePreview;
 int manager_acquire_preview(Manager *m, const Caller *c, const char *const *specs, size_t n_specs,
                             AcquirePreview *ret, ManagerError *err);
+
+/* The one request-size check: an acquire names 1 to LEASE_GROUPS_MAX groups. Edges that collect specs
+ * stop at one more than that and let this refuse. */
+int manager_check_request_size(size_t n_specs, ManagerError *err);
 
 /* Starts an acquire. Returns < 0 with *err set if it was refused at once (bad spec, denied, busy);
  * otherwise done is called later, exactly once. */
@@ -99,19 +132,30 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
 
 /* Starts the release of the lease with this token. */
 int manager_release_token(Manager *m, const Caller *c, const char *token, ManagerError *err);
-int manager_release_lease(Manager *m, Lease *l, GdReason reason);
+int manager_release_lease(Manager *m, Lease *l, LeaseReason reason);
 
 /* The DMA facts of a group: from its lease's container when the lease configured the IOMMU, else its
  * sysfs reserved regions only, with a note saying why (a free group is not opened just to look: that
- * would take /dev/vfio/N from anyone else for the moment, and needs a container of its own). Free with
- * gd_dma_info_free(). */
-int manager_dma_info(Manager *m, const char *spec, GdDmaInfo **ret, ManagerError *err);
-/* The wire view of a container's facts. */
-void manager_dma_to_gd(const HostIommuInfo *i, GdDma *ret);
+ * would take /dev/vfio/N from anyone else for the moment, and needs a container of its own). */
+typedef enum DmaSource {
+        DMA_SOURCE_SYSFS,            /* values as the wire's DMA sources */
+        DMA_SOURCE_CONTAINER,
+} DmaSource;
+typedef struct DmaView {
+        unsigned group;
+        DmaSource source;
+        HostIommuInfo dma;           /* with DMA_SOURCE_CONTAINER */
+        HostGroup host;              /* the group as read: its reserved regions */
+        unsigned n_devices;          /* the devices an acquire would assign (lease_device_is_assigned) */
+        bool kvm;                    /* its lease's client registered it with a VM */
+        char note[MANAGER_TEXT_MAX];
+} DmaView;
+void dma_view_done(DmaView *v);
+int manager_dma_info(Manager *m, const char *spec, DmaView *ret, ManagerError *err);
 
 /* The native connection went away: leases it owns end. */
 void manager_connection_closed(Manager *m, uint64_t connection_id);
-/* A D-Bus unique name left the bus: leases it owns (GD_OWNER_BUS_NAME) end. */
+/* A D-Bus unique name left the bus (NULL: the bus itself is gone): leases it owns (OWNER_BUS_NAME) end. */
 void manager_bus_name_vanished(Manager *m, const char *name);
 Lease *manager_find_lease(Manager *m, const char *id);   /* by public id; NULL if none */
 
@@ -136,5 +180,4 @@ void manager_set_fd_store(Manager *m, ManagerFdStoreFunc func, void *userdata);
  * lease active, watched again); fds no lease claims are closed and dropped from the store. */
 int manager_offer_stored_fd(Manager *m, const char *name, int fd_consume);
 
-Host *manager_get_host(Manager *m);
 uint64_t manager_started_usec(Manager *m);

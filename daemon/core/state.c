@@ -61,13 +61,13 @@ int state_write(const char *path, Lease *leases) {
 
         fprintf(f, "groupd-state 1\n");
         for (Lease *l = leases; l; l = l->next) {
-                if (l->state == GD_LEASE_RELEASED)
+                if (l->state == LEASE_RELEASED)
                         continue;
                 fprintf(f,
                         "lease %s %s %s %s uid=%u gid=%u pid=%u owner-pid=%u owner-start=%" PRIu64
                         " conn=%" PRIu64 " iommu=%u since=%" PRIu64 " kvm=%u memlock=%" PRIu64 " label=",
-                        l->id, l->token, gd_lease_state_to_string(l->state),
-                        gd_owner_kind_to_string(l->owner_kind), (unsigned) l->uid, (unsigned) l->gid,
+                        l->id, l->token, lease_state_to_string(l->state),
+                        owner_kind_to_string(l->owner_kind), (unsigned) l->uid, (unsigned) l->gid,
                         (unsigned) l->pid, (unsigned) l->owner_pid, l->owner_starttime, l->connection_id,
                         (unsigned) l->configure_iommu, l->since_usec, (unsigned) l->kvm_registered, l->memlock);
                 escape(f, l->label);
@@ -108,18 +108,18 @@ static int parse_lease_line(char *line, Lease *l) {
                         strcpy(l->id, w);
                         break;
                 case 2:
-                        if (!gd_token_is_valid(w))
+                        if (!token_is_valid(w))
                                 return -EBADMSG;
                         strcpy(l->token, w);
                         break;
                 case 3:
-                        r = gd_lease_state_from_string(w);
+                        r = lease_state_from_string(w);
                         if (r < 0)
                                 return -EBADMSG;
                         l->state = r;
                         break;
                 case 4:
-                        r = gd_owner_kind_from_string(w);
+                        r = owner_kind_from_string(w);
                         if (r < 0)
                                 return -EBADMSG;
                         l->owner_kind = r;

@@ -2,6 +2,7 @@
 #include <sys/random.h>
 
 #include "macro.h"
+#include "parse-util.h"
 #include "token.h"
 
 static int random_hex(char *ret, size_t n_chars) {
@@ -28,8 +29,8 @@ static int random_hex(char *ret, size_t n_chars) {
         return 0;
 }
 
-int token_generate(char ret[GD_TOKEN_LEN + 1]) {
-        return random_hex(ret, GD_TOKEN_LEN);
+int token_generate(char ret[TOKEN_LEN + 1]) {
+        return random_hex(ret, TOKEN_LEN);
 }
 
 int lease_id_generate(char ret[LEASE_ID_LEN + 1]) {
@@ -39,11 +40,15 @@ int lease_id_generate(char ret[LEASE_ID_LEN + 1]) {
 bool token_equal(const char *a, const char *b) {
         uint8_t diff = 0;
 
-        if (!gd_token_is_valid(a) || !gd_token_is_valid(b))
+        if (!token_is_valid(a) || !token_is_valid(b))
                 return false;
 
-        for (size_t i = 0; i < GD_TOKEN_LEN; i++)
+        for (size_t i = 0; i < TOKEN_LEN; i++)
                 diff |= (uint8_t) (a[i] ^ b[i]);
 
         return diff == 0;
+}
+
+bool token_is_valid(const char *s) {
+        return is_lower_hex_string(s, TOKEN_LEN);
 }

@@ -7,13 +7,14 @@
 
 #include <stdbool.h>
 
-#include "groupd-proto.h"
-
+#define TOKEN_LEN 32        /* 128 bits as lowercase hex */
 #define LEASE_ID_LEN 12
 
-int token_generate(char ret[GD_TOKEN_LEN + 1]);
+int token_generate(char ret[TOKEN_LEN + 1]);
 int lease_id_generate(char ret[LEASE_ID_LEN + 1]);
 
 /* Constant-time comparison of two tokens (time independent of where they differ). False if either is
  * not a valid token. */
 bool token_equal(const char *a, const char *b);
+/* Exactly TOKEN_LEN lowercase hex characters. */
+bool token_is_valid(const char *s);

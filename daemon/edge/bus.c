@@ -9,6 +9,7 @@
 #include "fd-util.h"
 #include "log.h"
 #include "memlock.h"
+#include "wire-view.h"
 #include "org.groupd1-xml.h"   /* bus_interface_xml[], generated from proto/org.groupd1.xml */
 
 #define IFACE_MANAGER BUS_NAME ".Manager"
@@ -150,7 +151,10 @@ struct Request {
         char **specs;                    /* ACQUIRE */
         size_t n_specs;
         char *label;
-        uint32_t flags;
+        OwnerKind owner;                 /* ACQUIRE: OWNER_CONNECTION stands for the caller's bus name */
+        bool configure_iommu;
+        bool kvm;
+        bool memlock;
         int owner_pidfd;
         uint64_t guest_ram;              /* ACQUIRE with memlock; MEMLOCK_LIMIT */
         bool viommu;                     /* MEMLOCK_LIMIT */
@@ -172,7 +176,7 @@ static void group_path(unsigned id, char *buf, size_t size) {
 
 /* A lease has an object while it is active or releasing: from LeaseStarted to LeaseEnded. */
 static bool lease_exported(const Lease *l) {
-        return l->state == GD_LEASE_ACTIVE || l->state == GD_LEASE_RELEASING;
+        return l->state == LEASE_ACTIVE || l->state == LEASE_RELEASING;
 }
 
 /* ---------------------------------------------------------------- writing properties */
@@ -255,9 +259,9 @@ static bool append_u32_array(DBusMessageIter *iter, const uint32_t *v, size_t n)
 }
 
 static bool append_groups_array(DBusMessageIter *iter, const unsigned *groups, size_t n) {
-        uint32_t v[GD_GROUPS_PER_ACQUIRE_MAX];
+        uint32_t v[LEASE_GROUPS_MAX];
 
-        n = MIN(n, (size_t) GD_GROUPS_PER_ACQUIRE_MAX);
+        n = MIN(n, (size_t) LEASE_GROUPS_MAX);
         for (size_t i = 0; i < n; i++)
                 v[i] = groups[i];
         return append_u32_array(iter, v, n);
@@ -265,7 +269,7 @@ static bool append_groups_array(DBusMessageIter *iter, const unsigned *groups, s
 
 static void manager_props(Bus *b, PropWriter *w) {
         pw_string(w, "Version", PACKAGE_VERSION);
-        pw_string(w, "Host", host_kind_to_string(host_get_kind(manager_get_host(b->manager))));
+        pw_string(w, "Host", manager_host_kind(b->manager));
         pw_u64(w, "StartedUsec", manager_started_usec(b->manager));
         pw_u32(w, "NLeases", (uint32_t) manager_n_leases(b->manager));
 }
@@ -274,13 +278,13 @@ static bool pw_wants(const PropWriter *w, const char *name) {
         return !w->oom && (!w->only || streq(w->only, name));
 }
 
-static void pw_iova(PropWriter *w, const char *name, const GdDma *d) {
+static void pw_iova(PropWriter *w, const char *name, const HostIommuInfo *d) {
         DBusMessageIter a, st;
 
         if (!pw_open(w, name, "a(tt)"))
                 return;
         w->oom = !dbus_message_iter_open_container(&w->var, DBUS_TYPE_ARRAY, "(tt)", &a);
-        for (size_t i = 0; (d->flags & GD_DMA_IOVA) && i < d->n_iova && !w->oom; i++) {
+        for (size_t i = 0; (d->flags & HOST_IOMMU_IOVA) && i < d->n_iova && !w->oom; i++) {
                 dbus_uint64_t start = d->iova[i].start, end = d->iova[i].end;
                 w->oom = !dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) ||
                          !dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT64, &start) ||
@@ -292,67 +296,63 @@ static void pw_iova(PropWriter *w, const char *name, const GdDma *d) {
         pw_close(w);
 }
 
-static void dma_info_freep(GdDmaInfo **d) {
-        gd_dma_info_free(*d);
-}
-
 /* The facts of a container, as groups and leases show them: 0 or empty where unknown. */
-static void dma_props(const GdDma *d, PropWriter *w) {
+static void dma_props(const HostIommuInfo *d, PropWriter *w) {
         pw_iova(w, "IovaRanges", d);
-        pw_u64(w, "PageSizes", (d->flags & GD_DMA_PGSIZES) ? d->pgsizes : 0);
-        pw_u32(w, "DmaAvailable", (d->flags & GD_DMA_AVAIL) ? d->dma_avail : 0);
+        pw_u64(w, "PageSizes", (d->flags & HOST_IOMMU_PGSIZES) ? d->pgsizes : 0);
+        pw_u32(w, "DmaAvailable", (d->flags & HOST_IOMMU_DMA_AVAIL) ? d->dma_avail : 0);
 }
 
 /* A group's DMA facts, from the manager (manager_dma_info(), as the native DMA_INFO): only asked for
  * when one of them is wanted, since it reads the group again. DmaNote is invalidated, never sent, in
  * PropertiesChanged. */
-static void group_dma_props(Manager *m, const GdGroup *g, PropWriter *w) {
+static void group_dma_props(Manager *m, const GroupView *g, PropWriter *w) {
         static const char *const names[] = { "DmaSource", "IovaRanges", "PageSizes", "DmaAvailable", "DmaNote" };
-        _cleanup_(dma_info_freep) GdDmaInfo *d = NULL;
+        _cleanup_(dma_view_done) DmaView d = {};
         ManagerError err = {};
-        GdDma none = {};
         char spec[16];
-        bool wanted = false;
+        bool wanted = false, have;
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 wanted = wanted || pw_wants(w, names[i]);
         if (!wanted)
                 return;
-        (void) snprintf(spec, sizeof spec, "%u", g->id);
-        if (manager_dma_info(m, spec, &d, &err) < 0)
-                log_debug("Cannot get the DMA facts of group %u: %s", g->id, err.message);
-        pw_string(w, "DmaSource", gd_dma_source_to_string(d ? (int) d->source : GD_DMA_SOURCE_SYSFS));
-        dma_props(d ? &d->dma : &none, w);
+        (void) snprintf(spec, sizeof spec, "%u", g->group.id);
+        have = manager_dma_info(m, spec, &d, &err) >= 0;
+        if (!have)
+                log_debug("Cannot get the DMA facts of group %u: %s", g->group.id, err.message);
+        pw_string(w, "DmaSource", gd_dma_source_to_string(have ? (int) d.source : GD_DMA_SOURCE_SYSFS));
+        dma_props(&d.dma, w);
         if (!w->changes_only)
-                pw_string(w, "DmaNote", d ? d->note : err.message);
+                pw_string(w, "DmaNote", have ? d.note : err.message);
 }
 
-/* ended: a lease that is ending now (LEASE_ENDED): the group no longer counts as held by it. */
-static void group_props(Manager *m, const GdGroup *g, const Lease *ended, PropWriter *w) {
-        bool leased = (g->flags & GD_GROUP_LEASED) && !(ended && streq(g->lease_id, ended->id));
+static void group_props(Manager *m, const GroupView *g, PropWriter *w) {
+        const Lease *holder = g->holder;
         char path[128] = "/";
 
-        if (leased)
-                lease_path(g->lease_id, path, sizeof path);
+        if (holder)
+                lease_path(holder->id, path, sizeof path);
         if (!w->changes_only)
-                pw_u32(w, "Id", g->id);
-        pw_string(w, "Type", g->type);
-        pw_bool(w, "Viable", g->flags & GD_GROUP_VIABLE);
+                pw_u32(w, "Id", g->group.id);
+        pw_string(w, "Type", g->group.type);
+        pw_bool(w, "Viable", g->viable);
         pw_string(w, "Viability", g->viability);
         if (pw_open(w, "Devices", "a(sqquss)")) {
                 DBusMessageIter a, st;
                 w->oom = !dbus_message_iter_open_container(&w->var, DBUS_TYPE_ARRAY, "(sqquss)", &a);
-                for (size_t i = 0; i < g->n_devices && !w->oom; i++) {
-                        const GdDevice *d = &g->devices[i];
+                for (size_t i = 0; i < g->group.n_devices && !w->oom; i++) {
+                        const HostDevice *d = &g->group.devices[i];
+                        const char *addr = d->address, *drv = d->driver, *ovr = d->driver_override;
                         dbus_uint16_t ven = d->vendor, dev = d->device;
                         dbus_uint32_t cls = d->class_code;
                         w->oom = !dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) ||
-                                 !dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &d->address) ||
+                                 !dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &addr) ||
                                  !dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT16, &ven) ||
                                  !dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT16, &dev) ||
                                  !dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT32, &cls) ||
-                                 !dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &d->driver) ||
-                                 !dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &d->driver_override) ||
+                                 !dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &drv) ||
+                                 !dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &ovr) ||
                                  !dbus_message_iter_close_container(&a, &st);
                 }
                 if (!w->oom)
@@ -362,24 +362,25 @@ static void group_props(Manager *m, const GdGroup *g, const Lease *ended, PropWr
         if (pw_open(w, "Regions", "a(tts)")) {
                 DBusMessageIter a, st;
                 w->oom = !dbus_message_iter_open_container(&w->var, DBUS_TYPE_ARRAY, "(tts)", &a);
-                for (size_t i = 0; i < g->n_regions && !w->oom; i++) {
-                        dbus_uint64_t start = g->regions[i].start, end = g->regions[i].end;
+                for (size_t i = 0; i < g->group.n_regions && !w->oom; i++) {
+                        dbus_uint64_t start = g->group.regions[i].start, end = g->group.regions[i].end;
+                        const char *type = g->group.regions[i].type;
                         w->oom = !dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) ||
                                  !dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT64, &start) ||
                                  !dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT64, &end) ||
-                                 !dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &g->regions[i].type) ||
+                                 !dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &type) ||
                                  !dbus_message_iter_close_container(&a, &st);
                 }
                 if (!w->oom)
                         w->oom = !dbus_message_iter_close_container(&w->var, &a);
                 pw_close(w);
         }
-        pw_bool(w, "Leased", leased);
+        pw_bool(w, "Leased", holder);
         pw_path(w, "Lease", path);
-        pw_string(w, "HolderLabel", leased ? g->holder_label : "");
-        pw_u32(w, "HolderUid", leased ? g->holder_uid : 0);
-        pw_u32(w, "HolderPid", leased ? g->holder_pid : 0);
-        pw_bool(w, "Never", g->flags & GD_GROUP_NEVER);
+        pw_string(w, "HolderLabel", holder ? holder->label : "");
+        pw_u32(w, "HolderUid", holder ? (uint32_t) holder->uid : 0);
+        pw_u32(w, "HolderPid", holder ? (uint32_t) lease_holder_pid(holder) : 0);
+        pw_bool(w, "Never", g->never);
         pw_string(w, "PolicyNote", g->policy_note);
         group_dma_props(m, g, w);
 }
@@ -389,21 +390,17 @@ static void lease_props(const Lease *l, const char *state, PropWriter *w) {
         pw_string(w, "Label", l->label);
         pw_u32(w, "Uid", (uint32_t) l->uid);
         pw_u32(w, "Pid", (uint32_t) l->pid);
-        pw_string(w, "Owner", gd_owner_kind_to_string(l->owner_kind));
-        pw_u32(w, "OwnerPid", l->owner_kind == GD_OWNER_PROCESS ? (uint32_t) l->owner_pid : 0);
-        pw_string(w, "OwnerBusName", l->owner_kind == GD_OWNER_BUS_NAME ? l->bus_name : "");
-        pw_string(w, "State", state ?: gd_lease_state_to_string(l->state));
+        pw_string(w, "Owner", owner_kind_to_string(l->owner_kind));
+        pw_u32(w, "OwnerPid", l->owner_kind == OWNER_PROCESS ? (uint32_t) l->owner_pid : 0);
+        pw_string(w, "OwnerBusName", l->owner_kind == OWNER_BUS_NAME ? l->bus_name : "");
+        pw_string(w, "State", state ?: lease_state_to_string(l->state));
         pw_u64(w, "SinceUsec", l->since_usec);
         if (pw_open(w, "Groups", "au")) {
                 w->oom = !append_groups_array(&w->var, l->groups, l->n_groups);
                 pw_close(w);
         }
         pw_u32(w, "IommuType", l->iommu_type);
-        if (pw_wants(w, "IovaRanges") || pw_wants(w, "PageSizes") || pw_wants(w, "DmaAvailable")) {
-                GdDma d;
-                manager_dma_to_gd(&l->dma, &d);
-                dma_props(&d, w);
-        }
+        dma_props(&l->dma, w);
         pw_u64(w, "MemlockLimit", l->memlock);
         pw_bool(w, "KvmRegistered", l->kvm_registered);
 }
@@ -420,7 +417,7 @@ static void bus_send(Bus *b, DBusMessage *m) {
 
 static void reply_error(Bus *b, DBusMessage *call, const char *name, const char *fmt, ...) _printf_(4, 5);
 static void reply_error(Bus *b, DBusMessage *call, const char *name, const char *fmt, ...) {
-        char text[GD_TEXT_MAX];
+        char text[MANAGER_TEXT_MAX];
         va_list ap;
 
         if (dbus_message_get_no_reply(call))
@@ -480,15 +477,8 @@ static void emit_properties_changed(Bus *b, const char *path, const char *iface,
         bus_send(b, m);
 }
 
-typedef struct GroupChange {
-        Manager *manager;
-        const GdGroup *group;
-        const Lease *ended;
-} GroupChange;
-
 static void fill_group(PropWriter *w, const void *a, const void *c) {
-        const GroupChange *gc = a;
-        group_props(gc->manager, gc->group, gc->ended, w);
+        group_props((Manager *) a, c, w);
 }
 
 static void fill_lease_state(PropWriter *w, const void *a, const void *c) {
@@ -570,7 +560,7 @@ static int request_new(Bus *b, DBusMessage *call, RequestKind kind, Request **re
 
 static void request_fail(Request *r, const char *name, const char *fmt, ...) _printf_(3, 4);
 static void request_fail(Request *r, const char *name, const char *fmt, ...) {
-        char text[GD_TEXT_MAX];
+        char text[MANAGER_TEXT_MAX];
         va_list ap;
 
         va_start(ap, fmt);
@@ -582,7 +572,7 @@ static void request_fail(Request *r, const char *name, const char *fmt, ...) {
 }
 
 static void request_fail_manager(Request *r, const ManagerError *err) {
-        request_fail(r, bus_error_name(err->code), "%s", err->message);
+        request_fail(r, bus_error_name(wire_error(err->code)), "%s", err->message);
 }
 
 /* Sends call and continues with cb(reply, r) when the answer (or an error) is there. */
@@ -617,7 +607,7 @@ static DBusMessage *request_steal_reply(Request *r, DBusPendingCall *pending) {
 
 static void execute_list_groups(Request *r) {
         Bus *b = r->bus;
-        GdGroup *groups = NULL;
+        GroupView *groups = NULL;
         size_t n = 0;
         DBusMessage *reply;
         DBusMessageIter it, a, st;
@@ -637,14 +627,13 @@ static void execute_list_groups(Request *r) {
         }
         for (size_t i = 0; i < n && ok; i++) {
                 char path[128], lpath[128] = "/";
-                const char *p = path, *lp = lpath, *type = groups[i].type;
-                dbus_uint32_t id = groups[i].id;
-                dbus_bool_t viable = !!(groups[i].flags & GD_GROUP_VIABLE),
-                            leased = !!(groups[i].flags & GD_GROUP_LEASED);
+                const char *p = path, *lp = lpath, *type = groups[i].group.type;
+                dbus_uint32_t id = groups[i].group.id;
+                dbus_bool_t viable = groups[i].viable, leased = !!groups[i].holder;
 
-                group_path(groups[i].id, path, sizeof path);
+                group_path(id, path, sizeof path);
                 if (leased)
-                        lease_path(groups[i].lease_id, lpath, sizeof lpath);
+                        lease_path(groups[i].holder->id, lpath, sizeof lpath);
                 ok = dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) &&
                      dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT32, &id) &&
                      dbus_message_iter_append_basic(&st, DBUS_TYPE_OBJECT_PATH, &p) &&
@@ -655,7 +644,7 @@ static void execute_list_groups(Request *r) {
                      dbus_message_iter_close_container(&a, &st);
         }
         ok = ok && dbus_message_iter_close_container(&it, &a);
-        gd_groups_free(groups, n);
+        group_views_free(groups, n);
         if (!ok) {
                 if (reply)
                         dbus_message_unref(reply);
@@ -667,14 +656,14 @@ static void execute_list_groups(Request *r) {
 
 static void execute_get_group(Request *r) {
         ManagerError err = {};
-        GdGroup *g = NULL;
+        GroupView g = {};
         char path[128];
         const char *p = path;
 
         if (manager_get_group(r->bus->manager, r->spec, &g, &err) < 0)
                 return request_fail_manager(r, &err);
-        group_path(g->id, path, sizeof path);
-        gd_groups_free(g, 1);
+        group_path(g.group.id, path, sizeof path);
+        group_view_done(&g);
         reply_basic(r->bus, r->message, DBUS_TYPE_OBJECT_PATH, &p);
         request_free(r);
 }
@@ -692,12 +681,12 @@ static void execute_list_leases(Request *r) {
         for (Lease *l = manager_first_lease(b->manager); l && ok; l = l->next) {
                 char path[128];
                 const char *p = path, *id = l->id, *label = strempty(l->label),
-                           *owner = gd_owner_kind_to_string(l->owner_kind),
-                           *state = gd_lease_state_to_string(l->state);
+                           *owner = owner_kind_to_string(l->owner_kind),
+                           *state = lease_state_to_string(l->state);
                 dbus_uint32_t uid = (uint32_t) l->uid,
-                              opid = l->owner_kind == GD_OWNER_PROCESS ? (uint32_t) l->owner_pid : 0;
+                              opid = l->owner_kind == OWNER_PROCESS ? (uint32_t) l->owner_pid : 0;
 
-                if (l->state == GD_LEASE_RELEASED)
+                if (l->state == LEASE_RELEASED)
                         continue;
                 lease_path(l->id, path, sizeof path);
                 ok = dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) &&
@@ -781,8 +770,12 @@ static void execute_acquire(Request *r) {
                 .specs = (const char *const *) r->specs,
                 .n_specs = r->n_specs,
                 .label = r->label,
-                .flags = r->flags,
+                .owner = r->owner,
                 .owner_pidfd = r->owner_pidfd,
+                .configure_iommu = r->configure_iommu,
+                .kvm = r->kvm,
+                .memlock = r->memlock,
+                .viommu = r->viommu,
                 .guest_ram = r->guest_ram,
         };
 
@@ -804,11 +797,11 @@ static void execute_lease_release(Request *r, bool revoke) {
 
         if (!l || !lease_exported(l))
                 return request_fail(r, bus_error_name(GD_ERR_NOT_FOUND), "no lease %s", r->lease_id);
-        if (l->state != GD_LEASE_ACTIVE)
+        if (l->state != LEASE_ACTIVE)
                 return request_fail(r, bus_error_name(GD_ERR_BUSY), "lease %s is being released already", l->id);
         log_info("Lease %s %s over D-Bus by %s (uid %u, pid %i).", l->id, revoke ? "revoked" : "released",
                  r->sender, (unsigned) r->caller.uid, (int) r->caller.pid);
-        k = manager_release_lease(r->bus->manager, l, revoke ? GD_REASON_REVOKED : GD_REASON_RELEASED);
+        k = manager_release_lease(r->bus->manager, l, revoke ? LEASE_REASON_REVOKED : LEASE_REASON_RELEASED);
         if (k < 0)
                 return request_fail(r, bus_error_name_from_errno(k), "cannot release lease %s: %s", l->id,
                                     strerror(-k));
@@ -830,47 +823,44 @@ static void execute_release_token(Request *r) {
         request_free(r);
 }
 
-/* What memlock_limit() gives for the groups the specs name (each counted once, as Acquire folds them), with
- * the devices and the sPAPR window the manager reports for them (manager_dma_info(), as groupctl memlock). */
+/* The memlock rule for the groups the specs name (memlock_limit_for_groups(): a repeated group counts
+ * once), with the devices and the sPAPR window the manager reports for them (as groupctl memlock). */
 static void execute_memlock_limit(Request *r) {
         ManagerError err = {};
-        MemlockInput in = { .guest_ram = r->guest_ram, .viommu = r->viommu };
-        unsigned seen[GD_GROUPS_PER_ACQUIRE_MAX];
-        size_t n_seen = 0;
+        MemlockGroup groups[LEASE_GROUPS_MAX];
+        MemlockInput in = {};
         dbus_uint64_t limit = 0;
+        uint64_t l64 = 0;
         int k;
 
-        for (size_t i = 0; i < r->n_specs; i++) {
-                _cleanup_(dma_info_freep) GdDmaInfo *d = NULL;
-                bool dup = false;
+        for (size_t i = 0; i < r->n_specs && i < LEASE_GROUPS_MAX; i++) {
+                _cleanup_(dma_view_done) DmaView d = {};
 
                 if (manager_dma_info(r->bus->manager, r->specs[i], &d, &err) < 0)
                         return request_fail_manager(r, &err);
-                for (size_t j = 0; j < n_seen; j++)
-                        dup = dup || seen[j] == d->group;
-                if (dup)
-                        continue;
-                seen[n_seen++] = d->group;
-                in.n_devices += d->n_devices;
-                /* The groups share one container: its DMA32 window is charged once. */
-                if (d->dma.flags & GD_DMA_SPAPR)
-                        in.spapr_dma32_window = MAX(in.spapr_dma32_window, (uint64_t) d->dma.spapr_dma32_size);
+                groups[i] = (MemlockGroup) {
+                        .id = d.group,
+                        .n_devices = d.n_devices,
+                        .spapr_dma32_window = (d.dma.flags & HOST_IOMMU_SPAPR) ? d.dma.spapr_dma32_size : 0,
+                };
         }
-        k = memlock_limit(&in, &limit);
+        k = memlock_limit_for_groups(r->guest_ram, r->viommu, groups, MIN(r->n_specs, (size_t) LEASE_GROUPS_MAX),
+                                     &l64, &in);
         if (k == -ERANGE)
                 return request_fail(r, bus_error_name(GD_ERR_INVALID),
                                     "guest_ram %" PRIu64 " x %u devices: the limit does not fit in 64 bits",
-                                    r->guest_ram, in.viommu ? in.n_devices : 1);
+                                    r->guest_ram, r->viommu ? in.n_devices : 1);
         if (k < 0)
                 return request_fail(r, bus_error_name(GD_ERR_INVALID),
                                     "cannot compute the limit: the groups have no device to assign");
+        limit = l64;
         reply_basic(r->bus, r->message, DBUS_TYPE_UINT64, &limit);
         request_free(r);
 }
 
 static bool request_is_lease_owner(Request *r) {
         Lease *l = manager_find_lease(r->bus->manager, r->lease_id);
-        return l && l->owner_kind == GD_OWNER_BUS_NAME && streq_ptr(l->bus_name, r->sender);
+        return l && l->owner_kind == OWNER_BUS_NAME && streq_ptr(l->bus_name, r->sender);
 }
 
 static void request_execute(Request *r) {
@@ -947,7 +937,7 @@ static void on_polkit_reply(DBusPendingCall *pending, void *userdata) {
                                     dbus_message_get_member(r->message), what);
         }
         /* An acquire that raises the owner's RLIMIT_MEMLOCK needs that granted as well. */
-        if (r->kind == REQUEST_ACQUIRE && (r->flags & GD_ACQUIRE_MEMLOCK) && !r->memlock_authorized) {
+        if (r->kind == REQUEST_ACQUIRE && r->memlock && !r->memlock_authorized) {
                 int k;
 
                 r->memlock_authorized = true;
@@ -994,12 +984,12 @@ static int request_authorize(Request *r, const char *action) {
                      append_dict_ss(&details, "devices", r->preview.devices) &&
                      append_dict_ss(&details, "label", strempty(r->label)) &&
                      append_dict_ss(&details, "owner",
-                                    r->flags & GD_ACQUIRE_OWNER_PROCESS ? "process" :
-                                    r->flags & GD_ACQUIRE_LEASE_FD ? "lease-fd" : "bus-name");
-                if (ok && (r->flags & GD_ACQUIRE_MEMLOCK)) {
+                                    r->owner == OWNER_PROCESS ? "process" :
+                                    r->owner == OWNER_LEASE_FD ? "lease-fd" : "bus-name");
+                if (ok && r->memlock) {
                         (void) snprintf(text, sizeof text, "%" PRIu64, r->guest_ram);
                         ok = append_dict_ss(&details, "guest-ram", text) &&
-                             append_dict_ss(&details, "viommu", r->flags & GD_ACQUIRE_VIOMMU ? "true" : "false");
+                             append_dict_ss(&details, "viommu", r->viommu ? "true" : "false");
                 }
         }
         if (ok && r->kind == REQUEST_LEASE_RELEASE) {
@@ -1159,6 +1149,7 @@ static const char *request_error_name(int k) {
 
 /* Parses the specs (as) at it into r; on a bad argument replies and returns false. */
 static bool parse_specs(Bus *b, DBusMessage *m, DBusMessageIter *it, Request *r) {
+        ManagerError err = {};
         DBusMessageIter a;
 
         dbus_message_iter_recurse(it, &a);
@@ -1166,11 +1157,8 @@ static bool parse_specs(Bus *b, DBusMessage *m, DBusMessageIter *it, Request *r)
                 const char *s;
                 char **n;
 
-                if (r->n_specs >= GD_GROUPS_PER_ACQUIRE_MAX) {
-                        reply_error(b, m, bus_error_name(GD_ERR_INVALID), "an acquire names 1 to %u groups",
-                                    GD_GROUPS_PER_ACQUIRE_MAX);
-                        return false;
-                }
+                if (r->n_specs > LEASE_GROUPS_MAX)
+                        break; /* one too many is enough for the manager's check below to refuse */
                 dbus_message_iter_get_basic(&a, &s);
                 if (strlen(s) >= GD_SPEC_MAX) {
                         reply_error(b, m, bus_error_name(GD_ERR_INVALID), "group or device \"%.64s…\" is too long",
@@ -1187,9 +1175,8 @@ static bool parse_specs(Bus *b, DBusMessage *m, DBusMessageIter *it, Request *r)
                 r->specs = n;
                 r->n_specs++;
         }
-        if (r->n_specs == 0) {
-                reply_error(b, m, bus_error_name(GD_ERR_INVALID), "an acquire names 1 to %u groups, not 0",
-                            GD_GROUPS_PER_ACQUIRE_MAX);
+        if (manager_check_request_size(r->n_specs, &err) < 0) {
+                reply_error(b, m, bus_error_name(wire_error(err.code)), "%s", err.message);
                 return false;
         }
         return true;
@@ -1219,9 +1206,9 @@ static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
                 if (streq(key, "label") && t == DBUS_TYPE_STRING) {
                         const char *s;
                         dbus_message_iter_get_basic(&var, &s);
-                        if (strlen(s) >= GD_LABEL_MAX) {
+                        if (strlen(s) >= LEASE_LABEL_MAX) {
                                 reply_error(b, m, bus_error_name(GD_ERR_INVALID),
-                                            "option \"label\" is longer than %u bytes", GD_LABEL_MAX - 1);
+                                            "option \"label\" is longer than %u bytes", LEASE_LABEL_MAX - 1);
                                 return false;
                         }
                         free(r->label);
@@ -1247,13 +1234,11 @@ static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
                 } else if (streq(key, "configure-iommu") && t == DBUS_TYPE_BOOLEAN) {
                         dbus_bool_t v;
                         dbus_message_iter_get_basic(&var, &v);
-                        if (v)
-                                r->flags |= GD_ACQUIRE_CONFIGURE_IOMMU;
+                        r->configure_iommu = v;
                 } else if (streq(key, "kvm") && t == DBUS_TYPE_BOOLEAN) {
                         dbus_bool_t v;
                         dbus_message_iter_get_basic(&var, &v);
-                        if (v)
-                                r->flags |= GD_ACQUIRE_KVM;
+                        r->kvm = v;
                 } else if (streq(key, "memlock") && t == DBUS_TYPE_BOOLEAN) {
                         dbus_bool_t v;
                         dbus_message_iter_get_basic(&var, &v);
@@ -1301,13 +1286,13 @@ static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
                                     "owner \"process\" needs the option \"owner-pidfd\"");
                         return false;
                 }
-                r->flags |= GD_ACQUIRE_OWNER_PROCESS;
+                r->owner = OWNER_PROCESS;
         } else if (have_pidfd) {
                 reply_error(b, m, bus_error_name(GD_ERR_INVALID),
                             "option \"owner-pidfd\" goes with owner \"process\" only");
                 return false;
         } else if (streq(owner, "lease-fd"))
-                r->flags |= GD_ACQUIRE_LEASE_FD;
+                r->owner = OWNER_LEASE_FD;
 
         if (memlock && !have_guest_ram) {
                 reply_error(b, m, bus_error_name(GD_ERR_INVALID),
@@ -1324,10 +1309,8 @@ static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
                             "option \"viommu\" only says how to count memlock: it goes with \"memlock\" only");
                 return false;
         }
-        if (memlock)
-                r->flags |= GD_ACQUIRE_MEMLOCK;
-        if (viommu)
-                r->flags |= GD_ACQUIRE_VIOMMU;
+        r->memlock = memlock;
+        r->viommu = viommu;
         return true;
 }
 
@@ -1402,7 +1385,7 @@ typedef enum ObjectKind {
 
 typedef struct Object {
         ObjectKind kind;
-        GdGroup *group;    /* OBJECT_GROUP; free with gd_groups_free(g, 1) */
+        GroupView group;   /* OBJECT_GROUP; group_view_done() */
         Lease *lease;      /* OBJECT_LEASE */
 } Object;
 
@@ -1434,8 +1417,7 @@ static ObjectKind object_find(Bus *b, const char *path, Object *ret) {
 }
 
 static void object_done(Object *o) {
-        gd_groups_free(o->group, o->group ? 1 : 0);
-        o->group = NULL;
+        group_view_done(&o->group);
 }
 
 static const char *object_interface(ObjectKind k) {
@@ -1456,7 +1438,7 @@ static void object_props(Bus *b, const Object *o, PropWriter *w) {
         case OBJECT_MANAGER:
                 return manager_props(b, w);
         case OBJECT_GROUP:
-                return group_props(b->manager, o->group, NULL, w);
+                return group_props(b->manager, &o->group, w);
         case OBJECT_LEASE:
                 return lease_props(o->lease, NULL, w);
         default:
@@ -1641,7 +1623,7 @@ static void method_introspect(Bus *b, DBusMessage *m, const Object *o) {
         case OBJECT_GROUPS: {
                 _cleanup_free_ unsigned *ids = NULL;
                 size_t n = 0;
-                (void) host_list_groups(manager_get_host(b->manager), &ids, &n);
+                (void) manager_list_group_ids(b->manager, &ids, &n);
                 for (size_t i = 0; i < n; i++)
                         fprintf(f, "  <node name=\"%u\"/>\n", ids[i]);
                 break;
@@ -1733,8 +1715,6 @@ static void on_name_vanished(Bus *b, const char *name) {
 }
 
 static void on_disconnected(Bus *b) {
-        Lease *l;
-
         log_error("Lost the connection to the system bus; leases owned by D-Bus callers end.");
         b->accepting = false;
         while (b->requests) {
@@ -1750,9 +1730,8 @@ static void on_disconnected(Bus *b) {
                 } else
                         request_free(r);
         }
-        for (l = manager_first_lease(b->manager); l; l = l->next)
-                if (l->owner_kind == GD_OWNER_BUS_NAME && (l->state == GD_LEASE_ACTIVE || l->state == GD_LEASE_ACQUIRING))
-                        (void) manager_release_lease(b->manager, l, GD_REASON_CONNECTION_CLOSED);
+        /* Every D-Bus name is gone for us: the leases they own end (the manager's one owner-gone path). */
+        manager_bus_name_vanished(b->manager, NULL);
 }
 
 static DBusHandlerResult on_filter(DBusConnection *c, DBusMessage *m, void *userdata) {
@@ -1773,8 +1752,8 @@ static DBusHandlerResult on_filter(DBusConnection *c, DBusMessage *m, void *user
 /* ---------------------------------------------------------------- manager events → signals */
 
 /* signal: GroupChanged too (a holder or the devices changed), not only PropertiesChanged. */
-static void emit_group_changed(Bus *b, unsigned group, const Lease *ended, bool signal) {
-        GdGroup *g = NULL;
+static void emit_group_changed(Bus *b, unsigned group, bool signal) {
+        GroupView g = {};
         char path[128], id[16];
         const char *p = path;
         dbus_uint32_t g32 = group;
@@ -1783,9 +1762,8 @@ static void emit_group_changed(Bus *b, unsigned group, const Lease *ended, bool 
         group_path(group, path, sizeof path);
         (void) snprintf(id, sizeof id, "%u", group);
         if (manager_get_group(b->manager, id, &g, NULL) >= 0) {
-                GroupChange gc = { b->manager, g, ended };
-                emit_properties_changed(b, path, IFACE_GROUP, fill_group, &gc, NULL, "DmaNote");
-                gd_groups_free(g, 1);
+                emit_properties_changed(b, path, IFACE_GROUP, fill_group, b->manager, &g, "DmaNote");
+                group_view_done(&g);
         }
         if (!signal)
                 return;
@@ -1825,7 +1803,7 @@ static void emit_interfaces(Bus *b, const Lease *l, bool added) {
         bus_send(b, m);
 }
 
-static void on_manager_event(Manager *mgr, GdEventKind kind, const Lease *l, unsigned group, int errno_value,
+static void on_manager_event(Manager *mgr, ManagerEvent kind, const Lease *l, unsigned group, int errno_value,
                              const char *detail, void *userdata) {
         Bus *b = userdata;
         char path[128];
@@ -1838,7 +1816,7 @@ static void on_manager_event(Manager *mgr, GdEventKind kind, const Lease *l, uns
                 return;
 
         switch (kind) {
-        case GD_EVENT_LEASE_STARTED: {
+        case MANAGER_EVENT_LEASE_STARTED: {
                 const char *id = l->id, *label = strempty(l->label);
 
                 lease_path(l->id, path, sizeof path);
@@ -1858,20 +1836,20 @@ static void on_manager_event(Manager *mgr, GdEventKind kind, const Lease *l, uns
                 }
                 bus_send(b, m);
                 for (size_t i = 0; i < l->n_groups; i++)
-                        emit_group_changed(b, l->groups[i], NULL, true);
+                        emit_group_changed(b, l->groups[i], true);
                 emit_properties_changed(b, BUS_PATH, IFACE_MANAGER, fill_manager_nleases, NULL,
                                         (const void *) (uintptr_t) manager_n_leases(mgr), NULL);
                 break;
         }
-        case GD_EVENT_LEASE_RELEASING:
+        case MANAGER_EVENT_LEASE_RELEASING:
                 lease_path(l->id, path, sizeof path);
                 emit_properties_changed(b, path, IFACE_LEASE, fill_lease_state, NULL, "releasing", NULL);
                 /* Its groups' DMA facts are the container's no more. */
                 for (size_t i = 0; i < l->n_groups; i++)
-                        emit_group_changed(b, l->groups[i], NULL, false);
+                        emit_group_changed(b, l->groups[i], false);
                 break;
-        case GD_EVENT_LEASE_ENDED: {
-                const char *reason = gd_reason_to_string(l->reason), *d = strempty(detail);
+        case MANAGER_EVENT_LEASE_ENDED: {
+                const char *reason = lease_reason_to_string(l->reason), *d = strempty(detail);
 
                 lease_path(l->id, path, sizeof path);
                 m = new_signal(BUS_PATH, IFACE_MANAGER, "LeaseEnded");
@@ -1890,14 +1868,14 @@ static void on_manager_event(Manager *mgr, GdEventKind kind, const Lease *l, uns
                 bus_send(b, m);
                 emit_interfaces(b, l, false);
                 for (size_t i = 0; i < l->n_groups; i++)
-                        emit_group_changed(b, l->groups[i], l, true);
-                /* The manager drops the lease right after this event. */
+                        emit_group_changed(b, l->groups[i], true);
+                /* The manager has dropped the lease already: the count is the one that stays. */
                 emit_properties_changed(b, BUS_PATH, IFACE_MANAGER, fill_manager_nleases, NULL,
-                                        (const void *) (uintptr_t) (manager_n_leases(mgr) - 1), NULL);
+                                        (const void *) (uintptr_t) manager_n_leases(mgr), NULL);
                 break;
         }
-        case GD_EVENT_GROUP_CHANGED:
-                emit_group_changed(b, group, NULL, true);
+        case MANAGER_EVENT_GROUP_CHANGED:
+                emit_group_changed(b, group, true);
                 break;
         default:
                 break;

@@ -9,6 +9,7 @@
 #include "fd-util.h"
 #include "log.h"
 #include "server.h"
+#include "wire-view.h"
 
 #define CLIENTS_MAX 4096
 #define PROTOCOL_ERRORS_MAX 8
@@ -176,7 +177,7 @@ static int client_send_error(Client *c, uint32_t serial, GdError code, int errno
 }
 
 static int client_send_manager_error(Client *c, uint32_t serial, const ManagerError *e) {
-        return client_send_error(c, serial, e->code, e->errno_value, e->message);
+        return client_send_error(c, serial, wire_error(e->code), e->errno_value, e->message);
 }
 
 static int client_send_ok(Client *c, uint32_t serial) {
@@ -215,8 +216,16 @@ static int client_send_list(Client *c, uint32_t serial, GdMsgType type, void *it
         return 0;
 }
 
-static int client_send_groups(Client *c, uint32_t serial, GdGroup *groups, size_t n) {
-        return client_send_list(c, serial, GD_MSG_GROUPS, groups, n);
+static int client_send_groups(Client *c, uint32_t serial, const GroupView *views, size_t n) {
+        GdGroup *groups = NULL;
+        int r;
+
+        r = wire_groups(views, n, &groups);
+        if (r < 0)
+                return client_send_error(c, serial, GD_ERR_INTERNAL, r, "out of memory");
+        r = client_send_list(c, serial, GD_MSG_GROUPS, groups, n);
+        gd_groups_free(groups, n);
+        return r;
 }
 
 static int client_send_leases(Client *c, uint32_t serial) {
@@ -229,7 +238,7 @@ static int client_send_leases(Client *c, uint32_t serial) {
                 if (!all)
                         return -ENOMEM;
                 for (Lease *l = manager_first_lease(mgr); l && i < n; l = l->next)
-                        lease_to_gd(l, &all[i++]);
+                        wire_lease(l, &all[i++]);
         }
         return client_send_list(c, serial, GD_MSG_LEASES, all, i);
 }
@@ -264,8 +273,8 @@ static int on_acquire_done(Manager *m, Lease *l, int *lease_fd, const ManagerErr
         reply.acquired.token = l->token;
         reply.acquired.iommu_type = l->iommu_type;
         reply.acquired.memlock = l->memlock;
-        manager_dma_to_gd(&l->dma, &reply.acquired.dma);
-        lease_to_gd(l, &reply.acquired.lease);
+        wire_dma(&l->dma, &reply.acquired.dma);
+        wire_lease(l, &reply.acquired.lease);
 
         fds[n_fds++] = l->container_fd;
         for (size_t i = 0; i < l->n_groups; i++)
@@ -301,45 +310,42 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                                 .version_min = GD_PROTO_VERSION,
                                 .version_max = GD_PROTO_VERSION,
                                 .name = (char *) PACKAGE_VERSION,
-                                .host = (char *) host_kind_to_string(host_get_kind(manager_get_host(s->manager))),
+                                .host = (char *) manager_host_kind(s->manager),
                         },
                 };
                 return client_send(c, &reply, NULL, 0);
         }
 
         case GD_MSG_LIST_GROUPS: {
-                GdGroup *groups = NULL;
+                GroupView *groups = NULL;
                 size_t n = 0;
 
                 r = manager_list_groups(s->manager, &groups, &n);
                 if (r < 0)
                         return client_send_error(c, m->serial, GD_ERR_HOST, r, "cannot list the IOMMU groups");
                 r = client_send_groups(c, m->serial, groups, n);
-                gd_groups_free(groups, n);
+                group_views_free(groups, n);
                 return r;
         }
 
         case GD_MSG_SHOW_GROUP: {
-                GdGroup *g = NULL;
+                GroupView g = {};
 
                 r = manager_get_group(s->manager, m->spec, &g, &err);
                 if (r < 0)
                         return client_send_manager_error(c, m->serial, &err);
-                r = client_send_groups(c, m->serial, g, 1);
-                gd_groups_free(g, 1);
+                r = client_send_groups(c, m->serial, &g, 1);
+                group_view_done(&g);
                 return r;
         }
 
         case GD_MSG_ACQUIRE: {
                 AcquireCtx *ctx;
-                AcquireRequest req = {
-                        .specs = (const char *const *) m->acquire.specs,
-                        .n_specs = m->acquire.n_specs,
-                        .label = m->acquire.label,
-                        .flags = m->acquire.flags,
-                        .guest_ram = m->acquire.guest_ram,
-                        .owner_pidfd = n_fds > 0 ? fds[0] : -EBADF,
-                };
+                AcquireRequest req;
+
+                r = wire_acquire_request(&m->acquire, n_fds > 0 ? fds[0] : -EBADF, &req, &err);
+                if (r < 0)
+                        return client_send_manager_error(c, m->serial, &err);
 
                 ctx = calloc(1, sizeof *ctx);
                 if (!ctx)
@@ -364,11 +370,15 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                 return client_send_leases(c, m->serial);
 
         case GD_MSG_DMA_INFO: {
+                _cleanup_(dma_view_done) DmaView v = {};
                 GdDmaInfo *d = NULL;
 
-                r = manager_dma_info(s->manager, m->spec, &d, &err);
+                r = manager_dma_info(s->manager, m->spec, &v, &err);
                 if (r < 0)
                         return client_send_manager_error(c, m->serial, &err);
+                r = wire_dma_info(&v, &d);
+                if (r < 0)
+                        return client_send_error(c, m->serial, GD_ERR_INTERNAL, r, "out of memory");
                 GdMsg reply = { .type = GD_MSG_DMA_INFO_REPLY, .serial = m->serial, .dma_info = *d };
                 r = client_send(c, &reply, NULL, 0);
                 gd_dma_info_free(d);
@@ -384,13 +394,13 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                 _cleanup_free_ unsigned *ids = NULL;
                 size_t n_ids = 0;
 
-                (void) host_list_groups(manager_get_host(s->manager), &ids, &n_ids);
+                (void) manager_list_group_ids(s->manager, &ids, &n_ids);
                 GdMsg reply = {
                         .type = GD_MSG_STATUS_REPLY,
                         .serial = m->serial,
                         .status = {
                                 .version = (char *) PACKAGE_VERSION,
-                                .host = (char *) host_kind_to_string(host_get_kind(manager_get_host(s->manager))),
+                                .host = (char *) manager_host_kind(s->manager),
                                 .n_groups = (uint32_t) n_ids,
                                 .n_leases = (uint32_t) manager_n_leases(s->manager),
                                 .n_clients = (uint32_t) s->n_clients,
@@ -550,7 +560,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 
 /* ---------------------------------------------------------------- events */
 
-static void on_manager_event(Manager *m, GdEventKind kind, const Lease *l, unsigned group, int errno_value,
+static void on_manager_event(Manager *m, ManagerEvent kind, const Lease *l, unsigned group, int errno_value,
                              const char *detail, void *userdata) {
         Server *s = userdata;
         uint32_t g32 = group;
@@ -558,15 +568,15 @@ static void on_manager_event(Manager *m, GdEventKind kind, const Lease *l, unsig
         GdMsg msg = {
                 .type = GD_MSG_EVENT,
                 .event = {
-                        .kind = kind,
+                        .kind = wire_event_kind(kind),
                         .errno_value = abs(errno_value),
                         .detail = (char *) strempty(detail),
                 },
         };
 
         if (l) {
-                lease_to_gd(l, &msg.event.lease);
-                msg.event.reason = l->reason;
+                wire_lease(l, &msg.event.lease);
+                msg.event.reason = wire_reason(l->reason);
         } else {
                 msg.event.lease = (GdLease) { .id = (char *) "", .label = (char *) "", .groups = &g32, .n_groups = 1 };
         }

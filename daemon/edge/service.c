@@ -78,18 +78,18 @@ static void notify_status(Manager *m, bool ready) {
         size_t active = 0, busy = 0;
 
         for (Lease *l = manager_first_lease(m); l; l = l->next) {
-                if (l->state == GD_LEASE_ACTIVE)
+                if (l->state == LEASE_ACTIVE)
                         active++;
-                else if (l->state != GD_LEASE_RELEASED)
+                else if (l->state != LEASE_RELEASED)
                         busy++;
         }
         (void) sd_notifyf(false, "%sSTATUS=Serving: %zu lease(s) active, %zu being acquired or released.",
                           ready ? "READY=1\n" : "", active, busy);
 }
 
-static void on_event(Manager *m, GdEventKind kind, const Lease *l, unsigned group, int errno_value,
+static void on_event(Manager *m, ManagerEvent kind, const Lease *l, unsigned group, int errno_value,
                      const char *detail, void *userdata) {
-        if (kind == GD_EVENT_GROUP_CHANGED)
+        if (kind == MANAGER_EVENT_GROUP_CHANGED)
                 return;
         notify_status(m, false);
 }

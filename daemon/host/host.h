@@ -82,13 +82,8 @@ typedef struct HostLinuxConfig {
         const char *dev_root;       /* NULL: "/dev" */
 } HostLinuxConfig;
 
-typedef struct HostSimConfig {
-        const char *topology_path;  /* NULL: the built-in default */
-        const char *state_dir;      /* where the simulated sysfs lives; reused if it exists already */
-} HostSimConfig;
-
 int host_new_linux(const HostLinuxConfig *cfg, Host **ret);
-int host_new_sim(const HostSimConfig *cfg, Host **ret);
+/* The simulated host is made with host_new_sim() (sim/host-sim.h), by main.c and the tests only. */
 Host *host_free(Host *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Host *, host_free);
 

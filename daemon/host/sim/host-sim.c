@@ -60,6 +60,7 @@
 
 #include "fd-util.h"
 #include "host-internal.h"
+#include "host-sim.h"
 #include "log.h"
 #include "sim-topology.h"
 

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+#include "manager-internal.h"
+#include "memlock.h"
+
+/* Message ids for the journal: grants, refusals, releases. */
+#define MESSAGE_ID_LEASE_STARTED "8a1f3c5e2b7d4e0f9a6c1d2e3f405162"
+#define MESSAGE_ID_LEASE_ENDED "8a1f3c5e2b7d4e0f9a6c1d2e3f405163"
+#define MESSAGE_ID_ACQUIRE_REFUSED "8a1f3c5e2b7d4e0f9a6c1d2e3f405164"
+
+void audit_lease_granted(const Lease *l) {
+        char groups[256], ml[32] = "";
+
+        assert(l);
+        lease_groups_to_text(l, groups, sizeof groups);
+        if (l->memlock > 0)
+                (void) memlock_format_size(l->memlock, ml, sizeof ml);
+        log_info("Lease %s (\"%s\") granted to uid %u pid %i: groups %s, owner %s%s%s%s%s.", l->id,
+                 strempty(l->label), (unsigned) l->uid, (int) l->pid, groups, owner_kind_to_string(l->owner_kind),
+                 l->owner_kind == OWNER_PROCESS ? " (pid watched)" : "",
+                 l->kvm_registered ? ", registered with its VM by the client" : "",
+                 l->memlock > 0 ? ", RLIMIT_MEMLOCK raised to " : "", ml);
+        (void) sd_journal_send("MESSAGE=Lease %s granted: groups %s", l->id, groups,
+                               "MESSAGE_ID=" MESSAGE_ID_LEASE_STARTED, "LEASE=%s", l->id, "GROUP=%s", groups,
+                               "OWNER_UID=%u", (unsigned) l->uid, "LABEL=%s", strempty(l->label),
+                               "PRIORITY=%i", LOG_INFO, NULL);
+}
+
+void audit_lease_ended(const Lease *l, int error, const char *detail) {
+        const char *reason;
+        char groups[256];
+
+        assert(l);
+        reason = lease_reason_to_string(l->reason);
+        lease_groups_to_text(l, groups, sizeof groups);
+        if (error == 0)
+                log_info("Lease %s (\"%s\") ended: %s; groups %s; host drivers restored: %s", l->id,
+                         strempty(l->label), reason, groups, strempty(detail));
+        else
+                log_error_errno(error, "Lease %s (\"%s\") ended: %s; groups %s; restoring failed: %s", l->id,
+                                strempty(l->label), reason, groups, strempty(detail));
+
+        (void) sd_journal_send("MESSAGE=Lease %s ended: %s", l->id, reason, "MESSAGE_ID=" MESSAGE_ID_LEASE_ENDED,
+                               "LEASE=%s", l->id, "GROUP=%s", groups, "OWNER_UID=%u", (unsigned) l->uid,
+                               "REASON=%s", reason, "DETAIL=%s", strempty(detail), "PRIORITY=%i",
+                               error == 0 ? LOG_INFO : LOG_ERR, NULL);
+}
+
+void audit_acquire_refused(const Caller *c, unsigned group, const char *why) {
+        assert(c);
+        log_notice("Refused group %u to uid %u pid %i: %s", group, (unsigned) c->uid, (int) c->pid, why);
+        (void) sd_journal_send("MESSAGE=Refused group %u to uid %u: %s", group, (unsigned) c->uid, why,
+                               "MESSAGE_ID=" MESSAGE_ID_ACQUIRE_REFUSED, "GROUP=%u", group, "OWNER_UID=%u",
+                               (unsigned) c->uid, "PRIORITY=%i", LOG_NOTICE, NULL);
+}

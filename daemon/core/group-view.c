@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <limits.h>
+#include <stdio.h>
+
+#include "manager-internal.h"
+
+void group_view_done(GroupView *v) {
+        if (!v)
+                return;
+        host_group_done(&v->group);
+        v->viability = mfree(v->viability);
+        v->policy_note = mfree(v->policy_note);
+        v->holder = NULL;
+}
+
+void group_views_free(GroupView *v, size_t n) {
+        for (size_t i = 0; v && i < n; i++)
+                group_view_done(&v[i]);
+        free(v);
+}
+
+/* Takes hg (moved into the view, also on failure). */
+static int group_view_make(Manager *m, HostGroup *hg, GroupView *ret) {
+        char reason[MANAGER_TEXT_MAX], note[MANAGER_TEXT_MAX] = "";
+        GroupView v = { .group = *hg };
+
+        *hg = (HostGroup) {};
+        v.viable = group_viability(&v.group, reason, sizeof reason);
+        for (size_t i = 0; i < v.group.n_devices && !v.never; i++)
+                v.never = policy_device_never(m->policy, &v.group.devices[i], note, sizeof note);
+        v.holder = manager_group_holder(m, v.group.id);
+        v.viability = strdup(reason);
+        v.policy_note = strdup(note);
+        if (!v.viability || !v.policy_note) {
+                group_view_done(&v);
+                return -ENOMEM;
+        }
+        *ret = v;
+        return 0;
+}
+
+int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n) {
+        _cleanup_free_ unsigned *ids = NULL;
+        GroupView *views = NULL;
+        size_t n_ids = 0, n = 0;
+        int r;
+
+        assert(m);
+        assert(ret && ret_n);
+
+        r = host_list_groups(m->host, &ids, &n_ids);
+        if (r < 0)
+                return r;
+        if (n_ids > 0) {
+                views = calloc(n_ids, sizeof *views);
+                if (!views)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < n_ids; i++) {
+                HostGroup hg = {};
+
+                r = host_read_group(m->host, ids[i], &hg);
+                if (r == -ENOENT)
+                        continue; /* vanished while we looked */
+                if (r >= 0)
+                        r = group_view_make(m, &hg, &views[n]);
+                if (r < 0) {
+                        host_group_done(&hg);
+                        group_views_free(views, n);
+                        return r;
+                }
+                n++;
+        }
+        *ret = views;
+        *ret_n = n;
+        return 0;
+}
+
+/* Resolves "7", "0000:01:00.0" or "01:00.0" to a group number. */
+int manager_resolve_spec(Manager *m, const char *spec, unsigned *ret, ManagerError *err) {
+        char addr[HOST_ADDR_MAX];
+        HostDevice d;
+        int r;
+
+        assert(m);
+        assert(ret);
+
+        if (isempty(spec)) {
+                manager_error(err, MANAGER_ERROR_INVALID, EINVAL, "empty group or device");
+                return -EINVAL;
+        }
+        if (strspn(spec, "0123456789") == strlen(spec)) {
+                char *end;
+                unsigned long v;
+
+                errno = 0;
+                v = strtoul(spec, &end, 10);
+                if (errno != 0 || *end != 0 || v > UINT32_MAX || strlen(spec) > 10) {
+                        manager_error(err, MANAGER_ERROR_INVALID, EINVAL, "\"%s\" is not a valid group number",
+                                      spec);
+                        return -EINVAL;
+                }
+                *ret = (unsigned) v;
+                return 0;
+        }
+
+        r = host_parse_pci_address(spec, addr);
+        if (r < 0) {
+                manager_error(err, MANAGER_ERROR_INVALID, EINVAL,
+                              "\"%s\" is neither a group number nor a PCI address (like 0000:01:00.0)", spec);
+                return -EINVAL;
+        }
+        r = host_read_device(m->host, addr, &d);
+        if (r == -ENOENT) {
+                manager_error(err, MANAGER_ERROR_NOT_FOUND, ENOENT, "no PCI device %s", addr);
+                return r;
+        }
+        if (r < 0) {
+                manager_error(err, MANAGER_ERROR_HOST, r, "cannot read PCI device %s: %s", addr, strerror(-r));
+                return r;
+        }
+        *ret = d.group;
+        return 0;
+}
+
+int manager_read_group(Manager *m, unsigned id, HostGroup *ret, ManagerError *err) {
+        int r;
+
+        assert(m);
+        assert(ret);
+        r = host_read_group(m->host, id, ret);
+        if (r == -ENOENT)
+                manager_error(err, MANAGER_ERROR_NOT_FOUND, ENOENT, "no IOMMU group %u", id);
+        else if (r < 0)
+                manager_error(err, MANAGER_ERROR_HOST, r, "cannot read IOMMU group %u: %s", id, strerror(-r));
+        return r;
+}
+
+int manager_get_group(Manager *m, const char *spec, GroupView *ret, ManagerError *err) {
+        HostGroup hg = {};
+        unsigned id;
+        int r;
+
+        assert(m);
+        assert(ret);
+
+        r = manager_resolve_spec(m, spec, &id, err);
+        if (r < 0)
+                return r;
+        r = manager_read_group(m, id, &hg, err);
+        if (r < 0)
+                return r;
+        r = group_view_make(m, &hg, ret);
+        if (r < 0)
+                manager_error(err, MANAGER_ERROR_INTERNAL, r, "out of memory");
+        return r;
+}
+
+void dma_view_done(DmaView *v) {
+        if (v)
+                host_group_done(&v->host);
+}
+
+int manager_dma_info(Manager *m, const char *spec, DmaView *ret, ManagerError *err) {
+        DmaView d = { .source = DMA_SOURCE_SYSFS };
+        const Lease *holder;
+        int r;
+
+        assert(m);
+        assert(ret);
+
+        r = manager_resolve_spec(m, spec, &d.group, err);
+        if (r < 0)
+                return r;
+        r = manager_read_group(m, d.group, &d.host, err);
+        if (r < 0)
+                return r;
+
+        for (size_t k = 0; k < d.host.n_devices; k++)
+                if (lease_device_is_assigned(&d.host.devices[k]))
+                        d.n_devices++;
+
+        holder = manager_group_holder(m, d.group);
+        if (holder && holder->state == LEASE_ACTIVE && holder->dma.flags != 0) {
+                d.source = DMA_SOURCE_CONTAINER;
+                d.dma = holder->dma;
+        } else if (holder && holder->state == LEASE_ACTIVE && holder->dma_errno != 0)
+                (void) snprintf(d.note, sizeof d.note, "VFIO_IOMMU_GET_INFO on lease %s's container failed: %s",
+                                holder->id, strerror(holder->dma_errno));
+        else if (holder && holder->state == LEASE_ACTIVE && holder->recovered)
+                (void) snprintf(d.note, sizeof d.note, "lease %s was taken back after a restart: groupd has no "
+                                "container fd to ask", holder->id);
+        else if (holder && holder->state == LEASE_ACTIVE)
+                (void) snprintf(d.note, sizeof d.note, "lease %s's container has no IOMMU type from groupd (acquire "
+                                "with --configure-iommu for the facts); only the reserved regions are known",
+                                holder->id);
+        else if (holder)
+                (void) snprintf(d.note, sizeof d.note, "group %u is being %s", d.group,
+                                holder->state == LEASE_ACQUIRING ? "acquired" : "released");
+        else
+                (void) snprintf(d.note, sizeof d.note, "group %u is not leased: the IOMMU facts need a container, "
+                                "and groupd does not open a free group just to look; only the reserved regions "
+                                "are known", d.group);
+        d.kvm = holder && holder->kvm_registered;
+        *ret = d;
+        return 0;
+}

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <inttypes.h>
+
+#include "log.h"
+#include "manager-internal.h"
+
+typedef struct ReleaseOp {
+        Lease *lease;                  /* loop side only: the job never touches it */
+        Prepare *prepare;              /* the job's, copies of what it needs */
+} ReleaseOp;
+
+static int release_job_run(void *userdata) {
+        ReleaseOp *op = userdata;
+        return prepare_restore(op->prepare);
+}
+
+void manager_finish_lease(Manager *m, Lease *l, int error, const char *detail) {
+        assert(m);
+        assert(l);
+
+        l->deadline_source = sd_event_source_disable_unref(l->deadline_source);
+        (void) lease_set_state(l, LEASE_RELEASED);
+        audit_lease_ended(l, error, detail);
+
+        /* Off the registry first, so that listeners see the world without it. */
+        manager_unlink_lease(m, l);
+        manager_save(m);
+        manager_emit(m, MANAGER_EVENT_LEASE_ENDED, l, 0, -error, detail);
+        lease_free(l);
+        manager_check_shutdown(m);
+}
+
+static void release_job_done(int result, void *userdata) {
+        ReleaseOp *op = userdata;
+        Lease *l = op->lease;
+
+        log_debug("Lease %s phases: unbind %.1f ms, rebind %.1f ms", l->id, op->prepare->us_unbind / 1000.0,
+                  op->prepare->us_rebind / 1000.0);
+        manager_finish_lease(l->manager, l, result, op->prepare->detail);
+        prepare_free(op->prepare);
+        free(op);
+}
+
+static int on_release_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Lease *l = userdata;
+        char groups[256];
+
+        lease_groups_to_text(l, groups, sizeof groups);
+        log_warning("Release of lease %s (\"%s\") is held up after %" PRIu64 " ms: a process still holds "
+                    "a device of group(s) %s open, and the kernel waits for it to let go. Still waiting.",
+                    l->id, strempty(l->label), l->manager->release_deadline_usec / 1000, groups);
+        manager_emit(l->manager, MANAGER_EVENT_LEASE_RELEASING, l, 0, EBUSY,
+                     "held up: a process still holds a device of the lease open");
+        return 0;
+}
+
+/* The release proper, for a lease in RELEASING: let go of everything the daemon holds, then put the
+ * devices back off the loop. */
+static int lease_release_run(Manager *m, Lease *l) {
+        ReleaseOp *op;
+        int r;
+
+        assert(l->state == LEASE_RELEASING);
+
+        /* Stop watching the owner, and let go of everything we hold: our copies of the fds must be closed
+         * before the unbind, or the kernel would wait for us. */
+        manager_unstore_lease_fds(m, l);
+        l->owner_source = sd_event_source_disable_unref(l->owner_source);
+        l->owner_pidfd = safe_close(l->owner_pidfd);
+        l->lease_fd = safe_close(l->lease_fd);
+        lease_close_fds(l);
+
+        manager_save(m);
+        log_info("Releasing lease %s (\"%s\"): %s", l->id, strempty(l->label), lease_reason_to_string(l->reason));
+        manager_emit(m, MANAGER_EVENT_LEASE_RELEASING, l, 0, 0, lease_reason_to_string(l->reason));
+
+        op = calloc(1, sizeof *op);
+        if (!op)
+                r = -ENOMEM;
+        else
+                r = prepare_new(m->host, l->devices, l->n_devices, l->groups, l->n_groups, &op->prepare);
+        if (r >= 0) {
+                op->lease = l;
+                r = worker_submit(m->worker, release_job_run, release_job_done, op);
+        }
+        if (r < 0) {
+                if (op)
+                        prepare_free(op->prepare);
+                free(op);
+                /* The state file still names the devices: the next start puts them back. */
+                return log_error_errno(r, "Failed to start releasing lease %s: %m", l->id);
+        }
+
+        (void) sd_event_add_time_relative(m->event, &l->deadline_source, CLOCK_MONOTONIC,
+                                          m->release_deadline_usec, 0, on_release_deadline, l);
+        return 0;
+}
+
+int manager_release_lease(Manager *m, Lease *l, LeaseReason reason) {
+        int r;
+
+        assert(m);
+        assert(l);
+        assert(reason >= 0 && reason < _LEASE_REASON_MAX);
+
+        if (l->state == LEASE_ACQUIRING && !l->recovered) {
+                /* Its devices are being prepared: it ends as soon as they are. */
+                if (!l->owner_gone)
+                        l->reason = reason;
+                l->owner_gone = true;
+                return 0;
+        }
+        /* A recovered lease may have been half acquired or half released: restoring is idempotent, so
+         * its release simply runs (again). */
+        if (!(l->recovered && l->state == LEASE_RELEASING)) {
+                r = lease_set_state(l, LEASE_RELEASING);
+                if (r < 0)
+                        return r;
+        }
+        l->reason = reason;
+        return lease_release_run(m, l);
+}
+
+int manager_release_token(Manager *m, const Caller *c, const char *token, ManagerError *err) {
+        assert(m);
+        assert(c);
+
+        if (!token_is_valid(token)) {
+                manager_error(err, MANAGER_ERROR_INVALID, EINVAL, "malformed token (want %u hex characters)",
+                              TOKEN_LEN);
+                return -EINVAL;
+        }
+        for (Lease *l = m->leases; l; l = l->next) {
+                if (!token_equal(l->token, token))
+                        continue;
+                if (!lease_is_live(l)) {
+                        manager_error(err, MANAGER_ERROR_BUSY, EALREADY, "lease %s is being released already",
+                                      l->id);
+                        return -EALREADY;
+                }
+                log_info("Lease %s released by its holder (uid %u, pid %i).", l->id, (unsigned) c->uid,
+                         (int) c->pid);
+                return manager_release_lease(m, l, LEASE_REASON_RELEASED);
+        }
+        manager_error(err, MANAGER_ERROR_BAD_TOKEN, ENOENT, "no lease has this token");
+        return -ENOENT;
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the core's files share about the Manager, and nobody else sees. One file per concern:
+ *
+ *   manager.c        the registry (leases, the holder index), listeners, new/free/start, shutdown
+ *   lease-acquire.c  requests: checks, the reservation, the prepare job, the hand-over
+ *   lease-release.c  the one release path, its job and deadline; release by token
+ *   owner.c          watching owners (pidfd, lease fd) and the one "the owner is gone" path
+ *   fd-store.c       naming the fds a restart needs, and claiming them back
+ *   reconcile.c      start-up: the state file's leases taken back or ended; orphans reported
+ *   group-view.c     groups and DMA facts as the core's views; specs resolved
+ *   audit.c          journal records of a lease's life
+ *   prepare.c        the kernel sequences (host only) */
+
+#include <time.h>
+
+#include "manager.h"
+#include "policy.h"
+#include "worker.h"
+
+#define LISTENERS_MAX 4
+
+struct Manager {
+        sd_event *event;
+        Host *host;
+        Policy *policy;
+        Worker *worker;
+        char *runtime_dir;
+        char *state_path;
+        char *policy_path;
+        uint64_t release_deadline_usec;
+        bool keep_leases_on_exit;
+        uint64_t started_usec;
+
+        Lease *leases, *leases_tail;
+        size_t n_leases;
+
+        /* Which lease holds each group (any state but RELEASED): the one place that says a group is
+         * taken, indexed by group number. */
+        Lease **holders;
+        size_t n_holders;
+
+        struct {
+                ManagerEventFunc func;
+                void *userdata;
+        } listeners[LISTENERS_MAX];
+        size_t n_listeners;
+
+        ManagerFdStoreFunc fd_store_func;
+        void *fd_store_userdata;
+        struct {
+                char *name;
+                int fd;
+        } *stored;                     /* offered back by the store, until the reconcile claims them */
+        size_t n_stored;
+
+        bool shutting_down;
+        void (*shutdown_done)(Manager *m, void *userdata);
+        void *shutdown_userdata;
+        sd_event_source *shutdown_timer;
+};
+
+uint64_t now_usec(clockid_t clock);
+
+/* manager.c */
+void manager_emit(Manager *m, ManagerEvent kind, const Lease *l, unsigned group, int errno_value,
+                  const char *detail);
+Lease *manager_group_holder(Manager *m, unsigned group);
+int manager_hold_group(Manager *m, unsigned group, Lease *l);
+void manager_unhold_lease(Manager *m, Lease *l);
+void manager_link_lease(Manager *m, Lease *l);
+/* Unlinks l from the registry (its groups are free again); the caller frees it. */
+void manager_unlink_lease(Manager *m, Lease *l);
+void manager_save(Manager *m);
+void manager_check_shutdown(Manager *m);
+
+/* group-view.c */
+int manager_resolve_spec(Manager *m, const char *spec, unsigned *ret, ManagerError *err);
+int manager_read_group(Manager *m, unsigned id, HostGroup *ret, ManagerError *err);
+
+/* lease-release.c: ends a lease that is over, once its devices are back (or the acquire failed). Emits
+ * LEASE_ENDED after the lease left the registry, then frees it. */
+void manager_finish_lease(Manager *m, Lease *l, int error, const char *detail);
+
+/* owner.c */
+int pidfd_get_pid(int pidfd, pid_t *ret);
+int lease_watch_owner(Lease *l);
+/* The owner's process runs still (by pid and start time): for leases recovered without their pidfd. */
+bool lease_owner_alive(const Lease *l);
+
+/* fd-store.c */
+void manager_store_lease_fds(Manager *m, Lease *l);
+void manager_store_owner_fd(Manager *m, Lease *l);
+void manager_unstore_lease_fds(Manager *m, Lease *l);
+bool manager_recover_lease_fds(Manager *m, Lease *l);
+void manager_drop_unclaimed_fds(Manager *m);
+void manager_close_stored(Manager *m);
+
+/* reconcile.c */
+int manager_reconcile(Manager *m);
+
+/* audit.c: the journal's records of a lease's life (MESSAGE_ID=), and the info lines that go with them. */
+void audit_lease_granted(const Lease *l);
+void audit_lease_ended(const Lease *l, int error, const char *detail);
+void audit_acquire_refused(const Caller *c, unsigned group, const char *why);

@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "memlock.h"
+#include "prepare.h"
+#include "text-util.h"
+
+static uint64_t now_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+bool lease_device_is_assigned(const HostDevice *d) {
+        assert(d);
+        return isempty(d->driver) || streq(d->driver, VFIO_PCI_DRIVER) || !host_driver_is_vfio_safe(d->driver);
+}
+
+bool group_viability(const HostGroup *g, char *reason, size_t size) {
+        size_t off = 0;
+        bool viable = true;
+
+        assert(g);
+        if (reason && size > 0)
+                reason[0] = 0;
+        for (size_t i = 0; i < g->n_devices; i++) {
+                const HostDevice *d = &g->devices[i];
+                if (host_driver_is_vfio_safe(d->driver))
+                        continue;
+                if (reason && off < size)
+                        off += (size_t) snprintf(reason + off, size - off, "%s%s is bound to %s",
+                                                 viable ? "" : "; ", d->address, d->driver);
+                viable = false;
+        }
+        return viable;
+}
+
+Prepare *prepare_free(Prepare *p) {
+        if (!p)
+                return NULL;
+        safe_close(p->container_fd);
+        if (p->group_fds)
+                close_many(p->group_fds, p->n_groups);
+        free(p->group_fds);
+        free(p->devices);
+        free(p->groups);
+        free(p);
+        return NULL;
+}
+
+int prepare_new(Host *h, const LeaseDevice *devices, size_t n_devices, const unsigned *groups, size_t n_groups,
+                Prepare **ret) {
+        _cleanup_(prepare_freep) Prepare *p = NULL;
+
+        assert(h);
+        assert(devices || n_devices == 0);
+        assert(groups || n_groups == 0);
+        assert(ret);
+
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->host = h;
+        p->container_fd = -EBADF;
+        p->n_devices = n_devices;
+        p->n_groups = n_groups;
+        p->devices = calloc(MAX(n_devices, (size_t) 1), sizeof *p->devices);
+        p->groups = calloc(MAX(n_groups, (size_t) 1), sizeof *p->groups);
+        p->group_fds = calloc(MAX(n_groups, (size_t) 1), sizeof *p->group_fds);
+        if (!p->devices || !p->groups || !p->group_fds)
+                return -ENOMEM;
+        if (n_devices > 0)
+                memcpy(p->devices, devices, n_devices * sizeof *devices);
+        if (n_groups > 0)
+                memcpy(p->groups, groups, n_groups * sizeof *groups);
+        for (size_t i = 0; i < n_groups; i++)
+                p->group_fds[i] = -EBADF;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+/* Puts devices back as found: off vfio-pci, override cleared, the remembered host driver reprobed. First
+ * every device leaves vfio-pci (the kernel holds an unbind up while a VMM still has the device open), then
+ * host drivers come back, since a host driver cannot bind while another device of the group is still in
+ * use through VFIO. */
+static int restore_devices(Host *h, const LeaseDevice *devices, size_t n, char *detail, size_t size,
+                           uint64_t *us_unbind, uint64_t *us_rebind) {
+        uint64_t t0 = now_us(), t1;
+        int first_error = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                HostDevice d;
+                int r;
+
+                r = host_read_device(h, devices[i].address, &d);
+                if (r < 0)
+                        continue; /* gone: reported below */
+                if (streq(d.driver, VFIO_PCI_DRIVER)) {
+                        r = host_device_unbind(h, d.address);
+                        if (r < 0 && first_error == 0)
+                                first_error = r;
+                }
+                if (streq(d.driver_override, VFIO_PCI_DRIVER)) {
+                        r = host_device_set_override(h, d.address, NULL);
+                        if (r < 0 && first_error == 0)
+                                first_error = r;
+                }
+        }
+
+        t1 = now_us();
+        if (us_unbind)
+                *us_unbind = t1 - t0;
+
+        for (size_t i = 0; i < n; i++) {
+                const LeaseDevice *ld = &devices[i];
+                HostDevice d;
+                int r;
+
+                r = host_read_device(h, ld->address, &d);
+                if (r < 0) {
+                        text_append(detail, size, "%s vanished", ld->address);
+                        if (first_error == 0)
+                                first_error = r;
+                        continue;
+                }
+                if (isempty(ld->driver)) {
+                        if (isempty(d.driver))
+                                text_append(detail, size, "%s → (no driver)", ld->address);
+                        else
+                                text_append(detail, size, "%s → %s (had no driver)", ld->address, d.driver);
+                        continue;
+                }
+                if (streq(d.driver, ld->driver)) {
+                        text_append(detail, size, "%s → %s", ld->address, d.driver);
+                        continue;
+                }
+                if (isempty(d.driver)) {
+                        r = host_device_probe(h, ld->address);
+                        if (r >= 0)
+                                r = host_read_device(h, ld->address, &d);
+                        if (r >= 0 && !streq(d.driver, ld->driver) && isempty(d.driver))
+                                /* The kernel picked nothing on its own: name the driver. */
+                                r = host_device_bind(h, ld->address, ld->driver);
+                        if (r >= 0)
+                                r = host_read_device(h, ld->address, &d);
+                }
+                if (r >= 0 && streq(d.driver, ld->driver))
+                        text_append(detail, size, "%s → %s", ld->address, d.driver);
+                else {
+                        if (r >= 0)
+                                r = -ENXIO;
+                        text_append(detail, size, "%s: %s did not come back (%s%s%s)", ld->address, ld->driver,
+                                    strerror(-r), isempty(d.driver) ? "" : ", now on ", d.driver);
+                        if (first_error == 0)
+                                first_error = r;
+                }
+        }
+        if (us_rebind)
+                *us_rebind = now_us() - t1;
+        return first_error;
+}
+
+int prepare_restore(Prepare *p) {
+        assert(p);
+        return restore_devices(p->host, p->devices, p->n_devices, p->detail, sizeof p->detail, &p->us_unbind,
+                               &p->us_rebind);
+}
+
+/* 1. Every device onto vfio-pci. What it moved goes to touched, so that a rollback undoes only that: a
+ * device of the request already on vfio-pci (bound by hand, say) stays. */
+static int prepare_bind(Prepare *p, LeaseDevice *touched, size_t *n_touched) {
+        Host *h = p->host;
+        int r;
+
+        for (size_t i = 0; i < p->n_devices; i++) {
+                const LeaseDevice *ld = &p->devices[i];
+                HostDevice d;
+
+                r = host_read_device(h, ld->address, &d);
+                if (r < 0) {
+                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot read device %s: %s", ld->address,
+                                      strerror(-r));
+                        return r;
+                }
+                if (streq(d.driver, VFIO_PCI_DRIVER))
+                        continue;
+                touched[(*n_touched)++] = *ld;
+                r = host_device_set_override(h, ld->address, VFIO_PCI_DRIVER);
+                if (r < 0) {
+                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot set driver_override of %s: %s",
+                                      ld->address, strerror(-r));
+                        return r;
+                }
+                if (!isempty(d.driver)) {
+                        r = host_device_unbind(h, ld->address);
+                        if (r < 0) {
+                                manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot unbind %s from %s: %s",
+                                              ld->address, d.driver, strerror(-r));
+                                return r;
+                        }
+                }
+                r = host_device_bind(h, ld->address, VFIO_PCI_DRIVER);
+                if (r < 0) {
+                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot bind %s to vfio-pci: %s%s",
+                                      ld->address, strerror(-r),
+                                      r == -ENOENT ? " (is the vfio-pci module loaded?)" : "");
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* 2. The container and the groups, opened by us, as root, and attached; the IOMMU type if asked. */
+static int prepare_open(Prepare *p) {
+        Host *h = p->host;
+        uint64_t t = now_us();
+        int r;
+
+        r = host_open_container(h, &p->container_fd);
+        if (r < 0) {
+                manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot open the VFIO container: %s", strerror(-r));
+                return r;
+        }
+        for (size_t i = 0; i < p->n_groups; i++) {
+                bool viable = false;
+
+                r = host_open_group(h, p->groups[i], &p->group_fds[i]);
+                if (r == -EBUSY) {
+                        manager_error(&p->error, MANAGER_ERROR_BUSY, r,
+                                      "group %u is open already, by a process outside groupd", p->groups[i]);
+                        return r;
+                }
+                if (r < 0) {
+                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot open group %u: %s", p->groups[i],
+                                      strerror(-r));
+                        return r;
+                }
+                r = host_group_is_viable(h, p->group_fds[i], &viable);
+                if (r >= 0 && !viable)
+                        r = -EPERM;
+                if (r < 0) {
+                        HostGroup hg = {};
+                        char reason[MANAGER_TEXT_MAX] = "";
+                        if (host_read_group(h, p->groups[i], &hg) >= 0) {
+                                group_viability(&hg, reason, sizeof reason);
+                                host_group_done(&hg);
+                        }
+                        manager_error(&p->error, MANAGER_ERROR_NOT_VIABLE, r, "group %u is not viable%s%s",
+                                      p->groups[i], isempty(reason) ? "" : ": ", reason);
+                        return r;
+                }
+                p->us_open += now_us() - t;
+                t = now_us();
+                r = host_group_set_container(h, p->group_fds[i], p->container_fd);
+                if (r < 0) {
+                        manager_error(&p->error, r == -EPERM ? MANAGER_ERROR_NOT_VIABLE : MANAGER_ERROR_HOST, r,
+                                      "cannot attach group %u to the container: %s", p->groups[i], strerror(-r));
+                        return r;
+                }
+                p->us_attach += now_us() - t;
+                t = now_us();
+        }
+        if (!p->configure_iommu)
+                return 0;
+
+        r = host_container_set_iommu(h, p->container_fd, &p->iommu_type);
+        if (r < 0) {
+                manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot set the container's IOMMU type: %s",
+                              strerror(-r));
+                return r;
+        }
+        p->us_attach += now_us() - t;
+        /* 3. The DMA facts; not having them fails nothing. */
+        r = host_container_get_info(h, p->container_fd, p->iommu_type, &p->dma);
+        if (r < 0) {
+                p->dma = (HostIommuInfo) {};
+                p->dma_errno = -r;
+        }
+        return 0;
+}
+
+/* 4. The owner's locked-memory limit, when asked, within the policy's ceiling. */
+static int prepare_memlock(Prepare *p) {
+        uint64_t window = (p->dma.flags & HOST_IOMMU_SPAPR) ? p->dma.spapr_dma32_size : 0, want = 0;
+        _cleanup_free_ MemlockGroup *g = NULL;
+        char a[32], b[32];
+        int r;
+
+        if (!p->memlock)
+                return 0;
+
+        g = calloc(MAX(p->n_groups, (size_t) 1), sizeof *g);
+        if (!g) {
+                manager_error(&p->error, MANAGER_ERROR_INTERNAL, ENOMEM, "out of memory");
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < p->n_groups; i++) {
+                g[i] = (MemlockGroup) { .id = p->groups[i], .spapr_dma32_window = window };
+                for (size_t k = 0; k < p->n_devices; k++)
+                        if (p->devices[k].group == p->groups[i])
+                                g[i].n_devices++;
+        }
+        r = memlock_limit_for_groups(p->guest_ram, p->viommu, g, p->n_groups, &want, NULL);
+        if (r < 0) {
+                manager_error(&p->error, MANAGER_ERROR_INVALID, r, "cannot compute the memlock limit: %s",
+                              strerror(-r));
+                return r;
+        }
+        if (want > p->memlock_max) {
+                manager_error(&p->error, MANAGER_ERROR_DENIED, EPERM,
+                              "the guest needs RLIMIT_MEMLOCK %s, above the policy's max=%s for this caller",
+                              memlock_format_size(want, a, sizeof a),
+                              memlock_format_size(p->memlock_max, b, sizeof b));
+                return -EPERM;
+        }
+        r = host_raise_memlock(p->host, p->memlock_pid, want, NULL, NULL);
+        if (r < 0) {
+                manager_error(&p->error, r == -ESRCH ? MANAGER_ERROR_INVALID : MANAGER_ERROR_HOST, r,
+                              "cannot raise RLIMIT_MEMLOCK of pid %i to %s: %s%s", (int) p->memlock_pid,
+                              memlock_format_size(want, a, sizeof a), strerror(-r),
+                              r == -EPERM ? " (groupd needs CAP_SYS_RESOURCE for this)" : "");
+                return r;
+        }
+        p->memlock_set = want;
+        return 0;
+}
+
+int prepare_acquire(Prepare *p) {
+        _cleanup_free_ LeaseDevice *touched = NULL;
+        size_t n_touched = 0;
+        uint64_t t;
+        int r;
+
+        assert(p);
+        assert(p->container_fd < 0);
+
+        touched = calloc(MAX(p->n_devices, (size_t) 1), sizeof *touched);
+        if (!touched) {
+                manager_error(&p->error, MANAGER_ERROR_INTERNAL, ENOMEM, "out of memory");
+                return -ENOMEM;
+        }
+
+        t = now_us();
+        r = prepare_bind(p, touched, &n_touched);
+        p->us_bind = now_us() - t;
+        if (r >= 0)
+                r = prepare_open(p);
+        if (r >= 0)
+                r = prepare_memlock(p);
+        if (r >= 0)
+                return 0;
+
+        p->container_fd = safe_close(p->container_fd);
+        close_many(p->group_fds, p->n_groups);
+        (void) restore_devices(p->host, touched, n_touched, p->detail, sizeof p->detail, NULL, NULL);
+        return -abs(p->error.errno_value ?: EIO);
+}

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+
+#include "log.h"
+#include "manager-internal.h"
+#include "state.h"
+
+/* A device on vfio-pci through a vfio-pci override, in a group no lease holds: groupd binds devices only
+ * after recording the lease, so this was done by hand or by another tool (libvirt's managed='no', say),
+ * or a state file was lost. It may be in use by a VM we do not know of, and we do not know its host
+ * driver: touching it could hang on an unbind or take a device from under a guest. Say so, loudly, and
+ * leave it. */
+static void manager_scan_orphans(Manager *m) {
+        _cleanup_free_ HostDevice *devices = NULL;
+        size_t n = 0, orphans = 0;
+
+        if (host_list_driver_devices(m->host, VFIO_PCI_DRIVER, &devices, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                const HostDevice *d = &devices[i];
+
+                if (!streq(d->driver_override, VFIO_PCI_DRIVER))
+                        continue;
+                if (d->group != UINT_MAX && manager_group_holder(m, d->group))
+                        continue;
+                log_warning("Device %s (group %u) is on vfio-pci with a vfio-pci driver_override, but no "
+                            "lease holds it. It was not bound by this groupd (or its state file was "
+                            "lost); leaving it alone. To give it back to its host driver: echo > "
+                            "/sys/bus/pci/devices/%s/driver_override; echo %s > "
+                            "/sys/bus/pci/drivers/vfio-pci/unbind; echo %s > /sys/bus/pci/drivers_probe",
+                            d->address, d->group, d->address, d->address, d->address);
+                orphans++;
+        }
+        if (orphans > 0)
+                log_warning("%zu device(s) on vfio-pci without a lease (see above).", orphans);
+}
+
+/* Is a recovered active lease's owner still there? From the fd store (its pidfd or lease fd came back),
+ * else, for a process owner, by pid and start time (a new pidfd is opened and stored). */
+static bool reconcile_owner(Manager *m, Lease *l) {
+        if (l->state != LEASE_ACTIVE)
+                return false;
+        if (manager_recover_lease_fds(m, l)) {
+                if (lease_watch_owner(l) >= 0) {
+                        log_notice("Recovered lease %s (\"%s\") with its fds from the fd store: its owner "
+                                   "(%s%s) is still there, so it is kept.", l->id, strempty(l->label),
+                                   owner_kind_to_string(l->owner_kind),
+                                   l->owner_kind == OWNER_PROCESS ? ", pidfd" : ", lease fd");
+                        return true;
+                }
+        }
+        if (l->owner_pidfd >= 0 || !lease_owner_alive(l))
+                return false;
+        l->owner_pidfd = (int) syscall(SYS_pidfd_open, l->owner_pid, 0);
+        if (l->owner_pidfd >= 0 && lease_watch_owner(l) >= 0) {
+                log_notice("Recovered lease %s (\"%s\"): its owner pid %i is alive, so it is kept. Its fds were "
+                           "not recoverable (the old daemon's copies are gone; the owner still has its own).",
+                           l->id, strempty(l->label), (int) l->owner_pid);
+                /* What it has (the pidfd) goes to the store for the next restart. */
+                manager_store_owner_fd(m, l);
+                return true;
+        }
+        l->owner_pidfd = safe_close(l->owner_pidfd);
+        return false;
+}
+
+int manager_reconcile(Manager *m) {
+        Lease *recovered = NULL, *next;
+        unsigned line = 0;
+        size_t kept = 0, ended = 0;
+        int r;
+
+        assert(m);
+
+        r = state_read(m->state_path, m, &recovered, &line);
+        if (r < 0) {
+                _cleanup_free_ char *aside = NULL;
+
+                log_error_errno(r, "State file %s is unreadable (line %u): %m. Moving it aside; devices it "
+                                "named must be checked by hand.", m->state_path, line);
+                if (asprintf(&aside, "%s.broken", m->state_path) >= 0)
+                        (void) rename(m->state_path, aside);
+                manager_drop_unclaimed_fds(m);
+                return 0;
+        }
+
+        for (Lease *l = recovered; l; l = next) {
+                bool conflict = false;
+
+                next = l->next;
+                l->prev = l->next = NULL;
+                l->manager = m;
+                for (size_t i = 0; i < l->n_groups; i++)
+                        if (manager_hold_group(m, l->groups[i], l) < 0)
+                                conflict = true;
+                if (conflict) {
+                        log_error("State file names group(s) of lease %s twice; dropping that lease's record.",
+                                  l->id);
+                        manager_unhold_lease(m, l);
+                        lease_free(l);
+                        continue;
+                }
+                manager_link_lease(m, l);
+
+                if (reconcile_owner(m, l)) {
+                        kept++;
+                        continue;
+                }
+
+                /* The owner is gone (connections and lease fds die with the daemon), or the lease was half
+                 * acquired or half released: put the devices back. */
+                log_notice("Recovered lease %s (\"%s\") has no live owner (%s); restoring its devices.", l->id,
+                           strempty(l->label), owner_kind_to_string(l->owner_kind));
+                (void) manager_release_lease(m, l, LEASE_REASON_RECOVERED_DEAD);
+                ended++;
+        }
+
+        manager_drop_unclaimed_fds(m);
+        if (kept + ended > 0)
+                log_info("Reconciled the state file: %zu lease(s) kept, %zu ended.", kept, ended);
+        manager_save(m);
+        manager_scan_orphans(m);
+        return 0;
+}
