@@ -242,15 +242,21 @@ int verb_dma(int argc, char **argv) {
 }
 
 int verb_memlock(int argc, char **argv) {
+        _cleanup_free_ MemlockGroup *groups = NULL;
         GdClient *c = NULL;
-        MemlockInput in = { .guest_ram = arg.guest_ram, .viommu = arg.viommu };
-        uint64_t limit = 0, window = 0;
+        MemlockInput in = {};
+        uint64_t limit = 0, window;
         char a[32], b[32];
         int r;
 
         if (arg.guest_ram == 0) {
                 log_error("memlock needs the guest's RAM: --guest-ram=SIZE (like 8G).");
                 return EXIT_USAGE;
+        }
+        groups = calloc(MAX(argc, 1), sizeof *groups);
+        if (!groups) {
+                log_oom();
+                return EXIT_FAIL;
         }
         r = groupctl_connect(&c);
         if (r < 0)
@@ -265,16 +271,18 @@ int verb_memlock(int argc, char **argv) {
                         gd_client_free(c);
                         return r;
                 }
-                in.n_devices += d->n_devices;
-                /* The groups share one container: its DMA32 window is charged once. */
-                if (d->dma.flags & GD_DMA_SPAPR)
-                        window = MAX(window, (uint64_t) d->dma.spapr_dma32_size);
+                groups[i] = (MemlockGroup) {
+                        .id = d->group,
+                        .n_devices = d->n_devices,
+                        .spapr_dma32_window = (d->dma.flags & GD_DMA_SPAPR) ? d->dma.spapr_dma32_size : 0,
+                };
                 gd_dma_info_free(d);
         }
         gd_client_free(c);
-        in.spapr_dma32_window = window;
 
-        r = memlock_limit(&in, &limit);
+        /* The one rule (common/memlock.c): a group named twice counts once, the window once. */
+        r = memlock_limit_for_groups(arg.guest_ram, arg.viommu, groups, (size_t) argc, &limit, &in);
+        window = in.spapr_dma32_window;
         if (r < 0) {
                 log_error_errno(r, "Cannot compute the limit: %m%s",
                                 r == -EINVAL ? " (the groups have no device to assign)" : "");

@@ -382,6 +382,41 @@ START_TEST(test_memlock_arithmetic) {
 }
 END_TEST
 
+/* The one rule for a set of groups: a group named twice is one group; the DMA32 window once. */
+START_TEST(test_memlock_for_groups) {
+        const uint64_t G = UINT64_C(1) << 30;
+        MemlockGroup g[] = {
+                { .id = 7, .n_devices = 2 },
+                { .id = 3, .n_devices = 1 },
+                { .id = 7, .n_devices = 2 },
+        };
+        MemlockInput in = {};
+        uint64_t v = 0, once = 0;
+
+        /* Without a vIOMMU the devices do not count: RAM + 1 GiB. */
+        ck_assert_int_eq(memlock_limit_for_groups(8 * G, false, g, 3, &v, &in), 0);
+        ck_assert_uint_eq(v, 9 * G);
+        ck_assert_uint_eq(in.n_devices, 3);
+
+        /* With one, each distinct device pins the RAM once: 3 devices, not 5. */
+        ck_assert_int_eq(memlock_limit_for_groups(8 * G, true, g, 3, &v, &in), 0);
+        ck_assert_int_eq(memlock_limit_for_groups(8 * G, true, g, 2, &once, NULL), 0);
+        ck_assert_uint_eq(v, once);
+        ck_assert_uint_eq(v, 3 * 8 * G + G);
+        ck_assert_uint_eq(in.n_devices, 3);
+
+        /* The groups share one container: the largest DMA32 window counts, once. */
+        MemlockGroup spapr[] = { { .id = 1, .n_devices = 1, .spapr_dma32_window = G },
+                                 { .id = 2, .n_devices = 1, .spapr_dma32_window = 2 * G } };
+        ck_assert_int_eq(memlock_limit_for_groups(4 * G, false, spapr, 2, &v, &in), 0);
+        ck_assert_uint_eq(v, 4 * G + G + 2 * G);
+        ck_assert_uint_eq(in.spapr_dma32_window, 2 * G);
+
+        ck_assert_int_eq(memlock_limit_for_groups(0, false, g, 3, &v, NULL), -EINVAL);
+        ck_assert_int_eq(memlock_limit_for_groups(G, true, NULL, 0, &v, NULL), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_memlock_sizes) {
         uint64_t v = 0;
         char buf[32];
@@ -755,6 +790,7 @@ static Suite *dma_suite(void) {
 
         tc = tcase_create("memlock");
         tcase_add_test(tc, test_memlock_arithmetic);
+        tcase_add_test(tc, test_memlock_for_groups);
         tcase_add_test(tc, test_memlock_sizes);
         tcase_add_test(tc, test_raise_memlock);
         suite_add_tcase(s, tc);

@@ -783,6 +783,36 @@ START_TEST(test_memlock) {
 }
 END_TEST
 
+/* groupctl memlock: a group named twice is one group (the rule D-Bus MemlockLimit and the daemon use). */
+static void groupctl_memlock_json(const char *args, char *buf, size_t size) {
+        const char *bin = getenv("GROUPCTL_BIN");
+        char cmd[1024];
+        FILE *f;
+        size_t n;
+
+        ck_assert_ptr_nonnull(bin);
+        snprintf(cmd, sizeof cmd, "GROUPD_SOCKET='%s' '%s' memlock --json --viommu --guest-ram=8G %s", socket_path,
+                 bin, args);
+        f = popen(cmd, "re");
+        ck_assert_ptr_nonnull(f);
+        n = fread(buf, 1, size - 1, f);
+        buf[n] = 0;
+        ck_assert_int_eq(pclose(f), 0);
+}
+
+START_TEST(test_groupctl_memlock_counts_a_group_once) {
+        char once[512], twice[512], by_address[512];
+
+        groupctl_memlock_json("1", once, sizeof once);
+        groupctl_memlock_json("1 1", twice, sizeof twice);
+        groupctl_memlock_json("1 0000:01:00.1", by_address, sizeof by_address);
+        /* Group 1 has two functions: 2 devices x 8 GiB + 1 GiB, however it is named. */
+        ck_assert_msg(strstr(once, "\"devices\":2") && strstr(once, "\"memlock\":18253611008"), "%s", once);
+        ck_assert_str_eq(twice, once);
+        ck_assert_str_eq(by_address, once);
+}
+END_TEST
+
 static Suite *integration_suite(void) {
         Suite *s = suite_create("integration");
         TCase *tc = tcase_create("sim");
@@ -801,6 +831,7 @@ static Suite *integration_suite(void) {
         tcase_add_test(tc, test_kvm_acquire_release);
         tcase_add_test(tc, test_kvm_standin);
         tcase_add_test(tc, test_memlock);
+        tcase_add_test(tc, test_groupctl_memlock_counts_a_group_once);
         suite_add_tcase(s, tc);
         return s;
 }
