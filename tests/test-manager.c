@@ -1,0 +1,529 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The core in-process: a Manager on the simulated host with a real sd-event loop, no sockets. What a
+ * user of groupd would notice, asserted on the (simulated) kernel's state: drivers moved and put back,
+ * groups refused while held, leases ended when their owner goes, a state file taken back. */
+#include <check.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "host-sim.h"
+#include "manager.h"
+#include "state.h"
+#include "test-util.h"
+#include "worker.h"
+
+/* worker_new() fails on demand (linked with -Wl,--wrap=worker_new): manager_new() must then leave the
+ * host to its caller. */
+int __real_worker_new(sd_event *e, Worker **ret);
+int __wrap_worker_new(sd_event *e, Worker **ret);
+static bool fail_worker_new;
+int __wrap_worker_new(sd_event *e, Worker **ret) {
+        if (fail_worker_new)
+                return -EMFILE;
+        return __real_worker_new(e, ret);
+}
+
+static char dir[PATH_MAX], runtime[PATH_MAX + 16], simdir[PATH_MAX + 16];
+static sd_event *event;
+
+/* What the listener heard. */
+typedef struct Heard {
+        unsigned started, releasing, ended;
+        LeaseReason last_reason;
+        size_t n_leases_at_end;      /* manager_n_leases() when LEASE_ENDED came */
+        char last_detail[512];
+} Heard;
+
+static void on_event(Manager *m, ManagerEvent kind, const Lease *l, unsigned group, int errno_value,
+                     const char *detail, void *userdata) {
+        Heard *h = userdata;
+
+        switch (kind) {
+        case MANAGER_EVENT_LEASE_STARTED:
+                h->started++;
+                break;
+        case MANAGER_EVENT_LEASE_RELEASING:
+                h->releasing++;
+                break;
+        case MANAGER_EVENT_LEASE_ENDED:
+                h->ended++;
+                h->last_reason = l->reason;
+                h->n_leases_at_end = manager_n_leases(m);
+                snprintf(h->last_detail, sizeof h->last_detail, "%s", detail ?: "");
+                break;
+        default:
+                break;
+        }
+}
+
+/* The acquire's answer. */
+typedef struct Answer {
+        bool done;
+        Lease *lease;
+        ManagerError err;
+        int lease_fd;               /* the client's end, with OWNER_LEASE_FD */
+} Answer;
+
+static int on_acquired(Manager *m, Lease *l, int *lease_fd, const ManagerError *err, void *userdata) {
+        Answer *a = userdata;
+
+        a->done = true;
+        a->lease = l;
+        if (err)
+                a->err = *err;
+        if (lease_fd && *lease_fd >= 0)
+                a->lease_fd = fcntl(*lease_fd, F_DUPFD_CLOEXEC, 3);
+        return 0;
+}
+
+static Host *new_host(void) {
+        HostSimConfig cfg = { .state_dir = simdir };
+        Host *h = NULL;
+
+        ck_assert_int_eq(host_new_sim(&cfg, &h), 0);
+        return h;
+}
+
+static Manager *new_manager(Heard *heard) {
+        ManagerConfig cfg = { .runtime_dir = runtime, .release_deadline_usec = 5 * 1000000ULL };
+        ManagerError err = {};
+        Manager *m = NULL;
+        Host *h = new_host();
+
+        ck_assert_int_eq(manager_new(event, h, &cfg, &m), 0);
+        if (heard)
+                ck_assert_int_eq(manager_add_listener(m, on_event, heard), 0);
+        ck_assert_msg(manager_start(m, &err) >= 0, "%s", err.message);
+        return m;
+}
+
+/* Runs the loop until *flag is true (at most 10 s). */
+static void run_until(const bool *flag) {
+        for (int i = 0; i < 1000 && !*flag; i++)
+                ck_assert_int_ge(sd_event_run(event, 10 * 1000), 0);
+        ck_assert_msg(*flag, "timed out waiting for the manager");
+}
+
+static void run_until_ended(Heard *h, unsigned n) {
+        for (int i = 0; i < 1000 && h->ended < n; i++)
+                ck_assert_int_ge(sd_event_run(event, 10 * 1000), 0);
+        ck_assert_uint_ge(h->ended, n);
+}
+
+static void read_driver(Manager *m, const char *spec, const char *address, char *buf, size_t size) {
+        GroupView v = {};
+        ManagerError err = {};
+
+        buf[0] = 0;
+        ck_assert_msg(manager_get_group(m, spec, &v, &err) >= 0, "%s", err.message);
+        for (size_t i = 0; i < v.group.n_devices; i++)
+                if (streq(v.group.devices[i].address, address))
+                        snprintf(buf, size, "%s", v.group.devices[i].driver);
+        group_view_done(&v);
+}
+
+#define assert_driver(m, spec, addr, want)                                                             \
+        do {                                                                                           \
+                char _d[64];                                                                           \
+                read_driver(m, spec, addr, _d, sizeof _d);                                             \
+                ck_assert_msg(streq(_d, want), "%s is on \"%s\", want \"%s\"", addr, _d, want);        \
+        } while (0)
+
+/* The driver of a device as the simulated kernel has it, read without a manager. */
+static void host_driver(const char *address, char *buf, size_t size) {
+        Host *h = new_host();
+        HostDevice d;
+
+        ck_assert_int_eq(host_read_device(h, address, &d), 0);
+        snprintf(buf, size, "%s", d.driver);
+        host_free(h);
+}
+
+static const Caller root = { .uid = 0, .gid = 0, .connection_id = 1 };
+
+static Lease *acquire(Manager *m, const Caller *c, const char *spec, OwnerKind owner, int pidfd, Answer *a) {
+        const char *specs[] = { spec };
+        AcquireRequest req = { .specs = specs, .n_specs = 1, .label = "vm", .owner = owner,
+                               .owner_pidfd = pidfd };
+        ManagerError err = {};
+
+        *a = (Answer) { .lease_fd = -EBADF };
+        ck_assert_msg(manager_acquire(m, c, &req, on_acquired, a, &err) >= 0, "%s", err.message);
+        run_until(&a->done);
+        ck_assert_msg(a->lease, "acquire of %s failed: %s", spec, a->err.message);
+        return a->lease;
+}
+
+static void setup(void) {
+        snprintf(dir, sizeof dir, "/tmp/test-manager-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(runtime, sizeof runtime, "%s/run", dir);
+        snprintf(simdir, sizeof simdir, "%s/sim", dir);
+        ck_assert_int_eq(mkdir(runtime, 0700), 0);
+        ck_assert_int_ge(sd_event_new(&event), 0);
+        fail_worker_new = false;
+}
+
+static void teardown(void) {
+        event = sd_event_unref(event);
+        test_rm_rf(dir);
+}
+
+/* Acquire moves the devices, a second acquire is refused naming the holder, release puts them back. */
+START_TEST(test_acquire_busy_release) {
+        Heard heard = {};
+        Manager *m = new_manager(&heard);
+        const char *specs[] = { "0000:03:00.1" };
+        AcquireRequest req = { .specs = specs, .n_specs = 1 };
+        ManagerError err = {};
+        Answer a, b = {};
+        Lease *l;
+
+        assert_driver(m, "3", "0000:03:00.1", "e1000");
+        l = acquire(m, &root, "3", OWNER_CONNECTION, -EBADF, &a);
+        ck_assert_int_eq(l->state, LEASE_ACTIVE);
+        ck_assert_int_ge(l->container_fd, 0);
+        ck_assert_int_ge(l->group_fds[0], 0);
+        ck_assert_uint_eq(heard.started, 1);
+        ck_assert_uint_eq(manager_n_leases(m), 1);
+        assert_driver(m, "3", "0000:03:00.0", "vfio-pci");
+        assert_driver(m, "3", "0000:03:00.1", "vfio-pci");
+
+        /* The same group by another name: refused at once, nothing changes. */
+        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &b, &err), -EBUSY);
+        ck_assert_int_eq(err.code, MANAGER_ERROR_BUSY);
+        ck_assert_msg(strstr(err.message, l->id), "%s", err.message);
+        ck_assert(!b.done);
+        ck_assert_uint_eq(manager_n_leases(m), 1);
+
+        /* Released by token; the end is announced after the lease left the registry. */
+        ck_assert_int_eq(manager_release_token(m, &root, l->token, &err), 0);
+        run_until_ended(&heard, 1);
+        ck_assert_int_eq(heard.last_reason, LEASE_REASON_RELEASED);
+        ck_assert_uint_eq(heard.n_leases_at_end, 0);
+        ck_assert_uint_eq(manager_n_leases(m), 0);
+        assert_driver(m, "3", "0000:03:00.0", "");
+        assert_driver(m, "3", "0000:03:00.1", "e1000");
+        manager_free(m);
+}
+END_TEST
+
+/* A refusal before anything is touched: bad specs, too many, unknown groups, the never rule. */
+START_TEST(test_refusals_change_nothing) {
+        Manager *m = new_manager(NULL);
+        const char *bad[] = { "not-a-group" }, *unknown[] = { "99" }, *storage[] = { "5" };
+        const char *many[LEASE_GROUPS_MAX + 1];
+        AcquireRequest req = { .n_specs = 1 };
+        ManagerError err = {};
+        Answer a = {};
+
+        req.specs = bad;
+        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EINVAL);
+        ck_assert_int_eq(err.code, MANAGER_ERROR_INVALID);
+        req.specs = unknown;
+        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -ENOENT);
+        ck_assert_int_eq(err.code, MANAGER_ERROR_NOT_FOUND);
+        req.specs = storage;
+        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EPERM);
+        ck_assert_int_eq(err.code, MANAGER_ERROR_DENIED);
+        for (size_t i = 0; i < ELEMENTSOF(many); i++)
+                many[i] = "2";
+        req.specs = many;
+        req.n_specs = ELEMENTSOF(many);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EINVAL);
+        ck_assert_msg(strstr(err.message, "1 to 64"), "%s", err.message);
+        req.n_specs = 0;
+        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EINVAL);
+
+        ck_assert(!a.done);
+        ck_assert_uint_eq(manager_n_leases(m), 0);
+        assert_driver(m, "5", "0000:05:00.0", "nvme");
+        manager_free(m);
+}
+END_TEST
+
+/* A failure half-way (the QuickAssist function is on vfio-pci's deny list) rolls back what it moved. */
+START_TEST(test_failed_acquire_rolls_back) {
+        Heard heard = {};
+        Manager *m = new_manager(&heard);
+        const char *specs[] = { "1", "7" };
+        AcquireRequest req = { .specs = specs, .n_specs = 2 };
+        ManagerError err = {};
+        Answer a = { .lease_fd = -EBADF };
+
+        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), 0);
+        run_until(&a.done);
+        ck_assert_ptr_null(a.lease);
+        ck_assert_int_eq(a.err.code, MANAGER_ERROR_HOST);
+        ck_assert_uint_eq(heard.started, 0);
+        ck_assert_uint_eq(heard.ended, 0);     /* never announced, never ended */
+        ck_assert_uint_eq(manager_n_leases(m), 0);
+        assert_driver(m, "1", "0000:01:00.0", "nouveau");
+        assert_driver(m, "1", "0000:01:00.1", "snd_hda_intel");
+        assert_driver(m, "7", "0000:07:00.0", "qat_c62x");
+        manager_free(m);
+}
+END_TEST
+
+/* The owner process dies: its lease ends with owner-exited, drivers back. */
+START_TEST(test_owner_process_death) {
+        Heard heard = {};
+        Manager *m = new_manager(&heard);
+        Answer a;
+        Lease *l;
+        pid_t pid;
+        int pidfd;
+
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                pause();
+                _exit(0);
+        }
+        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        ck_assert_int_ge(pidfd, 0);
+        l = acquire(m, &root, "2", OWNER_PROCESS, pidfd, &a);
+        ck_assert_int_eq(l->owner_kind, OWNER_PROCESS);
+        ck_assert_int_eq(l->owner_pid, pid);
+        close(pidfd);  /* the manager keeps its own copy */
+        assert_driver(m, "2", "0000:02:00.0", "vfio-pci");
+
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        run_until_ended(&heard, 1);
+        ck_assert_int_eq(heard.last_reason, LEASE_REASON_OWNER_EXITED);
+        assert_driver(m, "2", "0000:02:00.0", "e1000e");
+        manager_free(m);
+}
+END_TEST
+
+/* Every copy of the lease fd closed: the lease ends with lease-fd-closed. */
+START_TEST(test_lease_fd_closed) {
+        Heard heard = {};
+        Manager *m = new_manager(&heard);
+        Answer a;
+        Lease *l;
+
+        l = acquire(m, &root, "6", OWNER_LEASE_FD, -EBADF, &a);
+        ck_assert_int_eq(l->owner_kind, OWNER_LEASE_FD);
+        ck_assert_int_ge(a.lease_fd, 0);
+        for (int i = 0; i < 20; i++)
+                ck_assert_int_ge(sd_event_run(event, 1000), 0);
+        ck_assert_uint_eq(heard.ended, 0);     /* held while the fd is open */
+
+        close(a.lease_fd);
+        run_until_ended(&heard, 1);
+        ck_assert_int_eq(heard.last_reason, LEASE_REASON_LEASE_FD_CLOSED);
+        assert_driver(m, "6", "0000:06:00.0", "xhci_hcd");
+        manager_free(m);
+}
+END_TEST
+
+/* A state file written in the middle of an acquire (the daemon died after binding): the next start puts
+ * the device back and the record goes. */
+START_TEST(test_reconcile_half_done) {
+        Heard heard = {};
+        Host *h = new_host();
+        char path[PATH_MAX + 32];
+        Manager *m;
+        FILE *f;
+
+        /* What the dead daemon had done: override, unbind, bind. */
+        ck_assert_int_eq(host_device_set_override(h, "0000:02:00.0", "vfio-pci"), 0);
+        ck_assert_int_eq(host_device_unbind(h, "0000:02:00.0"), 0);
+        ck_assert_int_eq(host_device_bind(h, "0000:02:00.0", "vfio-pci"), 0);
+        host_free(h);
+
+        snprintf(path, sizeof path, "%s/state", runtime);
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("groupd-state 1\n"
+              "lease 1a2b3c4d5e6f ffeeddccbbaa99887766554433221100 acquiring connection uid=0 gid=0 pid=5000 "
+              "owner-pid=0 owner-start=0 conn=5 iommu=0 since=1796615076000000 kvm=0 memlock=0 label=half\n"
+              "group 2\n"
+              "device 0000:02:00.0 2 e1000e\n"
+              "end\n", f);
+        fclose(f);
+
+        m = new_manager(&heard);
+        run_until_ended(&heard, 1);
+        ck_assert_int_eq(heard.last_reason, LEASE_REASON_RECOVERED_DEAD);
+        assert_driver(m, "2", "0000:02:00.0", "e1000e");
+        ck_assert_uint_eq(manager_n_leases(m), 0);
+        ck_assert(!test_file_contains(path, "1a2b3c4d5e6f"));
+        manager_free(m);
+}
+END_TEST
+
+/* Today's state file format (written by the version before the core had its own words) is still read. */
+START_TEST(test_state_file_v1_read_back) {
+        char path[PATH_MAX];
+        Lease *leases = NULL, *l, *next;
+        unsigned line = 0, n = 0;
+
+        snprintf(path, sizeof path, "%s/tests/data/state-v1.state", getenv("TOP_SRCDIR") ?: TOP_SRCDIR_DEFAULT);
+        ck_assert_int_eq(state_read(path, NULL, &leases, &line), 0);
+        for (l = leases; l; l = l->next)
+                n++;
+        ck_assert_uint_eq(n, 5);
+
+        l = leases;
+        ck_assert_str_eq(l->id, "6cdc36278a81");
+        ck_assert_int_eq(l->state, LEASE_ACTIVE);
+        ck_assert_int_eq(l->owner_kind, OWNER_PROCESS);
+        ck_assert_int_eq(l->owner_pid, 6114);
+        ck_assert(l->configure_iommu);
+        ck_assert_uint_eq(l->n_groups, 1);
+        ck_assert_uint_eq(l->groups[0], 6);
+        ck_assert_str_eq(l->devices[0].driver, "xhci_hcd");
+        l = l->next;
+        ck_assert_str_eq(l->label, "vm one");
+        ck_assert_uint_eq(l->n_devices, 2);
+        ck_assert_str_eq(l->devices[0].driver, "");
+        l = l->next;
+        ck_assert_int_eq(l->owner_kind, OWNER_LEASE_FD);
+        ck_assert_int_eq(l->uid, 107);
+        ck_assert(l->kvm_registered);
+        ck_assert_uint_eq(l->memlock, UINT64_C(9663676416));
+        ck_assert_str_eq(l->label, "libvirt:guest-7");
+        l = l->next;
+        ck_assert_int_eq(l->state, LEASE_ACQUIRING);
+        ck_assert_int_eq(l->owner_kind, OWNER_CONNECTION);
+        l = l->next;
+        ck_assert_int_eq(l->state, LEASE_RELEASING);
+        ck_assert_int_eq(l->owner_kind, OWNER_BUS_NAME);
+        ck_assert_uint_eq(l->n_devices, 2);
+
+        for (l = leases; l; l = next) {
+                next = l->next;
+                lease_free(l);
+        }
+}
+END_TEST
+
+/* A restart with the fd store: a lease-fd lease whose stored fds come back is kept, watched again, and
+ * ends when its owner closes the lease fd. Unclaimed stored fds are dropped. */
+typedef struct Stored {
+        char names[16][128];
+        int fds[16];
+        size_t n;
+} Stored;
+
+static void store_fd(Manager *m, const char *name, int fd, void *userdata) {
+        Stored *s = userdata;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->names[i], name)) {
+                        s->fds[i] = safe_close(s->fds[i]);
+                        if (fd >= 0)
+                                s->fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                        return;
+                }
+        if (fd < 0 || s->n >= ELEMENTSOF(s->fds))
+                return;
+        snprintf(s->names[s->n], sizeof s->names[0], "%s", name);
+        s->fds[s->n++] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+START_TEST(test_fd_store_claim) {
+        ManagerConfig cfg = { .runtime_dir = runtime, .keep_leases_on_exit = true };
+        Heard heard = {};
+        Stored stored = {};
+        ManagerError err = {};
+        Manager *m;
+        Answer a;
+        Lease *l;
+        char id[LEASE_ID_LEN + 1], drv[64];
+        int client_fd, n_open = 0;
+
+        m = NULL;
+        ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
+        manager_set_fd_store(m, store_fd, &stored);
+        ck_assert_int_ge(manager_start(m, &err), 0);
+        l = acquire(m, &root, "6", OWNER_LEASE_FD, -EBADF, &a);
+        snprintf(id, sizeof id, "%s", l->id);
+        client_fd = a.lease_fd;
+        for (size_t i = 0; i < stored.n; i++)
+                n_open += stored.fds[i] >= 0;
+        ck_assert_int_eq(n_open, 3);           /* container, group 6, owner */
+
+        /* The daemon stops, keeping the lease (its fds are in the store): the device stays assigned. */
+        ck_assert_int_eq(manager_shutdown(m, NULL, NULL), 0);
+        manager_free(m);
+        host_driver("0000:06:00.0", drv, sizeof drv);
+        ck_assert_str_eq(drv, "vfio-pci");
+
+        /* Started again with the stored fds offered back, and one that nobody claims. */
+        m = NULL;
+        ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
+        ck_assert_int_eq(manager_add_listener(m, on_event, &heard), 0);
+        manager_set_fd_store(m, store_fd, &stored);
+        for (size_t i = 0; i < stored.n; i++)
+                if (stored.fds[i] >= 0)
+                        ck_assert_int_eq(manager_offer_stored_fd(m, stored.names[i],
+                                                                 fcntl(stored.fds[i], F_DUPFD_CLOEXEC, 3)), 0);
+        ck_assert_int_eq(manager_offer_stored_fd(m, "lease-000000000000-owner", open("/dev/null", O_RDONLY | O_CLOEXEC)),
+                         0);
+        ck_assert_int_ge(manager_start(m, &err), 0);
+        l = manager_find_lease(m, id);
+        ck_assert_ptr_nonnull(l);
+        ck_assert_int_eq(l->state, LEASE_ACTIVE);
+        ck_assert_int_ge(l->container_fd, 0);
+        ck_assert_int_ge(l->group_fds[0], 0);
+        ck_assert_uint_eq(heard.ended, 0);
+
+        /* Its owner lets go: ended, device back, and the stored fds dropped. */
+        close(client_fd);
+        run_until_ended(&heard, 1);
+        ck_assert_int_eq(heard.last_reason, LEASE_REASON_LEASE_FD_CLOSED);
+        assert_driver(m, "6", "0000:06:00.0", "xhci_hcd");
+        for (size_t i = 0; i < stored.n; i++)
+                ck_assert_msg(stored.fds[i] < 0, "fd \"%s\" is still stored", stored.names[i]);
+        manager_free(m);
+}
+END_TEST
+
+/* manager_new() that fails leaves the host to the caller, who frees it once (ASan sees a double free). */
+START_TEST(test_manager_new_fails_cleanly) {
+        ManagerConfig cfg = { .runtime_dir = runtime };
+        Manager *m = NULL;
+        Host *h = new_host();
+
+        fail_worker_new = true;
+        ck_assert_int_eq(manager_new(event, h, &cfg, &m), -EMFILE);
+        ck_assert_ptr_null(m);
+        fail_worker_new = false;
+        /* Still the caller's, and still working. */
+        ck_assert_int_eq(host_get_kind(h), HOST_SIM);
+        host_free(h);
+}
+END_TEST
+
+static Suite *manager_suite(void) {
+        Suite *s = suite_create("manager");
+        TCase *tc = tcase_create("sim");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 30);
+        tcase_add_test(tc, test_acquire_busy_release);
+        tcase_add_test(tc, test_refusals_change_nothing);
+        tcase_add_test(tc, test_failed_acquire_rolls_back);
+        tcase_add_test(tc, test_owner_process_death);
+        tcase_add_test(tc, test_lease_fd_closed);
+        tcase_add_test(tc, test_reconcile_half_done);
+        tcase_add_test(tc, test_state_file_v1_read_back);
+        tcase_add_test(tc, test_fd_store_claim);
+        tcase_add_test(tc, test_manager_new_fails_cleanly);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        return test_run_suite(manager_suite(), NULL);
+}

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The kernel sequences of a lease (daemon/core/prepare.c) on the simulated host, with no manager: an
+ * acquire that fails at any step of any phase leaves every device as it found it and no fd open, and a
+ * restore after a good acquire does too. Failures are injected by wrapping the host calls
+ * (-Wl,--wrap=host_...), as tpm2-abrmd swaps its collaborators. */
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "host-sim.h"
+#include "prepare.h"
+#include "test-util.h"
+
+/* ---------------------------------------------------------------- fault injection */
+
+typedef enum Op {
+        OP_SET_OVERRIDE,
+        OP_UNBIND,
+        OP_BIND,
+        OP_OPEN_CONTAINER,
+        OP_OPEN_GROUP,
+        OP_SET_CONTAINER,
+        OP_SET_IOMMU,
+        OP_RAISE_MEMLOCK,
+        _OP_MAX,
+} Op;
+
+static const char *const op_names[_OP_MAX] = {
+        "set_override", "unbind", "bind", "open_container", "open_group", "set_container", "set_iommu",
+        "raise_memlock",
+};
+
+static unsigned calls[_OP_MAX];
+static Op fail_op = _OP_MAX;
+static unsigned fail_at;     /* 1-based call number of fail_op that fails */
+
+static bool inject(Op op) {
+        calls[op]++;
+        return op == fail_op && calls[op] == fail_at;
+}
+
+int __real_host_device_set_override(Host *h, const char *address, const char *driver);
+int __wrap_host_device_set_override(Host *h, const char *address, const char *driver);
+int __wrap_host_device_set_override(Host *h, const char *address, const char *driver) {
+        return inject(OP_SET_OVERRIDE) ? -EIO : __real_host_device_set_override(h, address, driver);
+}
+
+int __real_host_device_unbind(Host *h, const char *address);
+int __wrap_host_device_unbind(Host *h, const char *address);
+int __wrap_host_device_unbind(Host *h, const char *address) {
+        return inject(OP_UNBIND) ? -EIO : __real_host_device_unbind(h, address);
+}
+
+int __real_host_device_bind(Host *h, const char *address, const char *driver);
+int __wrap_host_device_bind(Host *h, const char *address, const char *driver);
+int __wrap_host_device_bind(Host *h, const char *address, const char *driver) {
+        return inject(OP_BIND) ? -EINVAL : __real_host_device_bind(h, address, driver);
+}
+
+int __real_host_open_container(Host *h, int *ret_fd);
+int __wrap_host_open_container(Host *h, int *ret_fd);
+int __wrap_host_open_container(Host *h, int *ret_fd) {
+        return inject(OP_OPEN_CONTAINER) ? -EMFILE : __real_host_open_container(h, ret_fd);
+}
+
+int __real_host_open_group(Host *h, unsigned id, int *ret_fd);
+int __wrap_host_open_group(Host *h, unsigned id, int *ret_fd);
+int __wrap_host_open_group(Host *h, unsigned id, int *ret_fd) {
+        return inject(OP_OPEN_GROUP) ? -EBUSY : __real_host_open_group(h, id, ret_fd);
+}
+
+int __real_host_group_set_container(Host *h, int group_fd, int container_fd);
+int __wrap_host_group_set_container(Host *h, int group_fd, int container_fd);
+int __wrap_host_group_set_container(Host *h, int group_fd, int container_fd) {
+        return inject(OP_SET_CONTAINER) ? -EPERM : __real_host_group_set_container(h, group_fd, container_fd);
+}
+
+int __real_host_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type);
+int __wrap_host_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type);
+int __wrap_host_container_set_iommu(Host *h, int container_fd, uint32_t *ret_type) {
+        return inject(OP_SET_IOMMU) ? -ENODEV : __real_host_container_set_iommu(h, container_fd, ret_type);
+}
+
+/* Never the real prlimit here: raising a hard limit needs CAP_SYS_RESOURCE, which a test may lack. */
+int __wrap_host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_soft, uint64_t *ret_old_hard);
+int __wrap_host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_soft, uint64_t *ret_old_hard) {
+        return inject(OP_RAISE_MEMLOCK) ? -EPERM : 0;
+}
+
+static void inject_reset(Op op, unsigned at) {
+        memset(calls, 0, sizeof calls);
+        fail_op = op;
+        fail_at = at;
+}
+
+/* ---------------------------------------------------------------- the host as it was */
+
+static char dir[PATH_MAX], simdir[PATH_MAX + 16];
+static Host *host;
+
+/* Groups 1 (nouveau + snd_hda_intel), 3 (a driverless function + e1000) and 6 (xhci_hcd) of the default
+ * sim topology: host drivers, no driver, several groups in one container. */
+static const unsigned groups[] = { 1, 3, 6 };
+
+typedef struct Snapshot {
+        HostDevice d[16];
+        size_t n;
+} Snapshot;
+
+static void snapshot(Snapshot *s) {
+        *s = (Snapshot) {};
+        for (size_t i = 0; i < ELEMENTSOF(groups); i++) {
+                HostGroup g = {};
+                ck_assert_int_eq(host_read_group(host, groups[i], &g), 0);
+                for (size_t k = 0; k < g.n_devices; k++)
+                        s->d[s->n++] = g.devices[k];
+                host_group_done(&g);
+        }
+}
+
+static void assert_same(const Snapshot *want, const char *when) {
+        Snapshot now;
+
+        snapshot(&now);
+        ck_assert_uint_eq(now.n, want->n);
+        for (size_t i = 0; i < want->n; i++) {
+                ck_assert_msg(streq(now.d[i].driver, want->d[i].driver) &&
+                              streq(now.d[i].driver_override, want->d[i].driver_override),
+                              "%s: %s is on \"%s\" (override \"%s\"), was on \"%s\" (override \"%s\")", when,
+                              want->d[i].address, now.d[i].driver, now.d[i].driver_override, want->d[i].driver,
+                              want->d[i].driver_override);
+        }
+}
+
+static Prepare *new_prepare(void) {
+        LeaseDevice devices[16];
+        size_t n = 0;
+        Prepare *p = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(groups); i++) {
+                HostGroup g = {};
+                ck_assert_int_eq(host_read_group(host, groups[i], &g), 0);
+                for (size_t k = 0; k < g.n_devices; k++) {
+                        devices[n] = (LeaseDevice) { .group = groups[i] };
+                        snprintf(devices[n].address, sizeof devices[n].address, "%s", g.devices[k].address);
+                        snprintf(devices[n].driver, sizeof devices[n].driver, "%s", g.devices[k].driver);
+                        n++;
+                }
+                host_group_done(&g);
+        }
+        ck_assert_int_eq(prepare_new(host, devices, n, groups, ELEMENTSOF(groups), &p), 0);
+        p->configure_iommu = true;
+        p->memlock = true;
+        p->guest_ram = UINT64_C(1) << 30;
+        p->memlock_max = UINT64_MAX;
+        p->memlock_pid = getpid();
+        return p;
+}
+
+static void setup(void) {
+        HostSimConfig cfg = {};
+
+        snprintf(dir, sizeof dir, "/tmp/test-prepare-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(simdir, sizeof simdir, "%s/sim", dir);
+        cfg.state_dir = simdir;
+        ck_assert_int_eq(host_new_sim(&cfg, &host), 0);
+        inject_reset(_OP_MAX, 0);
+}
+
+static void teardown(void) {
+        host = host_free(host);
+        test_rm_rf(dir);
+}
+
+/* A good acquire moves every device and opens what it should; a restore gives everything back. */
+START_TEST(test_acquire_then_restore) {
+        Snapshot before;
+        Prepare *p;
+
+        snapshot(&before);
+        p = new_prepare();
+        ck_assert_int_eq(prepare_acquire(p), 0);
+        ck_assert_int_ge(p->container_fd, 0);
+        for (size_t i = 0; i < p->n_groups; i++)
+                ck_assert_int_ge(p->group_fds[i], 0);
+        ck_assert_uint_ne(p->iommu_type, 0);
+        ck_assert_uint_eq(p->memlock_set, (UINT64_C(1) << 30) + (UINT64_C(1) << 30));
+        for (size_t i = 0; i < p->n_devices; i++) {
+                HostDevice d;
+                ck_assert_int_eq(host_read_device(host, p->devices[i].address, &d), 0);
+                ck_assert_str_eq(d.driver, "vfio-pci");
+        }
+        /* What the loop does when it takes the fds: the daemon lets go before the restore. */
+        p->container_fd = safe_close(p->container_fd);
+        close_many(p->group_fds, p->n_groups);
+        ck_assert_int_eq(prepare_restore(p), 0);
+        ck_assert_msg(strstr(p->detail, "0000:01:00.0 → nouveau"), "%s", p->detail);
+        assert_same(&before, "after restore");
+        /* Restoring again changes nothing: it is idempotent (a crash between the two is fine). */
+        ck_assert_int_eq(prepare_restore(p), 0);
+        assert_same(&before, "after a second restore");
+        prepare_free(p);
+}
+END_TEST
+
+/* Every call of every phase made to fail in turn: the acquire fails, says where, closes its fds, and the
+ * host is exactly as before. */
+START_TEST(test_rollback_after_each_step) {
+        unsigned total[_OP_MAX];
+        Snapshot before;
+        Prepare *p;
+        unsigned cases = 0;
+
+        snapshot(&before);
+        /* Count the calls of a good run. */
+        p = new_prepare();
+        inject_reset(_OP_MAX, 0);
+        ck_assert_int_eq(prepare_acquire(p), 0);
+        memcpy(total, calls, sizeof total);
+        p->container_fd = safe_close(p->container_fd);
+        close_many(p->group_fds, p->n_groups);
+        ck_assert_int_eq(prepare_restore(p), 0);
+        prepare_free(p);
+        assert_same(&before, "after the counting run");
+        for (Op op = 0; op < _OP_MAX; op++)
+                ck_assert_msg(total[op] > 0, "a good acquire never calls %s", op_names[op]);
+
+        for (Op op = 0; op < _OP_MAX; op++)
+                for (unsigned at = 1; at <= total[op]; at++) {
+                        char when[128];
+                        int r;
+
+                        p = new_prepare();
+                        inject_reset(op, at);
+                        r = prepare_acquire(p);
+                        snprintf(when, sizeof when, "%s call %u of %u failed", op_names[op], at, total[op]);
+                        ck_assert_msg(r < 0, "%s: the acquire succeeded", when);
+                        ck_assert_msg(!isempty(p->error.message), "%s: no error message", when);
+                        ck_assert_msg(p->container_fd < 0, "%s: the container fd is left open", when);
+                        for (size_t i = 0; i < p->n_groups; i++)
+                                ck_assert_msg(p->group_fds[i] < 0, "%s: group %u's fd is left open", when,
+                                              p->groups[i]);
+                        inject_reset(_OP_MAX, 0);
+                        assert_same(&before, when);
+                        prepare_free(p);
+                        cases++;
+                }
+        ck_assert_uint_ge(cases, 10);
+}
+END_TEST
+
+/* Devices already on vfio-pci before the acquire (bound by hand) are not touched by its rollback. */
+START_TEST(test_rollback_leaves_what_it_did_not_move) {
+        Snapshot before;
+        Prepare *p;
+
+        ck_assert_int_eq(__real_host_device_set_override(host, "0000:06:00.0", "vfio-pci"), 0);
+        ck_assert_int_eq(__real_host_device_unbind(host, "0000:06:00.0"), 0);
+        ck_assert_int_eq(__real_host_device_bind(host, "0000:06:00.0", "vfio-pci"), 0);
+        snapshot(&before);
+
+        p = new_prepare();
+        inject_reset(OP_SET_IOMMU, 1);
+        ck_assert_int_lt(prepare_acquire(p), 0);
+        ck_assert_int_eq(p->error.code, MANAGER_ERROR_HOST);
+        assert_same(&before, "after a failed acquire");
+        prepare_free(p);
+}
+END_TEST
+
+/* The policy's memlock ceiling: above it, refused (and rolled back); exactly at it, granted. */
+START_TEST(test_memlock_ceiling) {
+        const uint64_t want = (UINT64_C(1) << 30) + (UINT64_C(1) << 30);
+        Snapshot before;
+        Prepare *p;
+
+        snapshot(&before);
+        p = new_prepare();
+        p->memlock_max = want - 1;
+        ck_assert_int_eq(prepare_acquire(p), -EPERM);
+        ck_assert_int_eq(p->error.code, MANAGER_ERROR_DENIED);
+        ck_assert_msg(strstr(p->error.message, "max="), "%s", p->error.message);
+        assert_same(&before, "after a refused memlock");
+        prepare_free(p);
+
+        p = new_prepare();
+        p->memlock_max = want;
+        ck_assert_int_eq(prepare_acquire(p), 0);
+        ck_assert_uint_eq(p->memlock_set, want);
+        p->container_fd = safe_close(p->container_fd);
+        close_many(p->group_fds, p->n_groups);
+        ck_assert_int_eq(prepare_restore(p), 0);
+        assert_same(&before, "after restore");
+        prepare_free(p);
+}
+END_TEST
+
+static Suite *prepare_suite(void) {
+        Suite *s = suite_create("prepare");
+        TCase *tc = tcase_create("sim");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_acquire_then_restore);
+        tcase_add_test(tc, test_rollback_after_each_step);
+        tcase_add_test(tc, test_rollback_leaves_what_it_did_not_move);
+        tcase_add_test(tc, test_memlock_ceiling);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        return test_run_suite(prepare_suite(), NULL);
+}
