@@ -305,11 +305,56 @@ static int acquire_add_groups(Manager *m, Lease *l, const Caller *c, const Acqui
         return 0;
 }
 
+/* Records the lease (state file first: the intent is written down before a device is touched) and hands
+ * its kernel work to the worker. On failure nothing is recorded; the caller still owns l. */
+static int acquire_submit(Manager *m, Lease *l, AcquireDone done, void *userdata, int *client_lease_fd,
+                          ManagerError *err) {
+        AcquireOp *op;
+        Prepare *p;
+        int r;
+
+        op = calloc(1, sizeof *op);
+        if (!op) {
+                manager_error(err, MANAGER_ERROR_INTERNAL, ENOMEM, "out of memory");
+                return -ENOMEM;
+        }
+        op->client_lease_fd = -EBADF;
+        r = prepare_new(m->host, l->devices, l->n_devices, l->groups, l->n_groups, &op->prepare);
+        if (r < 0) {
+                acquire_op_free(op);
+                manager_error(err, MANAGER_ERROR_INTERNAL, r, "out of memory");
+                return r;
+        }
+        p = op->prepare;
+        p->configure_iommu = l->configure_iommu;
+        p->memlock = l->memlock_asked;
+        p->viommu = l->viommu;
+        p->guest_ram = l->guest_ram;
+        p->memlock_max = l->memlock_max;
+        p->memlock_pid = l->memlock_pid;
+        op->lease = l;
+        op->done = done;
+        op->userdata = userdata;
+        op->client_lease_fd = TAKE_FD(*client_lease_fd);
+
+        manager_link_lease(m, l);
+        manager_save(m);
+
+        r = worker_submit(m->worker, acquire_job_run, acquire_job_done, op);
+        if (r < 0) {
+                acquire_op_free(op);
+                manager_unlink_lease(m, l);
+                manager_save(m);
+                manager_error(err, MANAGER_ERROR_INTERNAL, r, "cannot start the acquire: %s", strerror(-r));
+                return r;
+        }
+        return 0;
+}
+
 int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, AcquireDone done, void *userdata,
                     ManagerError *err) {
         _cleanup_(lease_freep) Lease *l = NULL;
         _cleanup_close_ int client_lease_fd = -EBADF;
-        AcquireOp *op = NULL;
         int r;
 
         assert(m);
@@ -373,38 +418,9 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
                 }
         }
 
-        op = calloc(1, sizeof *op);
-        if (!op) {
-                manager_unhold_lease(m, l);
-                goto oom;
-        }
-        op->client_lease_fd = -EBADF;
-        r = prepare_new(m->host, l->devices, l->n_devices, l->groups, l->n_groups, &op->prepare);
+        r = acquire_submit(m, l, done, userdata, &client_lease_fd, err);
         if (r < 0) {
-                acquire_op_free(op);
                 manager_unhold_lease(m, l);
-                goto oom;
-        }
-        op->prepare->configure_iommu = l->configure_iommu;
-        op->prepare->memlock = l->memlock_asked;
-        op->prepare->viommu = l->viommu;
-        op->prepare->guest_ram = l->guest_ram;
-        op->prepare->memlock_max = l->memlock_max;
-        op->prepare->memlock_pid = l->memlock_pid;
-        op->lease = l;
-        op->done = done;
-        op->userdata = userdata;
-        op->client_lease_fd = TAKE_FD(client_lease_fd);
-
-        manager_link_lease(m, l);
-        manager_save(m);
-
-        r = worker_submit(m->worker, acquire_job_run, acquire_job_done, op);
-        if (r < 0) {
-                acquire_op_free(op);
-                manager_unlink_lease(m, l);
-                manager_save(m);
-                manager_error(err, MANAGER_ERROR_INTERNAL, r, "cannot start the acquire: %s", strerror(-r));
                 return r;
         }
         TAKE_PTR(l);
