@@ -29,6 +29,17 @@ int __wrap_worker_new(sd_event *e, Worker **ret) {
         return __real_worker_new(e, ret);
 }
 
+/* host_raise_memlock() records whose limit it would raise (never the real prlimit: raising a hard limit
+ * needs CAP_SYS_RESOURCE, which a test may lack). */
+static pid_t memlock_raised_pid;
+static uint64_t memlock_raised_bytes;
+int __wrap_host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_soft, uint64_t *ret_old_hard);
+int __wrap_host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_soft, uint64_t *ret_old_hard) {
+        memlock_raised_pid = pid;
+        memlock_raised_bytes = bytes;
+        return 0;
+}
+
 static char dir[PATH_MAX], runtime[PATH_MAX + 16], simdir[PATH_MAX + 16];
 static sd_event *event;
 
@@ -168,6 +179,8 @@ static void setup(void) {
         ck_assert_int_eq(mkdir(runtime, 0700), 0);
         ck_assert_int_ge(sd_event_new(&event), 0);
         fail_worker_new = false;
+        memlock_raised_pid = 0;
+        memlock_raised_bytes = 0;
 }
 
 static void teardown(void) {
@@ -505,6 +518,132 @@ START_TEST(test_manager_new_fails_cleanly) {
 }
 END_TEST
 
+/* A group held by a lease that is still being acquired, or being released, is BUSY naming the holder, and
+ * the acquire's intent is in the state file before any device is touched. */
+START_TEST(test_busy_while_acquiring_and_releasing) {
+        Heard heard = {};
+        Manager *m = new_manager(&heard);
+        const char *specs[] = { "2" };
+        AcquireRequest req = { .specs = specs, .n_specs = 1, .label = "first" };
+        ManagerError err = {};
+        Answer a = { .lease_fd = -EBADF }, b = { .lease_fd = -EBADF };
+        char path[PATH_MAX + 32];
+        Lease *l;
+
+        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), 0);
+        l = manager_first_lease(m);
+        ck_assert_ptr_nonnull(l);
+        ck_assert_int_eq(l->state, LEASE_ACQUIRING);
+        snprintf(path, sizeof path, "%s/state", runtime);
+        ck_assert(test_file_contains(path, l->id));
+
+        /* Still acquiring: refused as busy, naming the lease. */
+        req.label = "second";
+        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &b, &err), -EBUSY);
+        ck_assert_int_eq(err.code, MANAGER_ERROR_BUSY);
+        ck_assert_msg(strstr(err.message, "being acquired by") && strstr(err.message, l->id), "%s", err.message);
+
+        run_until(&a.done);
+        ck_assert_ptr_nonnull(a.lease);
+        ck_assert_int_eq(manager_release_lease(m, a.lease, LEASE_REASON_RELEASED), 0);
+        ck_assert_int_eq(a.lease->state, LEASE_RELEASING);
+        /* Being released: busy too. */
+        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &b, &err), -EBUSY);
+        ck_assert_msg(strstr(err.message, "being released by"), "%s", err.message);
+        run_until_ended(&heard, 1);
+        ck_assert(!b.done);
+        manager_free(m);
+}
+END_TEST
+
+/* The memlock raise goes to the owner process, not to the caller that asked. */
+START_TEST(test_memlock_raised_on_owner) {
+        Manager *m = new_manager(NULL);
+        const char *specs[] = { "2" };
+        AcquireRequest req = { .specs = specs, .n_specs = 1, .owner = OWNER_PROCESS, .memlock = true,
+                               .guest_ram = UINT64_C(8) << 30 };
+        Caller caller = root;
+        ManagerError err = {};
+        Answer a = { .lease_fd = -EBADF };
+        pid_t pid;
+
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                pause();
+                _exit(0);
+        }
+        req.owner_pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        ck_assert_int_ge(req.owner_pidfd, 0);
+        caller.pid = getpid();
+        ck_assert_int_eq(manager_acquire(m, &caller, &req, on_acquired, &a, &err), 0);
+        run_until(&a.done);
+        ck_assert_msg(a.lease, "%s", a.err.message);
+        ck_assert_int_eq(memlock_raised_pid, pid);
+        ck_assert_uint_eq(memlock_raised_bytes, UINT64_C(9) << 30);
+        ck_assert_uint_eq(a.lease->memlock, UINT64_C(9) << 30);
+        close(req.owner_pidfd);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        manager_free(m);
+}
+END_TEST
+
+/* After a restart, a lease-fd lease whose owner closed the lease fd while groupd was down ends, even with
+ * its fds back from the store; and a lease found half released is released again. */
+START_TEST(test_restart_owner_gone_meanwhile) {
+        ManagerConfig cfg = { .runtime_dir = runtime, .keep_leases_on_exit = true };
+        Heard heard = {};
+        Stored stored = {};
+        ManagerError err = {};
+        char path[PATH_MAX + 32];
+        Manager *m = NULL;
+        Answer a;
+        FILE *f;
+
+        ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
+        manager_set_fd_store(m, store_fd, &stored);
+        ck_assert_int_ge(manager_start(m, &err), 0);
+        (void) acquire(m, &root, "6", OWNER_LEASE_FD, -EBADF, &a);
+        ck_assert_int_eq(manager_shutdown(m, NULL, NULL), 0);
+        manager_free(m);
+        close(a.lease_fd);                       /* the owner lets go while groupd is down */
+
+        /* A second lease, recorded as half released by the daemon that died. */
+        snprintf(path, sizeof path, "%s/state", runtime);
+        f = fopen(path, "ae");
+        ck_assert_ptr_nonnull(f);
+        fputs("lease 2a2b3c4d5e6f 0123456789abcdef0123456789abcdef releasing connection uid=0 gid=0 pid=1 "
+              "owner-pid=0 owner-start=0 conn=9 iommu=0 since=1 kvm=0 memlock=0 label=half\n"
+              "group 2\n"
+              "device 0000:02:00.0 2 e1000e\n"
+              "end\n", f);
+        fclose(f);
+        {
+                Host *h = new_host();
+                ck_assert_int_eq(host_device_set_override(h, "0000:02:00.0", "vfio-pci"), 0);
+                ck_assert_int_eq(host_device_unbind(h, "0000:02:00.0"), 0);
+                ck_assert_int_eq(host_device_bind(h, "0000:02:00.0", "vfio-pci"), 0);
+                host_free(h);
+        }
+
+        m = NULL;
+        ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
+        ck_assert_int_eq(manager_add_listener(m, on_event, &heard), 0);
+        manager_set_fd_store(m, store_fd, &stored);
+        for (size_t i = 0; i < stored.n; i++)
+                if (stored.fds[i] >= 0)
+                        ck_assert_int_eq(manager_offer_stored_fd(m, stored.names[i],
+                                                                 fcntl(stored.fds[i], F_DUPFD_CLOEXEC, 3)), 0);
+        ck_assert_int_ge(manager_start(m, &err), 0);
+        run_until_ended(&heard, 2);
+        ck_assert_uint_eq(manager_n_leases(m), 0);
+        assert_driver(m, "6", "0000:06:00.0", "xhci_hcd");
+        assert_driver(m, "2", "0000:02:00.0", "e1000e");
+        manager_free(m);
+}
+END_TEST
+
 static Suite *manager_suite(void) {
         Suite *s = suite_create("manager");
         TCase *tc = tcase_create("sim");
@@ -520,6 +659,9 @@ static Suite *manager_suite(void) {
         tcase_add_test(tc, test_state_file_v1_read_back);
         tcase_add_test(tc, test_fd_store_claim);
         tcase_add_test(tc, test_manager_new_fails_cleanly);
+        tcase_add_test(tc, test_busy_while_acquiring_and_releasing);
+        tcase_add_test(tc, test_memlock_raised_on_owner);
+        tcase_add_test(tc, test_restart_owner_gone_meanwhile);
         suite_add_tcase(s, tc);
         return s;
 }
