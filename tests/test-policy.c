@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Unit tests of policy.c: the built-in policy, rules, and the errors of a bad policy file. */
+#include <check.h>
+#include <stdio.h>
+
+#include "policy.h"
+#include "test-util.h"
+
+static HostDevice dev(const char *addr, unsigned group, uint16_t vendor, uint16_t device, uint32_t class_code) {
+        HostDevice d = { .vendor = vendor, .device = device, .class_code = class_code, .group = group };
+        snprintf(d.address, sizeof d.address, "%s", addr);
+        return d;
+}
+
+START_TEST(test_policy_default) {
+        Policy *p = NULL;
+        char msg[256];
+        HostDevice nvme = dev("0000:05:00.0", 5, 0x144d, 0xa808, 0x010802);
+        HostDevice gpu = dev("0000:01:00.0", 1, 0x10de, 0x1eb8, 0x030200);
+        HostGroup g5 = { .id = 5, .devices = &nvme, .n_devices = 1 };
+        HostGroup g1 = { .id = 1, .devices = &gpu, .n_devices = 1 };
+        PolicySubject root = { .uid = 0 }, user = { .uid = 1000, .gid = 1000 };
+
+        ck_assert_int_eq(policy_load(NULL, &p, NULL), 0);
+        ck_assert(policy_device_never(p, &nvme, msg, sizeof msg));
+        ck_assert_ptr_nonnull(strstr(msg, "never class=0x01"));
+        ck_assert_int_eq(policy_check_group(p, &root, &g5, msg, sizeof msg), -EPERM);
+        ck_assert_ptr_nonnull(strstr(msg, "0000:05:00.0"));
+        ck_assert_int_eq(policy_check_group(p, &root, &g1, msg, sizeof msg), 0);
+        ck_assert_int_eq(policy_check_group(p, &user, &g1, msg, sizeof msg), -EPERM);
+        ck_assert_ptr_nonnull(strstr(msg, "uid 1000"));
+        policy_free(p);
+}
+END_TEST
+
+START_TEST(test_policy_rules) {
+        Policy *p = NULL;
+        char msg[256], *err = NULL;
+        gid_t kvm = 36;
+        HostDevice gpu[2] = { dev("0000:01:00.0", 1, 0x10de, 0x1eb8, 0x030200),
+                              dev("0000:01:00.1", 1, 0x10de, 0x10fa, 0x040300) };
+        HostDevice nic = dev("0000:02:00.0", 2, 0x8086, 0x10d3, 0x020000);
+        HostDevice other = dev("0000:03:00.0", 3, 0x1234, 0x11e8, 0x00ff00);
+        HostGroup g1 = { .id = 1, .devices = gpu, .n_devices = 2 };
+        HostGroup g2 = { .id = 2, .devices = &nic, .n_devices = 1 };
+        HostGroup g3 = { .id = 3, .devices = &other, .n_devices = 1 };
+        PolicySubject alice = { .uid = 1000, .gid = 1000 };
+        PolicySubject bob = { .uid = 1001, .gid = 1001, .gids = &kvm, .n_gids = 1 };
+        PolicySubject root = { .uid = 0 };
+
+        ck_assert_int_eq(policy_parse("# test\n"
+                                      "allow uid=1000 pci=0000:01:00.*\n"
+                                      "allow gid=36 iommu-group=2   # the NIC\n"
+                                      "allow anyone device=0x1234:0x11e8\n"
+                                      "never vendor=0x8086 class=0x0200\n",
+                                      "t.conf", &p, &err), 0);
+        /* Alice: both GPU functions are covered by her glob. */
+        ck_assert_int_eq(policy_check_group(p, &alice, &g1, msg, sizeof msg), 0);
+        ck_assert_int_eq(policy_check_group(p, &alice, &g3, msg, sizeof msg), 0);
+        ck_assert_int_eq(policy_check_group(p, &bob, &g1, msg, sizeof msg), -EPERM);
+        ck_assert_ptr_nonnull(strstr(msg, "0000:01:00.0"));
+        /* The NIC is allowed to kvm, but the never rule wins, even for root. */
+        ck_assert_int_eq(policy_check_group(p, &bob, &g2, msg, sizeof msg), -EPERM);
+        ck_assert_ptr_nonnull(strstr(msg, "t.conf:5"));
+        ck_assert_int_eq(policy_check_group(p, &root, &g2, msg, sizeof msg), -EPERM);
+        policy_free(p);
+
+        /* A rule covering one function only does not give the group. */
+        ck_assert_int_eq(policy_parse("allow uid=1000 pci=0000:01:00.0\n", "t.conf", &p, &err), 0);
+        ck_assert_int_eq(policy_check_group(p, &alice, &g1, msg, sizeof msg), -EPERM);
+        ck_assert_ptr_nonnull(strstr(msg, "0000:01:00.1"));
+        policy_free(p);
+}
+END_TEST
+
+START_TEST(test_policy_errors) {
+        static const struct {
+                const char *text;
+                const char *want;
+        } bad[] = {
+                { "allow\n", "t.conf:1" },
+                { "\n\nallow uid=1000\n", "t.conf:3: 'allow' needs at least one MATCH" },
+                { "permit uid=1 iommu-group=1\n", "unknown rule \"permit\"" },
+                { "allow uid=x iommu-group=1\n", "bad WHO \"uid=x\"" },
+                { "allow user=no-such-user-here iommu-group=1\n", "unknown user or group" },
+                { "allow uid=1 iommu-group=one\n", "bad MATCH \"iommu-group=one\"" },
+                { "never class=0x0123456\n", "bad MATCH \"class=0x0123456\"" },
+                { "never class=01\n", "bad MATCH" },
+                { "never device=0x10de\n", "bad MATCH" },
+                { "never colour=blue\n", "bad MATCH \"colour=blue\"" },
+                { "never\n", "needs at least one MATCH" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                Policy *p = NULL;
+                char *err = NULL;
+                ck_assert_int_eq(policy_parse(bad[i].text, "t.conf", &p, &err), -EINVAL);
+                ck_assert_ptr_null(p);
+                ck_assert_msg(err && strstr(err, bad[i].want), "\"%s\": got \"%s\", want \"%s\"", bad[i].text,
+                              err ?: "(null)", bad[i].want);
+                free(err);
+        }
+
+        Policy *p = NULL;
+        ck_assert_int_eq(policy_load("/nonexistent/policy.conf", &p, NULL), -ENOENT);
+}
+END_TEST
+
+static Suite *policy_suite(void) {
+        Suite *s = suite_create("policy");
+        TCase *tc = tcase_create("policy");
+
+        tcase_add_test(tc, test_policy_default);
+        tcase_add_test(tc, test_policy_rules);
+        tcase_add_test(tc, test_policy_errors);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        return test_run_suite(policy_suite(), NULL);
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Unit tests of state.c: the state file's round trip and refusals, a process's start time. */
+#include <check.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lease.h"
+#include "state.h"
+#include "token.h"
+#include "test-util.h"
+
+START_TEST(test_state_round_trip) {
+        char dir[] = "/tmp/groupd-state.XXXXXX", path[64];
+        Lease *a = NULL, *b = NULL, *back = NULL;
+        unsigned line = 0;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/state", dir);
+
+        /* No file: no leases. */
+        ck_assert_int_eq(state_read(path, NULL, &back, &line), 0);
+        ck_assert_ptr_null(back);
+
+        ck_assert_int_eq(lease_new(NULL, &a), 0);
+        ck_assert_int_eq(lease_set_state(a, LEASE_ACTIVE), 0);
+        a->label = strdup("vm one; \"quoted\" 100%\n");
+        a->uid = 107;
+        a->pid = 4242;
+        a->owner_kind = OWNER_PROCESS;
+        a->owner_pid = 4243;
+        a->owner_starttime = 123456789;
+        a->configure_iommu = true;
+        a->since_usec = 1700000000000000ULL;
+        ck_assert_int_eq(lease_add_group(a, 1), 0);
+        ck_assert_int_eq(lease_add_device(a, "0000:01:00.0", 1, "nouveau"), 0);
+        ck_assert_int_eq(lease_add_device(a, "0000:01:00.1", 1, ""), 0);
+        ck_assert_int_eq(lease_new(NULL, &b), 0); /* still acquiring: recorded too */
+        ck_assert_int_eq(lease_add_group(b, 12), 0);
+        ck_assert_int_eq(lease_add_group(b, 13), 0);
+        a->next = b;
+
+        ck_assert_int_eq(state_write(path, a), 0);
+        struct stat st;
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 0777, 0600);
+
+        ck_assert_int_eq(state_read(path, NULL, &back, &line), 0);
+        ck_assert_ptr_nonnull(back);
+        ck_assert_str_eq(back->id, a->id);
+        ck_assert(token_equal(back->token, a->token));
+        ck_assert_str_eq(back->label, a->label);
+        ck_assert_int_eq(back->state, LEASE_ACTIVE);
+        ck_assert_int_eq(back->owner_kind, OWNER_PROCESS);
+        ck_assert_int_eq(back->owner_pid, 4243);
+        ck_assert_uint_eq(back->owner_starttime, 123456789);
+        ck_assert_uint_eq(back->uid, 107);
+        ck_assert(back->configure_iommu);
+        ck_assert_uint_eq(back->since_usec, a->since_usec);
+        ck_assert(back->recovered);
+        ck_assert_uint_eq(back->n_devices, 2);
+        ck_assert_str_eq(back->devices[0].driver, "nouveau");
+        ck_assert_str_eq(back->devices[1].driver, "");
+        ck_assert_ptr_nonnull(back->next);
+        ck_assert_int_eq(back->next->state, LEASE_ACQUIRING);
+        ck_assert_uint_eq(back->next->n_groups, 2);
+        ck_assert_ptr_null(back->next->next);
+
+        lease_free(back->next);
+        lease_free(back);
+        a->next = NULL;
+        lease_free(a);
+        lease_free(b);
+
+        /* A cut or corrupt file is refused, naming the line. */
+        FILE *f = fopen(path, "we");
+        fputs("groupd-state 1\nlease abc\n", f);
+        fclose(f);
+        ck_assert_int_eq(state_read(path, NULL, &back, &line), -EBADMSG);
+        ck_assert_uint_eq(line, 2);
+        f = fopen(path, "we");
+        fputs("something else\n", f);
+        fclose(f);
+        ck_assert_int_eq(state_read(path, NULL, &back, &line), -EBADMSG);
+
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_process_starttime) {
+        uint64_t a = 0, b = 0;
+        ck_assert_int_eq(process_starttime(getpid(), &a), 0);
+        ck_assert_int_eq(process_starttime(getpid(), &b), 0);
+        ck_assert_uint_eq(a, b);
+        ck_assert_uint_gt(a, 0);
+        ck_assert_int_eq(process_starttime(0x3fffffff, &a), -ESRCH);
+}
+END_TEST
+
+static Suite *state_suite(void) {
+        Suite *s = suite_create("state");
+        TCase *tc = tcase_create("state");
+
+        tcase_add_test(tc, test_state_round_trip);
+        tcase_add_test(tc, test_process_starttime);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        return test_run_suite(state_suite(), NULL);
+}
