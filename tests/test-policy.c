@@ -73,6 +73,46 @@ START_TEST(test_policy_rules) {
 }
 END_TEST
 
+/* A memlock rule says who may have its RLIMIT_MEMLOCK raised; it gives no group. A caller covered only by
+ * a memlock rule is refused every acquire, and its memlock is allowed with its ceiling. */
+START_TEST(test_policy_memlock_rule_gives_no_group) {
+        Policy *p = NULL;
+        char msg[256], *err = NULL;
+        HostDevice nic = dev("0000:02:00.0", 2, 0x8086, 0x10d3, 0x020000);
+        HostGroup g2 = { .id = 2, .devices = &nic, .n_devices = 1 };
+        PolicySubject carol = { .uid = 1002, .gid = 1002 }, dave = { .uid = 1003, .gid = 1003 };
+        uint64_t max = 0;
+
+        ck_assert_int_eq(policy_parse("memlock uid=1002 max=16G\n", "t.conf", &p, &err), 0);
+        ck_assert_int_eq(policy_check_group(p, &carol, &g2, msg, sizeof msg), -EPERM);
+        ck_assert_msg(strstr(msg, "uid 1002") && strstr(msg, "no allow rule"), "%s", msg);
+        ck_assert_int_eq(policy_check_memlock(p, &carol, &max, msg, sizeof msg), 0);
+        ck_assert_uint_eq(max, UINT64_C(16) << 30);
+        ck_assert_int_eq(policy_check_memlock(p, &dave, &max, msg, sizeof msg), -EPERM);
+        ck_assert_msg(strstr(msg, "uid 1003"), "%s", msg);
+        policy_free(p);
+}
+END_TEST
+
+/* allow gid=N covers a caller whose primary gid is N, and one for whom N is a supplementary group only. */
+START_TEST(test_policy_supplementary_gid_granted) {
+        Policy *p = NULL;
+        char msg[256], *err = NULL;
+        gid_t groups[] = { 27, 36 };
+        HostDevice nic = dev("0000:02:00.0", 2, 0x8086, 0x10d3, 0x020000);
+        HostGroup g2 = { .id = 2, .devices = &nic, .n_devices = 1 };
+        PolicySubject primary = { .uid = 1004, .gid = 36 };
+        PolicySubject supplementary = { .uid = 1005, .gid = 1005, .gids = groups, .n_gids = 2 };
+        PolicySubject neither = { .uid = 1006, .gid = 1006, .gids = groups, .n_gids = 1 };
+
+        ck_assert_int_eq(policy_parse("allow gid=36 iommu-group=2\nallow gid=36 class=0x02\n", "t.conf", &p, &err), 0);
+        ck_assert_msg(policy_check_group(p, &primary, &g2, msg, sizeof msg) == 0, "%s", msg);
+        ck_assert_msg(policy_check_group(p, &supplementary, &g2, msg, sizeof msg) == 0, "%s", msg);
+        ck_assert_int_eq(policy_check_group(p, &neither, &g2, msg, sizeof msg), -EPERM);
+        policy_free(p);
+}
+END_TEST
+
 START_TEST(test_policy_errors) {
         static const struct {
                 const char *text;
@@ -113,6 +153,8 @@ static Suite *policy_suite(void) {
         tcase_add_test(tc, test_policy_default);
         tcase_add_test(tc, test_policy_rules);
         tcase_add_test(tc, test_policy_errors);
+        tcase_add_test(tc, test_policy_memlock_rule_gives_no_group);
+        tcase_add_test(tc, test_policy_supplementary_gid_granted);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -297,6 +297,42 @@ START_TEST(test_memlock_ceiling) {
 }
 END_TEST
 
+/* A device whose host driver does not come back by itself on a reprobe (bound by hand: no native driver
+ * matches it) gets it back by an explicit bind. */
+START_TEST(test_restore_binds_by_name) {
+        char topo[PATH_MAX + 16], dir2[PATH_MAX + 16];
+        HostSimConfig cfg = {};
+        LeaseDevice ld = { .group = 9 };
+        unsigned g = 9;
+        Host *h = NULL;
+        Prepare *p = NULL;
+        HostDevice d;
+
+        snprintf(topo, sizeof topo, "%s/hand.topo", dir);
+        snprintf(dir2, sizeof dir2, "%s/sim-hand", dir);
+        test_write_file(topo, "group 9\ndevice 0000:09:00.0 vendor=0x1af4 device=0x1041 class=0x020000 "
+                              "native=virtio-by-hand noprobe\n");
+        cfg.state_dir = dir2;
+        cfg.topology_path = topo;
+        ck_assert_int_eq(host_new_sim(&cfg, &h), 0);
+        snprintf(ld.address, sizeof ld.address, "0000:09:00.0");
+        snprintf(ld.driver, sizeof ld.driver, "virtio-by-hand");
+
+        ck_assert_int_eq(prepare_new(h, &ld, 1, &g, 1, &p), 0);
+        ck_assert_int_eq(prepare_acquire(p), 0);
+        ck_assert_int_eq(host_read_device(h, "0000:09:00.0", &d), 0);
+        ck_assert_str_eq(d.driver, "vfio-pci");
+        p->container_fd = safe_close(p->container_fd);
+        close_many(p->group_fds, p->n_groups);
+        ck_assert_msg(prepare_restore(p) == 0, "%s", p->detail);
+        ck_assert_int_eq(host_read_device(h, "0000:09:00.0", &d), 0);
+        ck_assert_str_eq(d.driver, "virtio-by-hand");
+        ck_assert_str_eq(d.driver_override, "");
+        prepare_free(p);
+        host_free(h);
+}
+END_TEST
+
 static Suite *prepare_suite(void) {
         Suite *s = suite_create("prepare");
         TCase *tc = tcase_create("sim");
@@ -307,6 +343,7 @@ static Suite *prepare_suite(void) {
         tcase_add_test(tc, test_rollback_after_each_step);
         tcase_add_test(tc, test_rollback_leaves_what_it_did_not_move);
         tcase_add_test(tc, test_memlock_ceiling);
+        tcase_add_test(tc, test_restore_binds_by_name);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -10,6 +10,28 @@
 #include "token.h"
 #include "test-util.h"
 
+/* fsync() and rename() watched (-Wl,--wrap): the file must be on disk before it replaces the old one, and
+ * a failed write (the disk full, an I/O error) must leave the old one in place. */
+static int fsync_fail_errno;
+static unsigned fsyncs, renames, fsyncs_before_rename;
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+int __wrap_fsync(int fd) {
+        fsyncs++;
+        if (fsync_fail_errno) {
+                errno = fsync_fail_errno;
+                return -1;
+        }
+        return __real_fsync(fd);
+}
+int __real_rename(const char *a, const char *b);
+int __wrap_rename(const char *a, const char *b);
+int __wrap_rename(const char *a, const char *b) {
+        renames++;
+        fsyncs_before_rename = fsyncs;
+        return __real_rename(a, b);
+}
+
 START_TEST(test_state_round_trip) {
         char dir[] = "/tmp/groupd-state.XXXXXX", path[64];
         Lease *a = NULL, *b = NULL, *back = NULL;
@@ -88,6 +110,62 @@ START_TEST(test_state_round_trip) {
 }
 END_TEST
 
+static char *read_all(const char *path) {
+        FILE *f = fopen(path, "re");
+        char *text = NULL;
+        size_t n = 0;
+
+        if (!f)
+                return NULL;
+        if (getdelim(&text, &n, 0, f) < 0) {
+                free(text);
+                text = NULL;
+        }
+        fclose(f);
+        return text;
+}
+
+START_TEST(test_state_durable) {
+        char dir[] = "/tmp/groupd-state.XXXXXX", path[64], tmp[80];
+        Lease *a = NULL;
+        char *before, *after;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/state", dir);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        ck_assert_int_eq(lease_new(NULL, &a), 0);
+        ck_assert_int_eq(lease_add_group(a, 2), 0);
+        ck_assert_int_eq(lease_add_device(a, "0000:02:00.0", 2, "e1000e"), 0);
+
+        /* Written, synced, then renamed into place. */
+        fsyncs = renames = fsyncs_before_rename = 0;
+        fsync_fail_errno = 0;
+        ck_assert_int_eq(state_write(path, a), 0);
+        ck_assert_uint_eq(renames, 1);
+        ck_assert_uint_ge(fsyncs_before_rename, 1);
+        before = read_all(path);
+        ck_assert_ptr_nonnull(strstr(before, a->id));
+
+        /* The disk fails this time: the error is returned, the previous file stays, no temporary is left. */
+        ck_assert_int_eq(lease_add_group(a, 3), 0);
+        fsyncs = renames = 0;
+        fsync_fail_errno = EIO;
+        ck_assert_int_eq(state_write(path, a), -EIO);
+        fsync_fail_errno = ENOSPC;
+        ck_assert_int_eq(state_write(path, a), -ENOSPC);
+        fsync_fail_errno = 0;
+        ck_assert_uint_eq(renames, 0);
+        after = read_all(path);
+        ck_assert_str_eq(after, before);
+        ck_assert_int_eq(access(tmp, F_OK), -1);
+
+        free(before);
+        free(after);
+        lease_free(a);
+        test_rm_rf(dir);
+}
+END_TEST
+
 START_TEST(test_process_starttime) {
         uint64_t a = 0, b = 0;
         ck_assert_int_eq(process_starttime(getpid(), &a), 0);
@@ -104,6 +182,7 @@ static Suite *state_suite(void) {
 
         tcase_add_test(tc, test_state_round_trip);
         tcase_add_test(tc, test_process_starttime);
+        tcase_add_test(tc, test_state_durable);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -882,7 +882,7 @@ static int sim_probe(Host *h, const char *address) {
         if (!isempty(d.driver))
                 goto finish; /* bound: nothing to do */
 
-        driver = !isempty(d.driver_override) ? d.driver_override : td->native;
+        driver = !isempty(d.driver_override) ? d.driver_override : td->no_probe ? "" : td->native;
         if (isempty(driver))
                 goto finish;
         /* drivers_probe does not report a driver that would not bind (not loaded, refused): the device

@@ -350,6 +350,8 @@ static int parse_device_line(SimTopology *t, SimTopoGroup *g, char **tok, size_t
                         have_driver = true;
                 } else if (streq(tok[i], "denylisted"))
                         d.vfio_denylisted = true;
+                else if (streq(tok[i], "noprobe"))
+                        d.no_probe = true;
                 else
                         return topo_error(ret_error, line, "unknown field \"%s\" in a device line", tok[i]);
         }

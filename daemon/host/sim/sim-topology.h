@@ -16,13 +16,15 @@
  *           "region 0x00000000fee00000 0x00000000feefffff msi". START <= END, both hex.
  *
  *   device ADDRESS vendor=0xVVVV device=0xDDDD [class=0xCCCCCC] [native=DRIVER] [driver=DRIVER] [denylisted]
+ *          [noprobe]
  *           A PCI device of the current group. ADDRESS is "0000:01:00.0" (or "01:00.0"). native= names
  *           the host driver the kernel binds when the device is probed without a driver_override
  *           (none when left out); driver= the driver the device is on when the simulated host is first
  *           created (the native driver when left out; an empty "driver=" for none). class defaults
  *           to 0. denylisted marks a device on vfio-pci's denylist (the kernel's vfio_pci_is_denylisted():
  *           some Intel QuickAssist functions): binding it to vfio-pci fails with EBUSY, as the kernel's
- *           probe does, and a probe leaves it without a driver.
+ *           probe does, and a probe leaves it without a driver. noprobe: a probe (drivers_probe) does
+ *           not bring the native driver back, only a bind by name does.
  *
  *   iommu [pgsizes=HEX] [dma-avail=N] [iova=START-END[,START-END...]] [migration=PGSIZES:MAXBITMAP|none]
  *         [spapr-dma32=START:SIZE|none] [kernel=6.1|6.12]
@@ -61,6 +63,9 @@ typedef struct SimTopoDevice {
         char native[HOST_DRIVER_MAX];   /* "" when none */
         char driver[HOST_DRIVER_MAX];   /* at creation; "" when none */
         bool vfio_denylisted;           /* vfio-pci's probe refuses it */
+        bool no_probe;                  /* a probe does not bring its native driver back: only a bind by
+                                         * name does (a driver given the device by hand, through new_id
+                                         * and bind, as administrators and vendor tools do) */
         unsigned group;
         unsigned line;
 } SimTopoDevice;
