@@ -32,9 +32,12 @@ static uint8_t fbuf[GD_MSG_SIZE_MAX];
 /* Receives one request; returns its fds in fds[] (up to 8). */
 static void fake_recv(int fd, GdMsg *m, int *fds, size_t *n_fds) {
         int got[FD_MSG_MAX];
+        struct pollfd p = { .fd = fd, .events = POLLIN };
         size_t n = 0;
-        ssize_t l = fd_recv_msg(fd, fbuf, sizeof fbuf, got, ELEMENTSOF(got), &n);
+        ssize_t l;
 
+        EXPECT(poll(&p, 1, 10000) == 1);   /* a client that never asks fails, in 10 s */
+        l = fd_recv_msg(fd, fbuf, sizeof fbuf, got, ELEMENTSOF(got), &n);
         EXPECT(l > 0);
         EXPECT(gd_msg_decode(fbuf, (size_t) l, m) == 0);
         if (fds) {
@@ -92,7 +95,11 @@ static void fake_hello(int fd) {
 
 /* Waits for the client to hang up (and nothing else). */
 static void fake_expect_eof(int fd) {
-        ssize_t l = recv(fd, fbuf, sizeof fbuf, 0);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        ssize_t l;
+
+        EXPECT(poll(&p, 1, 10000) == 1);   /* a client that never hangs up fails, in 10 s */
+        l = recv(fd, fbuf, sizeof fbuf, 0);
         EXPECT(l == 0);
 }
 
@@ -420,6 +427,7 @@ static void script_acquire(int fd) {
 
 static void read_word(int fd, const char *want) {
         char b[32] = {};
+        test_wait_readable(fd, 10000, want);
         ck_assert_int_eq(read(fd, b, sizeof b - 1), (ssize_t) strlen(want));
         ck_assert_str_eq(b, want);
 }

@@ -481,6 +481,7 @@ static void run_as(uid_t uid, void (*fn)(DBusConnection *c, const void *arg, AsR
                 _exit(0);
         }
         close(p[1]);
+        test_wait_readable(p[0], 20000, "the child's result");
         ck_assert_int_eq(read(p[0], res, sizeof *res), (ssize_t) sizeof *res);
         close(p[0]);
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);

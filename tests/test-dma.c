@@ -746,6 +746,7 @@ START_TEST(test_raise_memlock) {
         }
         {
                 char c;
+                test_wait_readable(p[0], 10000, "the child");
                 ck_assert_int_eq(read(p[0], &c, 1), 1);
         }
         if (!test_have_cap(CAP_SYS_RESOURCE)) {

@@ -175,6 +175,7 @@ START_TEST(test_owner_sigkilled) {
                 _exit(0);
         }
         close(p[1]);
+        test_wait_readable(p[0], 10000, "the child's lease id");
         ck_assert_int_gt(read(p[0], id, sizeof id - 1), 0);
         close(p[0]);
         assert_reported_driver(mon, "2", "0000:02:00.0", "vfio-pci");
@@ -354,6 +355,7 @@ START_TEST(test_policy_uid) {
                 _exit(0);
         }
         close(p[1]);
+        test_wait_readable(p[0], 10000, "the unprivileged child's result");
         ck_assert_int_gt(read(p[0], res, sizeof res - 1), 0);
         close(p[0]);
         waitpid(pid, NULL, 0);
@@ -465,6 +467,7 @@ static void expect_error(int fd, const void *buf, size_t len, const int *fds, si
         ssize_t n;
 
         ck_assert_int_eq(fd_send_msg(fd, buf, len, fds, n_fds), 0);
+        test_wait_readable(fd, 10000, "the daemon's answer to a malformed packet");
         n = recv(fd, in, sizeof in, 0);
         if (code == 0) {
                 ck_assert_int_le(n, 0);
@@ -506,6 +509,7 @@ START_TEST(test_malformed) {
         close(pipefd[1]);
         /* The daemon kept no copy of the write end: the read end sees EOF. */
         char b;
+        test_wait_readable(pipefd[0], 10000, "the pipe's hang-up");
         ck_assert_int_eq(read(pipefd[0], &b, 1), 0);
         close(pipefd[0]);
 
@@ -739,6 +743,7 @@ START_TEST(test_memlock) {
                 _exit(0);
         }
         close(p[1]);
+        test_wait_readable(p[0], 10000, "the unprivileged child's result");
         ck_assert_int_gt(read(p[0], res, sizeof res - 1), 0);
         close(p[0]);
         waitpid(pid, NULL, 0);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,4 +82,14 @@ uint64_t test_status_caps(const char *path, const char *field) {
 
 bool test_have_cap(int cap) {
         return test_status_caps("/proc/self/status", "CapEff") & (UINT64_C(1) << cap);
+}
+
+void test_wait_readable(int fd, int timeout_ms, const char *what) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int r;
+
+        do
+                r = poll(&p, 1, timeout_ms);
+        while (r < 0 && errno == EINTR);
+        ck_assert_msg(r == 1, "timed out after %d ms waiting for %s", timeout_ms, what);
 }

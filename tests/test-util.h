@@ -19,6 +19,9 @@ void test_write_file(const char *path, const char *text);
 void test_cat_to_stderr(const char *path);
 bool test_file_contains(const char *path, const char *text);
 bool test_fd_is_open(int fd);
+/* Waits up to timeout_ms for fd to become readable (data, or the peer's hang-up), and fails the test
+ * naming what it waited for otherwise: a blocking read in a test must never turn a bug into a hang. */
+void test_wait_readable(int fd, int timeout_ms, const char *what);
 /* A hex capability field ("CapEff", "CapPrm", ...) of a /proc/.../status file. */
 uint64_t test_status_caps(const char *path, const char *field);
 bool test_have_cap(int cap);   /* in this process's effective set */
