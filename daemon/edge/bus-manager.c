@@ -1,0 +1,439 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "bus-manager.h"
+#include "fd-util.h"
+#include "log.h"
+#include "memlock.h"
+#include "wire-view.h"
+
+void manager_props(Bus *b, PropWriter *w) {
+        pw_string(w, "Version", PACKAGE_VERSION);
+        pw_string(w, "Host", manager_host_kind(b->manager));
+        pw_u64(w, "StartedUsec", manager_started_usec(b->manager));
+        pw_u32(w, "NLeases", (uint32_t) manager_n_leases(b->manager));
+}
+
+void fill_manager_nleases(PropWriter *w, const void *a, const void *c) {
+        pw_u32(w, "NLeases", (uint32_t) (uintptr_t) c);
+}
+
+void execute_list_groups(Request *r) {
+        Bus *b = r->bus;
+        GroupView *groups = NULL;
+        size_t n = 0;
+        DBusMessage *reply;
+        DBusMessageIter it, a, st;
+        bool ok;
+        int k;
+
+        k = manager_list_groups(b->manager, &groups, &n);
+        if (k < 0)
+                return request_fail(r, bus_error_name(GD_ERR_HOST), "cannot list the IOMMU groups: %s",
+                                    strerror(-k));
+
+        reply = dbus_message_new_method_return(r->message);
+        ok = reply != NULL;
+        if (ok) {
+                dbus_message_iter_init_append(reply, &it);
+                ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "(uosbbo)", &a);
+        }
+        for (size_t i = 0; i < n && ok; i++) {
+                char path[128], lpath[128] = "/";
+                const char *p = path, *lp = lpath, *type = groups[i].group.type;
+                dbus_uint32_t id = groups[i].group.id;
+                dbus_bool_t viable = groups[i].viable, leased = !!groups[i].holder;
+
+                group_path(id, path, sizeof path);
+                if (leased)
+                        lease_path(groups[i].holder->id, lpath, sizeof lpath);
+                ok = dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT32, &id) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_OBJECT_PATH, &p) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &type) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_BOOLEAN, &viable) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_BOOLEAN, &leased) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_OBJECT_PATH, &lp) &&
+                     dbus_message_iter_close_container(&a, &st);
+        }
+        ok = ok && dbus_message_iter_close_container(&it, &a);
+        group_views_free(groups, n);
+        if (!ok) {
+                if (reply)
+                        dbus_message_unref(reply);
+                reply_oom(b, r->message);
+        } else
+                bus_send(b, reply);
+        request_free(r);
+}
+
+void execute_get_group(Request *r) {
+        ManagerError err = {};
+        GroupView g = {};
+        char path[128];
+        const char *p = path;
+
+        if (manager_get_group(r->bus->manager, r->spec, &g, &err) < 0)
+                return request_fail_manager(r, &err);
+        group_path(g.group.id, path, sizeof path);
+        group_view_done(&g);
+        reply_basic(r->bus, r->message, DBUS_TYPE_OBJECT_PATH, &p);
+        request_free(r);
+}
+
+void execute_list_leases(Request *r) {
+        Bus *b = r->bus;
+        DBusMessage *reply = dbus_message_new_method_return(r->message);
+        DBusMessageIter it, a, st;
+        bool ok = reply != NULL;
+
+        if (ok) {
+                dbus_message_iter_init_append(reply, &it);
+                ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "(ossssuuau)", &a);
+        }
+        for (Lease *l = manager_first_lease(b->manager); l && ok; l = l->next) {
+                char path[128];
+                const char *p = path, *id = l->id, *label = strempty(l->label),
+                           *owner = owner_kind_to_string(l->owner_kind),
+                           *state = lease_state_to_string(l->state);
+                dbus_uint32_t uid = (uint32_t) l->uid,
+                              opid = l->owner_kind == OWNER_PROCESS ? (uint32_t) l->owner_pid : 0;
+
+                if (l->state == LEASE_RELEASED)
+                        continue;
+                lease_path(l->id, path, sizeof path);
+                ok = dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_OBJECT_PATH, &p) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &id) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &label) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &owner) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &state) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT32, &uid) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT32, &opid) &&
+                     append_groups_array(&st, l->groups, l->n_groups) &&
+                     dbus_message_iter_close_container(&a, &st);
+        }
+        ok = ok && dbus_message_iter_close_container(&it, &a);
+        if (!ok) {
+                if (reply)
+                        dbus_message_unref(reply);
+                reply_oom(b, r->message);
+        } else
+                bus_send(b, reply);
+        request_free(r);
+}
+
+static int on_acquire_done(Manager *m, Lease *l, int *lease_fd, const ManagerError *err, void *userdata) {
+        Request *r = userdata;
+        DBusMessage *reply = NULL;
+        DBusMessageIter it, a, st, fa;
+        char path[128];
+        const char *p = path, *token;
+        bool ok;
+
+        if (!r->bus || r->sender_gone) {
+                /* Nobody to hand the lease to: the manager releases it. */
+                request_free(r);
+                return -ECONNRESET;
+        }
+        if (err) {
+                request_fail_manager(r, err);
+                return 0;
+        }
+
+        lease_path(l->id, path, sizeof path);
+        token = l->token;
+        reply = dbus_message_new_method_return(r->message);
+        ok = reply != NULL;
+        if (ok) {
+                dbus_message_iter_init_append(reply, &it);
+                ok = dbus_message_iter_append_basic(&it, DBUS_TYPE_OBJECT_PATH, &p) &&
+                     dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &token) &&
+                     dbus_message_iter_append_basic(&it, DBUS_TYPE_UNIX_FD, &l->container_fd) &&
+                     dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "(uh)", &a);
+        }
+        for (size_t i = 0; i < l->n_groups && ok; i++) {
+                dbus_uint32_t g = l->groups[i];
+                ok = dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT32, &g) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_UNIX_FD, &l->group_fds[i]) &&
+                     dbus_message_iter_close_container(&a, &st);
+        }
+        ok = ok && dbus_message_iter_close_container(&it, &a) &&
+             dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "h", &fa);
+        if (ok && *lease_fd >= 0)
+                ok = dbus_message_iter_append_basic(&fa, DBUS_TYPE_UNIX_FD, lease_fd);
+        ok = ok && dbus_message_iter_close_container(&it, &fa);
+        /* libdbus duplicated the fds: the manager closes its client end of the lease fd. */
+        ok = ok && dbus_connection_send(r->bus->connection, reply, NULL);
+        if (reply)
+                dbus_message_unref(reply);
+        if (!ok) {
+                log_warning("Failed to hand lease %s to %s: out of memory.", l->id, r->sender);
+                request_free(r);
+                return -ENOMEM;
+        }
+        request_free(r);
+        return 0;
+}
+
+void execute_acquire(Request *r) {
+        ManagerError err = {};
+        AcquireRequest req = {
+                .specs = (const char *const *) r->specs,
+                .n_specs = r->n_specs,
+                .label = r->label,
+                .owner = r->owner,
+                .owner_pidfd = r->owner_pidfd,
+                .configure_iommu = r->configure_iommu,
+                .kvm = r->kvm,
+                .memlock = r->memlock,
+                .viommu = r->viommu,
+                .guest_ram = r->guest_ram,
+        };
+
+        r->caller.authorized = true;
+        r->caller.bus_name = r->sender;
+        r->acquiring = true;
+        if (manager_acquire(r->bus->manager, &r->caller, &req, on_acquire_done, r, &err) < 0) {
+                r->acquiring = false;
+                request_fail_manager(r, &err);
+        }
+        /* Else on_acquire_done() answers and frees r. caller.bus_name points into r, which lives that long;
+         * the manager copied it. */
+}
+
+void execute_release_token(Request *r) {
+        ManagerError err = {};
+
+        r->caller.bus_name = r->sender;
+        if (manager_release_token(r->bus->manager, &r->caller, r->spec, &err) < 0)
+                return request_fail_manager(r, &err);
+        bus_send(r->bus, dbus_message_new_method_return(r->message));
+        request_free(r);
+}
+
+/* The memlock rule for the groups the specs name (memlock_limit_for_groups(): a repeated group counts
+ * once), with the devices and the sPAPR window the manager reports for them (as groupctl memlock). */
+void execute_memlock_limit(Request *r) {
+        ManagerError err = {};
+        MemlockGroup groups[LEASE_GROUPS_MAX];
+        MemlockInput in = {};
+        dbus_uint64_t limit = 0;
+        uint64_t l64 = 0;
+        int k;
+
+        for (size_t i = 0; i < r->n_specs && i < LEASE_GROUPS_MAX; i++) {
+                _cleanup_(dma_view_done) DmaView d = {};
+
+                if (manager_dma_info(r->bus->manager, r->specs[i], &d, &err) < 0)
+                        return request_fail_manager(r, &err);
+                groups[i] = (MemlockGroup) {
+                        .id = d.group,
+                        .n_devices = d.n_devices,
+                        .spapr_dma32_window = (d.dma.flags & HOST_IOMMU_SPAPR) ? d.dma.spapr_dma32_size : 0,
+                };
+        }
+        k = memlock_limit_for_groups(r->guest_ram, r->viommu, groups, MIN(r->n_specs, (size_t) LEASE_GROUPS_MAX),
+                                     &l64, &in);
+        if (k == -ERANGE)
+                return request_fail(r, bus_error_name(GD_ERR_INVALID),
+                                    "guest_ram %" PRIu64 " x %u devices: the limit does not fit in 64 bits",
+                                    r->guest_ram, r->viommu ? in.n_devices : 1);
+        if (k < 0)
+                return request_fail(r, bus_error_name(GD_ERR_INVALID),
+                                    "cannot compute the limit: the groups have no device to assign");
+        limit = l64;
+        reply_basic(r->bus, r->message, DBUS_TYPE_UINT64, &limit);
+        request_free(r);
+}
+
+/* Parses the specs (as) at it into r; on a bad argument replies and returns false. */
+static bool parse_specs(Bus *b, DBusMessage *m, DBusMessageIter *it, Request *r) {
+        ManagerError err = {};
+        DBusMessageIter a;
+
+        dbus_message_iter_recurse(it, &a);
+        for (; dbus_message_iter_get_arg_type(&a) == DBUS_TYPE_STRING; dbus_message_iter_next(&a)) {
+                const char *s;
+                char **n;
+
+                if (r->n_specs > LEASE_GROUPS_MAX)
+                        break; /* one too many is enough for the manager's check below to refuse */
+                dbus_message_iter_get_basic(&a, &s);
+                if (strlen(s) >= GD_SPEC_MAX) {
+                        reply_error(b, m, bus_error_name(GD_ERR_INVALID), "group or device \"%.64s…\" is too long",
+                                    s);
+                        return false;
+                }
+                n = reallocarray(r->specs, r->n_specs + 1, sizeof *n);
+                if (!n || !(n[r->n_specs] = strdup(s))) {
+                        if (n)
+                                r->specs = n;
+                        reply_oom(b, m);
+                        return false;
+                }
+                r->specs = n;
+                r->n_specs++;
+        }
+        if (manager_check_request_size(r->n_specs, &err) < 0) {
+                reply_error(b, m, bus_error_name(wire_error(err.code)), "%s", err.message);
+                return false;
+        }
+        return true;
+}
+
+/* Parses Acquire's (as, a{sv}) into r; on a bad argument replies and returns false. */
+bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
+        DBusMessageIter it, dict, e, var;
+        const char *owner = "name";
+        bool have_pidfd = false, have_guest_ram = false, memlock = false, viommu = false;
+
+        dbus_message_iter_init(m, &it);
+        if (!parse_specs(b, m, &it, r))
+                return false;
+        dbus_message_iter_next(&it);
+        dbus_message_iter_recurse(&it, &dict);
+        for (; dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&dict)) {
+                const char *key;
+                int t;
+
+                dbus_message_iter_recurse(&dict, &e);
+                dbus_message_iter_get_basic(&e, &key);
+                dbus_message_iter_next(&e);
+                dbus_message_iter_recurse(&e, &var);
+                t = dbus_message_iter_get_arg_type(&var);
+
+                if (streq(key, "label") && t == DBUS_TYPE_STRING) {
+                        const char *s;
+                        dbus_message_iter_get_basic(&var, &s);
+                        if (strlen(s) >= LEASE_LABEL_MAX) {
+                                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                                            "option \"label\" is longer than %u bytes", LEASE_LABEL_MAX - 1);
+                                return false;
+                        }
+                        free(r->label);
+                        r->label = strdup(s);
+                        if (!r->label) {
+                                reply_oom(b, m);
+                                return false;
+                        }
+                } else if (streq(key, "owner") && t == DBUS_TYPE_STRING) {
+                        dbus_message_iter_get_basic(&var, &owner);
+                        if (!streq(owner, "name") && !streq(owner, "process") && !streq(owner, "lease-fd")) {
+                                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                                            "option \"owner\" is \"%.64s\": want \"name\", \"process\" or "
+                                            "\"lease-fd\"", owner);
+                                return false;
+                        }
+                } else if (streq(key, "owner-pidfd") && t == DBUS_TYPE_UNIX_FD) {
+                        int fd;
+                        dbus_message_iter_get_basic(&var, &fd);  /* a fresh duplicate: ours to close */
+                        safe_close(r->owner_pidfd);
+                        r->owner_pidfd = fd;
+                        have_pidfd = true;
+                } else if (streq(key, "configure-iommu") && t == DBUS_TYPE_BOOLEAN) {
+                        dbus_bool_t v;
+                        dbus_message_iter_get_basic(&var, &v);
+                        r->configure_iommu = v;
+                } else if (streq(key, "kvm") && t == DBUS_TYPE_BOOLEAN) {
+                        dbus_bool_t v;
+                        dbus_message_iter_get_basic(&var, &v);
+                        r->kvm = v;
+                } else if (streq(key, "memlock") && t == DBUS_TYPE_BOOLEAN) {
+                        dbus_bool_t v;
+                        dbus_message_iter_get_basic(&var, &v);
+                        memlock = v;
+                } else if (streq(key, "viommu") && t == DBUS_TYPE_BOOLEAN) {
+                        dbus_bool_t v;
+                        dbus_message_iter_get_basic(&var, &v);
+                        viommu = v;
+                } else if (streq(key, "guest-ram") && t == DBUS_TYPE_UINT64) {
+                        dbus_uint64_t v;
+                        uint64_t limit;
+                        dbus_message_iter_get_basic(&var, &v);
+                        if (v == 0) {
+                                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                                            "option \"guest-ram\" is 0: give the guest's RAM in bytes");
+                                return false;
+                        }
+                        /* Refused here rather than after the devices were bound: the limit must fit. */
+                        if (memlock_limit(&(MemlockInput) { .guest_ram = v, .n_devices = 1 }, &limit) < 0) {
+                                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                                            "option \"guest-ram\" is %" PRIu64 " bytes: the memlock limit for it "
+                                            "does not fit in 64 bits", (uint64_t) v);
+                                return false;
+                        }
+                        r->guest_ram = v;
+                        have_guest_ram = true;
+                } else if (streq(key, "label") || streq(key, "owner") || streq(key, "owner-pidfd") ||
+                           streq(key, "configure-iommu") || streq(key, "kvm") || streq(key, "memlock") ||
+                           streq(key, "viommu") || streq(key, "guest-ram")) {
+                        reply_error(b, m, bus_error_name(GD_ERR_INVALID), "option \"%s\" has the wrong type '%c'",
+                                    key, (char) t);
+                        return false;
+                } else {
+                        reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                                    "unknown option \"%.64s\" (known: label, owner, owner-pidfd, configure-iommu, "
+                                    "memlock, guest-ram, viommu, kvm)",
+                                    key);
+                        return false;
+                }
+        }
+
+        if (streq(owner, "process")) {
+                if (!have_pidfd) {
+                        reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                                    "owner \"process\" needs the option \"owner-pidfd\"");
+                        return false;
+                }
+                r->owner = OWNER_PROCESS;
+        } else if (have_pidfd) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"owner-pidfd\" goes with owner \"process\" only");
+                return false;
+        } else if (streq(owner, "lease-fd"))
+                r->owner = OWNER_LEASE_FD;
+
+        if (memlock && !have_guest_ram) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"memlock\" needs the option \"guest-ram\" (the guest's RAM in bytes)");
+                return false;
+        }
+        if (!memlock && have_guest_ram) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"guest-ram\" goes with \"memlock\" only");
+                return false;
+        }
+        if (!memlock && viommu) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"viommu\" only says how to count memlock: it goes with \"memlock\" only");
+                return false;
+        }
+        r->memlock = memlock;
+        r->viommu = viommu;
+        return true;
+}
+
+/* Parses MemlockLimit's (as, t, b) into r; on a bad argument replies and returns false. */
+bool parse_memlock_limit(Bus *b, DBusMessage *m, Request *r) {
+        DBusMessageIter it;
+        dbus_uint64_t ram;
+        dbus_bool_t viommu;
+
+        dbus_message_iter_init(m, &it);
+        if (!parse_specs(b, m, &it, r))
+                return false;
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &ram);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &viommu);
+        if (ram == 0) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID), "guest_ram is 0: give the guest's RAM in bytes");
+                return false;
+        }
+        r->guest_ram = ram;
+        r->viommu = viommu;
+        return true;
+}
