@@ -3,7 +3,17 @@
 #include "bus-polkit.h"
 #include "log.h"
 
+#define CALLER_CACHE_MAX 1024
+
+struct CallerCache {
+        char *name;
+        Caller caller;   /* uid, gid, pid, gids */
+        CallerCache *next;
+};
+
 void caller_cache_drop(Bus *b, const char *name) {
+        assert(b);
+        assert(name);
         for (CallerCache **p = &b->callers; *p; p = &(*p)->next)
                 if (streq((*p)->name, name)) {
                         CallerCache *c = *p;
@@ -13,6 +23,13 @@ void caller_cache_drop(Bus *b, const char *name) {
                         b->n_callers--;
                         return;
                 }
+}
+
+void caller_cache_clear(Bus *b) {
+        assert(b);
+        while (b->callers)
+                caller_cache_drop(b, b->callers->name);
+        assert(b->n_callers == 0);
 }
 
 static const CallerCache *caller_cache_find(Bus *b, const char *name) {
@@ -87,21 +104,25 @@ static void on_credentials(DBusPendingCall *pending, void *userdata) {
                 r->caller.gid = r->caller.gids[0];
         if (r->bus)
                 caller_cache_add(r->bus, r->sender, &r->caller);
-        request_continue(r);
+        request_authorize(r);
 }
 
 void request_start(Request *r) {
-        const CallerCache *known = caller_cache_find(r->bus, r->sender);
+        const CallerCache *known;
         DBusMessage *call;
         int k;
 
+        assert(r);
+        assert(r->bus);
+        assert(r->execute);
+        known = caller_cache_find(r->bus, r->sender);
         if (known) {
                 r->caller.uid = known->caller.uid;
                 r->caller.gid = known->caller.gid;
                 r->caller.pid = known->caller.pid;
                 memcpy(r->caller.gids, known->caller.gids, sizeof r->caller.gids);
                 r->caller.n_gids = known->caller.n_gids;
-                return request_continue(r);
+                return request_authorize(r);
         }
 
         call = dbus_message_new_method_call(DBUS_SERVICE_DBUS, DBUS_PATH_DBUS, DBUS_INTERFACE_DBUS,

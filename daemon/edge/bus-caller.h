@@ -5,14 +5,9 @@
 
 #include "bus-internal.h"
 
-#define CALLER_CACHE_MAX 1024
-
-struct CallerCache {
-        char *name;
-        Caller caller;   /* uid, gid, pid, gids */
-        CallerCache *next;
-};
-
-/* Identifies r's sender (from the cache, or by asking the bus), then continues with request_continue(). */
+/* Identifies r's sender (from the cache, or by asking the bus), then goes on with request_authorize().
+ * Either way r is answered and freed in the end. */
 void request_start(Request *r);
+/* Forgets a unique name that left the bus. */
 void caller_cache_drop(Bus *b, const char *name);
+void caller_cache_clear(Bus *b);

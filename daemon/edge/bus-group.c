@@ -8,6 +8,8 @@
 /* A group's DMA facts, from the manager (manager_dma_info(), as the native DMA_INFO): only asked for
  * when one of them is wanted, since it reads the group again. DmaNote is invalidated, never sent, in
  * PropertiesChanged. */
+/* ---------------------------------------------------------------- properties */
+
 static void group_dma_props(Manager *m, const GroupView *g, PropWriter *w) {
         static const char *const names[] = { "DmaSource", "IovaRanges", "PageSizes", "DmaAvailable", "DmaNote" };
         _cleanup_(dma_view_done) DmaView d = {};
@@ -29,10 +31,13 @@ static void group_dma_props(Manager *m, const GroupView *g, PropWriter *w) {
                 pw_string(w, "DmaNote", have ? d.note : err.message);
 }
 
-void group_props(Manager *m, const GroupView *g, PropWriter *w) {
+static void group_props(Manager *m, const GroupView *g, PropWriter *w) {
         const Lease *holder = g->holder;
         char path[128] = "/";
 
+        assert(m);
+        assert(g);
+        assert(w);
         if (holder)
                 lease_path(holder->id, path, sizeof path);
         if (!w->changes_only)
@@ -87,18 +92,34 @@ void group_props(Manager *m, const GroupView *g, PropWriter *w) {
         group_dma_props(m, g, w);
 }
 
+static void group_properties(Bus *b, const BusObject *o, PropWriter *w) {
+        assert(b);
+        assert(o->kind == BUS_OBJECT_GROUP);
+        group_props(b->manager, &o->group, w);
+}
+
+/* A group has no methods: a table with none, so that the one dispatcher answers UnknownMethod. */
+static const BusMethod group_methods[] = {
+        {}
+};
+
+const BusVTable bus_group_vtable = { IFACE_GROUP, group_methods, group_properties };
+
+/* ---------------------------------------------------------------- signals */
+
 static void fill_group(PropWriter *w, const void *a, const void *c) {
         group_props((Manager *) a, c, w);
 }
 
 /* signal: GroupChanged too (a holder or the devices changed), not only PropertiesChanged. */
-void emit_group_changed(Bus *b, unsigned group, bool signal) {
+void bus_group_emit_changed(Bus *b, unsigned group, bool signal) {
         GroupView g = {};
         char path[128], id[16];
         const char *p = path;
         dbus_uint32_t g32 = group;
         DBusMessage *m;
 
+        assert(b);
         group_path(group, path, sizeof path);
         (void) snprintf(id, sizeof id, "%u", group);
         if (manager_get_group(b->manager, id, &g, NULL) >= 0) {

@@ -7,6 +7,7 @@
  * and bus-lease.c are one object each; bus-caller.c says who a caller is, bus-polkit.c whether they may;
  * bus-prop.c writes properties; bus-error.c is the one error table. */
 
+#include <assert.h>
 #include <dbus/dbus.h>
 
 #include "bus-error.h"
@@ -28,9 +29,47 @@ typedef enum RequestKind {
         REQUEST_LEASE_RELEASE,
         REQUEST_RELEASE_TOKEN,
         REQUEST_MEMLOCK_LIMIT,
+        _REQUEST_KIND_MAX,
 } RequestKind;
 
 typedef struct Request Request;
+typedef struct BusObject BusObject;
+
+/* One method of an interface, as dbus-broker's controller-dbus.c lists them: bus.c's one dispatcher finds
+ * it by name (else UnknownMethod), checks the arguments against in_signature (else InvalidArgs), then
+ * calls the handler, which answers now or starts a request that answers later. */
+typedef struct BusMethod {
+        const char *name;
+        const char *in_signature;
+        void (*handler)(Bus *b, DBusMessage *m, const BusObject *o);
+} BusMethod;
+
+/* An interface of groupd's objects: its method table (ended by an empty entry) and its properties' one
+ * writer (NULL: it has none). */
+typedef struct BusVTable {
+        const char *interface;
+        const BusMethod *methods;
+        void (*properties)(Bus *b, const BusObject *o, PropWriter *w);
+} BusVTable;
+
+extern const BusVTable bus_manager_vtable, bus_group_vtable, bus_lease_vtable;
+
+typedef enum BusObjectKind {
+        BUS_OBJECT_NONE,
+        BUS_OBJECT_MANAGER,
+        BUS_OBJECT_GROUPS,     /* /org/groupd1/group: a directory of groups */
+        BUS_OBJECT_LEASES,
+        BUS_OBJECT_GROUP,
+        BUS_OBJECT_LEASE,
+} BusObjectKind;
+
+/* An object a call is addressed to, found by its path for the call's length. */
+struct BusObject {
+        BusObjectKind kind;
+        const BusVTable *vtable;   /* the object's own interface; NULL for the directories */
+        GroupView group;           /* BUS_OBJECT_GROUP; group_view_done() */
+        const Lease *lease;        /* BUS_OBJECT_LEASE */
+};
 
 typedef struct CallerCache CallerCache;
 
@@ -78,6 +117,7 @@ struct Request {
         char *spec;                      /* GET_GROUP; RELEASE_TOKEN: the token */
         char lease_id[LEASE_ID_LEN + 1]; /* LEASE_RELEASE */
 
+        void (*execute)(Request *r);     /* answers and frees r: the method's body, once authorized */
         Request *prev, *next;
 };
 
@@ -98,9 +138,11 @@ void emit_properties_changed(Bus *b, const char *path, const char *iface,
                              void (*fill)(PropWriter *w, const void *a, const void *c), const void *a,
                              const void *c, const char *invalidated);
 
-/* The request lifecycle: new → (arguments parsed) → request_start() (who: bus-caller.c) →
- * request_continue() (may they: bus-polkit.c) → request_execute() → answered and freed. */
-int request_new(Bus *b, DBusMessage *call, RequestKind kind, Request **ret);
+/* The request lifecycle: request_new() → the method parses its arguments into the request →
+ * request_start() (who: bus-caller.c) → request_authorize() (may they: bus-polkit.c) → request_execute()
+ * (r->execute, which answers) → request_free(). request_new() answers the call itself when it fails
+ * (shutting down, too many requests, out of memory). */
+int request_new(Bus *b, DBusMessage *call, RequestKind kind, void (*execute)(Request *r), Request **ret);
 Request *request_free(Request *r);
 void request_fail(Request *r, const char *name, const char *fmt, ...) _printf_(3, 4);
 void request_fail_manager(Request *r, const ManagerError *err);

@@ -1,25 +1,33 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 
+#include "bus-caller.h"
 #include "bus-manager.h"
 #include "fd-util.h"
 #include "log.h"
 #include "memlock.h"
 #include "wire-view.h"
 
-void manager_props(Bus *b, PropWriter *w) {
+/* ---------------------------------------------------------------- properties */
+
+static void manager_properties(Bus *b, const BusObject *o, PropWriter *w) {
+        assert(b);
+        assert(w);
         pw_string(w, "Version", PACKAGE_VERSION);
         pw_string(w, "Host", manager_host_kind(b->manager));
         pw_u64(w, "StartedUsec", manager_started_usec(b->manager));
         pw_u32(w, "NLeases", (uint32_t) manager_n_leases(b->manager));
 }
 
-void fill_manager_nleases(PropWriter *w, const void *a, const void *c) {
+static void fill_manager_nleases(PropWriter *w, const void *a, const void *c) {
         pw_u32(w, "NLeases", (uint32_t) (uintptr_t) c);
 }
 
-void execute_list_groups(Request *r) {
+/* ---------------------------------------------------------------- methods */
+
+static void execute_list_groups(Request *r) {
         Bus *b = r->bus;
         GroupView *groups = NULL;
         size_t n = 0;
@@ -68,7 +76,7 @@ void execute_list_groups(Request *r) {
         request_free(r);
 }
 
-void execute_get_group(Request *r) {
+static void execute_get_group(Request *r) {
         ManagerError err = {};
         GroupView g = {};
         char path[128];
@@ -82,7 +90,7 @@ void execute_get_group(Request *r) {
         request_free(r);
 }
 
-void execute_list_leases(Request *r) {
+static void execute_list_leases(Request *r) {
         Bus *b = r->bus;
         DBusMessage *reply = dbus_message_new_method_return(r->message);
         DBusMessageIter it, a, st;
@@ -178,7 +186,7 @@ static int on_acquire_done(Manager *m, Lease *l, int *lease_fd, const ManagerErr
         return 0;
 }
 
-void execute_acquire(Request *r) {
+static void execute_acquire(Request *r) {
         ManagerError err = {};
         AcquireRequest req = {
                 .specs = (const char *const *) r->specs,
@@ -204,7 +212,7 @@ void execute_acquire(Request *r) {
          * the manager copied it. */
 }
 
-void execute_release_token(Request *r) {
+static void execute_release_token(Request *r) {
         ManagerError err = {};
 
         r->caller.bus_name = r->sender;
@@ -216,7 +224,7 @@ void execute_release_token(Request *r) {
 
 /* The memlock rule for the groups the specs name (memlock_limit_for_groups(): a repeated group counts
  * once), with the devices and the sPAPR window the manager reports for them (as groupctl memlock). */
-void execute_memlock_limit(Request *r) {
+static void execute_memlock_limit(Request *r) {
         ManagerError err = {};
         MemlockGroup groups[LEASE_GROUPS_MAX];
         MemlockInput in = {};
@@ -285,7 +293,7 @@ static bool parse_specs(Bus *b, DBusMessage *m, DBusMessageIter *it, Request *r)
 }
 
 /* Parses Acquire's (as, a{sv}) into r; on a bad argument replies and returns false. */
-bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
+static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
         DBusMessageIter it, dict, e, var;
         const char *owner = "name";
         bool have_pidfd = false, have_guest_ram = false, memlock = false, viommu = false;
@@ -417,7 +425,7 @@ bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
 }
 
 /* Parses MemlockLimit's (as, t, b) into r; on a bad argument replies and returns false. */
-bool parse_memlock_limit(Bus *b, DBusMessage *m, Request *r) {
+static bool parse_memlock_limit(Bus *b, DBusMessage *m, Request *r) {
         DBusMessageIter it;
         dbus_uint64_t ram;
         dbus_bool_t viommu;
@@ -436,4 +444,139 @@ bool parse_memlock_limit(Bus *b, DBusMessage *m, Request *r) {
         r->guest_ram = ram;
         r->viommu = viommu;
         return true;
+}
+
+static void method_list_groups(Bus *b, DBusMessage *m, const BusObject *o) {
+        Request *r;
+
+        if (request_new(b, m, REQUEST_LIST_GROUPS, execute_list_groups, &r) >= 0)
+                request_start(r);
+}
+
+static void method_list_leases(Bus *b, DBusMessage *m, const BusObject *o) {
+        Request *r;
+
+        if (request_new(b, m, REQUEST_LIST_LEASES, execute_list_leases, &r) >= 0)
+                request_start(r);
+}
+
+/* GetGroup and Release: one string argument, a group's spec or a lease's token. */
+static void start_with_string(Bus *b, DBusMessage *m, RequestKind kind, void (*execute)(Request *r)) {
+        const char *s = NULL;
+        Request *r;
+
+        if (request_new(b, m, kind, execute, &r) < 0)
+                return;
+        (void) dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &s, DBUS_TYPE_INVALID);
+        assert(s);
+        r->spec = strdup(s);
+        if (!r->spec) {
+                reply_oom(b, m);
+                request_free(r);
+                return;
+        }
+        request_start(r);
+}
+
+static void method_get_group(Bus *b, DBusMessage *m, const BusObject *o) {
+        start_with_string(b, m, REQUEST_GET_GROUP, execute_get_group);
+}
+
+static void method_release(Bus *b, DBusMessage *m, const BusObject *o) {
+        start_with_string(b, m, REQUEST_RELEASE_TOKEN, execute_release_token);
+}
+
+static void method_acquire(Bus *b, DBusMessage *m, const BusObject *o) {
+        Request *r;
+
+        if (request_new(b, m, REQUEST_ACQUIRE, execute_acquire, &r) < 0)
+                return;
+        if (!parse_acquire(b, m, r))
+                return (void) request_free(r);
+        request_start(r);
+}
+
+static void method_memlock_limit(Bus *b, DBusMessage *m, const BusObject *o) {
+        Request *r;
+
+        if (request_new(b, m, REQUEST_MEMLOCK_LIMIT, execute_memlock_limit, &r) < 0)
+                return;
+        if (!parse_memlock_limit(b, m, r))
+                return (void) request_free(r);
+        request_start(r);
+}
+
+static const BusMethod manager_methods[] = {
+        { "ListGroups", "", method_list_groups },
+        { "GetGroup", "s", method_get_group },
+        { "ListLeases", "", method_list_leases },
+        { "Acquire", "asa{sv}", method_acquire },
+        { "Release", "s", method_release },
+        { "MemlockLimit", "astb", method_memlock_limit },
+        {}
+};
+
+const BusVTable bus_manager_vtable = { IFACE_MANAGER, manager_methods, manager_properties };
+
+/* ---------------------------------------------------------------- signals */
+
+void bus_manager_emit_lease_started(Bus *b, const Lease *l) {
+        char path[128];
+        const char *p = path, *id, *label;
+        DBusMessage *m;
+        DBusMessageIter it;
+        bool ok;
+
+        assert(b);
+        assert(l);
+        id = l->id;
+        label = strempty(l->label);
+        lease_path(l->id, path, sizeof path);
+        m = new_signal(BUS_PATH, IFACE_MANAGER, "LeaseStarted");
+        ok = m != NULL;
+        if (ok) {
+                dbus_message_iter_init_append(m, &it);
+                ok = dbus_message_iter_append_basic(&it, DBUS_TYPE_OBJECT_PATH, &p) &&
+                     dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &id) &&
+                     dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &label) &&
+                     append_groups_array(&it, l->groups, l->n_groups);
+        }
+        if (!ok && m) {
+                dbus_message_unref(m);
+                m = NULL;
+        }
+        bus_send(b, m);
+}
+
+void bus_manager_emit_lease_ended(Bus *b, const Lease *l, const char *detail) {
+        char path[128];
+        const char *p = path, *reason, *d = strempty(detail);
+        DBusMessage *m;
+        DBusMessageIter it;
+        bool ok;
+
+        assert(b);
+        assert(l);
+        reason = lease_reason_to_string(l->reason);
+        lease_path(l->id, path, sizeof path);
+        m = new_signal(BUS_PATH, IFACE_MANAGER, "LeaseEnded");
+        ok = m != NULL;
+        if (ok) {
+                dbus_message_iter_init_append(m, &it);
+                ok = dbus_message_iter_append_basic(&it, DBUS_TYPE_OBJECT_PATH, &p) &&
+                     append_groups_array(&it, l->groups, l->n_groups) &&
+                     dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &reason) &&
+                     dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &d);
+        }
+        if (!ok && m) {
+                dbus_message_unref(m);
+                m = NULL;
+        }
+        bus_send(b, m);
+}
+
+void bus_manager_emit_n_leases(Bus *b) {
+        assert(b);
+        emit_properties_changed(b, BUS_PATH, IFACE_MANAGER, fill_manager_nleases, NULL,
+                                (const void *) (uintptr_t) manager_n_leases(b->manager), NULL);
 }

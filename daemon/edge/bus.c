@@ -13,25 +13,31 @@
 
 #define REQUESTS_MAX 1024
 #define REQUESTS_PER_SENDER_MAX 32
+#define INTERFACE_OBJECT_MANAGER "org.freedesktop.DBus.ObjectManager"
 
 /* ---------------------------------------------------------------- objects */
 
 void lease_path(const char *id, char *buf, size_t size) {
+        assert(id);
+        assert(buf);
         (void) snprintf(buf, size, PATH_LEASES "/%s", id);
 }
 
 void group_path(unsigned id, char *buf, size_t size) {
+        assert(buf);
         (void) snprintf(buf, size, PATH_GROUPS "/%u", id);
 }
 
 /* A lease has an object while it is active or releasing: from LeaseStarted to LeaseEnded. */
 bool lease_exported(const Lease *l) {
+        assert(l);
         return l->state == LEASE_ACTIVE || l->state == LEASE_RELEASING;
 }
 
 /* ---------------------------------------------------------------- sending */
 
 void bus_send(Bus *b, DBusMessage *m) {
+        assert(b);
         if (!m)
                 return;
         if (!dbus_connection_send(b->connection, m, NULL))
@@ -43,6 +49,9 @@ void reply_error(Bus *b, DBusMessage *call, const char *name, const char *fmt, .
         char text[MANAGER_TEXT_MAX];
         va_list ap;
 
+        assert(b);
+        assert(call);
+        assert(name);
         if (dbus_message_get_no_reply(call))
                 return;
         va_start(ap, fmt);
@@ -73,12 +82,17 @@ DBusMessage *new_signal(const char *path, const char *iface, const char *member)
 
 /* invalidated: one property named without its value, or NULL. */
 void emit_properties_changed(Bus *b, const char *path, const char *iface,
-                                    void (*fill)(PropWriter *w, const void *a, const void *c), const void *a,
-                                    const void *c, const char *invalidated) {
-        DBusMessage *m = new_signal(path, DBUS_INTERFACE_PROPERTIES, "PropertiesChanged");
+                             void (*fill)(PropWriter *w, const void *a, const void *c), const void *a,
+                             const void *c, const char *invalidated) {
+        DBusMessage *m;
         DBusMessageIter it, dict, inval;
         PropWriter w = {};
 
+        assert(b);
+        assert(path);
+        assert(iface);
+        assert(fill);
+        m = new_signal(path, DBUS_INTERFACE_PROPERTIES, "PropertiesChanged");
         if (!m)
                 return (void) log_oom();
         dbus_message_iter_init_append(m, &it);
@@ -131,7 +145,7 @@ Request *request_free(Request *r) {
         return NULL;
 }
 
-int request_new(Bus *b, DBusMessage *call, RequestKind kind, Request **ret) {
+static int request_add(Bus *b, DBusMessage *call, RequestKind kind, void (*execute)(Request *r), Request **ret) {
         const char *sender = dbus_message_get_sender(call);
         size_t same = 0;
         Request *r;
@@ -149,6 +163,7 @@ int request_new(Bus *b, DBusMessage *call, RequestKind kind, Request **ret) {
                 return -ENOMEM;
         r->bus = b;
         r->kind = kind;
+        r->execute = execute;
         r->owner_pidfd = -EBADF;
         r->message = dbus_message_ref(call);
         r->sender = strdup(sender);
@@ -169,10 +184,32 @@ int request_new(Bus *b, DBusMessage *call, RequestKind kind, Request **ret) {
         return 0;
 }
 
+int request_new(Bus *b, DBusMessage *call, RequestKind kind, void (*execute)(Request *r), Request **ret) {
+        int k;
+
+        assert(b);
+        assert(call);
+        assert(kind >= 0 && kind < _REQUEST_KIND_MAX);
+        assert(execute);
+        assert(ret);
+
+        if (!b->accepting) {
+                reply_error(b, call, bus_error_name(GD_ERR_SHUTTING_DOWN), "groupd is shutting down");
+                return -ESHUTDOWN;
+        }
+        k = request_add(b, call, kind, execute, ret);
+        if (k < 0)
+                reply_error(b, call, bus_error_name_from_errno(k), "cannot take the request: %s",
+                            k == -EUSERS ? "too many requests pending" : strerror(-k));
+        return k;
+}
+
 void request_fail(Request *r, const char *name, const char *fmt, ...) {
         char text[MANAGER_TEXT_MAX];
         va_list ap;
 
+        assert(r);
+        assert(name);
         va_start(ap, fmt);
         (void) vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
@@ -182,6 +219,7 @@ void request_fail(Request *r, const char *name, const char *fmt, ...) {
 }
 
 void request_fail_manager(Request *r, const ManagerError *err) {
+        assert(err);
         request_fail(r, bus_error_name(wire_error(err->code)), "%s", err->message);
 }
 
@@ -189,6 +227,11 @@ void request_fail_manager(Request *r, const ManagerError *err) {
 int request_call(Request *r, DBusMessage *call, int timeout_ms, DBusPendingCallNotifyFunction cb) {
         DBusPendingCall *pending = NULL;
 
+        assert(r);
+        assert(r->bus);
+        assert(!r->pending);
+        assert(call);
+        assert(cb);
         if (!dbus_connection_send_with_reply(r->bus->connection, call, &pending, timeout_ms)) {
                 dbus_message_unref(call);
                 return -ENOMEM;
@@ -207,203 +250,90 @@ int request_call(Request *r, DBusMessage *call, int timeout_ms, DBusPendingCallN
 
 /* Takes the reply of r's pending call. */
 DBusMessage *request_steal_reply(Request *r, DBusPendingCall *pending) {
-        DBusMessage *reply = dbus_pending_call_steal_reply(pending);
+        DBusMessage *reply;
+
+        assert(r);
+        assert(r->pending == pending);
+        reply = dbus_pending_call_steal_reply(pending);
         dbus_pending_call_unref(r->pending);
         r->pending = NULL;
         return reply;
 }
 
-/* ---------------------------------------------------------------- executing */
-
 void request_execute(Request *r) {
-        switch (r->kind) {
-        case REQUEST_LIST_GROUPS:
-                return execute_list_groups(r);
-        case REQUEST_GET_GROUP:
-                return execute_get_group(r);
-        case REQUEST_LIST_LEASES:
-                return execute_list_leases(r);
-        case REQUEST_ACQUIRE:
-                return execute_acquire(r);
-        case REQUEST_LEASE_RELEASE:
-                return execute_lease_release(r, !request_is_lease_owner(r));
-        case REQUEST_RELEASE_TOKEN:
-                return execute_release_token(r);
-        case REQUEST_MEMLOCK_LIMIT:
-                return execute_memlock_limit(r);
-        }
+        assert(r);
+        assert(r->bus);
+        assert(r->execute);
+        r->execute(r);
 }
 
-/* ---------------------------------------------------------------- method calls */
+/* ---------------------------------------------------------------- the object registry */
 
-static bool check_signature(Bus *b, DBusMessage *m, const char *sig) {
-        if (streq(strempty(dbus_message_get_signature(m)), sig))
-                return true;
-        reply_error(b, m, DBUS_ERROR_INVALID_ARGS, "%s takes (%s), not (%s)", dbus_message_get_member(m), sig,
-                    strempty(dbus_message_get_signature(m)));
-        return false;
-}
-
-static const char *request_error_name(int k) {
-        return k == -EUSERS ? bus_error_name(GD_ERR_LIMIT) : bus_error_name_from_errno(k);
-}
-
-static DBusHandlerResult start_request(Bus *b, DBusMessage *m, RequestKind kind, const char *lease_id) {
-        Request *r = NULL;
-        int k;
-
-        if (!b->accepting) {
-                reply_error(b, m, bus_error_name(GD_ERR_SHUTTING_DOWN), "groupd is shutting down");
-                return DBUS_HANDLER_RESULT_HANDLED;
-        }
-        k = request_new(b, m, kind, &r);
-        if (k < 0) {
-                reply_error(b, m, request_error_name(k), "cannot take the request: %s",
-                            k == -EUSERS ? "too many requests pending" : strerror(-k));
-                return DBUS_HANDLER_RESULT_HANDLED;
-        }
-        if ((kind == REQUEST_ACQUIRE && !parse_acquire(b, m, r)) ||
-            (kind == REQUEST_MEMLOCK_LIMIT && !parse_memlock_limit(b, m, r))) {
-                request_free(r);
-                return DBUS_HANDLER_RESULT_HANDLED;
-        }
-        if (kind == REQUEST_GET_GROUP || kind == REQUEST_RELEASE_TOKEN) {
-                const char *spec;
-                dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &spec, DBUS_TYPE_INVALID);
-                r->spec = strdup(spec);
-                if (!r->spec) {
-                        reply_oom(b, m);
-                        request_free(r);
-                        return DBUS_HANDLER_RESULT_HANDLED;
-                }
-        }
-        if (lease_id)
-                (void) snprintf(r->lease_id, sizeof r->lease_id, "%s", lease_id);
-        request_start(r);
-        return DBUS_HANDLER_RESULT_HANDLED;
-}
-
-/* ---------------------------------------------------------------- properties, introspection */
-
-typedef enum ObjectKind {
-        OBJECT_NONE,
-        OBJECT_MANAGER,
-        OBJECT_GROUPS,     /* /org/groupd1/group: a directory of groups */
-        OBJECT_LEASES,
-        OBJECT_GROUP,
-        OBJECT_LEASE,
-} ObjectKind;
-
-typedef struct Object {
-        ObjectKind kind;
-        GroupView group;   /* OBJECT_GROUP; group_view_done() */
-        Lease *lease;      /* OBJECT_LEASE */
-} Object;
-
-static ObjectKind object_find(Bus *b, const char *path, Object *ret) {
+/* Finds the object path names, for the length of one call: BUS_OBJECT_NONE when there is none. */
+static BusObjectKind object_find(Bus *b, const char *path, BusObject *ret) {
         const char *rest;
 
-        *ret = (Object) {};
-        if (streq(path, BUS_PATH))
-                return ret->kind = OBJECT_MANAGER;
+        assert(b);
+        assert(path);
+        assert(ret);
+
+        *ret = (BusObject) {};
+        if (streq(path, BUS_PATH)) {
+                ret->vtable = &bus_manager_vtable;
+                return ret->kind = BUS_OBJECT_MANAGER;
+        }
         if (streq(path, PATH_GROUPS))
-                return ret->kind = OBJECT_GROUPS;
+                return ret->kind = BUS_OBJECT_GROUPS;
         if (streq(path, PATH_LEASES))
-                return ret->kind = OBJECT_LEASES;
+                return ret->kind = BUS_OBJECT_LEASES;
         if ((rest = startswith_word(path, PATH_GROUPS "/"))) {
                 if (isempty(rest) || strspn(rest, "0123456789") != strlen(rest) || strlen(rest) > 10)
-                        return OBJECT_NONE;
+                        return BUS_OBJECT_NONE;
                 if (manager_get_group(b->manager, rest, &ret->group, NULL) < 0)
-                        return OBJECT_NONE;
-                return ret->kind = OBJECT_GROUP;
+                        return BUS_OBJECT_NONE;
+                ret->vtable = &bus_group_vtable;
+                return ret->kind = BUS_OBJECT_GROUP;
         }
         if ((rest = startswith_word(path, PATH_LEASES "/"))) {
                 Lease *l = manager_find_lease(b->manager, rest);
                 if (!l || !lease_exported(l))
-                        return OBJECT_NONE;
+                        return BUS_OBJECT_NONE;
                 ret->lease = l;
-                return ret->kind = OBJECT_LEASE;
+                ret->vtable = &bus_lease_vtable;
+                return ret->kind = BUS_OBJECT_LEASE;
         }
-        return OBJECT_NONE;
+        return BUS_OBJECT_NONE;
 }
 
-static void object_done(Object *o) {
+static void object_done(BusObject *o) {
         group_view_done(&o->group);
 }
 
-static const char *object_interface(ObjectKind k) {
-        switch (k) {
-        case OBJECT_MANAGER:
-                return IFACE_MANAGER;
-        case OBJECT_GROUP:
-                return IFACE_GROUP;
-        case OBJECT_LEASE:
-                return IFACE_LEASE;
-        default:
-                return NULL;
-        }
-}
+/* ---------------------------------------------------------------- org.freedesktop.DBus.Properties */
 
-static void object_props(Bus *b, const Object *o, PropWriter *w) {
-        switch (o->kind) {
-        case OBJECT_MANAGER:
-                return manager_props(b, w);
-        case OBJECT_GROUP:
-                return group_props(b->manager, &o->group, w);
-        case OBJECT_LEASE:
-                return lease_props(o->lease, NULL, w);
-        default:
-                return;
-        }
-}
-
-static void method_properties(Bus *b, DBusMessage *m, const Object *o) {
-        const char *member = dbus_message_get_member(m), *iface = NULL, *name = NULL;
-        const char *own = object_interface(o->kind);
+static void method_get(Bus *b, DBusMessage *m, const BusObject *o) {
+        const char *iface = NULL, *name = NULL, *own = o->vtable ? o->vtable->interface : NULL;
         DBusMessage *reply;
-        DBusMessageIter it, dict;
+        DBusMessageIter it;
         PropWriter w = {};
 
-        if (streq(member, "Get")) {
-                if (!check_signature(b, m, "ss"))
-                        return;
-                dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
-        } else if (streq(member, "GetAll")) {
-                if (!check_signature(b, m, "s"))
-                        return;
-                dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID);
-        } else if (streq(member, "Set")) {
-                return reply_error(b, m, DBUS_ERROR_PROPERTY_READ_ONLY, "every property of groupd is read-only");
-        } else
-                return reply_error(b, m, DBUS_ERROR_UNKNOWN_METHOD, "no method %s in %s", member,
-                                   DBUS_INTERFACE_PROPERTIES);
+        assert(b);
+        assert(m);
+        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_STRING, &name, DBUS_TYPE_INVALID);
+        if (!own || (!isempty(iface) && !streq(iface, own)))
+                return reply_error(b, m, DBUS_ERROR_UNKNOWN_INTERFACE, "%s has no interface %s",
+                                   dbus_message_get_path(m), iface);
 
         reply = dbus_message_new_method_return(m);
         if (!reply)
                 return reply_oom(b, m);
         dbus_message_iter_init_append(reply, &it);
-
-        if (name) {
-                if (!own || (!isempty(iface) && !streq(iface, own))) {
-                        dbus_message_unref(reply);
-                        return reply_error(b, m, DBUS_ERROR_UNKNOWN_INTERFACE, "%s has no interface %s",
-                                           dbus_message_get_path(m), iface);
-                }
-                w.iter = &it;
-                w.only = name;
-                object_props(b, o, &w);
-                if (!w.found && !w.oom) {
-                        dbus_message_unref(reply);
-                        return reply_error(b, m, DBUS_ERROR_UNKNOWN_PROPERTY, "%s has no property %s", own, name);
-                }
-        } else {
-                w.iter = &dict;
-                w.oom = !dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
-                /* Other interfaces (Properties itself, Peer, ...) have no properties: an empty dict. */
-                if (!w.oom && own && (isempty(iface) || streq(iface, own)))
-                        object_props(b, o, &w);
-                if (!w.oom)
-                        w.oom = !dbus_message_iter_close_container(&it, &dict);
+        w.iter = &it;
+        w.only = name;
+        o->vtable->properties(b, o, &w);
+        if (!w.found && !w.oom) {
+                dbus_message_unref(reply);
+                return reply_error(b, m, DBUS_ERROR_UNKNOWN_PROPERTY, "%s has no property %s", own, name);
         }
         if (w.oom) {
                 dbus_message_unref(reply);
@@ -412,26 +342,63 @@ static void method_properties(Bus *b, DBusMessage *m, const Object *o) {
         bus_send(b, reply);
 }
 
-/* Appends the interfaces-and-properties of one lease object: {s a{sv}}. */
-static bool append_lease_interfaces(DBusMessageIter *ifaces, const Lease *l) {
-        DBusMessageIter e, dict;
-        const char *name = IFACE_LEASE;
+static void method_get_all(Bus *b, DBusMessage *m, const BusObject *o) {
+        const char *iface = NULL, *own = o->vtable ? o->vtable->interface : NULL;
+        DBusMessage *reply;
+        DBusMessageIter it, dict;
         PropWriter w = { .iter = &dict };
 
+        assert(b);
+        assert(m);
+        dbus_message_get_args(m, NULL, DBUS_TYPE_STRING, &iface, DBUS_TYPE_INVALID);
+        reply = dbus_message_new_method_return(m);
+        if (!reply)
+                return reply_oom(b, m);
+        dbus_message_iter_init_append(reply, &it);
+        w.oom = !dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
+        /* Other interfaces (Properties itself, Peer, ...) have no properties: an empty dict. */
+        if (!w.oom && own && (isempty(iface) || streq(iface, own)))
+                o->vtable->properties(b, o, &w);
+        if (!w.oom)
+                w.oom = !dbus_message_iter_close_container(&it, &dict);
+        if (w.oom) {
+                dbus_message_unref(reply);
+                return reply_oom(b, m);
+        }
+        bus_send(b, reply);
+}
+
+static void method_set(Bus *b, DBusMessage *m, const BusObject *o) {
+        reply_error(b, m, DBUS_ERROR_PROPERTY_READ_ONLY, "every property of groupd is read-only");
+}
+
+/* ---------------------------------------------------------------- org.freedesktop.DBus.ObjectManager */
+
+/* Appends the interfaces-and-properties of one lease object: {s a{sv}}. */
+static bool append_lease_interfaces(Bus *b, DBusMessageIter *ifaces, const Lease *l) {
+        const BusObject o = { .kind = BUS_OBJECT_LEASE, .vtable = &bus_lease_vtable, .lease = l };
+        DBusMessageIter e, dict;
+        const char *name = o.vtable->interface;
+        PropWriter w = { .iter = &dict };
+
+        assert(b);
+        assert(l);
         if (!dbus_message_iter_open_container(ifaces, DBUS_TYPE_DICT_ENTRY, NULL, &e) ||
             !dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &name) ||
             !dbus_message_iter_open_container(&e, DBUS_TYPE_ARRAY, "{sv}", &dict))
                 return false;
-        lease_props(l, NULL, &w);
+        o.vtable->properties(b, &o, &w);
         return !w.oom && dbus_message_iter_close_container(&e, &dict) &&
                dbus_message_iter_close_container(ifaces, &e);
 }
 
-static void method_get_managed_objects(Bus *b, DBusMessage *m) {
+static void method_get_managed_objects(Bus *b, DBusMessage *m, const BusObject *o) {
         DBusMessage *reply = dbus_message_new_method_return(m);
         DBusMessageIter it, objs, e, ifaces;
         bool ok = reply != NULL;
 
+        assert(b);
+        assert(o->kind == BUS_OBJECT_MANAGER);
         if (ok) {
                 dbus_message_iter_init_append(reply, &it);
                 ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{oa{sa{sv}}}", &objs);
@@ -446,7 +413,7 @@ static void method_get_managed_objects(Bus *b, DBusMessage *m) {
                 ok = dbus_message_iter_open_container(&objs, DBUS_TYPE_DICT_ENTRY, NULL, &e) &&
                      dbus_message_iter_append_basic(&e, DBUS_TYPE_OBJECT_PATH, &p) &&
                      dbus_message_iter_open_container(&e, DBUS_TYPE_ARRAY, "{sa{sv}}", &ifaces) &&
-                     append_lease_interfaces(&ifaces, l) && dbus_message_iter_close_container(&e, &ifaces) &&
+                     append_lease_interfaces(b, &ifaces, l) && dbus_message_iter_close_container(&e, &ifaces) &&
                      dbus_message_iter_close_container(&objs, &e);
         }
         ok = ok && dbus_message_iter_close_container(&it, &objs);
@@ -457,6 +424,8 @@ static void method_get_managed_objects(Bus *b, DBusMessage *m) {
         }
         bus_send(b, reply);
 }
+
+/* ---------------------------------------------------------------- org.freedesktop.DBus.Introspectable */
 
 static const char introspect_standard[] =
         "  <interface name=\"org.freedesktop.DBus.Peer\">\n"
@@ -507,31 +476,33 @@ static const char introspect_object_manager[] =
         "    </signal>\n"
         "  </interface>\n";
 
-static void method_introspect(Bus *b, DBusMessage *m, const Object *o) {
+static void method_introspect(Bus *b, DBusMessage *m, const BusObject *o) {
         _cleanup_free_ char *xml = NULL;
         size_t size = 0;
         FILE *f;
 
+        assert(b);
+        assert(o);
         f = open_memstream(&xml, &size);
         if (!f)
                 return reply_oom(b, m);
         fputs(DBUS_INTROSPECT_1_0_XML_DOCTYPE_DECL_NODE "<node>\n", f);
         switch (o->kind) {
-        case OBJECT_MANAGER:
+        case BUS_OBJECT_MANAGER:
                 fputs(b->xml_manager, f);
                 fputs(introspect_object_manager, f);
                 fputs(introspect_standard, f);
                 fputs("  <node name=\"group\"/>\n  <node name=\"lease\"/>\n", f);
                 break;
-        case OBJECT_GROUP:
+        case BUS_OBJECT_GROUP:
                 fputs(b->xml_group, f);
                 fputs(introspect_standard, f);
                 break;
-        case OBJECT_LEASE:
+        case BUS_OBJECT_LEASE:
                 fputs(b->xml_lease, f);
                 fputs(introspect_standard, f);
                 break;
-        case OBJECT_GROUPS: {
+        case BUS_OBJECT_GROUPS: {
                 _cleanup_free_ unsigned *ids = NULL;
                 size_t n = 0;
                 (void) manager_list_group_ids(b->manager, &ids, &n);
@@ -539,7 +510,7 @@ static void method_introspect(Bus *b, DBusMessage *m, const Object *o) {
                         fprintf(f, "  <node name=\"%u\"/>\n", ids[i]);
                 break;
         }
-        case OBJECT_LEASES:
+        case BUS_OBJECT_LEASES:
                 for (Lease *l = manager_first_lease(b->manager); l; l = l->next)
                         if (lease_exported(l))
                                 fprintf(f, "  <node name=\"%s\"/>\n", l->id);
@@ -555,56 +526,98 @@ static void method_introspect(Bus *b, DBusMessage *m, const Object *o) {
         reply_basic(b, m, DBUS_TYPE_STRING, &x);
 }
 
+/* ---------------------------------------------------------------- dispatching */
+
+static const BusMethod introspectable_methods[] = {
+        { "Introspect", "", method_introspect },
+        {}
+};
+
+static const BusMethod properties_methods[] = {
+        { "Get", "ss", method_get },
+        { "GetAll", "s", method_get_all },
+        { "Set", "ssv", method_set },
+        {}
+};
+
+static const BusMethod object_manager_methods[] = {
+        { "GetManagedObjects", "", method_get_managed_objects },
+        {}
+};
+
+static const BusVTable introspectable_vtable = { DBUS_INTERFACE_INTROSPECTABLE, introspectable_methods, NULL };
+static const BusVTable properties_vtable = { DBUS_INTERFACE_PROPERTIES, properties_methods, NULL };
+static const BusVTable object_manager_vtable = { INTERFACE_OBJECT_MANAGER, object_manager_methods, NULL };
+
+#define OBJECT_VTABLES_MAX 4
+
+/* The interfaces of o, its own first. (org.freedesktop.DBus.Peer is libdbus's own.) */
+static size_t object_vtables(const BusObject *o, const BusVTable *ret[static OBJECT_VTABLES_MAX]) {
+        size_t n = 0;
+
+        assert(o);
+        if (o->vtable)
+                ret[n++] = o->vtable;
+        if (o->kind == BUS_OBJECT_MANAGER)
+                ret[n++] = &object_manager_vtable;
+        ret[n++] = &introspectable_vtable;
+        ret[n++] = &properties_vtable;
+        assert(n <= OBJECT_VTABLES_MAX);
+        return n;
+}
+
+static bool check_signature(Bus *b, DBusMessage *m, const char *sig) {
+        if (streq(strempty(dbus_message_get_signature(m)), sig))
+                return true;
+        reply_error(b, m, DBUS_ERROR_INVALID_ARGS, "%s takes (%s), not (%s)", dbus_message_get_member(m), sig,
+                    strempty(dbus_message_get_signature(m)));
+        return false;
+}
+
+/* The one dispatcher: the method by interface and name (a call without an interface takes the first
+ * interface of the object that has the name), then its arguments' signature, then its handler. */
+static void object_dispatch(Bus *b, DBusMessage *m, const BusObject *o) {
+        const char *iface = dbus_message_get_interface(m), *member = dbus_message_get_member(m);
+        const BusVTable *vtables[OBJECT_VTABLES_MAX];
+        size_t n;
+
+        assert(b);
+        assert(m);
+        assert(member);
+        n = object_vtables(o, vtables);
+        for (size_t i = 0; i < n; i++) {
+                if (iface && !streq(iface, vtables[i]->interface))
+                        continue;
+                for (const BusMethod *x = vtables[i]->methods; x->name; x++) {
+                        if (!streq(x->name, member))
+                                continue;
+                        if (check_signature(b, m, x->in_signature))
+                                x->handler(b, m, o);
+                        return;
+                }
+                if (iface)
+                        return reply_error(b, m, DBUS_ERROR_UNKNOWN_METHOD, "no method %s in %s", member, iface);
+        }
+        reply_error(b, m, DBUS_ERROR_UNKNOWN_METHOD, "no method %s.%s on %s", strna(iface), member,
+                    dbus_message_get_path(m));
+}
+
 static DBusHandlerResult on_message(DBusConnection *c, DBusMessage *m, void *userdata) {
         Bus *b = userdata;
-        const char *iface = dbus_message_get_interface(m), *member = dbus_message_get_member(m);
         const char *path = dbus_message_get_path(m);
-        DBusHandlerResult result = DBUS_HANDLER_RESULT_HANDLED;
-        Object o;
+        BusObject o;
 
+        assert(b);
         if (dbus_message_get_type(m) != DBUS_MESSAGE_TYPE_METHOD_CALL)
                 return DBUS_HANDLER_RESULT_NOT_YET_HANDLED;
 
-        if (object_find(b, path, &o) == OBJECT_NONE) {
+        if (object_find(b, path, &o) == BUS_OBJECT_NONE) {
                 reply_error(b, m, DBUS_ERROR_UNKNOWN_OBJECT, "no object %s", path);
                 return DBUS_HANDLER_RESULT_HANDLED;
         }
-
-        if (streq_ptr(iface, DBUS_INTERFACE_INTROSPECTABLE) || (!iface && streq(member, "Introspect"))) {
-                if (streq(member, "Introspect"))
-                        method_introspect(b, m, &o);
-                else
-                        reply_error(b, m, DBUS_ERROR_UNKNOWN_METHOD, "no method %s", member);
-        } else if (streq_ptr(iface, DBUS_INTERFACE_PROPERTIES))
-                method_properties(b, m, &o);
-        else if (o.kind == OBJECT_MANAGER && streq_ptr(iface, "org.freedesktop.DBus.ObjectManager") &&
-                 streq(member, "GetManagedObjects"))
-                method_get_managed_objects(b, m);
-        else if (o.kind == OBJECT_MANAGER && (!iface || streq(iface, IFACE_MANAGER))) {
-                if (streq(member, "ListGroups") && check_signature(b, m, ""))
-                        result = start_request(b, m, REQUEST_LIST_GROUPS, NULL);
-                else if (streq(member, "GetGroup") && check_signature(b, m, "s"))
-                        result = start_request(b, m, REQUEST_GET_GROUP, NULL);
-                else if (streq(member, "ListLeases") && check_signature(b, m, ""))
-                        result = start_request(b, m, REQUEST_LIST_LEASES, NULL);
-                else if (streq(member, "Acquire") && check_signature(b, m, "asa{sv}"))
-                        result = start_request(b, m, REQUEST_ACQUIRE, NULL);
-                else if (streq(member, "Release") && check_signature(b, m, "s"))
-                        result = start_request(b, m, REQUEST_RELEASE_TOKEN, NULL);
-                else if (streq(member, "MemlockLimit") && check_signature(b, m, "astb"))
-                        result = start_request(b, m, REQUEST_MEMLOCK_LIMIT, NULL);
-                else if (!streq(member, "ListGroups") && !streq(member, "GetGroup") &&
-                         !streq(member, "ListLeases") && !streq(member, "Acquire") && !streq(member, "Release") &&
-                         !streq(member, "MemlockLimit"))
-                        reply_error(b, m, DBUS_ERROR_UNKNOWN_METHOD, "no method %s in %s", member, IFACE_MANAGER);
-        } else if (o.kind == OBJECT_LEASE && (!iface || streq(iface, IFACE_LEASE)) && streq(member, "Release")) {
-                if (check_signature(b, m, ""))
-                        result = start_request(b, m, REQUEST_LEASE_RELEASE, o.lease->id);
-        } else
-                reply_error(b, m, DBUS_ERROR_UNKNOWN_METHOD, "no method %s.%s on %s", strna(iface), member, path);
-
+        object_dispatch(b, m, &o);
         object_done(&o);
-        return result;
+        return DBUS_HANDLER_RESULT_HANDLED;
 }
 
 /* ---------------------------------------------------------------- the bus's own signals */
@@ -662,14 +675,17 @@ static DBusHandlerResult on_filter(DBusConnection *c, DBusMessage *m, void *user
 
 /* ---------------------------------------------------------------- manager events → signals */
 
+/* ObjectManager's InterfacesAdded / InterfacesRemoved for a lease's object. */
 static void emit_interfaces(Bus *b, const Lease *l, bool added) {
-        DBusMessage *m = new_signal(BUS_PATH, "org.freedesktop.DBus.ObjectManager",
+        DBusMessage *m = new_signal(BUS_PATH, INTERFACE_OBJECT_MANAGER,
                                     added ? "InterfacesAdded" : "InterfacesRemoved");
         DBusMessageIter it, a;
         char path[128];
         const char *p = path, *iface = IFACE_LEASE;
         bool ok = m != NULL;
 
+        assert(b);
+        assert(l);
         lease_path(l->id, path, sizeof path);
         if (ok) {
                 dbus_message_iter_init_append(m, &it);
@@ -677,7 +693,7 @@ static void emit_interfaces(Bus *b, const Lease *l, bool added) {
         }
         if (ok && added)
                 ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sa{sv}}", &a) &&
-                     append_lease_interfaces(&a, l) && dbus_message_iter_close_container(&it, &a);
+                     append_lease_interfaces(b, &a, l) && dbus_message_iter_close_container(&it, &a);
         else if (ok)
                 ok = dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &a) &&
                      dbus_message_iter_append_basic(&a, DBUS_TYPE_STRING, &iface) &&
@@ -690,79 +706,43 @@ static void emit_interfaces(Bus *b, const Lease *l, bool added) {
         bus_send(b, m);
 }
 
+/* The core's events as signals, in the order a watcher can rely on: a lease's object appears before
+ * LeaseStarted names it, and goes after LeaseEnded. */
 static void on_manager_event(Manager *mgr, ManagerEvent kind, const Lease *l, unsigned group, int errno_value,
                              const char *detail, void *userdata) {
         Bus *b = userdata;
-        char path[128];
-        const char *p = path;
-        DBusMessage *m = NULL;
-        DBusMessageIter it;
-        bool ok;
 
+        assert(b);
         if (!b->registered)
                 return;
 
         switch (kind) {
-        case MANAGER_EVENT_LEASE_STARTED: {
-                const char *id = l->id, *label = strempty(l->label);
-
-                lease_path(l->id, path, sizeof path);
+        case MANAGER_EVENT_LEASE_STARTED:
+                assert(l);
                 emit_interfaces(b, l, true);
-                m = new_signal(BUS_PATH, IFACE_MANAGER, "LeaseStarted");
-                ok = m != NULL;
-                if (ok) {
-                        dbus_message_iter_init_append(m, &it);
-                        ok = dbus_message_iter_append_basic(&it, DBUS_TYPE_OBJECT_PATH, &p) &&
-                             dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &id) &&
-                             dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &label) &&
-                             append_groups_array(&it, l->groups, l->n_groups);
-                }
-                if (!ok && m) {
-                        dbus_message_unref(m);
-                        m = NULL;
-                }
-                bus_send(b, m);
+                bus_manager_emit_lease_started(b, l);
                 for (size_t i = 0; i < l->n_groups; i++)
-                        emit_group_changed(b, l->groups[i], true);
-                emit_properties_changed(b, BUS_PATH, IFACE_MANAGER, fill_manager_nleases, NULL,
-                                        (const void *) (uintptr_t) manager_n_leases(mgr), NULL);
+                        bus_group_emit_changed(b, l->groups[i], true);
+                bus_manager_emit_n_leases(b);
                 break;
-        }
         case MANAGER_EVENT_LEASE_RELEASING:
-                lease_path(l->id, path, sizeof path);
-                emit_properties_changed(b, path, IFACE_LEASE, fill_lease_state, NULL, "releasing", NULL);
+                assert(l);
+                bus_lease_emit_state(b, l, "releasing");
                 /* Its groups' DMA facts are the container's no more. */
                 for (size_t i = 0; i < l->n_groups; i++)
-                        emit_group_changed(b, l->groups[i], false);
+                        bus_group_emit_changed(b, l->groups[i], false);
                 break;
-        case MANAGER_EVENT_LEASE_ENDED: {
-                const char *reason = lease_reason_to_string(l->reason), *d = strempty(detail);
-
-                lease_path(l->id, path, sizeof path);
-                m = new_signal(BUS_PATH, IFACE_MANAGER, "LeaseEnded");
-                ok = m != NULL;
-                if (ok) {
-                        dbus_message_iter_init_append(m, &it);
-                        ok = dbus_message_iter_append_basic(&it, DBUS_TYPE_OBJECT_PATH, &p) &&
-                             append_groups_array(&it, l->groups, l->n_groups) &&
-                             dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &reason) &&
-                             dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &d);
-                }
-                if (!ok && m) {
-                        dbus_message_unref(m);
-                        m = NULL;
-                }
-                bus_send(b, m);
+        case MANAGER_EVENT_LEASE_ENDED:
+                assert(l);
+                bus_manager_emit_lease_ended(b, l, detail);
                 emit_interfaces(b, l, false);
                 for (size_t i = 0; i < l->n_groups; i++)
-                        emit_group_changed(b, l->groups[i], true);
+                        bus_group_emit_changed(b, l->groups[i], true);
                 /* The manager has dropped the lease already: the count is the one that stays. */
-                emit_properties_changed(b, BUS_PATH, IFACE_MANAGER, fill_manager_nleases, NULL,
-                                        (const void *) (uintptr_t) manager_n_leases(mgr), NULL);
+                bus_manager_emit_n_leases(b);
                 break;
-        }
         case MANAGER_EVENT_GROUP_CHANGED:
-                emit_group_changed(b, group, true);
+                bus_group_emit_changed(b, group, true);
                 break;
         default:
                 break;
@@ -868,8 +848,7 @@ Bus *bus_free(Bus *b) {
                 return NULL;
         if (b->manager)
                 manager_remove_listener(b->manager, on_manager_event, b);
-        while (b->callers)
-                caller_cache_drop(b, b->callers->name);
+        caller_cache_clear(b);
         /* Requests the manager still works on are detached: its answer frees them. */
         while (b->requests) {
                 Request *r = b->requests;
