@@ -292,135 +292,194 @@ static bool parse_specs(Bus *b, DBusMessage *m, DBusMessageIter *it, Request *r)
         return true;
 }
 
+/* Acquire's options as they are read: what the option parsers learn besides the request's fields. */
+typedef struct AcquireOptions {
+        const char *owner;       /* points into the message */
+        bool have_pidfd;
+        bool have_guest_ram;
+} AcquireOptions;
+
+/* One option of Acquire's a{sv}: its name, the D-Bus type of its value, and the parser that takes the value
+ * at var into r or o (on a bad value it replies and returns false). offset: the bool field of Request
+ * that option_bool() sets. */
+typedef struct AcquireOption {
+        const char *key;
+        int type;
+        bool (*parse)(Bus *b, DBusMessage *m, DBusMessageIter *var, const struct AcquireOption *opt, Request *r,
+                      AcquireOptions *o);
+        size_t offset;
+} AcquireOption;
+
+static bool option_label(Bus *b, DBusMessage *m, DBusMessageIter *var, const AcquireOption *opt, Request *r,
+                         AcquireOptions *o) {
+        const char *s;
+
+        dbus_message_iter_get_basic(var, &s);
+        if (strlen(s) >= LEASE_LABEL_MAX) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID), "option \"label\" is longer than %u bytes",
+                            LEASE_LABEL_MAX - 1);
+                return false;
+        }
+        free(r->label);
+        r->label = strdup(s);
+        if (!r->label) {
+                reply_oom(b, m);
+                return false;
+        }
+        return true;
+}
+
+static bool option_owner(Bus *b, DBusMessage *m, DBusMessageIter *var, const AcquireOption *opt, Request *r,
+                         AcquireOptions *o) {
+        dbus_message_iter_get_basic(var, &o->owner);
+        if (!streq(o->owner, "name") && !streq(o->owner, "process") && !streq(o->owner, "lease-fd")) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"owner\" is \"%.64s\": want \"name\", \"process\" or \"lease-fd\"", o->owner);
+                return false;
+        }
+        return true;
+}
+
+static bool option_owner_pidfd(Bus *b, DBusMessage *m, DBusMessageIter *var, const AcquireOption *opt,
+                               Request *r, AcquireOptions *o) {
+        int fd;
+
+        dbus_message_iter_get_basic(var, &fd);  /* a fresh duplicate: ours to close */
+        safe_close(r->owner_pidfd);
+        r->owner_pidfd = fd;
+        o->have_pidfd = true;
+        return true;
+}
+
+static bool option_bool(Bus *b, DBusMessage *m, DBusMessageIter *var, const AcquireOption *opt, Request *r,
+                        AcquireOptions *o) {
+        dbus_bool_t v;
+
+        assert(opt->offset > 0 && opt->offset < sizeof *r);
+        dbus_message_iter_get_basic(var, &v);
+        *(bool *) ((uint8_t *) r + opt->offset) = v;
+        return true;
+}
+
+static bool option_guest_ram(Bus *b, DBusMessage *m, DBusMessageIter *var, const AcquireOption *opt,
+                             Request *r, AcquireOptions *o) {
+        dbus_uint64_t v;
+        uint64_t limit;
+
+        dbus_message_iter_get_basic(var, &v);
+        if (v == 0) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"guest-ram\" is 0: give the guest's RAM in bytes");
+                return false;
+        }
+        /* Refused here rather than after the devices were bound: the limit must fit. */
+        if (memlock_limit(&(MemlockInput) { .guest_ram = v, .n_devices = 1 }, &limit) < 0) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"guest-ram\" is %" PRIu64 " bytes: the memlock limit for it does not fit in "
+                            "64 bits", (uint64_t) v);
+                return false;
+        }
+        r->guest_ram = v;
+        o->have_guest_ram = true;
+        return true;
+}
+
+/* Each option once: its name, its type, its parser. */
+static const AcquireOption acquire_options[] = {
+        { "label", DBUS_TYPE_STRING, option_label },
+        { "owner", DBUS_TYPE_STRING, option_owner },
+        { "owner-pidfd", DBUS_TYPE_UNIX_FD, option_owner_pidfd },
+        { "configure-iommu", DBUS_TYPE_BOOLEAN, option_bool, offsetof(Request, configure_iommu) },
+        { "memlock", DBUS_TYPE_BOOLEAN, option_bool, offsetof(Request, memlock) },
+        { "guest-ram", DBUS_TYPE_UINT64, option_guest_ram },
+        { "viommu", DBUS_TYPE_BOOLEAN, option_bool, offsetof(Request, viommu) },
+        { "kvm", DBUS_TYPE_BOOLEAN, option_bool, offsetof(Request, kvm) },
+};
+
+static const AcquireOption *acquire_option_find(const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(acquire_options); i++)
+                if (streq(acquire_options[i].key, key))
+                        return &acquire_options[i];
+        return NULL;
+}
+
+/* Takes one option, {s v}, into r and o; on a bad one replies and returns false. */
+static bool parse_acquire_option(Bus *b, DBusMessage *m, DBusMessageIter *entry, Request *r, AcquireOptions *o) {
+        const AcquireOption *opt;
+        DBusMessageIter e, var;
+        const char *key;
+        int t;
+
+        dbus_message_iter_recurse(entry, &e);
+        dbus_message_iter_get_basic(&e, &key);
+        dbus_message_iter_next(&e);
+        dbus_message_iter_recurse(&e, &var);
+        t = dbus_message_iter_get_arg_type(&var);
+
+        opt = acquire_option_find(key);
+        if (!opt) {
+                char known[256] = "";
+
+                for (size_t i = 0; i < ELEMENTSOF(acquire_options); i++)
+                        (void) snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                                        acquire_options[i].key);
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID), "unknown option \"%.64s\" (known: %s)", key, known);
+                return false;
+        }
+        if (t != opt->type) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID), "option \"%s\" has the wrong type '%c'", key,
+                            (char) t);
+                return false;
+        }
+        return opt->parse(b, m, &var, opt, r, o);
+}
+
 /* Parses Acquire's (as, a{sv}) into r; on a bad argument replies and returns false. */
 static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
-        DBusMessageIter it, dict, e, var;
-        const char *owner = "name";
-        bool have_pidfd = false, have_guest_ram = false, memlock = false, viommu = false;
+        AcquireOptions o = { .owner = "name" };
+        DBusMessageIter it, dict;
 
+        assert(b);
+        assert(m);
+        assert(r);
         dbus_message_iter_init(m, &it);
         if (!parse_specs(b, m, &it, r))
                 return false;
         dbus_message_iter_next(&it);
         dbus_message_iter_recurse(&it, &dict);
-        for (; dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&dict)) {
-                const char *key;
-                int t;
-
-                dbus_message_iter_recurse(&dict, &e);
-                dbus_message_iter_get_basic(&e, &key);
-                dbus_message_iter_next(&e);
-                dbus_message_iter_recurse(&e, &var);
-                t = dbus_message_iter_get_arg_type(&var);
-
-                if (streq(key, "label") && t == DBUS_TYPE_STRING) {
-                        const char *s;
-                        dbus_message_iter_get_basic(&var, &s);
-                        if (strlen(s) >= LEASE_LABEL_MAX) {
-                                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
-                                            "option \"label\" is longer than %u bytes", LEASE_LABEL_MAX - 1);
-                                return false;
-                        }
-                        free(r->label);
-                        r->label = strdup(s);
-                        if (!r->label) {
-                                reply_oom(b, m);
-                                return false;
-                        }
-                } else if (streq(key, "owner") && t == DBUS_TYPE_STRING) {
-                        dbus_message_iter_get_basic(&var, &owner);
-                        if (!streq(owner, "name") && !streq(owner, "process") && !streq(owner, "lease-fd")) {
-                                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
-                                            "option \"owner\" is \"%.64s\": want \"name\", \"process\" or "
-                                            "\"lease-fd\"", owner);
-                                return false;
-                        }
-                } else if (streq(key, "owner-pidfd") && t == DBUS_TYPE_UNIX_FD) {
-                        int fd;
-                        dbus_message_iter_get_basic(&var, &fd);  /* a fresh duplicate: ours to close */
-                        safe_close(r->owner_pidfd);
-                        r->owner_pidfd = fd;
-                        have_pidfd = true;
-                } else if (streq(key, "configure-iommu") && t == DBUS_TYPE_BOOLEAN) {
-                        dbus_bool_t v;
-                        dbus_message_iter_get_basic(&var, &v);
-                        r->configure_iommu = v;
-                } else if (streq(key, "kvm") && t == DBUS_TYPE_BOOLEAN) {
-                        dbus_bool_t v;
-                        dbus_message_iter_get_basic(&var, &v);
-                        r->kvm = v;
-                } else if (streq(key, "memlock") && t == DBUS_TYPE_BOOLEAN) {
-                        dbus_bool_t v;
-                        dbus_message_iter_get_basic(&var, &v);
-                        memlock = v;
-                } else if (streq(key, "viommu") && t == DBUS_TYPE_BOOLEAN) {
-                        dbus_bool_t v;
-                        dbus_message_iter_get_basic(&var, &v);
-                        viommu = v;
-                } else if (streq(key, "guest-ram") && t == DBUS_TYPE_UINT64) {
-                        dbus_uint64_t v;
-                        uint64_t limit;
-                        dbus_message_iter_get_basic(&var, &v);
-                        if (v == 0) {
-                                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
-                                            "option \"guest-ram\" is 0: give the guest's RAM in bytes");
-                                return false;
-                        }
-                        /* Refused here rather than after the devices were bound: the limit must fit. */
-                        if (memlock_limit(&(MemlockInput) { .guest_ram = v, .n_devices = 1 }, &limit) < 0) {
-                                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
-                                            "option \"guest-ram\" is %" PRIu64 " bytes: the memlock limit for it "
-                                            "does not fit in 64 bits", (uint64_t) v);
-                                return false;
-                        }
-                        r->guest_ram = v;
-                        have_guest_ram = true;
-                } else if (streq(key, "label") || streq(key, "owner") || streq(key, "owner-pidfd") ||
-                           streq(key, "configure-iommu") || streq(key, "kvm") || streq(key, "memlock") ||
-                           streq(key, "viommu") || streq(key, "guest-ram")) {
-                        reply_error(b, m, bus_error_name(GD_ERR_INVALID), "option \"%s\" has the wrong type '%c'",
-                                    key, (char) t);
+        for (; dbus_message_iter_get_arg_type(&dict) == DBUS_TYPE_DICT_ENTRY; dbus_message_iter_next(&dict))
+                if (!parse_acquire_option(b, m, &dict, r, &o))
                         return false;
-                } else {
-                        reply_error(b, m, bus_error_name(GD_ERR_INVALID),
-                                    "unknown option \"%.64s\" (known: label, owner, owner-pidfd, configure-iommu, "
-                                    "memlock, guest-ram, viommu, kvm)",
-                                    key);
-                        return false;
-                }
-        }
 
-        if (streq(owner, "process")) {
-                if (!have_pidfd) {
+        /* What the options say together. */
+        if (streq(o.owner, "process")) {
+                if (!o.have_pidfd) {
                         reply_error(b, m, bus_error_name(GD_ERR_INVALID),
                                     "owner \"process\" needs the option \"owner-pidfd\"");
                         return false;
                 }
                 r->owner = OWNER_PROCESS;
-        } else if (have_pidfd) {
+        } else if (o.have_pidfd) {
                 reply_error(b, m, bus_error_name(GD_ERR_INVALID),
                             "option \"owner-pidfd\" goes with owner \"process\" only");
                 return false;
-        } else if (streq(owner, "lease-fd"))
+        } else if (streq(o.owner, "lease-fd"))
                 r->owner = OWNER_LEASE_FD;
 
-        if (memlock && !have_guest_ram) {
+        if (r->memlock && !o.have_guest_ram) {
                 reply_error(b, m, bus_error_name(GD_ERR_INVALID),
                             "option \"memlock\" needs the option \"guest-ram\" (the guest's RAM in bytes)");
                 return false;
         }
-        if (!memlock && have_guest_ram) {
-                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
-                            "option \"guest-ram\" goes with \"memlock\" only");
+        if (!r->memlock && o.have_guest_ram) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID), "option \"guest-ram\" goes with \"memlock\" only");
                 return false;
         }
-        if (!memlock && viommu) {
+        if (!r->memlock && r->viommu) {
                 reply_error(b, m, bus_error_name(GD_ERR_INVALID),
                             "option \"viommu\" only says how to count memlock: it goes with \"memlock\" only");
                 return false;
         }
-        r->memlock = memlock;
-        r->viommu = viommu;
         return true;
 }
 
