@@ -260,6 +260,29 @@ DBusMessage *request_steal_reply(Request *r, DBusPendingCall *pending) {
         return reply;
 }
 
+/* The connection is gone or going: the requests that wait for the bus or polkit are dropped; those the
+ * manager still works on are detached from the bus, and its answer frees them (there is nobody left to
+ * hand a lease to: it is let go). */
+static void requests_drop_all(Bus *b) {
+        assert(b);
+        while (b->requests) {
+                Request *r = b->requests;
+
+                if (!r->acquiring) {
+                        request_free(r);
+                        continue;
+                }
+                r->sender_gone = true;
+                b->requests = r->next;
+                if (b->requests)
+                        b->requests->prev = NULL;
+                b->n_requests--;
+                r->bus = NULL;
+                r->prev = r->next = NULL;
+        }
+        assert(b->n_requests == 0);
+}
+
 void request_execute(Request *r) {
         assert(r);
         assert(r->bus);
@@ -641,19 +664,7 @@ static void on_name_vanished(Bus *b, const char *name) {
 static void on_disconnected(Bus *b) {
         log_error("Lost the connection to the system bus; leases owned by D-Bus callers end.");
         b->accepting = false;
-        while (b->requests) {
-                Request *r = b->requests;
-                if (r->acquiring) {
-                        r->sender_gone = true;
-                        b->requests = r->next;
-                        if (b->requests)
-                                b->requests->prev = NULL;
-                        b->n_requests--;
-                        r->bus = NULL;
-                        r->prev = r->next = NULL;
-                } else
-                        request_free(r);
-        }
+        requests_drop_all(b);
         /* Every D-Bus name is gone for us: the leases they own end (the manager's one owner-gone path). */
         manager_bus_name_vanished(b->manager, NULL);
 }
@@ -849,19 +860,7 @@ Bus *bus_free(Bus *b) {
         if (b->manager)
                 manager_remove_listener(b->manager, on_manager_event, b);
         caller_cache_clear(b);
-        /* Requests the manager still works on are detached: its answer frees them. */
-        while (b->requests) {
-                Request *r = b->requests;
-                if (r->acquiring) {
-                        b->requests = r->next;
-                        if (b->requests)
-                                b->requests->prev = NULL;
-                        b->n_requests--;
-                        r->bus = NULL;
-                        r->prev = r->next = NULL;
-                } else
-                        request_free(r);
-        }
+        requests_drop_all(b);
         if (b->connection) {
                 if (b->registered) {
                         dbus_connection_remove_filter(b->connection, on_filter, b);
