@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Who a caller is: its uid, gid, pid and groups from the bus's GetConnectionCredentials, asked once per
+ * unique name and kept until the name leaves the bus. */
 #include "bus-caller.h"
 #include "bus-polkit.h"
 #include "log.h"

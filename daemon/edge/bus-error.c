@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The one table from the core's error codes (the wire's GdError numbers) to D-Bus error names. */
 #include <dbus/dbus.h>
 #include <errno.h>
 

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A Group object, /org/groupd1/group/N: its properties (with the DMA facts) and their changes, and the
+ * Manager's GroupChanged. A group has no methods. */
 #include <stdio.h>
 
 #include "bus-group.h"
@@ -26,7 +28,7 @@ static void group_dma_props(Manager *m, const GroupView *g, PropWriter *w) {
         if (!have)
                 log_debug("Cannot get the DMA facts of group %u: %s", g->group.id, err.message);
         pw_string(w, "DmaSource", gd_dma_source_to_string(have ? (int) d.source : GD_DMA_SOURCE_SYSFS));
-        dma_props(&d.dma, w);
+        pw_dma(w, &d.dma);
         if (!w->changes_only)
                 pw_string(w, "DmaNote", have ? d.note : err.message);
 }

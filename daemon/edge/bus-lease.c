@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A Lease object, /org/groupd1/lease/ID: Release, its properties, and the change of its State. */
 #include <stdio.h>
 #include <string.h>
 
@@ -25,7 +26,7 @@ static void lease_props(const Lease *l, PropWriter *w) {
                 pw_close(w);
         }
         pw_u32(w, "IommuType", l->iommu_type);
-        dma_props(&l->dma, w);
+        pw_dma(w, &l->dma);
         pw_u64(w, "MemlockLimit", l->memlock);
         pw_bool(w, "KvmRegistered", l->kvm_registered);
 }

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The Manager object, /org/groupd1: its method table (ListGroups, GetGroup, ListLeases, Acquire with its
+ * option table, Release, MemlockLimit), its properties, and its signals (LeaseStarted, LeaseEnded, NLeases). */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>

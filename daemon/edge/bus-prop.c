@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Writing properties: into an a{sv} (GetAll, PropertiesChanged, InterfacesAdded), or the one asked for
+ * into a variant (Get). */
+#include <assert.h>
+
 #include "bus-prop.h"
 
 bool pw_open(PropWriter *w, const char *name, const char *sig) {
+        assert(w);
+        assert(w->iter);
+        assert(name);
+        assert(sig);
         if (w->oom || (w->only && !streq(w->only, name)))
                 return false;
         w->found = true;
@@ -15,6 +23,7 @@ bool pw_open(PropWriter *w, const char *name, const char *sig) {
 }
 
 void pw_close(PropWriter *w) {
+        assert(w);
         if (w->oom)
                 return;
         if (w->only)
@@ -97,8 +106,7 @@ static void pw_iova(PropWriter *w, const char *name, const HostIommuInfo *d) {
         pw_close(w);
 }
 
-/* The facts of a container, as groups and leases show them: 0 or empty where unknown. */
-void dma_props(const HostIommuInfo *d, PropWriter *w) {
+void pw_dma(PropWriter *w, const HostIommuInfo *d) {
         pw_iova(w, "IovaRanges", d);
         pw_u64(w, "PageSizes", (d->flags & HOST_IOMMU_PGSIZES) ? d->pgsizes : 0);
         pw_u32(w, "DmaAvailable", (d->flags & HOST_IOMMU_DMA_AVAIL) ? d->dma_avail : 0);

@@ -17,6 +17,8 @@ typedef struct PropWriter {
         DBusMessageIter entry, var;
 } PropWriter;
 
+/* Open and close the entry (or, for Get, the variant) of one property; pw_open() returns false when the
+ * property is not asked for or memory ran out. */
 bool pw_open(PropWriter *w, const char *name, const char *sig);
 void pw_close(PropWriter *w);
 /* Whether the property is asked for: write it, or leave out work only it needs. */
@@ -27,7 +29,7 @@ void pw_bool(PropWriter *w, const char *name, bool value);
 void pw_u64(PropWriter *w, const char *name, uint64_t value);
 void pw_path(PropWriter *w, const char *name, const char *path);
 /* The facts of a container, as groups and leases show them: 0 or empty where unknown. */
-void dma_props(const HostIommuInfo *d, PropWriter *w);
+void pw_dma(PropWriter *w, const HostIommuInfo *d);
 
 bool append_u32_array(DBusMessageIter *iter, const uint32_t *v, size_t n);
 bool append_groups_array(DBusMessageIter *iter, const unsigned *groups, size_t n);

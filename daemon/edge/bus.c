@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The D-Bus edge's room: the connection to the system bus, the object registry (an object found by its
+ * path for the length of a call), the one method dispatcher, Introspect (proto/org.groupd1.xml served
+ * verbatim), Properties, ObjectManager, the names that leave the bus, the request lifecycle, and the
+ * routing of the core's events to the objects' signals. */
 #include <dbus/dbus.h>
 #include <stdio.h>
 
@@ -28,7 +32,6 @@ void group_path(unsigned id, char *buf, size_t size) {
         (void) snprintf(buf, size, PATH_GROUPS "/%u", id);
 }
 
-/* A lease has an object while it is active or releasing: from LeaseStarted to LeaseEnded. */
 bool lease_exported(const Lease *l) {
         assert(l);
         return l->state == LEASE_ACTIVE || l->state == LEASE_RELEASING;
@@ -64,7 +67,6 @@ void reply_oom(Bus *b, DBusMessage *call) {
         reply_error(b, call, DBUS_ERROR_NO_MEMORY, "out of memory");
 }
 
-/* Answers call with one value of a basic type (type: DBUS_TYPE_*; value points at it), or out of memory. */
 void reply_basic(Bus *b, DBusMessage *call, int type, const void *value) {
         DBusMessage *reply = dbus_message_new_method_return(call);
 
@@ -80,7 +82,6 @@ DBusMessage *new_signal(const char *path, const char *iface, const char *member)
         return dbus_message_new_signal(path, iface, member);
 }
 
-/* invalidated: one property named without its value, or NULL. */
 void emit_properties_changed(Bus *b, const char *path, const char *iface,
                              void (*fill)(PropWriter *w, const void *a, const void *c), const void *a,
                              const void *c, const char *invalidated) {
@@ -223,7 +224,6 @@ void request_fail_manager(Request *r, const ManagerError *err) {
         request_fail(r, bus_error_name(wire_error(err->code)), "%s", err->message);
 }
 
-/* Sends call and continues with cb(reply, r) when the answer (or an error) is there. */
 int request_call(Request *r, DBusMessage *call, int timeout_ms, DBusPendingCallNotifyFunction cb) {
         DBusPendingCall *pending = NULL;
 
@@ -248,7 +248,6 @@ int request_call(Request *r, DBusMessage *call, int timeout_ms, DBusPendingCallN
         return 0;
 }
 
-/* Takes the reply of r's pending call. */
 DBusMessage *request_steal_reply(Request *r, DBusPendingCall *pending) {
         DBusMessage *reply;
 
