@@ -21,6 +21,7 @@
 #define PATH_GROUPS BUS_PATH "/group"
 #define PATH_LEASES BUS_PATH "/lease"
 
+/* What a request asks, for bus-polkit.c (the action and the details); its body is r->execute. */
 typedef enum RequestKind {
         REQUEST_LIST_GROUPS,
         REQUEST_GET_GROUP,
