@@ -902,6 +902,44 @@ START_TEST(test_bad_input_is_named) {
 }
 END_TEST
 
+/* Every Acquire option is known by name and checked for its type: a value of the wrong type is refused
+ * naming the option, and the list of known options that an unknown one gets names them all. */
+START_TEST(test_every_option_checks_its_type) {
+        static const struct {
+                const char *key;
+                int wrong;   /* a type the option does not take */
+        } options[] = {
+                { "label", DBUS_TYPE_UINT32 },           { "owner", DBUS_TYPE_UINT32 },
+                { "owner-pidfd", DBUS_TYPE_UINT32 },     { "configure-iommu", DBUS_TYPE_UINT32 },
+                { "memlock", DBUS_TYPE_STRING },         { "guest-ram", DBUS_TYPE_UINT32 },
+                { "viommu", DBUS_TYPE_STRING },          { "kvm", DBUS_TYPE_UINT32 },
+        };
+        DBusConnection *c = connect_bus();
+        const char *specs[] = { "1", NULL };
+        Acquired a;
+        char want[64], known[1024];
+
+        settle(c);
+        ck_assert(!acquire_opts(c, specs, NULL, NULL, -EBADF, "colour", &a));
+        ck_assert_str_eq(a.error, "org.groupd1.Error.Invalid");
+        snprintf(known, sizeof known, "%s", a.message);
+        for (size_t i = 0; i < ELEMENTSOF(options); i++) {
+                Opt o = { .key = options[i].key, .type = options[i].wrong, .u = 1, .s = "x" };
+
+                ck_assert_msg(strstr(known, options[i].key), "the known options (%s) lack %s", known,
+                              options[i].key);
+                ck_assert_msg(!acquire_with(c, specs, &o, 1, &a), "option %s of the wrong type was taken",
+                              options[i].key);
+                ck_assert_str_eq(a.error, "org.groupd1.Error.Invalid");
+                snprintf(want, sizeof want, "option \"%s\" has the wrong type", options[i].key);
+                ck_assert_msg(strstr(a.message, want), "%s: %s", options[i].key, a.message);
+        }
+        ck_assert_uint_eq(count_leases(c), 0);
+        ck_assert(!prop_bool(c, PATH "/group/1", NAME ".Group", "Leased"));
+        disconnect_bus(c);
+}
+END_TEST
+
 /* Callers that leave right after asking, while groupd still waits for the bus or polkit or the host:
  * nothing may be left held. */
 START_TEST(test_caller_vanishes_mid_request) {
@@ -1401,6 +1439,7 @@ static Suite *dbus_suite(void) {
         tcase_add_test(tc, test_process_and_lease_fd_owners_outlive_the_caller);
         tcase_add_test(tc, test_release_other_needs_polkit);
         tcase_add_test(tc, test_bad_input_is_named);
+        tcase_add_test(tc, test_every_option_checks_its_type);
         tcase_add_test(tc, test_caller_vanishes_mid_request);
         tcase_add_test(tc, test_round_trip);
         tcase_add_test(tc, test_dma_facts_are_properties);

@@ -9,6 +9,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "bus-error.h"
 #include "manager.h"
 
 #define BUS_NAME "org.groupd1"
@@ -25,7 +26,3 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Bus *, bus_free);
 /* Refuses new method calls (groupd is stopping) without dropping the connection, so that LeaseEnded
  * signals of the shutdown still go out. */
 void bus_stop_accepting(Bus *b);
-
-/* The D-Bus error name for a core error code, and for an errno with no better code. The one table. */
-const char *bus_error_name(int gd_error);
-const char *bus_error_name_from_errno(int errno_value);
