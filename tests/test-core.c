@@ -104,9 +104,9 @@ START_TEST(test_lease_groups_devices) {
         ck_assert(lease_has_group(l, 3));
         ck_assert(!lease_has_group(l, 4));
         ck_assert_int_eq(l->group_fds[0], -EBADF);
-        ck_assert_int_eq(lease_add_device(l, "0000:01:00.0", 7, "nouveau"), 0);
-        ck_assert_int_eq(lease_add_device(l, "0000:01:00.1", 7, NULL), 0);
-        ck_assert_int_eq(lease_add_device(l, "0000:01:00.1000000000000000000000000000", 7, NULL), -EINVAL);
+        ck_assert_int_eq(lease_add_device(l, "0000:01:00.0", 7, "nouveau", NULL), 0);
+        ck_assert_int_eq(lease_add_device(l, "0000:01:00.1", 7, NULL, NULL), 0);
+        ck_assert_int_eq(lease_add_device(l, "0000:01:00.1000000000000000000000000000", 7, NULL, NULL), -EINVAL);
         ck_assert_str_eq(l->devices[1].driver, "");
 
         wire_lease(l, &v);
@@ -245,8 +245,8 @@ START_TEST(test_state_round_trip) {
         a->configure_iommu = true;
         a->since_usec = 1700000000000000ULL;
         ck_assert_int_eq(lease_add_group(a, 1), 0);
-        ck_assert_int_eq(lease_add_device(a, "0000:01:00.0", 1, "nouveau"), 0);
-        ck_assert_int_eq(lease_add_device(a, "0000:01:00.1", 1, ""), 0);
+        ck_assert_int_eq(lease_add_device(a, "0000:01:00.0", 1, "nouveau", NULL), 0);
+        ck_assert_int_eq(lease_add_device(a, "0000:01:00.1", 1, "", "vfio-pci"), 0);
         ck_assert_int_eq(lease_new(NULL, &b), 0); /* still acquiring: recorded too */
         ck_assert_int_eq(lease_add_group(b, 12), 0);
         ck_assert_int_eq(lease_add_group(b, 13), 0);

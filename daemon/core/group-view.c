@@ -20,15 +20,104 @@ void group_views_free(GroupView *v, size_t n) {
         free(v);
 }
 
+bool device_host_critical(const HostDevice *d, const HostUse *uses, size_t n_uses, char *why, size_t size) {
+        size_t off = 0;
+        bool critical = false;
+
+#define SAY(...)                                                                                 \
+        do {                                                                                     \
+                if (off < size)                                                                  \
+                        off += (size_t) snprintf(why + off, size - off, "%s", critical ? "; " : ""); \
+                if (off < size)                                                                  \
+                        off += (size_t) snprintf(why + off, size - off, __VA_ARGS__);            \
+                critical = true;                                                                 \
+        } while (0)
+
+        assert(d);
+        if (size > 0)
+                why[0] = 0;
+        if ((d->class_code >> 8) == 0x0600)
+                SAY("the host bridge");
+        if ((d->class_code >> 8) == 0x0601)
+                SAY("the ISA/LPC bridge");
+        if (d->boot_vga)
+                SAY("the boot VGA device (the console)");
+        for (size_t i = 0; i < n_uses; i++) {
+                const HostUse *u = &uses[i];
+
+                if (!streq(u->address, d->address))
+                        continue;
+                switch (u->kind) {
+                case HOST_USE_MOUNT:
+                        SAY("under the mounted filesystem %s", u->what);
+                        break;
+                case HOST_USE_SWAP:
+                        SAY("under active swap (%s)", u->what);
+                        break;
+                case HOST_USE_BOOT_VGA:
+                        if (!d->boot_vga)
+                                SAY("the boot VGA device (the console)");
+                        break;
+                case HOST_USE_ROUTE:
+                        SAY("the NIC of the default route (%s)", u->what);
+                        break;
+                default:
+                        break;
+                }
+        }
+#undef SAY
+        return critical;
+}
+
+int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g, ManagerError *err) {
+        _cleanup_free_ HostUse *uses = NULL;
+        char msg[MANAGER_TEXT_MAX], why[512];
+        size_t n_uses = 0;
+
+        assert(m);
+        assert(g);
+
+        if (group_refusal(g, msg, sizeof msg)) {
+                manager_error(err, MANAGER_ERROR_NOT_VIABLE, EPERM, "%s", msg);
+                return -EPERM;
+        }
+        for (size_t k = 0; k < g->n_devices; k++)
+                if (policy_device_never(m->policy, &g->devices[k], msg, sizeof msg)) {
+                        manager_error(err, MANAGER_ERROR_DENIED, EPERM, "%s", msg);
+                        return -EPERM;
+                }
+        /* Read fresh: mounts, swap and routes change. Not knowing them refuses nothing. */
+        (void) host_list_uses(m->host, &uses, &n_uses);
+        for (size_t k = 0; k < g->n_devices; k++) {
+                const HostDevice *d = &g->devices[k];
+
+                if (!lease_device_is_assigned(d) || !device_host_critical(d, uses, n_uses, why, sizeof why))
+                        continue;
+                if (policy_lifts_host_critical(m->policy, s, d))
+                        continue;
+                manager_error(err, MANAGER_ERROR_DENIED, EPERM,
+                              "%s is %s: the host stands on it, so groupd never hands it out (built-in host "
+                              "protection; a policy rule naming it lifts that: allow WHO pci=%s host-critical)",
+                              d->address, why, d->address);
+                return -EPERM;
+        }
+        return 0;
+}
+
 /* Takes hg (moved into the view, also on failure). */
 static int group_view_make(Manager *m, HostGroup *hg, GroupView *ret) {
         char reason[MANAGER_TEXT_MAX], note[MANAGER_TEXT_MAX] = "";
         GroupView v = { .group = *hg };
+        ManagerError e = {};
 
         *hg = (HostGroup) {};
         v.viable = group_viability(&v.group, reason, sizeof reason);
-        for (size_t i = 0; i < v.group.n_devices && !v.never; i++)
-                v.never = policy_device_never(m->policy, &v.group.devices[i], note, sizeof note);
+        /* What an acquire would refuse whoever asks (the host protection unless a rule lifts it for
+         * someone), shown before anyone tries. */
+        if (manager_group_refusal(m, NULL, &v.group, &e) < 0) {
+                v.never = true;
+                (void) snprintf(note, sizeof note, "%s", e.message);
+        }
         v.holder = manager_group_holder(m, v.group.id);
         v.viability = strdup(reason);
         v.policy_note = strdup(note);

@@ -138,10 +138,11 @@ int lease_add_group(Lease *l, unsigned group) {
         return 0;
 }
 
-int lease_add_device(Lease *l, const char *address, unsigned group, const char *driver) {
+int lease_add_device(Lease *l, const char *address, unsigned group, const char *driver, const char *override) {
         LeaseDevice *d;
 
-        if (strlen(address) >= HOST_ADDR_MAX || strlen(strempty(driver)) >= HOST_DRIVER_MAX)
+        if (strlen(address) >= HOST_ADDR_MAX || strlen(strempty(driver)) >= HOST_DRIVER_MAX ||
+            strlen(strempty(override)) >= HOST_DRIVER_MAX)
                 return -EINVAL;
 
         d = reallocarray(l->devices, l->n_devices + 1, sizeof *d);
@@ -152,6 +153,7 @@ int lease_add_device(Lease *l, const char *address, unsigned group, const char *
         *d = (LeaseDevice) { .group = group };
         strcpy(d->address, address);
         strcpy(d->driver, strempty(driver));
+        strcpy(d->override, strempty(override));
         return 0;
 }
 

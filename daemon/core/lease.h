@@ -131,7 +131,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Lease *, lease_free);
 int lease_set_state(Lease *l, LeaseState s);
 void lease_close_fds(Lease *l);
 int lease_add_group(Lease *l, unsigned group);
-int lease_add_device(Lease *l, const char *address, unsigned group, const char *driver);
+/* A device the lease claims, with the driver and driver_override it had (either NULL or "" for none). */
+int lease_add_device(Lease *l, const char *address, unsigned group, const char *driver, const char *override);
 bool lease_has_group(const Lease *l, unsigned group);
 /* The lease's groups as text, "3, 7". */
 void lease_groups_to_text(const Lease *l, char *buf, size_t size);

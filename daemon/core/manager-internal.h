@@ -78,6 +78,12 @@ void manager_check_shutdown(Manager *m);
 /* group-view.c */
 int manager_resolve_spec(Manager *m, const char *spec, unsigned *ret, ManagerError *err);
 int manager_read_group(Manager *m, unsigned id, HostGroup *ret, ManagerError *err);
+/* Host protection: is d something the host stands on (host or ISA/LPC bridge, a disk of a mounted
+ * filesystem or of swap, the boot VGA device, the default route's NIC)? Says what, in words, in why. */
+bool device_host_critical(const HostDevice *d, const HostUse *uses, size_t n_uses, char *why, size_t size);
+/* Why the group cannot be handed out to s (NULL: to anyone), before anything is touched: group_refusal()'s
+ * reasons (code NOT_VIABLE), never rules and host protection (DENIED). Returns 0, or -EPERM with *err. */
+int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g, ManagerError *err);
 
 /* lease-release.c: ends a lease that is over, once its devices are back (or the acquire failed). Emits
  * LEASE_ENDED after the lease left the registry, then frees it. */

@@ -14,6 +14,7 @@
 #include "policy.h"
 
 #define CALLER_GIDS_MAX 64
+#define CALLER_CGROUP_MAX 512
 
 typedef struct Caller {
         uid_t uid;
@@ -26,6 +27,8 @@ typedef struct Caller {
                                       * lease fd does; NULL for native callers */
         bool authorized;             /* an edge authorized the request already (polkit): the policy file's
                                       * allow rules are skipped; its never rules still apply */
+        char cgroup[CALLER_CGROUP_MAX]; /* its cgroup ("/system.slice/virtqemud.service"), "" unknown: what
+                                      * unit= and cgroup= rules match */
 } Caller;
 
 /* What subscribers hear. Values are the wire's event kinds (checked by the wire-view). */

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-login.h>
 
 #include "fd-util.h"
 #include "log.h"
@@ -541,6 +542,12 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         len = sizeof c->caller.gids;
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERGROUPS, c->caller.gids, &len) >= 0)
                 c->caller.n_gids = len / sizeof(gid_t);
+        {
+                /* Its cgroup, for unit= and cgroup= rules: read at connect, as the credentials are. */
+                _cleanup_free_ char *cg = NULL;
+                if (cred.pid > 0 && sd_pid_get_cgroup(cred.pid, &cg) >= 0 && strlen(cg) < sizeof c->caller.cgroup)
+                        strcpy(c->caller.cgroup, cg);
+        }
 
         c->next = s->clients;
         if (s->clients)
