@@ -44,6 +44,7 @@ int lease_new(Manager *m, Lease **ret) {
                 return -ENOMEM;
         l->manager = m;
         l->owner_pidfd = -EBADF;
+        l->revoke_pidfd = -EBADF;
         l->lease_fd = -EBADF;
         l->container_fd = -EBADF;
         l->state = LEASE_ACQUIRING;
@@ -72,6 +73,9 @@ Lease *lease_free(Lease *l) {
         lease_close_fds(l);
         sd_event_source_disable_unref(l->owner_source);
         sd_event_source_disable_unref(l->deadline_source);
+        sd_event_source_disable_unref(l->revoke_source);
+        safe_close(l->revoke_pidfd);
+        free(l->tamper_note);
         safe_close(l->owner_pidfd);
         safe_close(l->lease_fd);
         /* Wipe the token before the memory goes back to the allocator. */

@@ -97,6 +97,17 @@ struct Lease {
         uint32_t iommu_type;
         uint64_t since_usec;            /* CLOCK_REALTIME */
 
+        /* A revoke (manager_revoke()): past its deadline, with force, the owner process is sent SIGTERM,
+         * then SIGKILL. The pidfd is a copy kept for that, as the release lets go of the owner's. */
+        sd_event_source *revoke_source;
+        int revoke_pidfd;
+        bool revoke_force;
+        unsigned revoke_stage;          /* 0 waiting for the deadline, 1 SIGTERM sent, 2 SIGKILL sent */
+
+        /* A device of the lease was rebound (or unbound) behind groupd's back: what was seen. */
+        bool tampered;
+        char *tamper_note;
+
         unsigned *groups;
         size_t n_groups;
         LeaseDevice *devices;           /* every device we claimed, with its old driver */

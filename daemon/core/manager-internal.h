@@ -10,6 +10,7 @@
  *   fd-store.c       naming the fds a restart needs, and claiming them back
  *   reconcile.c      start-up: the state file's leases taken back or ended; orphans reported
  *   group-view.c     groups and DMA facts as the core's views; specs resolved
+ *   host-change.c    what the host reports changed (uevents): vanished and rebound devices, new groups
  *   audit.c          journal records of a lease's life
  *   prepare.c        the kernel sequences (host only) */
 
@@ -59,6 +60,7 @@ struct Manager {
         void (*shutdown_done)(Manager *m, void *userdata);
         void *shutdown_userdata;
         sd_event_source *shutdown_timer;
+        sd_event_source *host_watch_source;   /* a host that reports its own changes (the sim) */
 };
 
 uint64_t now_usec(clockid_t clock);
@@ -103,6 +105,9 @@ bool manager_recover_lease_fds(Manager *m, Lease *l);
 void manager_drop_unclaimed_fds(Manager *m);
 void manager_close_stored(Manager *m);
 
+/* host-change.c: watches a host that reports its own changes. */
+int manager_watch_host(Manager *m);
+
 /* reconcile.c */
 int manager_reconcile(Manager *m);
 
@@ -110,3 +115,6 @@ int manager_reconcile(Manager *m);
 void audit_lease_granted(const Lease *l);
 void audit_lease_ended(const Lease *l, int error, const char *detail);
 void audit_acquire_refused(const Caller *c, unsigned group, const char *why);
+void audit_lease_revoked(const Lease *l, const Caller *c, uint64_t deadline_usec, bool force);
+void audit_revoke_signal(const Lease *l, int sig);
+void audit_device_changed(const Lease *l, const char *address, const char *what);

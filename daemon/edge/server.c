@@ -367,6 +367,14 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                         return client_send_manager_error(c, m->serial, &err);
                 return client_send_ok(c, m->serial);
 
+        case GD_MSG_REVOKE:
+                r = manager_revoke(s->manager, &c->caller, m->revoke.lease_id,
+                                   (uint64_t) m->revoke.deadline_sec * 1000000ULL,
+                                   m->revoke.flags & GD_REVOKE_FORCE, &err);
+                if (r < 0)
+                        return client_send_manager_error(c, m->serial, &err);
+                return client_send_ok(c, m->serial);
+
         case GD_MSG_LIST_LEASES:
                 return client_send_leases(c, m->serial);
 

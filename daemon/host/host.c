@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
@@ -202,7 +203,7 @@ const char *host_change_kind_to_string(HostChangeKind k) {
 }
 
 int host_change_from_uevent(const char *action, const char *slot, const char *driver, HostChange *ret) {
-        HostChange c = {};
+        HostChange c = { .group = UINT_MAX };
 
         if (!action || !slot || !ret)
                 return -EINVAL;

@@ -155,6 +155,7 @@ typedef struct HostChange {
         HostChangeKind kind;
         char address[HOST_ADDR_MAX];
         char driver[HOST_DRIVER_MAX];   /* HOST_CHANGE_BIND: the new driver */
+        unsigned group;                 /* its IOMMU group when the reporter knows it, else UINT_MAX */
 } HostChange;
 
 const char *host_change_kind_to_string(HostChangeKind k);

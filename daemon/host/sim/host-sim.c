@@ -695,9 +695,11 @@ static void sim_reap(Sim *s) {
 
 /* Mutex held. A change for the watcher; dropped when out of memory (the watcher rereads anyway). */
 static void sim_queue_change(Sim *s, HostChangeKind kind, const char *address, const char *driver) {
+        const SimTopoDevice *td = sim_topology_find_device(s->topology, address);
+
         if (ARRAY_GROW(s->changes, s->allocated_changes, s->n_changes, 8) < 0)
                 return;
-        s->changes[s->n_changes] = (HostChange) { .kind = kind };
+        s->changes[s->n_changes] = (HostChange) { .kind = kind, .group = td ? td->group : UINT_MAX };
         (void) snprintf(s->changes[s->n_changes].address, HOST_ADDR_MAX, "%s", address);
         (void) snprintf(s->changes[s->n_changes].driver, HOST_DRIVER_MAX, "%s", strempty(driver));
         s->n_changes++;
