@@ -228,17 +228,26 @@ int manager_revoke(Manager *m, const Caller *c, const char *id, uint64_t deadlin
                               "active", l->id);
                 return -EBUSY;
         }
-        if (l->state == LEASE_RELEASING && (!force || l->revoke_source)) {
+        if (l->state == LEASE_RELEASING && (!force || l->revoke_force)) {
                 manager_error(err, MANAGER_ERROR_BUSY, EALREADY, "lease %s is being released already%s", l->id,
                               force ? " and revoked by force" : "; revoke it with force to end its owner");
                 return -EALREADY;
         }
+        /* A revoke without force, made forceful: a new deadline. */
+        l->revoke_source = sd_event_source_disable_unref(l->revoke_source);
 
-        if (force && l->revoke_pidfd < 0) {
-                /* The release lets go of the owner's pidfd: keep a copy to signal it with. */
+        if (l->owner_kind == OWNER_PROCESS && l->revoke_pidfd < 0) {
+                /* The release lets go of the owner's pidfd: keep a copy to signal it with (also without
+                 * force, so that a later revoke can add it). A release under way has let go already:
+                 * open the owner again, if it is the same process still. */
                 if (l->owner_pidfd >= 0)
                         l->revoke_pidfd = fcntl(l->owner_pidfd, F_DUPFD_CLOEXEC, 3);
-                if (l->revoke_pidfd < 0) {
+                else if (lease_owner_alive(l)) {
+                        l->revoke_pidfd = (int) syscall(SYS_pidfd_open, l->owner_pid, 0);
+                        if (l->revoke_pidfd >= 0 && !lease_owner_alive(l))
+                                l->revoke_pidfd = safe_close(l->revoke_pidfd);
+                }
+                if (l->revoke_pidfd < 0 && force) {
                         r = l->owner_pidfd >= 0 ? -errno : -ESRCH;
                         manager_error(err, MANAGER_ERROR_INTERNAL, r, "cannot keep the owner's pidfd: %s",
                                       strerror(-r));
