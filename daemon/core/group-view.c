@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "manager-internal.h"
+#include "text-util.h"
 
 void group_view_done(GroupView *v) {
         if (!v)
@@ -71,7 +72,7 @@ bool device_host_critical(const HostDevice *d, const HostUse *uses, size_t n_use
 
 int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g, ManagerError *err) {
         _cleanup_free_ HostUse *uses = NULL;
-        char msg[MANAGER_TEXT_MAX], why[512];
+        char msg[MANAGER_TEXT_MAX] = "", one[MANAGER_TEXT_MAX], why[512];
         size_t n_uses = 0;
 
         assert(m);
@@ -81,24 +82,25 @@ int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g
                 manager_error(err, MANAGER_ERROR_NOT_VIABLE, EPERM, "%s", msg);
                 return -EPERM;
         }
-        for (size_t k = 0; k < g->n_devices; k++)
-                if (policy_device_never(m->policy, &g->devices[k], msg, sizeof msg)) {
-                        manager_error(err, MANAGER_ERROR_DENIED, EPERM, "%s", msg);
-                        return -EPERM;
-                }
-        /* Read fresh: mounts, swap and routes change. Not knowing them refuses nothing. */
+        /* Every device's reason, so that one refusal says all that stands in the way (the ICH9 group:
+         * its LPC bridge and its SATA controller). Read fresh: mounts, swap and routes change; not knowing
+         * them refuses nothing. */
         (void) host_list_uses(m->host, &uses, &n_uses);
         for (size_t k = 0; k < g->n_devices; k++) {
                 const HostDevice *d = &g->devices[k];
 
-                if (!lease_device_is_assigned(d) || !device_host_critical(d, uses, n_uses, why, sizeof why))
+                if (!lease_device_is_assigned(d))
                         continue;
-                if (policy_lifts_host_critical(m->policy, s, d))
-                        continue;
-                manager_error(err, MANAGER_ERROR_DENIED, EPERM,
-                              "%s is %s: the host stands on it, so groupd never hands it out (built-in host "
-                              "protection; a policy rule naming it lifts that: allow WHO pci=%s host-critical)",
-                              d->address, why, d->address);
+                if (device_host_critical(d, uses, n_uses, why, sizeof why) &&
+                    !policy_lifts_host_critical(m->policy, s, d))
+                        text_append(msg, sizeof msg, "%s is %s: the host stands on it, so groupd never hands it "
+                                    "out (built-in host protection; a policy rule naming it lifts that: allow "
+                                    "WHO pci=%s host-critical)", d->address, why, d->address);
+                else if (policy_device_never(m->policy, d, one, sizeof one))
+                        text_append(msg, sizeof msg, "%s", one);
+        }
+        if (!isempty(msg)) {
+                manager_error(err, MANAGER_ERROR_DENIED, EPERM, "%s", msg);
                 return -EPERM;
         }
         return 0;
