@@ -216,14 +216,15 @@ static int linux_swap_uses(Host *h, HostUse **uses, size_t *n, size_t *allocated
         return r;
 }
 
-/* Interfaces with a default route, IPv4 and IPv6. */
+/* Interfaces with a default route, IPv4 and IPv6: the host's (PID 1's network namespace: groupd.service
+ * runs with PrivateNetwork=yes, where its own table has nothing), else groupd's own. */
 static int linux_route_uses(Host *h, HostUse **uses, size_t *n, size_t *allocated) {
         _cleanup_free_ char *line = NULL;
         size_t size = 0;
         FILE *f;
         int r = 0;
 
-        f = fopen("/proc/net/route", "re");
+        f = fopen("/proc/1/net/route", "re") ?: fopen("/proc/net/route", "re");
         if (f) {
                 while (r >= 0 && getline(&line, &size, f) > 0) {
                         char ifname[64], dest[16], mask[16];
@@ -235,7 +236,7 @@ static int linux_route_uses(Host *h, HostUse **uses, size_t *n, size_t *allocate
                 }
                 fclose(f);
         }
-        f = fopen("/proc/net/ipv6_route", "re");
+        f = fopen("/proc/1/net/ipv6_route", "re") ?: fopen("/proc/net/ipv6_route", "re");
         if (f) {
                 while (r >= 0 && getline(&line, &size, f) > 0) {
                         char dest[40], plen[4], ifname[64];
