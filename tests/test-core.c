@@ -213,6 +213,8 @@ START_TEST(test_policy_errors) {
                 { "allow unit= iommu-group=1\n", "bad WHO" },
                 { "revoke uid=1 always\n", "'revoke' wants WHO [force]" },
                 { "revoke\n", "'revoke' wants WHO [force]" },
+                { "variant\n", "'variant' needs at least one MATCH" },
+                { "variant vendor=0x15b3 host-critical\n", "bad MATCH \"host-critical\"" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {

@@ -61,7 +61,9 @@ static const char topology[] =
         "device 0000:11:00.0 vendor=0x8086 device=0x10d3 class=0x020000 native=e1000e\n"
         "device 0000:11:00.1 vendor=0x8086 device=0x10d3 class=0x020000 native=e1000e\n"
         "group 17\n"
-        "device 0000:12:00.0 vendor=0x8086 device=0x10d3 class=0x020000 native=e1000e\n";
+        "device 0000:12:00.0 vendor=0x8086 device=0x10d3 class=0x020000 native=e1000e\n"
+        "group 18\n"  /* a ConnectX function on its host driver, with a VFIO variant driver for it */
+        "device 0000:13:00.0 vendor=0x15b3 device=0x1021 class=0x020000 native=mlx5_core variant=mlx5_vfio_pci\n";
 
 static void daemon_start_with(const char *policy_text) {
         const char *bin = getenv("GROUPD_BIN");
@@ -267,6 +269,30 @@ START_TEST(test_restore_after_restart) {
         }
         assert_sim_state("0000:04:00.0", "pci-stub|-");
         assert_sim_state("0000:01:00.0", "vfio-pci|vfio-pci");
+}
+END_TEST
+
+/* A variant rule: the device goes to its VFIO variant driver (from the simulated modules.alias), and back. */
+START_TEST(test_variant_driver) {
+        GdClient *c, *mon;
+
+        /* Without a rule: plain vfio-pci. */
+        c = test_connect(socket_path);
+        mon = test_connect(socket_path);
+        ck_assert_int_ge(gd_client_subscribe(mon, 0), 0);
+        round_trip(c, mon, "18", "0000:13:00.0", "vfio-pci|vfio-pci");
+        assert_sim_state("0000:13:00.0", "mlx5_core|-");
+        gd_client_free(c);
+        gd_client_free(mon);
+
+        restart_with("variant vendor=0x15b3\n");
+        c = test_connect(socket_path);
+        mon = test_connect(socket_path);
+        ck_assert_int_ge(gd_client_subscribe(mon, 0), 0);
+        round_trip(c, mon, "18", "0000:13:00.0", "mlx5_vfio_pci|mlx5_vfio_pci");
+        assert_sim_state("0000:13:00.0", "mlx5_core|-");
+        gd_client_free(c);
+        gd_client_free(mon);
 }
 END_TEST
 
@@ -643,6 +669,7 @@ static Suite *devtruth_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_restore_exact);
         tcase_add_test(tc, test_restore_after_restart);
+        tcase_add_test(tc, test_variant_driver);
         tcase_add_test(tc, test_bridges_and_deny_list);
         tcase_add_test(tc, test_host_critical);
         tcase_add_test(tc, test_caller_cgroup);

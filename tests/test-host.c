@@ -498,6 +498,27 @@ START_TEST(test_sysfs_device_truth) {
 }
 END_TEST
 
+/* libvirt's choice of a VFIO variant driver: the matching vfio_pci alias with the fewest wildcards. */
+START_TEST(test_pick_vfio_variant) {
+        static const char aliases[] =
+                "alias pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5_core\n"
+                "alias vfio_pci:v000015B3d*sv*sd*bc*sc*i* generic_vfio_pci\n"
+                "alias vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5_vfio_pci\n"
+                "alias vfio_pci:v000010DEd00002342sv*sd*bc*sc*i* nvgrace_gpu_vfio_pci\n"
+                "garbage line\n";
+        char d[HOST_DRIVER_MAX];
+
+        ck_assert_int_eq(host_pick_vfio_variant("pci:v000015B3d0000101Esv000015B3sd00000047bc02sc00i00", aliases, d), 0);
+        ck_assert_str_eq(d, "mlx5_vfio_pci");
+        ck_assert_int_eq(host_pick_vfio_variant("pci:v000015B3d00001017sv000015B3sd00000047bc02sc00i00", aliases, d), 0);
+        ck_assert_str_eq(d, "generic_vfio_pci");
+        ck_assert_int_eq(host_pick_vfio_variant("pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00", aliases, d), 0);
+        ck_assert_str_eq(d, "");
+        ck_assert_int_eq(host_pick_vfio_variant("usb:v1234", aliases, d), 0);
+        ck_assert_str_eq(d, "");
+}
+END_TEST
+
 START_TEST(test_sysfs_bad_files) {
         char *root = make_fake_sysfs();
         Host *h = new_linux_host(root);
@@ -1647,6 +1668,7 @@ static Suite *host_suite(void) {
         tcase_add_test(tc, test_sysfs_read);
         tcase_add_test(tc, test_sysfs_bad_files);
         tcase_add_test(tc, test_sysfs_device_truth);
+        tcase_add_test(tc, test_pick_vfio_variant);
         tcase_add_test(tc, test_sysfs_cache);
         tcase_add_test(tc, test_sysfs_many_groups);
         tcase_add_test(tc, test_sysfs_captured);

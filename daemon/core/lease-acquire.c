@@ -309,6 +309,17 @@ static int acquire_add_groups(Manager *m, Lease *l, const Caller *c, const Acqui
                                               d->address, strerror(-r));
                                 return r;
                         }
+                        /* A variant driver instead of vfio-pci, when a rule asks and one is there. */
+                        if (!d->vfio_driver && policy_device_variant(m->policy, d)) {
+                                LeaseDevice *ld = &l->devices[l->n_devices - 1];
+                                r = host_vfio_variant_for(m->host, d, ld->vfio_driver);
+                                if (r < 0 || isempty(ld->vfio_driver))
+                                        log_info("No loaded VFIO variant driver matches %s%s%s; using vfio-pci.",
+                                                 d->address, r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+                                else
+                                        log_info("%s goes to its VFIO variant driver %s.", d->address,
+                                                 ld->vfio_driver);
+                        }
                 }
         }
         return 0;

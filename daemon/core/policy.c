@@ -42,6 +42,7 @@ typedef struct Rule {
         bool never;
         bool memlock;            /* "memlock WHO [max=SIZE]" */
         bool revoke;             /* "revoke WHO [force]" */
+        bool variant;            /* "variant MATCH...": a VFIO variant driver, when one matches */
         bool force;
         bool host_critical;      /* "allow WHO pci=ADDR host-critical" */
         uint64_t memlock_max;    /* UINT64_MAX: no ceiling */
@@ -286,6 +287,9 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                 } else if (streq(words[0], "never")) {
                         r.never = true;
                         first_match = 1;
+                } else if (streq(words[0], "variant")) {
+                        r.variant = true;
+                        first_match = 1;
                 } else if (streq(words[0], "allow")) {
                         if (n_words < 2) {
                                 set_error(ret_error, "%s:%u: 'allow' needs WHO and a MATCH", origin,
@@ -307,12 +311,12 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                         }
                         first_match = 2;
                 } else {
-                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow, never, memlock or revoke)", origin,
+                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow, never, memlock, revoke or variant)", origin,
                                         line_no, words[0]);
                         return -EINVAL;
                 }
 
-                if (!r.never && !r.memlock && !r.revoke && streq(words[n_words - 1], "host-critical")) {
+                if (!r.never && !r.memlock && !r.revoke && !r.variant && streq(words[n_words - 1], "host-critical")) {
                         r.host_critical = true;
                         n_words--;
                 }
@@ -553,6 +557,13 @@ bool policy_device_never(const Policy *p, const HostDevice *d, char *note, size_
         return false;
 }
 
+bool policy_device_variant(const Policy *p, const HostDevice *d) {
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].variant && rule_matches_device(&p->rules[i], d))
+                        return true;
+        return false;
+}
+
 bool policy_lifts_host_critical(const Policy *p, const PolicySubject *s, const HostDevice *d) {
         for (size_t i = 0; i < p->n_rules; i++) {
                 const Rule *r = &p->rules[i];
@@ -611,7 +622,7 @@ int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup 
                 return 0;
 
         for (size_t i = 0; i < p->n_rules; i++)
-                if (!p->rules[i].never && !p->rules[i].memlock && !p->rules[i].revoke &&
+                if (!p->rules[i].never && !p->rules[i].memlock && !p->rules[i].revoke && !p->rules[i].variant &&
                     who_matches(&p->rules[i], s) && rule_matches_group(&p->rules[i], g->id))
                         return 0;
 
@@ -619,7 +630,8 @@ int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup 
                 bool ok = false;
                 for (size_t i = 0; i < p->n_rules && !ok; i++)
                         ok = !p->rules[i].never && !p->rules[i].memlock && !p->rules[i].revoke &&
-                             who_matches(&p->rules[i], s) && rule_matches_device(&p->rules[i], &g->devices[j]);
+                             !p->rules[i].variant && who_matches(&p->rules[i], s) &&
+                             rule_matches_device(&p->rules[i], &g->devices[j]);
                 if (!ok) {
                         snprintf(msg, size, "uid %u may not acquire group %u: no allow rule covers %s",
                                  (unsigned) s->uid, g->id, g->devices[j].address);

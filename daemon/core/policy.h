@@ -14,6 +14,9 @@
  *                                         may always
  *         revoke WHO [force]              WHO may revoke anyone's lease (root may always); with force, also
  *                                         end a process owner with SIGTERM, then SIGKILL, past the deadline
+ *         variant MATCH...                a device that matches is bound to its VFIO variant driver (chosen
+ *                                         from modules.alias, as libvirt does) instead of vfio-pci, when a
+ *                                         loaded one matches it
  *
  *   WHO:   uid=N | user=NAME | gid=N | unixgroup=NAME | unit=GLOB (the caller's systemd unit, from its
  *          cgroup: "virtqemud.service") | cgroup=PATH (the caller's cgroup is PATH or below it) | anyone
@@ -67,6 +70,9 @@ extern const char policy_default_text[];
 /* True if a never rule forbids this device; a note saying what the device is and naming the rule goes to
  * note. */
 bool policy_device_never(const Policy *p, const HostDevice *d, char *note, size_t size);
+
+/* Does a variant rule ask for a VFIO variant driver for this device? */
+bool policy_device_variant(const Policy *p, const HostDevice *d);
 
 /* Does an allow rule with host-critical, for subject (NULL: for anyone), name this device exactly? */
 bool policy_lifts_host_critical(const Policy *p, const PolicySubject *s, const HostDevice *d);

@@ -32,6 +32,8 @@ typedef struct HostOps {
         /* Optional: the host reports its own changes (see host_watch_fd()). */
         int (*watch_fd)(Host *h);
         int (*watch_drain)(Host *h, HostChange **ret, size_t *ret_n);
+        /* The text of the host's modules.alias (malloc()ed), or -ENOENT. */
+        int (*modules_alias)(Host *h, char **ret);
         /* Optional: vfio-pci's deny list as this host has it; without it, the kernel's table is used. */
         bool (*denylisted)(Host *h, const HostDevice *d);
 

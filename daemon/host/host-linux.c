@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 
 #include "fd-util.h"
 #include "host-internal.h"
@@ -268,6 +269,36 @@ static int linux_list_uses(Host *h, HostUse **ret, size_t *ret_n) {
         return 0;
 }
 
+static int linux_modules_alias(Host *h, char **ret) {
+        _cleanup_free_ char *text = NULL;
+        struct utsname u;
+        char path[128 + sizeof u.release];
+        size_t size = 0;
+        FILE *f, *mem;
+        char buf[16384];
+        size_t k;
+
+        if (uname(&u) < 0)
+                return -errno;
+        (void) snprintf(path, sizeof path, "/lib/modules/%s/modules.alias", u.release);
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        mem = open_memstream(&text, &size);
+        if (!mem) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        while ((k = fread(buf, 1, sizeof buf, f)) > 0)
+                if (fwrite(buf, 1, k, mem) != k)
+                        break;
+        fclose(f);
+        if (fclose(mem) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
 static const HostOps linux_ops = {
         .set_override = linux_set_override,
         .unbind = linux_unbind,
@@ -280,6 +311,7 @@ static const HostOps linux_ops = {
         .container_set_iommu = linux_container_set_iommu,
         .container_get_info = linux_container_get_info,
         .list_uses = linux_list_uses,
+        .modules_alias = linux_modules_alias,
 };
 
 int host_new_linux(const HostLinuxConfig *cfg, Host **ret) {

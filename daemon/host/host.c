@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -221,6 +222,84 @@ int host_change_from_uevent(const char *action, const char *slot, const char *dr
                 strcpy(c.driver, driver);
         }
         *ret = c;
+        return 0;
+}
+
+int host_pick_vfio_variant(const char *modalias, const char *aliases, char ret[HOST_DRIVER_MAX]) {
+        char want[256];
+        size_t best = SIZE_MAX;
+
+        if (!modalias || !aliases || !ret)
+                return -EINVAL;
+        ret[0] = 0;
+        if (strncmp(modalias, "pci:", 4) != 0 || strlen(modalias) + 5 >= sizeof want)
+                return 0;
+        (void) snprintf(want, sizeof want, "vfio_pci:%s", modalias + 4);
+
+        for (const char *p = aliases; *p;) {
+                const char *eol = strchrnul(p, '\n');
+                char line[512], pattern[384], driver[HOST_DRIVER_MAX];
+                size_t l = (size_t) (eol - p), stars = 0;
+
+                if (l < sizeof line) {
+                        memcpy(line, p, l);
+                        line[l] = 0;
+                        if (sscanf(line, "alias %383s %63s", pattern, driver) == 2 &&
+                            startswith_word(pattern, "vfio_pci:") && fnmatch(pattern, want, 0) == 0 &&
+                            sysfs_name_is_valid(driver, HOST_DRIVER_MAX)) {
+                                for (const char *c = pattern; *c; c++)
+                                        stars += *c == '*';
+                                if (stars < best) {
+                                        best = stars;
+                                        strcpy(ret, driver);
+                                }
+                        }
+                }
+                p = *eol ? eol + 1 : eol;
+        }
+        return 0;
+}
+
+int host_vfio_variant_for(Host *h, const HostDevice *d, char ret[HOST_DRIVER_MAX]) {
+        _cleanup_free_ char *aliases = NULL;
+        char path[128], modalias[256], pick[HOST_DRIVER_MAX];
+        ssize_t n;
+        int fd, r;
+
+        if (!h || !d || !ret)
+                return -EINVAL;
+        ret[0] = 0;
+        if (!h->ops->modules_alias)
+                return 0;
+        (void) snprintf(path, sizeof path, "bus/pci/devices/%s/modalias", d->address);
+        fd = openat(h->sysfs_fd, path, O_RDONLY|O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, modalias, sizeof modalias - 1);
+        safe_close(fd);
+        if (n <= 0)
+                return n < 0 ? -errno : 0;
+        modalias[n] = 0;
+        modalias[strcspn(modalias, "\n")] = 0;
+
+        r = h->ops->modules_alias(h, &aliases);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        r = host_pick_vfio_variant(modalias, aliases, pick);
+        if (r < 0 || isempty(pick))
+                return r;
+        /* Module names use '_' where a driver's name may use '-' and the reverse: look for both. */
+        for (int pass = 0; pass < 2; pass++) {
+                (void) snprintf(path, sizeof path, "bus/pci/drivers/%s", pick);
+                if (faccessat(h->sysfs_fd, path, F_OK, 0) >= 0) {
+                        strcpy(ret, pick);
+                        return 0;
+                }
+                for (char *c = pick; *c; c++)
+                        *c = *c == '_' ? '-' : *c == '-' ? '_' : *c;
+        }
         return 0;
 }
 

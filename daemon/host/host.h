@@ -121,6 +121,15 @@ bool host_driver_is_vfio_safe(const char *driver);
 /* The same for a device as read: also true on a VFIO variant driver (d->vfio_driver). */
 bool host_device_is_vfio_safe(const HostDevice *d);
 
+/* The VFIO variant driver for d, chosen as libvirt does: of the "alias vfio_pci:PATTERN DRIVER" lines of
+ * modules.alias (/lib/modules/$(uname -r)/modules.alias on linux; the simulated host's own), those whose
+ * PATTERN matches the device's modalias (its "pci:" read as "vfio_pci:"), the one with the fewest
+ * wildcards. Only a driver that is loaded counts (groupd does not load modules). 0 with ret "" when there
+ * is none. */
+int host_vfio_variant_for(Host *h, const HostDevice *d, char ret[HOST_DRIVER_MAX]);
+/* The choice itself, on a device's modalias and the text of a modules.alias file. */
+int host_pick_vfio_variant(const char *modalias, const char *aliases, char ret[HOST_DRIVER_MAX]);
+
 /* What the host stands on, beyond what a device's class says: the PCI functions under a mounted
  * filesystem's or active swap's block device, the boot VGA device, the NIC of a default route. Read fresh
  * on each call (mounts and routes change). */

@@ -890,6 +890,25 @@ static int sim_list_uses(Host *h, HostUse **ret, size_t *ret_n) {
         return 0;
 }
 
+/* The simulated modules.alias: each variant= as its vendor:device alias, as mlx5_vfio_pci's are. */
+static int sim_modules_alias(Host *h, char **ret) {
+        const SimTopology *t = sim_of(h)->topology;
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->n_devices; i++)
+                if (!isempty(t->devices[i].variant))
+                        fprintf(f, "alias vfio_pci:v%08Xd%08Xsv*sd*bc*sc*i* %s\n", t->devices[i].vendor,
+                                t->devices[i].device, t->devices[i].variant);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret = text;
+        return 0;
+}
+
 static bool sim_denylisted(Host *h, const HostDevice *d) {
         const SimTopoDevice *td = sim_topology_find_device(sim_of(h)->topology, d->address);
         return td && td->vfio_denylisted;
@@ -1461,6 +1480,7 @@ static const HostOps sim_ops = {
         .watch_fd = sim_watch_fd,
         .watch_drain = sim_watch_drain,
         .denylisted = sim_denylisted,
+        .modules_alias = sim_modules_alias,
 };
 
 static int mkdir_parents(const char *path) {
