@@ -32,6 +32,70 @@ static void lease_mark_tampered(Lease *l, const char *address, const char *what)
         l->tampered = true;
 }
 
+/* An unbind of a leased device is also the first half of its removal (the kernel unbinds, then removes):
+ * look again a moment later, and report only a device that is still there without its VFIO driver. */
+#define UNBIND_SETTLE_USEC (300 * 1000ULL)
+
+typedef struct UnbindCheck {
+        Manager *manager;
+        HostChange change;
+} UnbindCheck;
+
+static void lease_report_tampered(Manager *m, Lease *l, const HostChange *c, unsigned group, const HostDevice *d);
+
+static int on_unbind_settled(sd_event_source *s, uint64_t usec, void *userdata) {
+        UnbindCheck *u = userdata;
+        Manager *m = u->manager;
+        const LeaseDevice *ld = NULL;
+        HostDevice d = {};
+        Lease *l;
+
+        l = lease_of_device(m, u->change.address, &ld);
+        if (l && l->state == LEASE_ACTIVE && host_read_device(m->host, u->change.address, &d) >= 0 && !d.vfio_driver)
+                lease_report_tampered(m, l, &u->change, d.group != UINT_MAX ? d.group : ld->group, &d);
+        /* Done: the loop lets go of the source (dispatch holds it until we return), which frees u. */
+        (void) sd_event_source_set_floating(s, false);
+        return 0;
+}
+
+static void lease_report_tampered(Manager *m, Lease *l, const HostChange *c, unsigned group, const HostDevice *d) {
+        char detail[MANAGER_TEXT_MAX], full[MANAGER_TEXT_MAX + 128];
+
+        if (isempty(d->driver))
+                (void) snprintf(detail, sizeof detail, "was unbound from its VFIO driver behind groupd's back");
+        else
+                (void) snprintf(detail, sizeof detail, "was rebound to %s behind groupd's back", d->driver);
+        if (l->tamper_note && strstr(l->tamper_note, detail))
+                return; /* said already */
+        lease_mark_tampered(l, c->address, detail);
+        audit_device_changed(l, c->address, detail);
+        (void) snprintf(full, sizeof full, "%s %.900s (lease %s)", c->address, detail, l->id);
+        manager_emit(m, MANAGER_EVENT_GROUP_CHANGED, NULL, group, EBUSY, full);
+}
+
+/* Schedules on_unbind_settled(); the timer owns its UnbindCheck (freed with the source, which floats: the
+ * event loop frees it when it has fired, or when the loop goes). */
+static int unbind_check_later(Manager *m, const HostChange *c) {
+        _cleanup_free_ UnbindCheck *u = NULL;
+        sd_event_source *src = NULL;
+        int r;
+
+        u = calloc(1, sizeof *u);
+        if (!u)
+                return -ENOMEM;
+        u->manager = m;
+        u->change = *c;
+        r = sd_event_add_time_relative(m->event, &src, CLOCK_MONOTONIC, UNBIND_SETTLE_USEC, 0, on_unbind_settled, u);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_destroy_callback(src, free);
+        TAKE_PTR(u);
+        /* Owned by the loop from here; it lets go once fired (on_unbind_settled()) or when it is freed. */
+        (void) sd_event_source_set_floating(src, true);
+        sd_event_source_unref(src);
+        return 0;
+}
+
 void manager_host_changed(Manager *m, const HostChange *c) {
         unsigned group = c ? c->group : UINT_MAX;
         const LeaseDevice *ld = NULL;
@@ -85,21 +149,9 @@ void manager_host_changed(Manager *m, const HostChange *c) {
                          * what the event says (a late event of groupd's own acquire reads vfio-pci). */
                         if (d.vfio_driver)
                                 return;
-                        if (isempty(d.driver))
-                                (void) snprintf(detail, sizeof detail,
-                                                "was unbound from its VFIO driver behind groupd's back");
-                        else
-                                (void) snprintf(detail, sizeof detail, "was rebound to %s behind groupd's back",
-                                                d.driver);
-                        if (l->tamper_note && strstr(l->tamper_note, detail))
-                                return; /* said already */
-                        lease_mark_tampered(l, c->address, detail);
-                        audit_device_changed(l, c->address, detail);
-                        {
-                                char full[MANAGER_TEXT_MAX + 128];
-                                (void) snprintf(full, sizeof full, "%s %.900s (lease %s)", c->address, detail, l->id);
-                                manager_emit(m, MANAGER_EVENT_GROUP_CHANGED, NULL, group, EBUSY, full);
-                        }
+                        if (c->kind == HOST_CHANGE_UNBIND && isempty(d.driver) && unbind_check_later(m, c) >= 0)
+                                return;
+                        lease_report_tampered(m, l, c, group, &d);
                         return;
                 }
                 if (c->kind == HOST_CHANGE_BIND)

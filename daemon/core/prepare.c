@@ -162,8 +162,14 @@ static int restore_devices(Host *h, const LeaseDevice *devices, size_t n, char *
                 int r;
 
                 r = host_read_device(h, ld->address, &d);
-                if (r < 0) {
+                if (r == -ENOENT) {
+                        /* Gone from the host (removed, or hot-unplugged): nothing to put back, and nothing
+                         * that failed. */
                         text_append(detail, size, "%s vanished", ld->address);
+                        continue;
+                }
+                if (r < 0) {
+                        text_append(detail, size, "%s: cannot read it (%s)", ld->address, strerror(-r));
                         if (first_error == 0)
                                 first_error = r;
                         continue;
