@@ -133,7 +133,8 @@ int manager_check_request_size(size_t n_specs, ManagerError *err);
 int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, AcquireDone done, void *userdata,
                     ManagerError *err);
 
-/* Revokes lease id (its public id): for root and for callers a "revoke" policy rule covers. The release
+/* Revokes lease id (its public id): for root and for callers a "revoke" policy rule covers (or that an edge
+ * authorized already: c->authorized). The release
  * starts at once (so the kernel relays its device request to a VMM that holds a device open); deadline_usec
  * (0: the release deadline) is how long the holder has to let go; past it, with force (a "revoke ... force"
  * rule, or root; process-owned leases only), its owner process is sent SIGTERM, then SIGKILL, and the
