@@ -453,6 +453,9 @@ START_TEST(test_watch_vanish_add) {
                 if (e.kind == GD_EVENT_LEASE_ENDED && strcmp(e.lease.id, id) == 0) {
                         ck_assert_uint_eq(e.reason, GD_REASON_DEVICE_VANISHED);
                         ck_assert_ptr_nonnull(strstr(e.detail, "0000:11:00.1 vanished"));
+                        /* The removal's own unbind is no tampering. */
+                        ck_assert_ptr_null(strstr(e.detail, "while leased"));
+                        ck_assert_int_eq(e.errno_value, 0);
                         gd_event_done(&e);
                         break;
                 }
