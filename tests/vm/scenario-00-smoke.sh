@@ -5,11 +5,13 @@
 # guest-run.sh with guest-lib.sh sourced.
 
 # --- the groups -------------------------------------------------------------------------------
-# Every PCI device of the rig is in an IOMMU group (the groups' count follows qemu's device set: it is
-# not fixed here, so that adding a device renumbers nothing that matters).
+# Every PCI device of the rig but the IOMMU is in an IOMMU group (the groups' count follows qemu's device
+# set: it is not fixed here, so that adding a device renumbers nothing that matters).
 n=$(ls "$groups" 2>/dev/null | wc -l)
 orphans=
 for d in $(ls "$pci"); do
+        # The IOMMU itself (class 0x0806: qemu's amd-iommu is a PCI function) is in no group.
+        case $(cat "$pci/$d/class") in 0x0806*) continue ;; esac
         [ -n "$(group_of "$d")" ] || orphans="$orphans $d"
 done
 if [ "$n" -gt 0 ] && [ -z "$orphans" ]; then
