@@ -70,22 +70,20 @@ bool device_host_critical(const HostDevice *d, const HostUse *uses, size_t n_use
         return critical;
 }
 
-int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g, ManagerError *err) {
-        _cleanup_free_ HostUse *uses = NULL;
+int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g, const HostUse *uses,
+                          size_t n_uses, ManagerError *err) {
         char msg[MANAGER_TEXT_MAX] = "", one[MANAGER_TEXT_MAX], why[512];
-        size_t n_uses = 0;
 
         assert(m);
         assert(g);
+        assert(uses || n_uses == 0);
 
         if (group_refusal(g, msg, sizeof msg)) {
                 manager_error(err, MANAGER_ERROR_NOT_VIABLE, EPERM, "%s", msg);
                 return -EPERM;
         }
         /* Every device's reason, so that one refusal says all that stands in the way (the ICH9 group:
-         * its LPC bridge and its SATA controller). Read fresh: mounts, swap and routes change; not knowing
-         * them refuses nothing. */
-        (void) host_list_uses(m->host, &uses, &n_uses);
+         * its LPC bridge and its SATA controller). */
         for (size_t k = 0; k < g->n_devices; k++) {
                 const HostDevice *d = &g->devices[k];
 
@@ -106,8 +104,8 @@ int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g
         return 0;
 }
 
-/* Takes hg (moved into the view, also on failure). */
-static int group_view_make(Manager *m, HostGroup *hg, GroupView *ret) {
+/* Takes hg (moved into the view, also on failure). uses: what the host stands on, read once by the caller. */
+static int group_view_make(Manager *m, HostGroup *hg, const HostUse *uses, size_t n_uses, GroupView *ret) {
         char reason[MANAGER_TEXT_MAX], note[MANAGER_TEXT_MAX] = "";
         GroupView v = { .group = *hg };
         ManagerError e = {};
@@ -116,7 +114,7 @@ static int group_view_make(Manager *m, HostGroup *hg, GroupView *ret) {
         v.viable = group_viability(&v.group, reason, sizeof reason);
         /* What an acquire would refuse whoever asks (the host protection unless a rule lifts it for
          * someone), shown before anyone tries. */
-        if (manager_group_refusal(m, NULL, &v.group, &e) < 0) {
+        if (manager_group_refusal(m, NULL, &v.group, uses, n_uses, &e) < 0) {
                 v.never = true;
                 (void) snprintf(note, sizeof note, "%s", e.message);
         }
@@ -133,8 +131,9 @@ static int group_view_make(Manager *m, HostGroup *hg, GroupView *ret) {
 
 int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n) {
         _cleanup_free_ unsigned *ids = NULL;
+        _cleanup_free_ HostUse *uses = NULL;
         GroupView *views = NULL;
-        size_t n_ids = 0, n = 0;
+        size_t n_ids = 0, n = 0, n_uses = 0;
         int r;
 
         assert(m);
@@ -143,6 +142,8 @@ int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n) {
         r = host_list_groups(m->host, &ids, &n_ids);
         if (r < 0)
                 return r;
+        /* Once for the whole list. Not knowing what the host stands on refuses nothing. */
+        (void) host_list_uses(m->host, &uses, &n_uses);
         if (n_ids > 0) {
                 views = calloc(n_ids, sizeof *views);
                 if (!views)
@@ -155,7 +156,7 @@ int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n) {
                 if (r == -ENOENT)
                         continue; /* vanished while we looked */
                 if (r >= 0)
-                        r = group_view_make(m, &hg, &views[n]);
+                        r = group_view_make(m, &hg, uses, n_uses, &views[n]);
                 if (r < 0) {
                         host_group_done(&hg);
                         group_views_free(views, n);
@@ -229,7 +230,9 @@ int manager_read_group(Manager *m, unsigned id, HostGroup *ret, ManagerError *er
 }
 
 int manager_get_group(Manager *m, const char *spec, GroupView *ret, ManagerError *err) {
+        _cleanup_free_ HostUse *uses = NULL;
         HostGroup hg = {};
+        size_t n_uses = 0;
         unsigned id;
         int r;
 
@@ -242,7 +245,8 @@ int manager_get_group(Manager *m, const char *spec, GroupView *ret, ManagerError
         r = manager_read_group(m, id, &hg, err);
         if (r < 0)
                 return r;
-        r = group_view_make(m, &hg, ret);
+        (void) host_list_uses(m->host, &uses, &n_uses);
+        r = group_view_make(m, &hg, uses, n_uses, ret);
         if (r < 0)
                 manager_error(err, MANAGER_ERROR_INTERNAL, r, "out of memory");
         return r;

@@ -129,8 +129,14 @@ static int manager_check_group(Manager *m, const Caller *c, unsigned id, bool en
 
         /* What no one gets: refused with its reason before anything is touched. */
         {
+                _cleanup_free_ HostUse *uses = NULL;
                 ManagerError refusal = {};
-                r = manager_group_refusal(m, &subject, hg, &refusal);
+                size_t n_uses = 0;
+
+                /* Read fresh at each acquire: mounts, swap and routes change. Not knowing them refuses
+                 * nothing. */
+                (void) host_list_uses(m->host, &uses, &n_uses);
+                r = manager_group_refusal(m, &subject, hg, uses, n_uses, &refusal);
                 if (r < 0) {
                         host_group_done(hg);
                         audit_acquire_refused(c, id, refusal.message);

@@ -84,8 +84,10 @@ int manager_read_group(Manager *m, unsigned id, HostGroup *ret, ManagerError *er
  * filesystem or of swap, the boot VGA device, the default route's NIC)? Says what, in words, in why. */
 bool device_host_critical(const HostDevice *d, const HostUse *uses, size_t n_uses, char *why, size_t size);
 /* Why the group cannot be handed out to s (NULL: to anyone), before anything is touched: group_refusal()'s
- * reasons (code NOT_VIABLE), never rules and host protection (DENIED). Returns 0, or -EPERM with *err. */
-int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g, ManagerError *err);
+ * reasons (code NOT_VIABLE), never rules and host protection (DENIED), with uses what the host stands on
+ * (host_list_uses(), read by the caller: once per list). Returns 0, or -EPERM with *err. */
+int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g, const HostUse *uses,
+                          size_t n_uses, ManagerError *err);
 
 /* lease-release.c: ends a lease that is over, once its devices are back (or the acquire failed). Emits
  * LEASE_ENDED after the lease left the registry, then frees it. */

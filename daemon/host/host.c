@@ -141,40 +141,15 @@ int host_read_device(Host *h, const char *address, HostDevice *ret) {
         return r;
 }
 
-typedef struct BootVga {
-        Host *host;
-        HostUse **uses;
-        size_t *n, *allocated;
-} BootVga;
-
-static int check_boot_vga(const struct dirent64 *de, void *userdata) {
-        BootVga *b = userdata;
-        HostDevice d;
-
-        if (strlen(de->d_name) != 12 || sysfs_read_device(b->host->sysfs_fd, &b->host->busy, de->d_name, &d) < 0)
-                return 0;
-        if (!d.boot_vga)
-                return 0;
-        return host_use_add(b->uses, b->n, b->allocated, d.address, HOST_USE_BOOT_VGA, "");
-}
-
 int host_list_uses(Host *h, HostUse **ret, size_t *ret_n) {
         _cleanup_free_ HostUse *uses = NULL, *more = NULL;
         size_t n = 0, allocated = 0, n_more = 0;
-        _cleanup_close_ int fd = -EBADF;
         int r;
 
         if (!h || !ret || !ret_n)
                 return -EINVAL;
 
-        /* The boot VGA device, from the tree (both backends). */
-        fd = openat(h->sysfs_fd, "bus/pci/devices", O_RDONLY|O_DIRECTORY|O_CLOEXEC);
-        if (fd >= 0) {
-                BootVga b = { .host = h, .uses = &uses, .n = &n, .allocated = &allocated };
-                r = dir_for_each(fd, check_boot_vga, &b);
-                if (r < 0)
-                        return r;
-        }
+        /* The boot VGA device is not listed: every HostDevice says it (boot_vga), read with the device. */
         if (h->ops->list_uses) {
                 r = h->ops->list_uses(h, &more, &n_more);
                 if (r < 0)

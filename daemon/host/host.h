@@ -131,8 +131,9 @@ int host_vfio_variant_for(Host *h, const HostDevice *d, char ret[HOST_DRIVER_MAX
 int host_pick_vfio_variant(const char *modalias, const char *aliases, char ret[HOST_DRIVER_MAX]);
 
 /* What the host stands on, beyond what a device's class says: the PCI functions under a mounted
- * filesystem's or active swap's block device, the boot VGA device, the NIC of a default route. Read fresh
- * on each call (mounts and routes change). */
+ * filesystem's or active swap's block device, the NIC of a default route (the boot VGA device is said by
+ * each HostDevice: boot_vga). Read fresh on each call (mounts and routes change); cheap (a few /proc
+ * files), but a caller looking at many groups reads it once. */
 typedef enum HostUseKind {
         HOST_USE_MOUNT,           /* what: the mount point and block device, "/ on nvme0n1p2" */
         HOST_USE_SWAP,            /* what: the swap device or file */
