@@ -517,6 +517,31 @@ START_TEST(test_pick_vfio_variant) {
 }
 END_TEST
 
+/* A uevent as the host's change: only what groupd cares about, only well-formed. */
+START_TEST(test_uevent_change) {
+        HostChange c;
+
+        ck_assert_int_eq(host_change_from_uevent("remove", "0000:07:00.1", NULL, &c), 0);
+        ck_assert_int_eq(c.kind, HOST_CHANGE_REMOVE);
+        ck_assert_str_eq(c.address, "0000:07:00.1");
+        ck_assert_uint_eq(c.group, UINT_MAX);
+        ck_assert_int_eq(host_change_from_uevent("bind", "0000:00:03.0", "e1000e", &c), 0);
+        ck_assert_int_eq(c.kind, HOST_CHANGE_BIND);
+        ck_assert_str_eq(c.driver, "e1000e");
+        ck_assert_int_eq(host_change_from_uevent("unbind", "0000:00:03.0", NULL, &c), 0);
+        ck_assert_int_eq(c.kind, HOST_CHANGE_UNBIND);
+        ck_assert_int_eq(host_change_from_uevent("add", "00:03.0", NULL, &c), 0);
+        ck_assert_str_eq(c.address, "0000:00:03.0");
+        /* Not groupd's business, or not well-formed. */
+        ck_assert_int_eq(host_change_from_uevent("change", "0000:00:03.0", NULL, &c), -EINVAL);
+        ck_assert_int_eq(host_change_from_uevent("online", "0000:00:03.0", NULL, &c), -EINVAL);
+        ck_assert_int_eq(host_change_from_uevent("bind", "0000:00:03.0", NULL, &c), -EINVAL);
+        ck_assert_int_eq(host_change_from_uevent("bind", "0000:00:03.0", "../x", &c), -EINVAL);
+        ck_assert_int_eq(host_change_from_uevent("remove", "not-an-address", NULL, &c), -EINVAL);
+        ck_assert_int_eq(host_change_from_uevent(NULL, "0000:00:03.0", NULL, &c), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_sysfs_bad_files) {
         char *root = make_fake_sysfs();
         Host *h = new_linux_host(root);
@@ -1667,6 +1692,7 @@ static Suite *host_suite(void) {
         tcase_add_test(tc, test_sysfs_bad_files);
         tcase_add_test(tc, test_sysfs_device_truth);
         tcase_add_test(tc, test_pick_vfio_variant);
+        tcase_add_test(tc, test_uevent_change);
         tcase_add_test(tc, test_sysfs_cache);
         tcase_add_test(tc, test_sysfs_many_groups);
         tcase_add_test(tc, test_sysfs_captured);
