@@ -504,11 +504,21 @@ typedef struct CachedGroup {
         bool have_regions;
 } CachedGroup;
 
+#define CACHED_DRIVERS_MAX 256
+
 struct SysfsCache {
         pthread_mutex_t mutex;
         CachedGroup *slots;             /* open addressing on the group id */
         size_t n_slots;                 /* a power of two, or 0 */
         size_t n_used;
+        /* Whether each driver seen is a VFIO one: a property of the driver, not of the device (its
+         * devices have vfio-dev/ from their probe on, before the driver link appears). Saves a lookup
+         * per device and read. */
+        struct {
+                char name[HOST_DRIVER_MAX];
+                bool vfio;
+        } drivers[CACHED_DRIVERS_MAX];
+        size_t n_drivers;
 };
 
 SysfsCache *sysfs_cache_new(void) {
@@ -567,6 +577,23 @@ static CachedGroup *cache_group(SysfsCache *c, unsigned id) {
         c->slots[i] = (CachedGroup) { .id = id, .used = true };
         c->n_used++;
         return &c->slots[i];
+}
+
+/* read_vfio_driver(), remembered per driver name. Mutex held (or cache NULL). */
+static bool cached_vfio_driver(SysfsCache *c, int dir_fd, const char *dir, const char *driver) {
+        bool v;
+
+        if (!c || isempty(driver))
+                return read_vfio_driver(dir_fd, dir, driver);
+        for (size_t i = 0; i < c->n_drivers; i++)
+                if (streq(c->drivers[i].name, driver))
+                        return c->drivers[i].vfio;
+        v = read_vfio_driver(dir_fd, dir, driver);
+        if (c->n_drivers < CACHED_DRIVERS_MAX) {
+                strcpy(c->drivers[c->n_drivers].name, driver);
+                c->drivers[c->n_drivers++].vfio = v;
+        }
+        return v;
 }
 
 static int cmp_cached_key(const void *key, const void *elem) {
@@ -640,7 +667,7 @@ static void resolve_device_path(int devs_fd, const char *name, char ret[SYSFS_DE
 
 /* Reads one device of a group. cached: its unchanging part, or NULL, then it is read and stored in
  * *store. Returns 1 when the device is there, 0 when it vanished, or negative errno. */
-static int read_group_device(int sysfs_fd, int devs_fd, HostBusy *busy, const char *name,
+static int read_group_device(int sysfs_fd, int devs_fd, SysfsCache *cache, HostBusy *busy, const char *name,
                              const CachedDevice *cached, HostDevice *d, CachedDevice *store) {
         char path[SYSFS_DEVPATH_MAX + 32], buf[SYSFS_LINE_MAX];
         const char *dir = name;
@@ -695,7 +722,7 @@ static int read_group_device(int sysfs_fd, int devs_fd, HostBusy *busy, const ch
         r = read_link_name_at(dir_fd, path, d->driver, sizeof d->driver);
         if (r < 0 && r != -ENOENT)
                 return r;
-        d->vfio_driver = read_vfio_driver(dir_fd, dir, d->driver);
+        d->vfio_driver = cached_vfio_driver(cache, dir_fd, dir, d->driver);
 
         /* Every PCI device has a vendor and a driver_override: without them, either this is no PCI
          * device (keep it), or it went away while we looked (skip it). */
@@ -747,7 +774,7 @@ int sysfs_read_group(int sysfs_fd, SysfsCache *cache, HostBusy *busy, unsigned i
                 *d = (HostDevice) { .group = id };
                 strcpy(d->address, entries[i].name);
                 seen[g.n_devices] = (CachedDevice) {};
-                r = read_group_device(sysfs_fd, devs_fd, busy, entries[i].name, c, d, &seen[g.n_devices]);
+                r = read_group_device(sysfs_fd, devs_fd, cache, busy, entries[i].name, c, d, &seen[g.n_devices]);
                 if (r < 0)
                         goto finish;
                 if (r == 0)
