@@ -33,8 +33,9 @@ static void lease_mark_tampered(Lease *l, const char *address, const char *what)
 }
 
 /* An unbind of a leased device is also the first half of its removal (the kernel unbinds, then removes):
- * look again a moment later, and report only a device that is still there without its VFIO driver. */
-#define UNBIND_SETTLE_USEC (300 * 1000ULL)
+ * look again a second later (the kernel sends both within microseconds; a loaded host may deliver them
+ * further apart), and report only a device that is still there without its VFIO driver. */
+#define UNBIND_SETTLE_USEC (1000 * 1000ULL)
 
 typedef struct UnbindCheck {
         Manager *manager;

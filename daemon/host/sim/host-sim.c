@@ -769,12 +769,21 @@ static int sim_control(Host *h, Sim *s, char *line) {
         if (r < 0)
                 return r;
         if (streq(words[0], "remove")) {
-                r = tree_remove_device(h->sysfs_fd, td, driver);
+                /* As the kernel does it: the driver lets go first (an unbind uevent, with the device still
+                 * there), then the device goes (a remove uevent) a moment later. */
+                if (!isempty(driver)) {
+                        r = tree_unbind(h->sysfs_fd, address, driver);
+                        if (r < 0)
+                                return r;
+                        sim_queue_change(s, HOST_CHANGE_UNBIND, address, NULL);
+                        (void) pthread_mutex_unlock(&s->mutex);
+                        (void) poll(NULL, 0, 50);
+                        (void) pthread_mutex_lock(&s->mutex);
+                }
+                r = tree_remove_device(h->sysfs_fd, td, "");
                 if (r < 0)
                         return r;
                 s->removed[idx] = true;
-                if (!isempty(driver))
-                        sim_queue_change(s, HOST_CHANGE_UNBIND, address, NULL);
                 sim_queue_change(s, HOST_CHANGE_REMOVE, address, NULL);
                 return 0;
         }
