@@ -25,6 +25,23 @@ int verb_release(int argc, char **argv) {
         return r;
 }
 
+int verb_revoke(int argc, char **argv) {
+        GdClient *c = NULL;
+        int r;
+
+        r = groupctl_connect(&c);
+        if (r < 0)
+                return -r;
+        r = gd_client_revoke(c, argv[0], arg.deadline_sec, arg.force ? GD_REVOKE_FORCE : 0);
+        if (r < 0)
+                r = groupctl_fail(c, r, "revoke lease %s", argv[0]);
+        else
+                printf("Revoking lease %s: its release has started%s.\n", argv[0],
+                       arg.force ? "; past the deadline its owner is ended" : "");
+        gd_client_free(c);
+        return r;
+}
+
 static int lease_compare(const void *a, const void *b) {
         const GdLease *x = a, *y = b;
         if (x->since_usec != y->since_usec)

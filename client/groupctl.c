@@ -27,6 +27,10 @@ static void help(void) {
                "  acquire GROUP|PCI-ADDRESS... Acquire groups and hold them until interrupted\n"
                "       [--exec -- CMD ARGS...]   ... or hand them to CMD, which owns the lease\n"
                "  release TOKEN                Release the lease with this token\n"
+               "  revoke LEASE-ID [--deadline=SEC] [--force]\n"
+               "                               End someone's lease (root, or as a revoke rule allows):\n"
+               "                               the holder has SEC seconds to let go; with --force, its\n"
+               "                               owner process is then sent SIGTERM, then SIGKILL\n"
                "  leases                       List the leases\n"
                "  monitor                      Print groupd's events as they happen\n"
                "  status                       Show the daemon's state\n"
@@ -148,6 +152,8 @@ static int parse_argv(int *argc, char **argv) {
                 ARG_CONFIGURE_IOMMU,
                 ARG_GUEST_RAM,
                 ARG_VIOMMU,
+                ARG_DEADLINE,
+                ARG_FORCE,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -160,6 +166,8 @@ static int parse_argv(int *argc, char **argv) {
                 { "configure-iommu", no_argument, NULL, ARG_CONFIGURE_IOMMU },
                 { "guest-ram", required_argument, NULL, ARG_GUEST_RAM },
                 { "viommu", no_argument, NULL, ARG_VIOMMU },
+                { "deadline", required_argument, NULL, ARG_DEADLINE },
+                { "force", no_argument, NULL, ARG_FORCE },
                 {}
         };
         int c;
@@ -226,6 +234,22 @@ static int parse_argv(int *argc, char **argv) {
                 case ARG_VIOMMU:
                         arg.viommu = true;
                         break;
+                case ARG_DEADLINE: {
+                        char *end;
+                        unsigned long v;
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno != 0 || *end != 0 || end == optarg || optarg[0] == '-' || v > 86400) {
+                                log_error("--deadline=\"%s\": want whole seconds, 0 to 86400.", optarg);
+                                return -EINVAL;
+                        }
+                        arg.deadline_sec = (uint32_t) v;
+                        arg.deadline_set = true;
+                        break;
+                }
+                case ARG_FORCE:
+                        arg.force = true;
+                        break;
                 case ':':
                         log_error("Option %s needs an argument.", argv[optind - 1]);
                         return -EINVAL;
@@ -247,6 +271,7 @@ typedef struct Verb {
         int (*func)(int argc, char **argv);
         bool takes_exec;
         bool takes_label;
+        bool takes_revoke;
 } Verb;
 
 static const Verb verbs[] = {
@@ -254,6 +279,7 @@ static const Verb verbs[] = {
         { "show", 1, 1, verb_show },
         { "acquire", 1, (int) GD_GROUPS_PER_ACQUIRE_MAX, verb_acquire, true, true },
         { "release", 1, 1, verb_release },
+        { "revoke", 1, 1, verb_revoke, .takes_revoke = true },
         { "leases", 0, 0, verb_leases },
         { "monitor", 0, 0, verb_monitor },
         { "status", 0, 0, verb_status },
@@ -305,6 +331,11 @@ int main(int argc, char **argv) {
         }
         if ((arg.label || arg.configure_iommu) && !v->takes_label) {
                 log_error("--label and --configure-iommu go with \"acquire\" only.");
+                return EXIT_USAGE;
+        }
+
+        if ((arg.deadline_set || arg.force) && !v->takes_revoke) {
+                log_error("--deadline and --force go with \"revoke\" only.");
                 return EXIT_USAGE;
         }
 

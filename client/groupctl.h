@@ -30,6 +30,9 @@ typedef struct Args {
         bool legend;                    /* false with --no-legend */
         const char *label;              /* acquire --label */
         bool configure_iommu;           /* acquire --configure-iommu */
+        uint32_t deadline_sec;          /* revoke --deadline */
+        bool deadline_set;
+        bool force;                     /* revoke --force */
         char **exec_argv;               /* acquire --exec -- CMD ARGS..., NULL-terminated; NULL if none */
         uint64_t guest_ram;             /* memlock, acquire --guest-ram: bytes; 0 none */
         bool viommu;                    /* memlock, acquire --viommu */
@@ -50,6 +53,7 @@ int verb_list(int argc, char **argv);
 int verb_show(int argc, char **argv);
 int verb_acquire(int argc, char **argv);
 int verb_release(int argc, char **argv);
+int verb_revoke(int argc, char **argv);
 int verb_leases(int argc, char **argv);
 int verb_monitor(int argc, char **argv);
 int verb_status(int argc, char **argv);

@@ -80,6 +80,11 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
                       GdClientLease **ret);
 GdClientLease *gd_client_lease_free(GdClientLease *l);  /* closes the fds it still holds */
 int gd_client_release(GdClient *c, const char *token);
+/* Revokes someone's lease by its public id (root, or a caller a "revoke" policy rule covers): its release
+ * starts at once; the holder has deadline_sec (0: the daemon's release deadline) to let go; with
+ * GD_REVOKE_FORCE, past it, its owner process is sent SIGTERM, then SIGKILL. Returns once the revocation
+ * has started; the lease's LEASE_ENDED event (reason revoked) says when it is over. */
+int gd_client_revoke(GdClient *c, const char *lease_id, uint32_t deadline_sec, uint32_t flags);
 
 /* KVM registration, done here in the VMM because the kernel lets only the VM's own process use its
  * kvm-vfio device (anyone else, groupd included, gets EIO; see client/kvm-vfio.h).

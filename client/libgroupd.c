@@ -837,6 +837,23 @@ int gd_client_release(GdClient *c, const char *token) {
         return 0;
 }
 
+int gd_client_revoke(GdClient *c, const char *lease_id, uint32_t deadline_sec, uint32_t flags) {
+        GdMsg reply = {};
+        int r;
+
+        if (!c || isempty(lease_id) || (flags & ~(uint32_t) _GD_REVOKE_ALL))
+                return -EINVAL;
+        client_clear_error(c);
+
+        GdMsg req = { .type = GD_MSG_REVOKE,
+                      .revoke = { .lease_id = (char *) lease_id, .deadline_sec = deadline_sec, .flags = flags } };
+        r = client_call(c, &req, NULL, 0, GD_MSG_OK, &reply);
+        if (r < 0)
+                return r;
+        gd_msg_done(&reply);
+        return 0;
+}
+
 int gd_client_list_leases(GdClient *c, GdLease **ret, size_t *ret_n) {
         GdLease *leases = NULL;
         size_t n = 0, allocated = 0;

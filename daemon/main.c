@@ -11,6 +11,7 @@
 #include "fd-util.h"
 #include "bus.h"
 #include "host-sim.h"
+#include "uevent-watch.h"
 #include "log.h"
 #include "manager.h"
 #include "server.h"
@@ -181,6 +182,7 @@ int main(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_(server_freep) Server *server = NULL;
         _cleanup_(bus_freep) Bus *bus = NULL;
+        _cleanup_(uevent_watch_freep) UeventWatch *watch = NULL;
         _cleanup_free_ char *socket_path = NULL;
         Host *host = NULL;
         ManagerError err = {};
@@ -282,6 +284,15 @@ int main(int argc, char *argv[]) {
                                          "the native socket only.", BUS_NAME);
         }
 
+        /* The host's changes: a host that reports its own is watched by the manager; the kernel's come as
+         * uevents. */
+        if (host_watch_fd(host) == -EOPNOTSUPP) {
+                r = uevent_watch_new(e, m, &watch);
+                if (r < 0)
+                        log_notice_errno(r, "Not watching uevents (%m): vanished or rebound devices are noticed "
+                                         "only when their lease ends.");
+        }
+
         d = (Daemon) { .event = e, .manager = m, .server = server, .bus = bus };
         (void) sd_event_add_signal(e, NULL, SIGTERM, on_signal, &d);
         (void) sd_event_add_signal(e, NULL, SIGINT, on_signal, &d);
@@ -295,6 +306,7 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Event loop failed: %m");
                 return 1;
         }
+        watch = uevent_watch_free(watch);
         bus = bus_free(bus);
         server = server_free(server);
         return 0;

@@ -54,6 +54,8 @@ typedef enum GdMsgType {
         GD_MSG_SUBSCRIBE = 7,    /* u32 event mask (0 = all) → OK, then EVENTs with serial 0 */
         GD_MSG_STATUS = 8,       /* (empty) → STATUS_REPLY */
         GD_MSG_DMA_INFO = 9,     /* str spec → DMA_INFO_REPLY */
+        GD_MSG_REVOKE = 10,      /* str lease id, u32 deadline (seconds), u32 flags (GdRevokeFlags) → OK once
+                                  * the release has started */
 
         /* Replies, daemon → client, carrying the request's serial. */
         GD_MSG_ERROR = 64,       /* i32 code (GdError), i32 errno (positive, or 0), str message */
@@ -97,6 +99,12 @@ enum {
         GD_ACQUIRE_MEMLOCK = 1u << 4,         /* raise the owner's RLIMIT_MEMLOCK for guest_ram */
         GD_ACQUIRE_VIOMMU = 1u << 5,          /* the guest has a vIOMMU (memlock: RAM once per device) */
         _GD_ACQUIRE_ALL = (1u << 6) - 1,
+};
+
+/* GD_MSG_REVOKE flags. */
+enum {
+        GD_REVOKE_FORCE = 1u << 0,            /* past the deadline, SIGTERM then SIGKILL the owner process */
+        _GD_REVOKE_ALL = (1u << 1) - 1,
 };
 
 /* How a lease's lifetime is tied to its owner. */
@@ -292,6 +300,12 @@ typedef struct GdEvent {
         char *detail;           /* human text: what was restored, or what failed */
 } GdEvent;
 
+typedef struct GdRevoke {
+        char *lease_id;         /* the public id (groupctl leases), never the token */
+        uint32_t deadline_sec;  /* how long the holder has to let go; 0: the daemon's release deadline */
+        uint32_t flags;         /* GdRevokeFlags */
+} GdRevoke;
+
 typedef struct GdMsg {
         uint16_t type;          /* GdMsgType */
         uint32_t serial;
@@ -300,6 +314,7 @@ typedef struct GdMsg {
                 char *spec;                 /* SHOW_GROUP, DMA_INFO */
                 GdAcquire acquire;          /* ACQUIRE */
                 char *token;                /* RELEASE */
+                GdRevoke revoke;            /* REVOKE */
                 uint32_t event_mask;        /* SUBSCRIBE */
                 GdErrorMsg error;           /* ERROR */
                 struct {                    /* GROUPS */

@@ -38,6 +38,7 @@ static const char *const msg_type_table[] = {
         [GD_MSG_SUBSCRIBE] = "subscribe",
         [GD_MSG_STATUS] = "status",
         [GD_MSG_DMA_INFO] = "dma-info",
+        [GD_MSG_REVOKE] = "revoke",
         [GD_MSG_ERROR] = "error",
         [GD_MSG_OK] = "ok",
         [GD_MSG_HELLO_REPLY] = "hello-reply",
@@ -306,6 +307,9 @@ void gd_msg_done(GdMsg *m) {
         case GD_MSG_RELEASE:
                 free(m->token);
                 break;
+        case GD_MSG_REVOKE:
+                free(m->revoke.lease_id);
+                break;
         case GD_MSG_ERROR:
                 free(m->error.message);
                 break;
@@ -560,6 +564,13 @@ static int put_payload(Writer *w, const GdMsg *m) {
                 break;
         case GD_MSG_RELEASE:
                 put_token(w, m->token);
+                break;
+        case GD_MSG_REVOKE:
+                if ((m->revoke.flags & ~(uint32_t) _GD_REVOKE_ALL) || isempty(m->revoke.lease_id))
+                        return -EINVAL;
+                put_str(w, m->revoke.lease_id, GD_LEASE_ID_MAX);
+                put_u32(w, m->revoke.deadline_sec);
+                put_u32(w, m->revoke.flags);
                 break;
         case GD_MSG_SUBSCRIBE:
                 if (m->event_mask & ~EVENT_MASK_ALL)
@@ -985,6 +996,14 @@ static int get_payload(Reader *r, GdMsg *m) {
 
         case GD_MSG_RELEASE:
                 return get_token(r, &m->token);
+
+        case GD_MSG_REVOKE:
+                if ((k = get_str(r, GD_LEASE_ID_MAX, &m->revoke.lease_id)) < 0 ||
+                    (k = get_u32(r, &m->revoke.deadline_sec)) < 0)
+                        return k;
+                if (isempty(m->revoke.lease_id))
+                        return -EBADMSG;
+                return get_bits(r, _GD_REVOKE_ALL, &m->revoke.flags);
 
         case GD_MSG_SUBSCRIBE:
                 return get_bits(r, EVENT_MASK_ALL, &m->event_mask);

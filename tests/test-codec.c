@@ -77,6 +77,9 @@ static const GdMsg samples[] = {
                                  .spapr_ddw_pgsizes = 0x1011000, .spapr_ddw_max_windows = 2,
                                  .spapr_ddw_levels = 5 } } },
         { .type = GD_MSG_RELEASE, .serial = 8, .token = (char *) TOKEN_A },
+        { .type = GD_MSG_REVOKE, .serial = 36,
+          .revoke = { .lease_id = (char *) "6cdc36278a81", .deadline_sec = 30, .flags = GD_REVOKE_FORCE } },
+        { .type = GD_MSG_REVOKE, .serial = 37, .revoke = { .lease_id = (char *) "6cdc36278a81" } },
         { .type = GD_MSG_LIST_LEASES, .serial = 9 },
         { .type = GD_MSG_SUBSCRIBE, .serial = 10, .event_mask = 0 },
         { .type = GD_MSG_SUBSCRIBE, .serial = 11, .event_mask = (1u << _GD_EVENT_MAX) - 1 },
@@ -117,7 +120,7 @@ static const uint16_t all_types[] = {
         GD_MSG_HELLO, GD_MSG_LIST_GROUPS, GD_MSG_SHOW_GROUP, GD_MSG_ACQUIRE, GD_MSG_RELEASE,
         GD_MSG_LIST_LEASES, GD_MSG_SUBSCRIBE, GD_MSG_STATUS, GD_MSG_ERROR, GD_MSG_OK, GD_MSG_HELLO_REPLY,
         GD_MSG_GROUPS, GD_MSG_ACQUIRED, GD_MSG_LEASES, GD_MSG_STATUS_REPLY, GD_MSG_EVENT,
-        GD_MSG_DMA_INFO, GD_MSG_DMA_INFO_REPLY,
+        GD_MSG_DMA_INFO, GD_MSG_DMA_INFO_REPLY, GD_MSG_REVOKE,
 };
 
 /* ---------------------------------------------------------------- comparing */
@@ -231,6 +234,11 @@ static void assert_msg_eq(const GdMsg *a, const GdMsg *d) {
                 break;
         case GD_MSG_RELEASE:
                 assert_str_eq(a->token, d->token);
+                break;
+        case GD_MSG_REVOKE:
+                assert_str_eq(a->revoke.lease_id, d->revoke.lease_id);
+                ck_assert_uint_eq(a->revoke.deadline_sec, d->revoke.deadline_sec);
+                ck_assert_uint_eq(a->revoke.flags, d->revoke.flags);
                 break;
         case GD_MSG_SUBSCRIBE:
                 ck_assert_uint_eq(a->event_mask, d->event_mask);
@@ -655,8 +663,30 @@ START_TEST(test_version) {
 }
 END_TEST
 
+/* A revoke names a lease and knows only its own flags. */
+START_TEST(test_revoke_malformed) {
+        uint8_t buf[64];
+        size_t len;
+        GdMsg d;
+
+        GdMsg no_id = { .type = GD_MSG_REVOKE };
+        ck_assert_int_eq(gd_msg_encode(&no_id, buf, sizeof buf, &len), -EINVAL);
+        GdMsg bad_flags = { .type = GD_MSG_REVOKE, .revoke = { .lease_id = (char *) "6cdc36278a81", .flags = 2 } };
+        ck_assert_int_eq(gd_msg_encode(&bad_flags, buf, sizeof buf, &len), -EINVAL);
+
+        /* The same, built by hand: refused by the decoder too. */
+        GdMsg ok = { .type = GD_MSG_REVOKE, .revoke = { .lease_id = (char *) "6cdc36278a81", .flags = 1 } };
+        ck_assert_int_eq(gd_msg_encode(&ok, buf, sizeof buf, &len), 0);
+        buf[len - 4] = 2; /* flags, little-endian, last */
+        ck_assert_int_eq(gd_msg_decode(buf, len, &d), -EBADMSG);
+        buf[len - 4] = 1;
+        ck_assert_int_eq(gd_msg_decode(buf, len, &d), 0);
+        gd_msg_done(&d);
+}
+END_TEST
+
 START_TEST(test_unknown_type) {
-        static const uint16_t bad[] = { 0, 10, 11, 63, 72, 95, 97, 0xffff };
+        static const uint16_t bad[] = { 0, 11, 12, 63, 72, 95, 97, 0xffff };
         uint8_t buf[GD_HEADER_SIZE] = { 1, 0 };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -1363,6 +1393,7 @@ static Suite *codec_suite(void) {
         tcase_add_test(tc, test_oversize);
         tcase_add_test(tc, test_version);
         tcase_add_test(tc, test_unknown_type);
+        tcase_add_test(tc, test_revoke_malformed);
         tcase_add_test(tc, test_strings);
         tcase_add_test(tc, test_over_limit_encode);
         tcase_add_test(tc, test_tokens);

@@ -380,6 +380,168 @@ START_TEST(test_sysfs_read) {
 }
 END_TEST
 
+/* What the linux backend reads of a device beyond ids and drivers: its header type (config space, or its
+ * class without one), a VFIO variant driver (vfio-dev/), boot_vga, vfio-pci's deny list; and what the
+ * host stands on through block devices and interfaces. */
+START_TEST(test_sysfs_device_truth) {
+        char *root = make_fake_sysfs();
+        unsigned char config[64] = { 0 };
+        char path[PATH_MAX];
+        HostUse *uses = NULL;
+        size_t n_uses = 0, n_added = 0, allocated = 0;
+        HostDevice d;
+        Host *h;
+        FILE *f;
+
+        /* A bridge with a config file saying so, one without (its class says), a variant-bound NIC, the
+         * boot VGA device, a deny-listed QAT function. */
+        for (unsigned g = 20; g <= 24; g++) {
+                snprintf(path, sizeof path, "sys/kernel/iommu_groups/%u/devices", g);
+                xmkdir(root, path);
+        }
+        fake_device(root, "0000:00:1c.0", "0x8086\n", "0xa110\n", "0x060400\n", "pcieport", "(null)\n", 20);
+        config[0x0e] = 0x81; /* multi-function bit and type 1 */
+        snprintf(path, sizeof path, "%s/sys/devices/pci0000:00/0000:00:1c.0/config", root);
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(config, 1, sizeof config, f), sizeof config);
+        fclose(f);
+        fake_device(root, "0000:00:1e.0", "0x8086\n", "0x244e\n", "0x060401\n", NULL, "(null)\n", 21);
+        fake_device(root, "0000:00:05.0", "0x15b3\n", "0x101e\n", "0x020000\n", "mlx5_vfio_pci", "mlx5_vfio_pci\n", 22);
+        xmkdir(root, "sys/devices/pci0000:00/0000:00:05.0/vfio-dev/vfio0");
+        fake_device(root, "0000:00:02.0", "0x1234\n", "0x1111\n", "0x030000\n", NULL, "(null)\n", 23);
+        xwrite(root, "sys/devices/pci0000:00/0000:00:02.0/boot_vga", "1\n");
+        fake_device(root, "0000:00:08.0", "0x8086\n", "0x37c8\n", "0x0b4000\n", "qat_c62x", "(null)\n", 24);
+
+        h = new_linux_host(root);
+        ck_assert_int_eq(host_read_device(h, "0000:00:1c.0", &d), 0);
+        ck_assert_uint_eq(d.header_type, HOST_HEADER_BRIDGE);
+        ck_assert(host_device_is_bridge(&d));
+        ck_assert_int_eq(host_read_device(h, "0000:00:1e.0", &d), 0);
+        ck_assert(host_device_is_bridge(&d));   /* from its class */
+        ck_assert_int_eq(host_read_device(h, "0000:00:03.0", &d), 0);
+        ck_assert(!host_device_is_bridge(&d));
+        ck_assert(!d.vfio_driver);
+        ck_assert(!host_device_is_vfio_safe(&d));
+        ck_assert_int_eq(host_read_device(h, "0000:00:05.0", &d), 0);
+        ck_assert(d.vfio_driver);
+        ck_assert(host_device_is_vfio_safe(&d));
+        ck_assert(!d.boot_vga);
+        ck_assert_int_eq(host_read_device(h, "0000:00:02.0", &d), 0);
+        ck_assert(d.boot_vga);
+        ck_assert_int_eq(host_read_device(h, "0000:00:08.0", &d), 0);
+        ck_assert(d.vfio_denylisted);
+        /* The same through a group read (and its cache). */
+        for (int pass = 0; pass < 2; pass++) {
+                HostGroup g = {};
+                ck_assert_int_eq(host_read_group(h, 22, &g), 0);
+                ck_assert(g.devices[0].vfio_driver);
+                host_group_done(&g);
+                ck_assert_int_eq(host_read_group(h, 20, &g), 0);
+                ck_assert(host_device_is_bridge(&g.devices[0]));
+                host_group_done(&g);
+        }
+        /* The module's disable_denylist lifts it. */
+        xmkdir(root, "sys/module/vfio_pci/parameters");
+        xwrite(root, "sys/module/vfio_pci/parameters/disable_denylist", "Y\n");
+        ck_assert_int_eq(host_read_device(h, "0000:00:08.0", &d), 0);
+        ck_assert(!d.vfio_denylisted);
+
+        /* The linux backend's uses come from /proc: whatever they are here, every one names a PCI function. */
+        ck_assert_int_eq(host_list_uses(h, &uses, &n_uses), 0);
+        for (size_t i = 0; i < n_uses; i++)
+                ck_assert_uint_eq(strlen(uses[i].address), 12);
+        free(uses);
+        uses = NULL;
+
+        /* A partition under a SATA function; a dm device on it; a bridge on a bond on a NIC. */
+        xmkdir(root, "sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda/sda2");
+        xmkdir(root, "sys/devices/virtual/block/dm-0/slaves");
+        xmkdir(root, "sys/class/block");
+        xlink(root, "../../devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda/sda2",
+              "sys/class/block/sda2");
+        xlink(root, "../../devices/virtual/block/dm-0", "sys/class/block/dm-0");
+        xlink(root, "../../sda2", "sys/devices/virtual/block/dm-0/slaves/sda2");
+        xmkdir(root, "sys/devices/pci0000:00/0000:00:03.0/net/eth0");
+        xmkdir(root, "sys/devices/virtual/net/bond0");
+        xmkdir(root, "sys/devices/virtual/net/br0");
+        xmkdir(root, "sys/class/net");
+        xlink(root, "../../devices/pci0000:00/0000:00:03.0/net/eth0", "sys/class/net/eth0");
+        xlink(root, "../../devices/virtual/net/bond0", "sys/class/net/bond0");
+        xlink(root, "../../devices/virtual/net/br0", "sys/class/net/br0");
+        xlink(root, "../eth0", "sys/devices/virtual/net/bond0/lower_eth0");
+        xlink(root, "../bond0", "sys/devices/virtual/net/br0/lower_bond0");
+
+        snprintf(path, sizeof path, "%s/sys", root);
+        int sysfs_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        ck_assert_int_ge(sysfs_fd, 0);
+        ck_assert_int_eq(sysfs_block_uses(sysfs_fd, "dm-0", HOST_USE_MOUNT, "/ on dm-0", &uses, &n_added,
+                                          &allocated), 0);
+        ck_assert_uint_eq(n_added, 1);
+        ck_assert_str_eq(uses[0].address, "0000:00:1f.2");
+        ck_assert_str_eq(uses[0].what, "/ on dm-0");
+        ck_assert_int_eq(sysfs_net_uses(sysfs_fd, "br0", "br0", &uses, &n_added, &allocated), 0);
+        ck_assert_uint_eq(n_added, 2);
+        ck_assert_str_eq(uses[1].address, "0000:00:03.0");
+        ck_assert_int_eq(uses[1].kind, HOST_USE_ROUTE);
+        /* Nothing under a virtual device with no lower ones; unknown names are nothing. */
+        ck_assert_int_eq(sysfs_net_uses(sysfs_fd, "lo", "lo", &uses, &n_added, &allocated), 0);
+        ck_assert_int_eq(sysfs_block_uses(sysfs_fd, "../etc", HOST_USE_SWAP, "x", &uses, &n_added, &allocated), 0);
+        ck_assert_uint_eq(n_added, 2);
+        close(sysfs_fd);
+        free(uses);
+
+        host_free(h);
+        rm_tree(root);
+}
+END_TEST
+
+/* libvirt's choice of a VFIO variant driver: the matching vfio_pci alias with the fewest wildcards. */
+START_TEST(test_pick_vfio_variant) {
+        static const char aliases[] =
+                "alias pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5_core\n"
+                "alias vfio_pci:v000015B3d*sv*sd*bc*sc*i* generic_vfio_pci\n"
+                "alias vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5_vfio_pci\n"
+                "alias vfio_pci:v000010DEd00002342sv*sd*bc*sc*i* nvgrace_gpu_vfio_pci\n"
+                "garbage line\n";
+        char d[HOST_DRIVER_MAX];
+
+        ck_assert_int_eq(host_pick_vfio_variant("pci:v000015B3d0000101Esv000015B3sd00000047bc02sc00i00", aliases, d), 0);
+        ck_assert_str_eq(d, "mlx5_vfio_pci");
+        ck_assert_int_eq(host_pick_vfio_variant("pci:v000015B3d00001017sv000015B3sd00000047bc02sc00i00", aliases, d), 0);
+        ck_assert_str_eq(d, "generic_vfio_pci");
+        ck_assert_int_eq(host_pick_vfio_variant("pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00", aliases, d), 0);
+        ck_assert_str_eq(d, "");
+        ck_assert_int_eq(host_pick_vfio_variant("usb:v1234", aliases, d), 0);
+        ck_assert_str_eq(d, "");
+}
+END_TEST
+
+/* A uevent as the host's change: only what groupd cares about, only well-formed. */
+START_TEST(test_uevent_change) {
+        HostChange c;
+
+        ck_assert_int_eq(host_change_from_uevent("remove", "0000:07:00.1", NULL, &c), 0);
+        ck_assert_int_eq(c.kind, HOST_CHANGE_REMOVE);
+        ck_assert_str_eq(c.address, "0000:07:00.1");
+        ck_assert_uint_eq(c.group, UINT_MAX);
+        ck_assert_int_eq(host_change_from_uevent("bind", "0000:00:03.0", "e1000e", &c), 0);
+        ck_assert_int_eq(c.kind, HOST_CHANGE_BIND);
+        ck_assert_str_eq(c.driver, "e1000e");
+        ck_assert_int_eq(host_change_from_uevent("unbind", "0000:00:03.0", NULL, &c), 0);
+        ck_assert_int_eq(c.kind, HOST_CHANGE_UNBIND);
+        ck_assert_int_eq(host_change_from_uevent("add", "00:03.0", NULL, &c), 0);
+        ck_assert_str_eq(c.address, "0000:00:03.0");
+        /* Not groupd's business, or not well-formed. */
+        ck_assert_int_eq(host_change_from_uevent("change", "0000:00:03.0", NULL, &c), -EINVAL);
+        ck_assert_int_eq(host_change_from_uevent("online", "0000:00:03.0", NULL, &c), -EINVAL);
+        ck_assert_int_eq(host_change_from_uevent("bind", "0000:00:03.0", NULL, &c), -EINVAL);
+        ck_assert_int_eq(host_change_from_uevent("bind", "0000:00:03.0", "../x", &c), -EINVAL);
+        ck_assert_int_eq(host_change_from_uevent("remove", "not-an-address", NULL, &c), -EINVAL);
+        ck_assert_int_eq(host_change_from_uevent(NULL, "0000:00:03.0", NULL, &c), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_sysfs_bad_files) {
         char *root = make_fake_sysfs();
         Host *h = new_linux_host(root);
@@ -1528,6 +1690,9 @@ static Suite *host_suite(void) {
         tc = tcase_create("sysfs");
         tcase_add_test(tc, test_sysfs_read);
         tcase_add_test(tc, test_sysfs_bad_files);
+        tcase_add_test(tc, test_sysfs_device_truth);
+        tcase_add_test(tc, test_pick_vfio_variant);
+        tcase_add_test(tc, test_uevent_change);
         tcase_add_test(tc, test_sysfs_cache);
         tcase_add_test(tc, test_sysfs_many_groups);
         tcase_add_test(tc, test_sysfs_captured);

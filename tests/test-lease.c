@@ -41,9 +41,9 @@ START_TEST(test_lease_groups_devices) {
         ck_assert(lease_has_group(l, 3));
         ck_assert(!lease_has_group(l, 4));
         ck_assert_int_eq(l->group_fds[0], -EBADF);
-        ck_assert_int_eq(lease_add_device(l, "0000:01:00.0", 7, "nouveau"), 0);
-        ck_assert_int_eq(lease_add_device(l, "0000:01:00.1", 7, NULL), 0);
-        ck_assert_int_eq(lease_add_device(l, "0000:01:00.1000000000000000000000000000", 7, NULL), -EINVAL);
+        ck_assert_int_eq(lease_add_device(l, "0000:01:00.0", 7, "nouveau", NULL), 0);
+        ck_assert_int_eq(lease_add_device(l, "0000:01:00.1", 7, NULL, NULL), 0);
+        ck_assert_int_eq(lease_add_device(l, "0000:01:00.1000000000000000000000000000", 7, NULL, NULL), -EINVAL);
         ck_assert_str_eq(l->devices[1].driver, "");
 
         wire_lease(l, &v);

@@ -40,6 +40,16 @@ int __wrap_host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_
         return 0;
 }
 
+/* host_device_bind() fails for one address on demand: a failure half-way through an acquire. */
+static const char *fail_bind_address;
+int __real_host_device_bind(Host *h, const char *address, const char *driver);
+int __wrap_host_device_bind(Host *h, const char *address, const char *driver);
+int __wrap_host_device_bind(Host *h, const char *address, const char *driver) {
+        if (fail_bind_address && streq(address, fail_bind_address) && streq(driver, "vfio-pci"))
+                return -EIO;
+        return __real_host_device_bind(h, address, driver);
+}
+
 static char dir[PATH_MAX], runtime[PATH_MAX + 16], simdir[PATH_MAX + 16];
 static sd_event *event;
 
@@ -181,6 +191,7 @@ static void setup(void) {
         fail_worker_new = false;
         memlock_raised_pid = 0;
         memlock_raised_bytes = 0;
+        fail_bind_address = NULL;
 }
 
 static void teardown(void) {
@@ -261,25 +272,29 @@ START_TEST(test_refusals_change_nothing) {
 }
 END_TEST
 
-/* A failure half-way (the QuickAssist function is on vfio-pci's deny list) rolls back what it moved. */
+/* A failure half-way (vfio-pci refuses the second GPU function, after the first and group 3 moved) rolls
+ * back what it moved, and the lease is never announced. */
 START_TEST(test_failed_acquire_rolls_back) {
         Heard heard = {};
         Manager *m = new_manager(&heard);
-        const char *specs[] = { "1", "7" };
+        const char *specs[] = { "3", "1" };
         AcquireRequest req = { .specs = specs, .n_specs = 2 };
         ManagerError err = {};
         Answer a = { .lease_fd = -EBADF };
 
+        fail_bind_address = "0000:01:00.1";
         ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), 0);
         run_until(&a.done);
         ck_assert_ptr_null(a.lease);
         ck_assert_int_eq(a.err.code, MANAGER_ERROR_HOST);
+        ck_assert_msg(strstr(a.err.message, "0000:01:00.1"), "%s", a.err.message);
         ck_assert_uint_eq(heard.started, 0);
         ck_assert_uint_eq(heard.ended, 0);     /* never announced, never ended */
         ck_assert_uint_eq(manager_n_leases(m), 0);
+        assert_driver(m, "3", "0000:03:00.0", "");
+        assert_driver(m, "3", "0000:03:00.1", "e1000");
         assert_driver(m, "1", "0000:01:00.0", "nouveau");
         assert_driver(m, "1", "0000:01:00.1", "snd_hda_intel");
-        assert_driver(m, "7", "0000:07:00.0", "qat_c62x");
         manager_free(m);
 }
 END_TEST

@@ -129,6 +129,14 @@ START_TEST(test_policy_errors) {
                 { "never device=0x10de\n", "bad MATCH" },
                 { "never colour=blue\n", "bad MATCH \"colour=blue\"" },
                 { "never\n", "needs at least one MATCH" },
+                { "allow uid=0 pci=0000:00:0*.0 host-critical\n", "by its whole address" },
+                { "allow uid=0 class=0x0600 host-critical\n", "by its whole address" },
+                { "allow cgroup=system.slice iommu-group=1\n", "bad WHO \"cgroup=system.slice\"" },
+                { "allow unit= iommu-group=1\n", "bad WHO" },
+                { "revoke uid=1 always\n", "'revoke' wants WHO [force]" },
+                { "revoke\n", "'revoke' wants WHO [force]" },
+                { "variant\n", "'variant' needs at least one MATCH" },
+                { "variant vendor=0x15b3 host-critical\n", "bad MATCH \"host-critical\"" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -146,6 +154,74 @@ START_TEST(test_policy_errors) {
 }
 END_TEST
 
+/* Callers by systemd unit and cgroup; host-critical lifts; who may revoke; refusals in words. */
+START_TEST(test_policy_callers) {
+        Policy *p = NULL;
+        char msg[512], *err = NULL, unit[64];
+        HostDevice nic = dev("0000:02:00.0", 2, 0x8086, 0x10d3, 0x020000);
+        HostDevice usb = dev("0000:03:00.0", 3, 0x1b36, 0x000d, 0x0c0330);
+        HostDevice vga = dev("0000:00:02.0", 4, 0x1234, 0x1111, 0x030000);
+        HostDevice vga1 = dev("0000:00:02.1", 4, 0x1234, 0x1111, 0x030000);
+        HostGroup g2 = { .id = 2, .devices = &nic, .n_devices = 1 };
+        HostGroup g3 = { .id = 3, .devices = &usb, .n_devices = 1 };
+        gid_t kvm = 36;
+        PolicySubject virtqemud = { .uid = 107, .gid = 107, .cgroup = "/system.slice/virtqemud.service" };
+        PolicySubject libvirtd = { .uid = 107, .gid = 107, .cgroup = "/system.slice/libvirtd.service" };
+        PolicySubject unknown = { .uid = 107, .gid = 107 };
+        PolicySubject vm = { .uid = 107, .gid = 107, .cgroup = "/machine.slice/machine-qemu\\x2d1.scope/emulator" };
+        PolicySubject near = { .uid = 107, .gid = 107, .cgroup = "/machine.slicex/x.scope" };
+        PolicySubject root = { .uid = 0 }, kvm_user = { .uid = 1000, .gid = 1000, .gids = &kvm, .n_gids = 1 };
+        PolicySubject forcer = { .uid = 1001, .gid = 1001 }, nobody = { .uid = 65534, .gid = 65534 };
+
+        ck_assert_int_eq(policy_unit_of_cgroup("/system.slice/virtqemud.service", unit, sizeof unit), 0);
+        ck_assert_str_eq(unit, "virtqemud.service");
+        ck_assert_int_eq(policy_unit_of_cgroup("/user.slice/user-1000.slice/user@1000.service/app.slice/x.service",
+                                               unit, sizeof unit), 0);
+        ck_assert_str_eq(unit, "user@1000.service");
+        ck_assert_int_eq(policy_unit_of_cgroup("/", unit, sizeof unit), -ENOENT);
+        ck_assert_int_eq(policy_unit_of_cgroup("/system.slice", unit, sizeof unit), -ENOENT);
+
+        ck_assert_int_eq(policy_parse("allow unit=virtqemud.service iommu-group=2\n"
+                                      "allow cgroup=/machine.slice/ iommu-group=3\n"
+                                      "allow uid=0 pci=0000:00:02.0 host-critical\n"
+                                      "revoke gid=36\n"
+                                      "revoke uid=1001 force\n"
+                                      "never class=0x01\n",
+                                      "t.conf", &p, &err), 0);
+        ck_assert_int_eq(policy_check_group(p, &virtqemud, &g2, msg, sizeof msg), 0);
+        ck_assert_int_eq(policy_check_group(p, &libvirtd, &g2, msg, sizeof msg), -EPERM);
+        ck_assert_int_eq(policy_check_group(p, &unknown, &g2, msg, sizeof msg), -EPERM);
+        ck_assert_int_eq(policy_check_group(p, &vm, &g3, msg, sizeof msg), 0);
+        ck_assert_int_eq(policy_check_group(p, &near, &g3, msg, sizeof msg), -EPERM);
+        ck_assert_int_eq(policy_check_group(p, &virtqemud, &g3, msg, sizeof msg), -EPERM);
+
+        /* host-critical: the device named, for whom the rule names. */
+        ck_assert(policy_lifts_host_critical(p, &root, &vga));
+        ck_assert(policy_lifts_host_critical(p, NULL, &vga));
+        ck_assert(!policy_lifts_host_critical(p, &root, &vga1));
+        ck_assert(!policy_lifts_host_critical(p, &kvm_user, &vga));
+
+        /* revoke: root always, with force; gid 36 without; uid 1001 with; anyone else not. */
+        ck_assert_int_eq(policy_check_revoke(p, &root, true, msg, sizeof msg), 0);
+        ck_assert_int_eq(policy_check_revoke(p, &kvm_user, false, msg, sizeof msg), 0);
+        ck_assert_int_eq(policy_check_revoke(p, &kvm_user, true, msg, sizeof msg), -EPERM);
+        ck_assert_ptr_nonnull(strstr(msg, "not by force"));
+        ck_assert_int_eq(policy_check_revoke(p, &forcer, true, msg, sizeof msg), 0);
+        ck_assert_int_eq(policy_check_revoke(p, &nobody, false, msg, sizeof msg), -EPERM);
+
+        /* A never rule says what the device is, the rule, and where it is. */
+        HostDevice nvme = dev("0000:05:00.0", 5, 0x144d, 0xa808, 0x010802);
+        ck_assert(policy_device_never(p, &nvme, msg, sizeof msg));
+        ck_assert_str_eq(msg, "0000:05:00.0 is a mass storage controller, never handed out (rule \"never class=0x01\", t.conf:6)");
+        policy_free(p);
+        ck_assert_int_eq(policy_load(NULL, &p, NULL), 0);
+        ck_assert(policy_device_never(p, &nvme, msg, sizeof msg));
+        ck_assert_ptr_nonnull(strstr(msg, "the built-in policy"));
+        ck_assert_ptr_null(strstr(msg, "built-in policy:"));
+        policy_free(p);
+}
+END_TEST
+
 static Suite *policy_suite(void) {
         Suite *s = suite_create("policy");
         TCase *tc = tcase_create("policy");
@@ -153,6 +229,7 @@ static Suite *policy_suite(void) {
         tcase_add_test(tc, test_policy_default);
         tcase_add_test(tc, test_policy_rules);
         tcase_add_test(tc, test_policy_errors);
+        tcase_add_test(tc, test_policy_callers);
         tcase_add_test(tc, test_policy_memlock_rule_gives_no_group);
         tcase_add_test(tc, test_policy_supplementary_gid_granted);
         suite_add_tcase(s, tc);

@@ -10,6 +10,10 @@
 #include "token.h"
 #include "test-util.h"
 
+#ifndef TOP_SRCDIR_DEFAULT
+#define TOP_SRCDIR_DEFAULT "."
+#endif
+
 /* fsync() and rename() watched (-Wl,--wrap): the file must be on disk before it replaces the old one, and
  * a failed write (the disk full, an I/O error) must leave the old one in place. */
 static int fsync_fail_errno;
@@ -55,8 +59,8 @@ START_TEST(test_state_round_trip) {
         a->configure_iommu = true;
         a->since_usec = 1700000000000000ULL;
         ck_assert_int_eq(lease_add_group(a, 1), 0);
-        ck_assert_int_eq(lease_add_device(a, "0000:01:00.0", 1, "nouveau"), 0);
-        ck_assert_int_eq(lease_add_device(a, "0000:01:00.1", 1, ""), 0);
+        ck_assert_int_eq(lease_add_device(a, "0000:01:00.0", 1, "nouveau", NULL), 0);
+        ck_assert_int_eq(lease_add_device(a, "0000:01:00.1", 1, "", "vfio-pci"), 0);
         ck_assert_int_eq(lease_new(NULL, &b), 0); /* still acquiring: recorded too */
         ck_assert_int_eq(lease_add_group(b, 12), 0);
         ck_assert_int_eq(lease_add_group(b, 13), 0);
@@ -82,7 +86,9 @@ START_TEST(test_state_round_trip) {
         ck_assert(back->recovered);
         ck_assert_uint_eq(back->n_devices, 2);
         ck_assert_str_eq(back->devices[0].driver, "nouveau");
+        ck_assert_str_eq(back->devices[0].override, "");
         ck_assert_str_eq(back->devices[1].driver, "");
+        ck_assert_str_eq(back->devices[1].override, "vfio-pci");
         ck_assert_ptr_nonnull(back->next);
         ck_assert_int_eq(back->next->state, LEASE_ACQUIRING);
         ck_assert_uint_eq(back->next->n_groups, 2);
@@ -93,6 +99,29 @@ START_TEST(test_state_round_trip) {
         a->next = NULL;
         lease_free(a);
         lease_free(b);
+
+        /* Today's files read as they were written: devices without override= have none. */
+        {
+                char v1[512];
+                snprintf(v1, sizeof v1, "%s/tests/data/state-v1.state", getenv("TOP_SRCDIR") ?: TOP_SRCDIR_DEFAULT);
+                ck_assert_int_eq(state_read(v1, NULL, &back, &line), 0);
+                ck_assert_ptr_nonnull(back->next);
+                ck_assert_str_eq(back->next->devices[1].driver, "e1000");
+                ck_assert_str_eq(back->next->devices[1].override, "");
+                ck_assert_str_eq(back->next->devices[0].driver, "");
+                for (Lease *x = back, *n; x; x = n) {
+                        n = x->next;
+                        lease_free(x);
+                }
+        }
+        /* An unknown field on a device line is refused. */
+        FILE *g = fopen(path, "we");
+        fputs("groupd-state 1\nlease 6cdc36278a81 9384c228b2fe70439c4afad9ad979998 active process uid=0 gid=0 "
+              "pid=1 owner-pid=2 owner-start=3 conn=2 iommu=1 since=1 kvm=0 memlock=0 label=x\ngroup 6\n"
+              "device 0000:06:00.0 6 xhci_hcd colour=blue\nend\n", g);
+        fclose(g);
+        ck_assert_int_eq(state_read(path, NULL, &back, &line), -EBADMSG);
+        ck_assert_uint_eq(line, 4);
 
         /* A cut or corrupt file is refused, naming the line. */
         FILE *f = fopen(path, "we");
@@ -135,7 +164,7 @@ START_TEST(test_state_durable) {
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
         ck_assert_int_eq(lease_new(NULL, &a), 0);
         ck_assert_int_eq(lease_add_group(a, 2), 0);
-        ck_assert_int_eq(lease_add_device(a, "0000:02:00.0", 2, "e1000e"), 0);
+        ck_assert_int_eq(lease_add_device(a, "0000:02:00.0", 2, "e1000e", NULL), 0);
 
         /* Written, synced, then renamed into place. */
         fsyncs = renames = fsyncs_before_rename = 0;

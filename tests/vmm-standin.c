@@ -28,10 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fd-util.h"
 #include "log.h"
@@ -44,10 +47,16 @@ static double arg_hold = 0;
 static int arg_exit = 0;
 static bool arg_strict_fds = false;
 static bool arg_keep_device_fds = false;
+static bool arg_device_requests = false;
 
 #define DEVICE_FDS_MAX 256
 static int device_fds[DEVICE_FDS_MAX];
 static size_t n_device_fds = 0;
+/* With --device-requests: the eventfd registered for each kept device's VFIO_PCI_REQ_IRQ_INDEX, through
+ * which the kernel asks for the device back (an unbind of vfio-pci waits for it). */
+static int req_fds[DEVICE_FDS_MAX];
+static char req_addrs[DEVICE_FDS_MAX][32];
+static size_t n_req_fds = 0;
 static volatile sig_atomic_t let_go = 0;
 
 static void on_sigusr1(int sig) {
@@ -269,8 +278,49 @@ static void vfio_device(int group_fd, int group, const char *addr, char *line, s
                 *off += (size_t) snprintf(line + *off, size - *off,
                                           "; device %s %02x%02x:%02x%02x (config space)", addr, id[1], id[0],
                                           id[3], id[2]);
+        if (arg_device_requests && n_req_fds < DEVICE_FDS_MAX) {
+                struct vfio_irq_info irq = { .argsz = sizeof irq, .index = VFIO_PCI_REQ_IRQ_INDEX };
+                uint8_t buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+                struct vfio_irq_set *set = (struct vfio_irq_set *) buf;
+                int32_t efd;
+
+                if (ioctl(dfd, VFIO_DEVICE_GET_IRQ_INFO, &irq) < 0 || irq.count < 1) {
+                        fail("group %i: device %s: no device request IRQ (VFIO_PCI_REQ_IRQ_INDEX): %m", group, addr);
+                        return;
+                }
+                efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                if (efd < 0) {
+                        fail("eventfd: %m");
+                        return;
+                }
+                *set = (struct vfio_irq_set) { .argsz = sizeof buf, .index = VFIO_PCI_REQ_IRQ_INDEX, .start = 0,
+                                               .count = 1,
+                                               .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER };
+                memcpy(set->data, &efd, sizeof efd);
+                if (ioctl(dfd, VFIO_DEVICE_SET_IRQS, set) < 0) {
+                        fail("group %i: device %s: VFIO_DEVICE_SET_IRQS (device request eventfd): %m", group, addr);
+                        safe_close(efd);
+                        return;
+                }
+                req_fds[n_req_fds] = efd;
+                (void) snprintf(req_addrs[n_req_fds], sizeof req_addrs[n_req_fds], "%.31s", addr);
+                n_req_fds++;
+                if (*off < size)
+                        *off += (size_t) snprintf(line + *off, size - *off, ", device request eventfd registered");
+        }
         if (arg_keep_device_fds && n_device_fds < DEVICE_FDS_MAX)
                 device_fds[n_device_fds++] = TAKE_FD(dfd);
+}
+
+/* Reports each device request the kernel sent since the last look. The VMM keeps the device: a guest
+ * would be asked to unplug it, and may take its time. */
+static void check_device_requests(void) {
+        for (size_t i = 0; i < n_req_fds; i++) {
+                uint64_t v;
+                if (req_fds[i] >= 0 && read(req_fds[i], &v, sizeof v) == (ssize_t) sizeof v)
+                        say("device request for %s: the kernel asks for the device back (%" PRIu64 " so far)",
+                            req_addrs[i], v);
+        }
 }
 
 static void vfio_group(int fd, int group, int container_fd, struct vfio_group_status *status) {
@@ -300,8 +350,25 @@ static void vfio_group(int fd, int group, int container_fd, struct vfio_group_st
                 return;
         }
         for (struct dirent *de; (de = readdir(d));) {
+                char link[600], target[256] = "";
+                const char *drv;
+                ssize_t k;
+
                 if (de->d_name[0] == '.')
                         continue;
+                /* A VMM uses the group's assigned devices: those on a VFIO driver (vfio-dev/). A bridge
+                 * left driverless or on pcieport is the kernel's, not the VMM's. */
+                (void) snprintf(link, sizeof link, "%.64s/%.255s/driver", path, de->d_name);
+                k = readlink(link, target, sizeof target - 1);
+                target[k > 0 ? k : 0] = 0;
+                drv = strrchr(target, '/');
+                (void) snprintf(link, sizeof link, "%.64s/%.255s/vfio-dev", path, de->d_name);
+                if (!(drv && streq(drv + 1, "vfio-pci")) && access(link, F_OK) < 0) {
+                        if (off < sizeof line)
+                                off += (size_t) snprintf(line + off, sizeof line - off, "; %s left to the kernel (%s)",
+                                                         de->d_name, drv ? drv + 1 : "no driver");
+                        continue;
+                }
                 vfio_device(fd, group, de->d_name, line, sizeof line, &off);
         }
         say("%s", line);
@@ -310,14 +377,16 @@ static void vfio_group(int fd, int group, int container_fd, struct vfio_group_st
 /* ---------------------------------------------------------------- main */
 
 static void help(void) {
-        printf("%s [--hold SECONDS] [--exit CODE] [--strict-fds] [--keep-device-fds]\n"
+        printf("%s [--hold SECONDS] [--exit CODE] [--strict-fds] [--keep-device-fds] [--device-requests]\n"
                "\n"
                "A stand-in VMM, run by `groupctl acquire GROUP... --exec -- vmm-standin`: uses the container\n"
                "and group fds it is handed (GROUPD_CONTAINER_FD, GROUPD_GROUP_FDS, GROUPD_GROUPS,\n"
                "GROUPD_LEASE_ID), prints what it learns, holds them for --hold seconds (default 0) and exits\n"
                "with --exit CODE (default 0); with 1 if an fd could not be used. --strict-fds: fail if any\n"
                "fd other than 0-2 and the lease's is open. --keep-device-fds: keep the device fds open while\n"
-               "holding (a real kernel only); SIGUSR1 closes every fd of the lease, and the hold goes on.\n",
+               "holding (a real kernel only); SIGUSR1 closes every fd of the lease, and the hold goes on.\n"
+               "--device-requests also registers an eventfd for each device's VFIO_PCI_REQ_IRQ_INDEX and says\n"
+               "\"device request for ADDR\" each time the kernel asks for the device back; it keeps the device.\n",
                program_invocation_short_name);
 }
 
@@ -328,6 +397,7 @@ static int parse_argv(int argc, char **argv) {
                 { "exit", required_argument, NULL, 'e' },
                 { "strict-fds", no_argument, NULL, 's' },
                 { "keep-device-fds", no_argument, NULL, 'k' },
+                { "device-requests", no_argument, NULL, 'r' },
                 {}
         };
         int c;
@@ -364,6 +434,9 @@ static int parse_argv(int argc, char **argv) {
                         break;
                 case 'k':
                         arg_keep_device_fds = true;
+                        break;
+                case 'r':
+                        arg_device_requests = arg_keep_device_fds = true;
                         break;
                 default:
                         return -EINVAL;
@@ -500,7 +573,39 @@ int main(int argc, char **argv) {
                                        .tv_nsec = (long) ((arg_hold - (double) (time_t) arg_hold) * 1e9) };
                 say("holding the groups for %g s%s", arg_hold,
                     n_device_fds > 0 ? " and the device fds" : "");
-                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                struct timespec end;
+                clock_gettime(CLOCK_MONOTONIC, &end);
+                end.tv_sec += ts.tv_sec;
+                end.tv_nsec += ts.tv_nsec;
+                if (end.tv_nsec >= 1000000000L) {
+                        end.tv_sec++;
+                        end.tv_nsec -= 1000000000L;
+                }
+                for (;;) {
+                        struct pollfd pfds[DEVICE_FDS_MAX];
+                        struct timespec now, left;
+                        int k;
+
+                        clock_gettime(CLOCK_MONOTONIC, &now);
+                        left.tv_sec = end.tv_sec - now.tv_sec;
+                        left.tv_nsec = end.tv_nsec - now.tv_nsec;
+                        if (left.tv_nsec < 0) {
+                                left.tv_sec--;
+                                left.tv_nsec += 1000000000L;
+                        }
+                        if (left.tv_sec < 0)
+                                break;
+                        for (size_t i = 0; i < n_req_fds; i++)
+                                pfds[i] = (struct pollfd) { .fd = req_fds[i], .events = POLLIN };
+                        k = ppoll(pfds, n_req_fds, &left, NULL);
+                        if (k > 0) {
+                                check_device_requests();
+                                continue;
+                        }
+                        if (k == 0)
+                                break;
+                        if (errno != EINTR)
+                                break;
                         if (let_go == 1) {
                                 let_go = 2;
                                 close_many(device_fds, n_device_fds);
@@ -508,7 +613,11 @@ int main(int argc, char **argv) {
                                 say("let go of %zu device fd(s), %zu group fd(s) and the container", n_device_fds,
                                     n);
                                 n_device_fds = 0;
+                                for (size_t i = 0; i < n_req_fds; i++)
+                                        req_fds[i] = safe_close(req_fds[i]);
+                                n_req_fds = 0;
                         }
+                }
         }
 
         say("exiting with status %i", arg_exit);

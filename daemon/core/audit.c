@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -10,6 +12,8 @@
 #define MESSAGE_ID_LEASE_STARTED "8a1f3c5e2b7d4e0f9a6c1d2e3f405162"
 #define MESSAGE_ID_LEASE_ENDED "8a1f3c5e2b7d4e0f9a6c1d2e3f405163"
 #define MESSAGE_ID_ACQUIRE_REFUSED "8a1f3c5e2b7d4e0f9a6c1d2e3f405164"
+#define MESSAGE_ID_LEASE_REVOKED "8a1f3c5e2b7d4e0f9a6c1d2e3f405165"
+#define MESSAGE_ID_DEVICE_CHANGED "8a1f3c5e2b7d4e0f9a6c1d2e3f405166"
 
 void audit_lease_granted(const Lease *l) {
         char groups[256], ml[32] = "";
@@ -55,4 +59,42 @@ void audit_acquire_refused(const Caller *c, unsigned group, const char *why) {
         (void) sd_journal_send("MESSAGE=Refused group %u to uid %u: %s", group, (unsigned) c->uid, why,
                                "MESSAGE_ID=" MESSAGE_ID_ACQUIRE_REFUSED, "GROUP=%u", group, "OWNER_UID=%u",
                                (unsigned) c->uid, "PRIORITY=%i", LOG_NOTICE, NULL);
+}
+
+void audit_lease_revoked(const Lease *l, const Caller *c, uint64_t deadline_usec, bool force) {
+        char groups[256];
+
+        assert(l);
+        assert(c);
+        lease_groups_to_text(l, groups, sizeof groups);
+        log_notice("Lease %s (\"%s\", uid %u) revoked by uid %u pid %i: groups %s, deadline %" PRIu64 " ms%s.",
+                   l->id, strempty(l->label), (unsigned) l->uid, (unsigned) c->uid, (int) c->pid, groups,
+                   deadline_usec / 1000, force ? ", then by force" : "");
+        (void) sd_journal_send("MESSAGE=Lease %s revoked by uid %u", l->id, (unsigned) c->uid,
+                               "MESSAGE_ID=" MESSAGE_ID_LEASE_REVOKED, "LEASE=%s", l->id, "GROUP=%s", groups,
+                               "OWNER_UID=%u", (unsigned) l->uid, "REVOKER_UID=%u", (unsigned) c->uid,
+                               "REVOKER_PID=%i", (int) c->pid, "DEADLINE_USEC=%" PRIu64, deadline_usec,
+                               "FORCE=%i", (int) force, "PRIORITY=%i", LOG_NOTICE, NULL);
+}
+
+void audit_revoke_signal(const Lease *l, int sig) {
+        assert(l);
+        log_warning("Revoked lease %s is held up past its deadline: sent %s to its owner, pid %i.", l->id,
+                    sig == SIGKILL ? "SIGKILL" : "SIGTERM", (int) l->owner_pid);
+        (void) sd_journal_send("MESSAGE=Revoked lease %s held up: %s sent to pid %i", l->id,
+                               sig == SIGKILL ? "SIGKILL" : "SIGTERM", (int) l->owner_pid,
+                               "MESSAGE_ID=" MESSAGE_ID_LEASE_REVOKED, "LEASE=%s", l->id, "SIGNAL=%i", sig,
+                               "OWNER_PID=%i", (int) l->owner_pid, "PRIORITY=%i", LOG_WARNING, NULL);
+}
+
+void audit_device_changed(const Lease *l, const char *address, const char *what) {
+        assert(address);
+        assert(what);
+        if (l)
+                log_warning("Lease %s (\"%s\"): %s %s.", l->id, strempty(l->label), address, what);
+        else
+                log_info("%s %s.", address, what);
+        (void) sd_journal_send("MESSAGE=%s %s", address, what, "MESSAGE_ID=" MESSAGE_ID_DEVICE_CHANGED,
+                               "DEVICE=%s", address, "LEASE=%s", l ? l->id : "", "PRIORITY=%i",
+                               l ? LOG_WARNING : LOG_INFO, NULL);
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "manager-internal.h"
+#include "text-util.h"
 
 void group_view_done(GroupView *v) {
         if (!v)
@@ -20,15 +21,103 @@ void group_views_free(GroupView *v, size_t n) {
         free(v);
 }
 
-/* Takes hg (moved into the view, also on failure). */
-static int group_view_make(Manager *m, HostGroup *hg, GroupView *ret) {
+bool device_host_critical(const HostDevice *d, const HostUse *uses, size_t n_uses, char *why, size_t size) {
+        size_t off = 0;
+        bool critical = false;
+
+#define SAY(...)                                                                                 \
+        do {                                                                                     \
+                if (off < size)                                                                  \
+                        off += (size_t) snprintf(why + off, size - off, "%s", critical ? "; " : ""); \
+                if (off < size)                                                                  \
+                        off += (size_t) snprintf(why + off, size - off, __VA_ARGS__);            \
+                critical = true;                                                                 \
+        } while (0)
+
+        assert(d);
+        if (size > 0)
+                why[0] = 0;
+        if ((d->class_code >> 8) == 0x0600)
+                SAY("the host bridge");
+        if ((d->class_code >> 8) == 0x0601)
+                SAY("the ISA/LPC bridge");
+        if (d->boot_vga)
+                SAY("the boot VGA device (the console)");
+        for (size_t i = 0; i < n_uses; i++) {
+                const HostUse *u = &uses[i];
+
+                if (!streq(u->address, d->address))
+                        continue;
+                switch (u->kind) {
+                case HOST_USE_MOUNT:
+                        SAY("under the mounted filesystem %s", u->what);
+                        break;
+                case HOST_USE_SWAP:
+                        SAY("under active swap (%s)", u->what);
+                        break;
+                case HOST_USE_BOOT_VGA:
+                        if (!d->boot_vga)
+                                SAY("the boot VGA device (the console)");
+                        break;
+                case HOST_USE_ROUTE:
+                        SAY("the NIC of the default route (%s)", u->what);
+                        break;
+                default:
+                        break;
+                }
+        }
+#undef SAY
+        return critical;
+}
+
+int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g, const HostUse *uses,
+                          size_t n_uses, ManagerError *err) {
+        char msg[MANAGER_TEXT_MAX] = "", one[MANAGER_TEXT_MAX], why[512];
+
+        assert(m);
+        assert(g);
+        assert(uses || n_uses == 0);
+
+        if (group_refusal(g, msg, sizeof msg)) {
+                manager_error(err, MANAGER_ERROR_NOT_VIABLE, EPERM, "%s", msg);
+                return -EPERM;
+        }
+        /* Every device's reason, so that one refusal says all that stands in the way (the ICH9 group:
+         * its LPC bridge and its SATA controller). */
+        for (size_t k = 0; k < g->n_devices; k++) {
+                const HostDevice *d = &g->devices[k];
+
+                if (!lease_device_is_assigned(d))
+                        continue;
+                if (device_host_critical(d, uses, n_uses, why, sizeof why) &&
+                    !policy_lifts_host_critical(m->policy, s, d))
+                        text_append(msg, sizeof msg, "%s is %s: the host stands on it, so groupd never hands it "
+                                    "out (built-in host protection; a policy rule naming it lifts that: allow "
+                                    "WHO pci=%s host-critical)", d->address, why, d->address);
+                else if (policy_device_never(m->policy, d, one, sizeof one))
+                        text_append(msg, sizeof msg, "%s", one);
+        }
+        if (!isempty(msg)) {
+                manager_error(err, MANAGER_ERROR_DENIED, EPERM, "%s", msg);
+                return -EPERM;
+        }
+        return 0;
+}
+
+/* Takes hg (moved into the view, also on failure). uses: what the host stands on, read once by the caller. */
+static int group_view_make(Manager *m, HostGroup *hg, const HostUse *uses, size_t n_uses, GroupView *ret) {
         char reason[MANAGER_TEXT_MAX], note[MANAGER_TEXT_MAX] = "";
         GroupView v = { .group = *hg };
+        ManagerError e = {};
 
         *hg = (HostGroup) {};
         v.viable = group_viability(&v.group, reason, sizeof reason);
-        for (size_t i = 0; i < v.group.n_devices && !v.never; i++)
-                v.never = policy_device_never(m->policy, &v.group.devices[i], note, sizeof note);
+        /* What an acquire would refuse whoever asks (the host protection unless a rule lifts it for
+         * someone), shown before anyone tries. */
+        if (manager_group_refusal(m, NULL, &v.group, uses, n_uses, &e) < 0) {
+                v.never = true;
+                (void) snprintf(note, sizeof note, "%s", e.message);
+        }
         v.holder = manager_group_holder(m, v.group.id);
         v.viability = strdup(reason);
         v.policy_note = strdup(note);
@@ -42,8 +131,9 @@ static int group_view_make(Manager *m, HostGroup *hg, GroupView *ret) {
 
 int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n) {
         _cleanup_free_ unsigned *ids = NULL;
+        _cleanup_free_ HostUse *uses = NULL;
         GroupView *views = NULL;
-        size_t n_ids = 0, n = 0;
+        size_t n_ids = 0, n = 0, n_uses = 0;
         int r;
 
         assert(m);
@@ -52,6 +142,8 @@ int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n) {
         r = host_list_groups(m->host, &ids, &n_ids);
         if (r < 0)
                 return r;
+        /* Once for the whole list. Not knowing what the host stands on refuses nothing. */
+        (void) host_list_uses(m->host, &uses, &n_uses);
         if (n_ids > 0) {
                 views = calloc(n_ids, sizeof *views);
                 if (!views)
@@ -64,7 +156,7 @@ int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n) {
                 if (r == -ENOENT)
                         continue; /* vanished while we looked */
                 if (r >= 0)
-                        r = group_view_make(m, &hg, &views[n]);
+                        r = group_view_make(m, &hg, uses, n_uses, &views[n]);
                 if (r < 0) {
                         host_group_done(&hg);
                         group_views_free(views, n);
@@ -138,7 +230,9 @@ int manager_read_group(Manager *m, unsigned id, HostGroup *ret, ManagerError *er
 }
 
 int manager_get_group(Manager *m, const char *spec, GroupView *ret, ManagerError *err) {
+        _cleanup_free_ HostUse *uses = NULL;
         HostGroup hg = {};
+        size_t n_uses = 0;
         unsigned id;
         int r;
 
@@ -151,7 +245,8 @@ int manager_get_group(Manager *m, const char *spec, GroupView *ret, ManagerError
         r = manager_read_group(m, id, &hg, err);
         if (r < 0)
                 return r;
-        r = group_view_make(m, &hg, ret);
+        (void) host_list_uses(m->host, &uses, &n_uses);
+        r = group_view_make(m, &hg, uses, n_uses, ret);
         if (r < 0)
                 manager_error(err, MANAGER_ERROR_INTERNAL, r, "out of memory");
         return r;

@@ -91,7 +91,8 @@ finish:
 
 /* Who the policy file judges: the caller's uid and groups. */
 static PolicySubject caller_subject(const Caller *c) {
-        return (PolicySubject) { .uid = c->uid, .gid = c->gid, .gids = c->gids, .n_gids = c->n_gids };
+        return (PolicySubject) { .uid = c->uid, .gid = c->gid, .gids = c->gids, .n_gids = c->n_gids,
+                                 .cgroup = isempty(c->cgroup) ? NULL : c->cgroup };
 }
 
 /* The checks every acquire passes for one group: it is not held, it exists and has devices, no never rule
@@ -126,11 +127,25 @@ static int manager_check_group(Manager *m, const Caller *c, unsigned id, bool en
                 return -ENODEV;
         }
 
-        r = 0;
-        for (size_t k = 0; k < hg->n_devices && r == 0; k++)
-                if (policy_device_never(m->policy, &hg->devices[k], msg, sizeof msg))
-                        r = -EPERM;
-        if (r == 0 && (!c->authorized || ret_allowed)) {
+        /* What no one gets: refused with its reason before anything is touched. */
+        {
+                _cleanup_free_ HostUse *uses = NULL;
+                ManagerError refusal = {};
+                size_t n_uses = 0;
+
+                /* Read fresh at each acquire: mounts, swap and routes change. Not knowing them refuses
+                 * nothing. */
+                (void) host_list_uses(m->host, &uses, &n_uses);
+                r = manager_group_refusal(m, &subject, hg, uses, n_uses, &refusal);
+                if (r < 0) {
+                        host_group_done(hg);
+                        audit_acquire_refused(c, id, refusal.message);
+                        if (err)
+                                *err = refusal;
+                        return r;
+                }
+        }
+        if (!c->authorized || ret_allowed) {
                 r = policy_check_group(m->policy, &subject, hg, msg, sizeof msg);
                 if (ret_allowed)
                         *ret_allowed = r >= 0;
@@ -293,12 +308,23 @@ static int acquire_add_groups(Manager *m, Lease *l, const Caller *c, const Acqui
                         const HostDevice *d = &hg.devices[k];
                         if (!lease_device_is_assigned(d))
                                 continue;
-                        r = lease_add_device(l, d->address, l->groups[i],
-                                             streq(d->driver, VFIO_PCI_DRIVER) ? "" : d->driver);
+                        /* Exactly as found, whatever it was: restore puts back both. */
+                        r = lease_add_device(l, d->address, l->groups[i], d->driver, d->driver_override);
                         if (r < 0) {
                                 manager_error(err, MANAGER_ERROR_INTERNAL, r, "cannot record device %s: %s",
                                               d->address, strerror(-r));
                                 return r;
+                        }
+                        /* A variant driver instead of vfio-pci, when a rule asks and one is there. */
+                        if (!d->vfio_driver && policy_device_variant(m->policy, d)) {
+                                LeaseDevice *ld = &l->devices[l->n_devices - 1];
+                                r = host_vfio_variant_for(m->host, d, ld->vfio_driver);
+                                if (r < 0 || isempty(ld->vfio_driver))
+                                        log_info("No loaded VFIO variant driver matches %s%s%s; using vfio-pci.",
+                                                 d->address, r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+                                else
+                                        log_info("%s goes to its VFIO variant driver %s.", d->address,
+                                                 ld->vfio_driver);
                         }
                 }
         }

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "manager-internal.h"
@@ -16,9 +21,14 @@ static int release_job_run(void *userdata) {
 }
 
 void manager_finish_lease(Manager *m, Lease *l, int error, const char *detail) {
+        _cleanup_free_ char *marked = NULL;
+
         assert(m);
         assert(l);
 
+        /* A lease whose devices were rebound behind groupd's back says so to the end. */
+        if (l->tampered && asprintf(&marked, "%s; while leased, %s", strempty(detail), strempty(l->tamper_note)) >= 0)
+                detail = marked;
         l->deadline_source = sd_event_source_disable_unref(l->deadline_source);
         (void) lease_set_state(l, LEASE_RELEASED);
         audit_lease_ended(l, error, detail);
@@ -145,4 +155,120 @@ int manager_release_token(Manager *m, const Caller *c, const char *token, Manage
         }
         manager_error(err, MANAGER_ERROR_BAD_TOKEN, ENOENT, "no lease has this token");
         return -ENOENT;
+}
+
+/* How long a SIGTERMed owner has before SIGKILL. */
+#define REVOKE_KILL_GRACE_USEC (3ULL * 1000000ULL)
+
+static int on_revoke_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Lease *l = userdata;
+        Manager *m = l->manager;
+        int sig;
+
+        if (l->state != LEASE_RELEASING)
+                return 0;
+        if (!l->revoke_force || l->revoke_pidfd < 0) {
+                log_warning("Revoked lease %s (\"%s\") is held up past its deadline: its holder still has a "
+                            "device open. Revoke it with force to end the owner process.", l->id,
+                            strempty(l->label));
+                manager_emit(m, MANAGER_EVENT_LEASE_RELEASING, l, 0, EBUSY,
+                             "revoked, held up past the deadline: the holder still has a device open");
+                return 0;
+        }
+        sig = l->revoke_stage == 0 ? SIGTERM : SIGKILL;
+        if (syscall(SYS_pidfd_send_signal, l->revoke_pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
+                log_warning_errno(-errno, "Failed to signal the owner of lease %s: %m", l->id);
+        else
+                audit_revoke_signal(l, sig);
+        manager_emit(m, MANAGER_EVENT_LEASE_RELEASING, l, 0, EBUSY,
+                     sig == SIGTERM ? "revoked, held up past the deadline: SIGTERM sent to the owner"
+                                    : "revoked, still held up: SIGKILL sent to the owner");
+        l->revoke_stage++;
+        if (l->revoke_stage < 2) {
+                (void) sd_event_source_set_time_relative(s, REVOKE_KILL_GRACE_USEC);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+int manager_revoke(Manager *m, const Caller *c, const char *id, uint64_t deadline_usec, bool force,
+                   ManagerError *err) {
+        PolicySubject subject;
+        char msg[MANAGER_TEXT_MAX];
+        Lease *l;
+        int r;
+
+        assert(m);
+        assert(c);
+
+        if (isempty(id) || strlen(id) != LEASE_ID_LEN) {
+                manager_error(err, MANAGER_ERROR_INVALID, EINVAL, "malformed lease id (want %u hex characters, "
+                              "as groupctl leases shows them)", LEASE_ID_LEN);
+                return -EINVAL;
+        }
+        subject = (PolicySubject) { .uid = c->uid, .gid = c->gid, .gids = c->gids, .n_gids = c->n_gids,
+                                    .cgroup = isempty(c->cgroup) ? NULL : c->cgroup };
+        /* An edge that authorized the caller already (polkit's release-other) has decided; the policy
+         * file's revoke rules are for native callers. */
+        r = c->authorized ? 0 : policy_check_revoke(m->policy, &subject, force, msg, sizeof msg);
+        if (r < 0) {
+                manager_error(err, MANAGER_ERROR_DENIED, EPERM, "%s", msg);
+                return r;
+        }
+        l = manager_find_lease(m, id);
+        if (!l || l->state == LEASE_RELEASED) {
+                manager_error(err, MANAGER_ERROR_NOT_FOUND, ENOENT, "no lease %s", id);
+                return -ENOENT;
+        }
+        if (force && l->owner_kind != OWNER_PROCESS) {
+                manager_error(err, MANAGER_ERROR_INVALID, EINVAL, "lease %s is owned by %s, not a process: only a "
+                              "process owner can be ended by force", l->id, owner_kind_to_string(l->owner_kind));
+                return -EINVAL;
+        }
+        if (l->state == LEASE_ACQUIRING) {
+                manager_error(err, MANAGER_ERROR_BUSY, EBUSY, "lease %s is being acquired; revoke it once it is "
+                              "active", l->id);
+                return -EBUSY;
+        }
+        if (l->state == LEASE_RELEASING && (!force || l->revoke_force)) {
+                manager_error(err, MANAGER_ERROR_BUSY, EALREADY, "lease %s is being released already%s", l->id,
+                              force ? " and revoked by force" : "; revoke it with force to end its owner");
+                return -EALREADY;
+        }
+        /* A revoke without force, made forceful: a new deadline. */
+        l->revoke_source = sd_event_source_disable_unref(l->revoke_source);
+
+        if (l->owner_kind == OWNER_PROCESS && l->revoke_pidfd < 0) {
+                /* The release lets go of the owner's pidfd: keep a copy to signal it with (also without
+                 * force, so that a later revoke can add it). A release under way has let go already:
+                 * open the owner again, if it is the same process still. */
+                if (l->owner_pidfd >= 0)
+                        l->revoke_pidfd = fcntl(l->owner_pidfd, F_DUPFD_CLOEXEC, 3);
+                else if (lease_owner_alive(l)) {
+                        l->revoke_pidfd = (int) syscall(SYS_pidfd_open, l->owner_pid, 0);
+                        if (l->revoke_pidfd >= 0 && !lease_owner_alive(l))
+                                l->revoke_pidfd = safe_close(l->revoke_pidfd);
+                }
+                if (l->revoke_pidfd < 0 && force) {
+                        r = l->owner_pidfd >= 0 ? -errno : -ESRCH;
+                        manager_error(err, MANAGER_ERROR_INTERNAL, r, "cannot keep the owner's pidfd: %s",
+                                      strerror(-r));
+                        return r;
+                }
+        }
+        l->revoke_force = force;
+        l->revoke_stage = 0;
+        if (deadline_usec == 0)
+                deadline_usec = m->release_deadline_usec;
+        r = sd_event_add_time_relative(m->event, &l->revoke_source, CLOCK_MONOTONIC, deadline_usec, 0,
+                                       on_revoke_deadline, l);
+        if (r < 0) {
+                l->revoke_pidfd = safe_close(l->revoke_pidfd);
+                manager_error(err, MANAGER_ERROR_INTERNAL, r, "cannot set the deadline: %s", strerror(-r));
+                return r;
+        }
+        audit_lease_revoked(l, c, deadline_usec, force);
+        if (l->state == LEASE_RELEASING)
+                return 0; /* its release runs already; now with a deadline */
+        return manager_release_lease(m, l, LEASE_REASON_REVOKED);
 }

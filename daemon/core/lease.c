@@ -44,6 +44,7 @@ int lease_new(Manager *m, Lease **ret) {
                 return -ENOMEM;
         l->manager = m;
         l->owner_pidfd = -EBADF;
+        l->revoke_pidfd = -EBADF;
         l->lease_fd = -EBADF;
         l->container_fd = -EBADF;
         l->state = LEASE_ACQUIRING;
@@ -72,6 +73,9 @@ Lease *lease_free(Lease *l) {
         lease_close_fds(l);
         sd_event_source_disable_unref(l->owner_source);
         sd_event_source_disable_unref(l->deadline_source);
+        sd_event_source_disable_unref(l->revoke_source);
+        safe_close(l->revoke_pidfd);
+        free(l->tamper_note);
         safe_close(l->owner_pidfd);
         safe_close(l->lease_fd);
         /* Wipe the token before the memory goes back to the allocator. */
@@ -138,10 +142,11 @@ int lease_add_group(Lease *l, unsigned group) {
         return 0;
 }
 
-int lease_add_device(Lease *l, const char *address, unsigned group, const char *driver) {
+int lease_add_device(Lease *l, const char *address, unsigned group, const char *driver, const char *override) {
         LeaseDevice *d;
 
-        if (strlen(address) >= HOST_ADDR_MAX || strlen(strempty(driver)) >= HOST_DRIVER_MAX)
+        if (strlen(address) >= HOST_ADDR_MAX || strlen(strempty(driver)) >= HOST_DRIVER_MAX ||
+            strlen(strempty(override)) >= HOST_DRIVER_MAX)
                 return -EINVAL;
 
         d = reallocarray(l->devices, l->n_devices + 1, sizeof *d);
@@ -152,6 +157,7 @@ int lease_add_device(Lease *l, const char *address, unsigned group, const char *
         *d = (LeaseDevice) { .group = group };
         strcpy(d->address, address);
         strcpy(d->driver, strempty(driver));
+        strcpy(d->override, strempty(override));
         return 0;
 }
 

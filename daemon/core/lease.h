@@ -97,6 +97,17 @@ struct Lease {
         uint32_t iommu_type;
         uint64_t since_usec;            /* CLOCK_REALTIME */
 
+        /* A revoke (manager_revoke()): past its deadline, with force, the owner process is sent SIGTERM,
+         * then SIGKILL. The pidfd is a copy kept for that, as the release lets go of the owner's. */
+        sd_event_source *revoke_source;
+        int revoke_pidfd;
+        bool revoke_force;
+        unsigned revoke_stage;          /* 0 waiting for the deadline, 1 SIGTERM sent, 2 SIGKILL sent */
+
+        /* A device of the lease was rebound (or unbound) behind groupd's back: what was seen. */
+        bool tampered;
+        char *tamper_note;
+
         unsigned *groups;
         size_t n_groups;
         LeaseDevice *devices;           /* every device we claimed, with its old driver */
@@ -131,7 +142,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Lease *, lease_free);
 int lease_set_state(Lease *l, LeaseState s);
 void lease_close_fds(Lease *l);
 int lease_add_group(Lease *l, unsigned group);
-int lease_add_device(Lease *l, const char *address, unsigned group, const char *driver);
+/* A device the lease claims, with the driver and driver_override it had (either NULL or "" for none). */
+int lease_add_device(Lease *l, const char *address, unsigned group, const char *driver, const char *override);
 bool lease_has_group(const Lease *l, unsigned group);
 /* The lease's groups as text, "3, 7". */
 void lease_groups_to_text(const Lease *l, char *buf, size_t size);

@@ -10,6 +10,7 @@
  *   fd-store.c       naming the fds a restart needs, and claiming them back
  *   reconcile.c      start-up: the state file's leases taken back or ended; orphans reported
  *   group-view.c     groups and DMA facts as the core's views; specs resolved
+ *   host-change.c    what the host reports changed (uevents): vanished and rebound devices, new groups
  *   audit.c          journal records of a lease's life
  *   prepare.c        the kernel sequences (host only) */
 
@@ -59,6 +60,7 @@ struct Manager {
         void (*shutdown_done)(Manager *m, void *userdata);
         void *shutdown_userdata;
         sd_event_source *shutdown_timer;
+        sd_event_source *host_watch_source;   /* a host that reports its own changes (the sim) */
 };
 
 uint64_t now_usec(clockid_t clock);
@@ -78,6 +80,14 @@ void manager_check_shutdown(Manager *m);
 /* group-view.c */
 int manager_resolve_spec(Manager *m, const char *spec, unsigned *ret, ManagerError *err);
 int manager_read_group(Manager *m, unsigned id, HostGroup *ret, ManagerError *err);
+/* Host protection: is d something the host stands on (host or ISA/LPC bridge, a disk of a mounted
+ * filesystem or of swap, the boot VGA device, the default route's NIC)? Says what, in words, in why. */
+bool device_host_critical(const HostDevice *d, const HostUse *uses, size_t n_uses, char *why, size_t size);
+/* Why the group cannot be handed out to s (NULL: to anyone), before anything is touched: group_refusal()'s
+ * reasons (code NOT_VIABLE), never rules and host protection (DENIED), with uses what the host stands on
+ * (host_list_uses(), read by the caller: once per list). Returns 0, or -EPERM with *err. */
+int manager_group_refusal(Manager *m, const PolicySubject *s, const HostGroup *g, const HostUse *uses,
+                          size_t n_uses, ManagerError *err);
 
 /* lease-release.c: ends a lease that is over, once its devices are back (or the acquire failed). Emits
  * LEASE_ENDED after the lease left the registry, then frees it. */
@@ -97,6 +107,9 @@ bool manager_recover_lease_fds(Manager *m, Lease *l);
 void manager_drop_unclaimed_fds(Manager *m);
 void manager_close_stored(Manager *m);
 
+/* host-change.c: watches a host that reports its own changes. */
+int manager_watch_host(Manager *m);
+
 /* reconcile.c */
 int manager_reconcile(Manager *m);
 
@@ -104,3 +117,6 @@ int manager_reconcile(Manager *m);
 void audit_lease_granted(const Lease *l);
 void audit_lease_ended(const Lease *l, int error, const char *detail);
 void audit_acquire_refused(const Caller *c, unsigned group, const char *why);
+void audit_lease_revoked(const Lease *l, const Caller *c, uint64_t deadline_usec, bool force);
+void audit_revoke_signal(const Lease *l, int sig);
+void audit_device_changed(const Lease *l, const char *address, const char *what);

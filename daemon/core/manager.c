@@ -195,6 +195,9 @@ int manager_start(Manager *m, ManagerError *err) {
                 return r;
         }
 
+        r = manager_watch_host(m);
+        if (r < 0)
+                log_warning_errno(r, "Failed to watch the host for changes: %m");
         return manager_reconcile(m);
 }
 
@@ -246,6 +249,7 @@ Manager *manager_free(Manager *m) {
         manager_close_stored(m);
         free(m->holders);
         sd_event_source_disable_unref(m->shutdown_timer);
+        sd_event_source_disable_unref(m->host_watch_source);
         worker_free(m->worker);
         policy_free(m->policy);
         host_free(m->host);

@@ -14,6 +14,7 @@
 #include "policy.h"
 
 #define CALLER_GIDS_MAX 64
+#define CALLER_CGROUP_MAX 512
 
 typedef struct Caller {
         uid_t uid;
@@ -26,6 +27,8 @@ typedef struct Caller {
                                       * lease fd does; NULL for native callers */
         bool authorized;             /* an edge authorized the request already (polkit): the policy file's
                                       * allow rules are skipped; its never rules still apply */
+        char cgroup[CALLER_CGROUP_MAX]; /* its cgroup ("/system.slice/virtqemud.service"), "" unknown: what
+                                      * unit= and cgroup= rules match */
 } Caller;
 
 /* What subscribers hear. Values are the wire's event kinds (checked by the wire-view). */
@@ -129,6 +132,22 @@ int manager_check_request_size(size_t n_specs, ManagerError *err);
  * otherwise done is called later, exactly once. */
 int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, AcquireDone done, void *userdata,
                     ManagerError *err);
+
+/* Revokes lease id (its public id): for root and for callers a "revoke" policy rule covers (or that an edge
+ * authorized already: c->authorized). The release
+ * starts at once (so the kernel relays its device request to a VMM that holds a device open); deadline_usec
+ * (0: the release deadline) is how long the holder has to let go; past it, with force (a "revoke ... force"
+ * rule, or root; process-owned leases only), its owner process is sent SIGTERM, then SIGKILL, and the
+ * release completes. A lease being released already can be revoked by force still. */
+int manager_revoke(Manager *m, const Caller *c, const char *id, uint64_t deadline_usec, bool force,
+                   ManagerError *err);
+
+/* What changed on the host (a uevent, or the simulated host's controls): a device of a lease that vanished
+ * ends it (device-vanished); one rebound behind groupd's back marks it and is reported; devices and groups
+ * that come, go or change driver outside a lease are announced (GROUP_CHANGED). A host that reports its own
+ * changes (host_watch_fd(): the simulated host) is watched by the manager itself; on linux an edge listens
+ * to uevents and calls this. */
+void manager_host_changed(Manager *m, const HostChange *c);
 
 /* Starts the release of the lease with this token. */
 int manager_release_token(Manager *m, const Caller *c, const char *token, ManagerError *err);

@@ -13,6 +13,8 @@ typedef enum WhoKind {
         WHO_ANYONE,
         WHO_UID,
         WHO_GID,
+        WHO_UNIT,
+        WHO_CGROUP,
 } WhoKind;
 
 typedef enum MatchKind {
@@ -39,12 +41,18 @@ typedef struct Match {
 typedef struct Rule {
         bool never;
         bool memlock;            /* "memlock WHO [max=SIZE]" */
+        bool revoke;             /* "revoke WHO [force]" */
+        bool variant;            /* "variant MATCH...": a VFIO variant driver, when one matches */
+        bool force;
+        bool host_critical;      /* "allow WHO pci=ADDR host-critical" */
         uint64_t memlock_max;    /* UINT64_MAX: no ceiling */
         WhoKind who;
         uint32_t who_id;
+        char who_name[128];      /* WHO_UNIT: a glob; WHO_CGROUP: a path */
         Match matches[MATCHES_MAX];
         size_t n_matches;
-        char text[160];          /* "policy.conf:3: never class=0x01", for messages */
+        char text[160];          /* "never class=0x01", for messages */
+        char where[96];          /* "policy.conf:3", "the built-in policy" */
 } Rule;
 
 struct Policy {
@@ -180,6 +188,24 @@ static int parse_who(const char *word, Rule *r) {
                 r->who_id = pw->pw_uid;
                 return 0;
         }
+        if ((v = startswith_word(word, "unit="))) {
+                if (isempty(v) || strlen(v) >= sizeof r->who_name || strchr(v, '/'))
+                        return -EINVAL;
+                r->who = WHO_UNIT;
+                strcpy(r->who_name, v);
+                return 0;
+        }
+        if ((v = startswith_word(word, "cgroup="))) {
+                size_t l = strlen(v);
+                if (l == 0 || v[0] != '/' || l >= sizeof r->who_name || strstr(v, "/../") || strstr(v, "//"))
+                        return -EINVAL;
+                r->who = WHO_CGROUP;
+                strcpy(r->who_name, v);
+                /* "/a/b/" and "/a/b" are one cgroup. */
+                while (l > 1 && r->who_name[l - 1] == '/')
+                        r->who_name[--l] = 0;
+                return 0;
+        }
         if ((v = startswith_word(word, "unixgroup="))) {
                 struct group *gr = getgrnam(v);
                 if (!gr)
@@ -249,8 +275,20 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                                 return -EINVAL;
                         }
                         first_match = n_words; /* no MATCHes */
+                } else if (streq(words[0], "revoke")) {
+                        r.revoke = true;
+                        if (n_words < 2 || n_words > 3 || parse_who(words[1], &r) < 0 ||
+                            (n_words == 3 && !streq(words[2], "force"))) {
+                                set_error(ret_error, "%s:%u: 'revoke' wants WHO [force]", origin, line_no);
+                                return -EINVAL;
+                        }
+                        r.force = n_words == 3;
+                        first_match = n_words; /* no MATCHes */
                 } else if (streq(words[0], "never")) {
                         r.never = true;
+                        first_match = 1;
+                } else if (streq(words[0], "variant")) {
+                        r.variant = true;
                         first_match = 1;
                 } else if (streq(words[0], "allow")) {
                         if (n_words < 2) {
@@ -267,18 +305,22 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                         if (k < 0) {
                                 set_error(ret_error,
                                                 "%s:%u: bad WHO \"%s\" (want uid=N, user=NAME, gid=N, "
-                                                "unixgroup=NAME or anyone)",
+                                                "unixgroup=NAME, unit=GLOB, cgroup=/PATH or anyone)",
                                                 origin, line_no, words[1]);
                                 return -EINVAL;
                         }
                         first_match = 2;
                 } else {
-                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow, never or memlock)", origin,
+                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow, never, memlock, revoke or variant)", origin,
                                         line_no, words[0]);
                         return -EINVAL;
                 }
 
-                if (!r.memlock && n_words <= first_match) {
+                if (!r.never && !r.memlock && !r.revoke && !r.variant && streq(words[n_words - 1], "host-critical")) {
+                        r.host_critical = true;
+                        n_words--;
+                }
+                if (!r.memlock && !r.revoke && n_words <= first_match) {
                         set_error(ret_error, "%s:%u: '%s' needs at least one MATCH", origin, line_no,
                                         words[0]);
                         return -EINVAL;
@@ -294,10 +336,32 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                         r.n_matches++;
                 }
 
+                if (r.host_critical) {
+                        bool exact = false;
+                        for (size_t i = 0; i < r.n_matches; i++)
+                                if (r.matches[i].kind == MATCH_PCI && strlen(r.matches[i].pci) == 12 &&
+                                    !strpbrk(r.matches[i].pci, "*?[\\"))
+                                        exact = true;
+                        if (!exact) {
+                                set_error(ret_error, "%s:%u: 'host-critical' lifts the host's protection only "
+                                          "for a device named by its whole address (pci=0000:00:02.0)", origin,
+                                          line_no);
+                                return -EINVAL;
+                        }
+                }
+
                 /* Keep the rule's text for messages. */
-                size_t off = (size_t) snprintf(r.text, sizeof r.text, "%s:%u:", origin, line_no);
+                size_t off = 0;
+                r.text[0] = 0;
                 for (size_t i = 0; i < n_words && off < sizeof r.text; i++)
-                        off += (size_t) snprintf(r.text + off, sizeof r.text - off, " %s", words[i]);
+                        off += (size_t) snprintf(r.text + off, sizeof r.text - off, "%s%s", i > 0 ? " " : "",
+                                                 words[i]);
+                if (r.host_critical && off < sizeof r.text)
+                        (void) snprintf(r.text + off, sizeof r.text - off, " host-critical");
+                if (streq(origin, "built-in policy"))
+                        (void) snprintf(r.where, sizeof r.where, "the built-in policy");
+                else
+                        (void) snprintf(r.where, sizeof r.where, "%.80s:%u", origin, line_no);
 
                 Rule *n = reallocarray(p->rules, p->n_rules + 1, sizeof *n);
                 if (!n)
@@ -346,6 +410,38 @@ int policy_load(const char *path, Policy **ret, char **ret_error) {
         return policy_parse(text, path, ret, ret_error);
 }
 
+const char *pci_class_words(uint32_t class_code) {
+        static const struct {
+                uint32_t prefix;
+                unsigned digits;
+                const char *words;
+        } table[] = {
+                { 0x0106, 4, "a SATA controller" },
+                { 0x0108, 4, "an NVMe controller" },
+                { 0x01, 2, "a mass storage controller" },
+                { 0x0200, 4, "an Ethernet controller" },
+                { 0x02, 2, "a network controller" },
+                { 0x0300, 4, "a VGA display controller" },
+                { 0x03, 2, "a display controller" },
+                { 0x04, 2, "a multimedia controller" },
+                { 0x05, 2, "a memory controller" },
+                { 0x0600, 4, "the host bridge" },
+                { 0x0601, 4, "the ISA/LPC bridge" },
+                { 0x0604, 4, "a PCI bridge" },
+                { 0x0609, 4, "a PCI bridge" },
+                { 0x0607, 4, "a CardBus bridge" },
+                { 0x06, 2, "a bridge" },
+                { 0x0c03, 4, "a USB controller" },
+                { 0x0c05, 4, "an SMBus controller" },
+                { 0x0c, 2, "a serial bus controller" },
+                { 0x0b40, 4, "a co-processor" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if ((class_code >> (4 * (6 - table[i].digits))) == table[i].prefix)
+                        return table[i].words;
+        return NULL;
+}
+
 static bool match_device(const Match *m, const HostDevice *d) {
         switch (m->kind) {
         case MATCH_GROUP:
@@ -380,10 +476,47 @@ static bool rule_matches_group(const Rule *r, unsigned group) {
         return true;
 }
 
+int policy_unit_of_cgroup(const char *cgroup, char *ret, size_t size) {
+        const char *p = cgroup;
+
+        if (isempty(cgroup))
+                return -ENOENT;
+        while (*p) {
+                size_t l;
+
+                p += strspn(p, "/");
+                l = strcspn(p, "/");
+                if (l == 0)
+                        break;
+                if (!(l > 6 && strncmp(p + l - 6, ".slice", 6) == 0)) {
+                        if (l >= size)
+                                return -ENAMETOOLONG;
+                        memcpy(ret, p, l);
+                        ret[l] = 0;
+                        return 0;
+                }
+                p += l;
+        }
+        return -ENOENT;
+}
+
 static bool who_matches(const Rule *r, const PolicySubject *s) {
         switch (r->who) {
         case WHO_ANYONE:
                 return true;
+        case WHO_UNIT: {
+                char unit[256];
+                return policy_unit_of_cgroup(s->cgroup, unit, sizeof unit) >= 0 &&
+                       fnmatch(r->who_name, unit, 0) == 0;
+        }
+        case WHO_CGROUP: {
+                size_t l = strlen(r->who_name);
+                if (!s->cgroup)
+                        return false;
+                if (streq(r->who_name, "/"))
+                        return true;
+                return strncmp(s->cgroup, r->who_name, l) == 0 && (s->cgroup[l] == 0 || s->cgroup[l] == '/');
+        }
         case WHO_UID:
                 return s->uid == r->who_id;
         case WHO_GID:
@@ -397,15 +530,67 @@ static bool who_matches(const Rule *r, const PolicySubject *s) {
         return false;
 }
 
+/* What the rule says the device is: the words of its class match, or of the device's class. */
+static const char *rule_device_words(const Rule *r, const HostDevice *d) {
+        for (size_t i = 0; i < r->n_matches; i++)
+                if (r->matches[i].kind == MATCH_CLASS) {
+                        const char *w = pci_class_words(r->matches[i].class_prefix
+                                                        << (4 * (6 - r->matches[i].class_digits)));
+                        if (w)
+                                return w;
+                }
+        return pci_class_words(d->class_code);
+}
+
 bool policy_device_never(const Policy *p, const HostDevice *d, char *note, size_t size) {
         for (size_t i = 0; i < p->n_rules; i++)
                 if (p->rules[i].never && rule_matches_device(&p->rules[i], d)) {
-                        if (note)
-                                snprintf(note, size, "%s is never handed out (%s)", d->address,
-                                         p->rules[i].text);
+                        const char *words = rule_device_words(&p->rules[i], d);
+                        if (note && words)
+                                snprintf(note, size, "%s is %s, never handed out (rule \"%s\", %s)", d->address,
+                                         words, p->rules[i].text, p->rules[i].where);
+                        else if (note)
+                                snprintf(note, size, "%s is never handed out (rule \"%s\", %s)", d->address,
+                                         p->rules[i].text, p->rules[i].where);
                         return true;
                 }
         return false;
+}
+
+bool policy_device_variant(const Policy *p, const HostDevice *d) {
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].variant && rule_matches_device(&p->rules[i], d))
+                        return true;
+        return false;
+}
+
+bool policy_lifts_host_critical(const Policy *p, const PolicySubject *s, const HostDevice *d) {
+        for (size_t i = 0; i < p->n_rules; i++) {
+                const Rule *r = &p->rules[i];
+                if (r->host_critical && (!s || who_matches(r, s)) && rule_matches_device(r, d))
+                        return true;
+        }
+        return false;
+}
+
+int policy_check_revoke(const Policy *p, const PolicySubject *s, bool force, char *msg, size_t size) {
+        bool allowed = s->uid == 0, forced = s->uid == 0;
+
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].revoke && who_matches(&p->rules[i], s)) {
+                        allowed = true;
+                        forced = forced || p->rules[i].force;
+                }
+        if (!allowed) {
+                snprintf(msg, size, "uid %u may not revoke leases: no revoke rule covers it", (unsigned) s->uid);
+                return -EPERM;
+        }
+        if (force && !forced) {
+                snprintf(msg, size, "uid %u may revoke leases but not by force: no \"revoke ... force\" rule "
+                         "covers it", (unsigned) s->uid);
+                return -EPERM;
+        }
+        return 0;
 }
 
 int policy_check_memlock(const Policy *p, const PolicySubject *s, uint64_t *ret_max, char *msg, size_t size) {
@@ -437,14 +622,15 @@ int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup 
                 return 0;
 
         for (size_t i = 0; i < p->n_rules; i++)
-                if (!p->rules[i].never && !p->rules[i].memlock && who_matches(&p->rules[i], s) &&
-                    rule_matches_group(&p->rules[i], g->id))
+                if (!p->rules[i].never && !p->rules[i].memlock && !p->rules[i].revoke && !p->rules[i].variant &&
+                    who_matches(&p->rules[i], s) && rule_matches_group(&p->rules[i], g->id))
                         return 0;
 
         for (size_t j = 0; j < g->n_devices; j++) {
                 bool ok = false;
                 for (size_t i = 0; i < p->n_rules && !ok; i++)
-                        ok = !p->rules[i].never && !p->rules[i].memlock && who_matches(&p->rules[i], s) &&
+                        ok = !p->rules[i].never && !p->rules[i].memlock && !p->rules[i].revoke &&
+                             !p->rules[i].variant && who_matches(&p->rules[i], s) &&
                              rule_matches_device(&p->rules[i], &g->devices[j]);
                 if (!ok) {
                         snprintf(msg, size, "uid %u may not acquire group %u: no allow rule covers %s",

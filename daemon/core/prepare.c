@@ -15,7 +15,54 @@ static uint64_t now_us(void) {
 
 bool lease_device_is_assigned(const HostDevice *d) {
         assert(d);
-        return isempty(d->driver) || streq(d->driver, VFIO_PCI_DRIVER) || !host_driver_is_vfio_safe(d->driver);
+        return !host_device_is_bridge(d);
+}
+
+/* "a PCIe port (pcieport)", "a PCI bridge (no driver)". */
+static void bridge_words(const HostDevice *d, char *buf, size_t size) {
+        const char *what = d->header_type == HOST_HEADER_CARDBUS ? "a CardBus bridge" :
+                           streq(d->driver, "pcieport") ? "a PCIe port" : "a PCI bridge";
+        (void) snprintf(buf, size, "%s (%s)", what, isempty(d->driver) ? "no driver" : d->driver);
+}
+
+bool group_refusal(const HostGroup *g, char *reason, size_t size) {
+        size_t n_assigned = 0;
+
+        assert(g);
+        if (reason && size > 0)
+                reason[0] = 0;
+        for (size_t i = 0; i < g->n_devices; i++) {
+                const HostDevice *d = &g->devices[i];
+
+                if (!lease_device_is_assigned(d)) {
+                        if (!host_device_is_vfio_safe(d)) {
+                                char words[96];
+                                bridge_words(d, words, sizeof words);
+                                (void) snprintf(reason, size, "%s is %s, a driver the kernel does not accept "
+                                                "in a group used through VFIO; unbind it first", d->address,
+                                                words);
+                                return true;
+                        }
+                        continue;
+                }
+                if (d->vfio_denylisted && !d->vfio_driver) {
+                        (void) snprintf(reason, size, "%s is on vfio-pci's deny list (vfio-pci refuses to bind "
+                                        "it; the module's disable_denylist=1 lifts that)", d->address);
+                        return true;
+                }
+                n_assigned++;
+        }
+        if (n_assigned == 0 && g->n_devices > 0) {
+                size_t off = (size_t) snprintf(reason, size, "group %u has no device to assign:", g->id);
+                for (size_t i = 0; i < g->n_devices && off < size; i++) {
+                        char words[96];
+                        bridge_words(&g->devices[i], words, sizeof words);
+                        off += (size_t) snprintf(reason + off, size - off, "%s %s is %s", i > 0 ? ";" : "",
+                                                 g->devices[i].address, words);
+                }
+                return true;
+        }
+        return false;
 }
 
 bool group_viability(const HostGroup *g, char *reason, size_t size) {
@@ -27,7 +74,7 @@ bool group_viability(const HostGroup *g, char *reason, size_t size) {
                 reason[0] = 0;
         for (size_t i = 0; i < g->n_devices; i++) {
                 const HostDevice *d = &g->devices[i];
-                if (host_driver_is_vfio_safe(d->driver))
+                if (host_device_is_vfio_safe(d))
                         continue;
                 if (reason && off < size)
                         off += (size_t) snprintf(reason + off, size - off, "%s%s is bound to %s",
@@ -81,10 +128,11 @@ int prepare_new(Host *h, const LeaseDevice *devices, size_t n_devices, const uns
         return 0;
 }
 
-/* Puts devices back as found: off vfio-pci, override cleared, the remembered host driver reprobed. First
- * every device leaves vfio-pci (the kernel holds an unbind up while a VMM still has the device open), then
- * host drivers come back, since a host driver cannot bind while another device of the group is still in
- * use through VFIO. */
+/* Puts devices back exactly as found: driver and driver_override both. First every device leaves the
+ * driver the lease put it on (the kernel holds an unbind from a VFIO driver up while a VMM still has the
+ * device open), then the drivers come back, since a host driver cannot bind while another device of the
+ * group is still in use through VFIO. A device already on its old driver (one that was on a VFIO driver
+ * before the lease, used as it was) is left alone but for its override. */
 static int restore_devices(Host *h, const LeaseDevice *devices, size_t n, char *detail, size_t size,
                            uint64_t *us_unbind, uint64_t *us_rebind) {
         uint64_t t0 = now_us(), t1;
@@ -97,13 +145,8 @@ static int restore_devices(Host *h, const LeaseDevice *devices, size_t n, char *
                 r = host_read_device(h, devices[i].address, &d);
                 if (r < 0)
                         continue; /* gone: reported below */
-                if (streq(d.driver, VFIO_PCI_DRIVER)) {
+                if (!isempty(d.driver) && !streq(d.driver, devices[i].driver)) {
                         r = host_device_unbind(h, d.address);
-                        if (r < 0 && first_error == 0)
-                                first_error = r;
-                }
-                if (streq(d.driver_override, VFIO_PCI_DRIVER)) {
-                        r = host_device_set_override(h, d.address, NULL);
                         if (r < 0 && first_error == 0)
                                 first_error = r;
                 }
@@ -119,11 +162,27 @@ static int restore_devices(Host *h, const LeaseDevice *devices, size_t n, char *
                 int r;
 
                 r = host_read_device(h, ld->address, &d);
-                if (r < 0) {
+                if (r == -ENOENT) {
+                        /* Gone from the host (removed, or hot-unplugged): nothing to put back, and nothing
+                         * that failed. */
                         text_append(detail, size, "%s vanished", ld->address);
+                        continue;
+                }
+                if (r < 0) {
+                        text_append(detail, size, "%s: cannot read it (%s)", ld->address, strerror(-r));
                         if (first_error == 0)
                                 first_error = r;
                         continue;
+                }
+                /* The override first: with it back, a probe finds what it found before the lease. */
+                if (!streq(d.driver_override, ld->override)) {
+                        r = host_device_set_override(h, ld->address, ld->override);
+                        if (r < 0) {
+                                text_append(detail, size, "%s: driver_override \"%s\" did not come back (%s)",
+                                            ld->address, ld->override, strerror(-r));
+                                if (first_error == 0)
+                                        first_error = r;
+                        }
                 }
                 if (isempty(ld->driver)) {
                         if (isempty(d.driver))
@@ -136,15 +195,21 @@ static int restore_devices(Host *h, const LeaseDevice *devices, size_t n, char *
                         text_append(detail, size, "%s → %s", ld->address, d.driver);
                         continue;
                 }
+                r = 0;
                 if (isempty(d.driver)) {
-                        r = host_device_probe(h, ld->address);
-                        if (r >= 0)
-                                r = host_read_device(h, ld->address, &d);
-                        if (r >= 0 && !streq(d.driver, ld->driver) && isempty(d.driver))
-                                /* The kernel picked nothing on its own: name the driver. */
-                                r = host_device_bind(h, ld->address, ld->driver);
-                        if (r >= 0)
-                                r = host_read_device(h, ld->address, &d);
+                        /* By name: what matches its id table (a host driver) binds so. */
+                        r = host_device_bind(h, ld->address, ld->driver);
+                        if (r < 0 && !streq(ld->override, ld->driver)) {
+                                /* A driver that binds only when the override names it (pci-stub without
+                                 * ids=, a VFIO variant driver): name it for a moment. */
+                                r = host_device_set_override(h, ld->address, ld->driver);
+                                if (r >= 0)
+                                        r = host_device_bind(h, ld->address, ld->driver);
+                                (void) host_device_set_override(h, ld->address, ld->override);
+                        }
+                        if (r < 0)
+                                (void) host_device_probe(h, ld->address);
+                        r = host_read_device(h, ld->address, &d);
                 }
                 if (r >= 0 && streq(d.driver, ld->driver))
                         text_append(detail, size, "%s → %s", ld->address, d.driver);
@@ -168,8 +233,9 @@ int prepare_restore(Prepare *p) {
                                &p->us_rebind);
 }
 
-/* 1. Every device onto vfio-pci. What it moved goes to touched, so that a rollback undoes only that: a
- * device of the request already on vfio-pci (bound by hand, say) stays. */
+/* 1. Every device onto its VFIO driver (vfio-pci, or the variant driver chosen). What it moved goes to
+ * touched, so that a rollback undoes only that: a device of the request already on a VFIO driver (bound by
+ * hand, by driverctl, by libvirt's unmanaged mode) is used as it is and stays. */
 static int prepare_bind(Prepare *p, LeaseDevice *touched, size_t *n_touched) {
         Host *h = p->host;
         int r;
@@ -184,10 +250,11 @@ static int prepare_bind(Prepare *p, LeaseDevice *touched, size_t *n_touched) {
                                       strerror(-r));
                         return r;
                 }
-                if (streq(d.driver, VFIO_PCI_DRIVER))
+                if (d.vfio_driver)
                         continue;
+                const char *target = isempty(ld->vfio_driver) ? VFIO_PCI_DRIVER : ld->vfio_driver;
                 touched[(*n_touched)++] = *ld;
-                r = host_device_set_override(h, ld->address, VFIO_PCI_DRIVER);
+                r = host_device_set_override(h, ld->address, target);
                 if (r < 0) {
                         manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot set driver_override of %s: %s",
                                       ld->address, strerror(-r));
@@ -201,11 +268,11 @@ static int prepare_bind(Prepare *p, LeaseDevice *touched, size_t *n_touched) {
                                 return r;
                         }
                 }
-                r = host_device_bind(h, ld->address, VFIO_PCI_DRIVER);
+                r = host_device_bind(h, ld->address, target);
                 if (r < 0) {
-                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot bind %s to vfio-pci: %s%s",
-                                      ld->address, strerror(-r),
-                                      r == -ENOENT ? " (is the vfio-pci module loaded?)" : "");
+                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot bind %s to %s: %s%s",
+                                      ld->address, target, strerror(-r),
+                                      r == -ENOENT ? " (is the module loaded?)" : "");
                         return r;
                 }
         }

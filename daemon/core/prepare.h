@@ -22,13 +22,23 @@
 typedef struct LeaseDevice {
         char address[HOST_ADDR_MAX];
         unsigned group;
-        char driver[HOST_DRIVER_MAX];   /* the host driver it had before the lease ("" none) */
+        char driver[HOST_DRIVER_MAX];     /* the driver it had before the lease, whatever it was (a host
+                                           * driver, pci-stub, vfio-pci, a variant driver); "" none */
+        char override[HOST_DRIVER_MAX];   /* its driver_override before the lease; "" none */
+        char vfio_driver[HOST_DRIVER_MAX];/* the VFIO driver the acquire binds ("" means vfio-pci); unused
+                                           * when the device was on a VFIO driver already */
 } LeaseDevice;
 
-/* Does an acquire assign this device (bind it to vfio-pci and hand it over)? Bridges on a VFIO-safe
- * driver other than vfio-pci (pcieport) stay where they are: the kernel accepts the group with them. The
- * one place this rule is written. */
+/* Does an acquire assign this device (put it on a VFIO driver and hand it over)? Every device but a
+ * bridge (PCI header type 1 or 2): vfio-pci refuses bridges, and the kernel accepts a group with its
+ * bridges left as they are (driverless, or on pcieport). The one place this rule is written. */
 bool lease_device_is_assigned(const HostDevice *d);
+
+/* Why a group cannot be handed out whoever asks, before anything is touched: no device to assign (only
+ * bridges), a device vfio-pci refuses (its deny list), a bridge on a driver the kernel does not accept
+ * in a group used through VFIO. Returns true and says why in reason, or false. */
+bool group_refusal(const HostGroup *g, char *reason, size_t size);
+
 
 /* Is the group viable as it stands (every device on a VFIO-safe driver)? Says why not in reason. */
 bool group_viability(const HostGroup *g, char *reason, size_t size);

@@ -9,10 +9,10 @@
 #include "state.h"
 
 /* A device on vfio-pci through a vfio-pci override, in a group no lease holds: groupd binds devices only
- * after recording the lease, so this was done by hand or by another tool (libvirt's managed='no', say),
- * or a state file was lost. It may be in use by a VM we do not know of, and we do not know its host
- * driver: touching it could hang on an unbind or take a device from under a guest. Say so, loudly, and
- * leave it. */
+ * after recording the lease, so this was prepared beforehand (driverctl, libvirt's managed='no'), or a
+ * state file was lost. It may be in use by a VM we do not know of, and we do not know its host driver:
+ * touching it could hang on an unbind or take a device from under a guest. Leases use such a device as it
+ * is and leave it so; say what to do if it was not meant to stay, and leave it. */
 static void manager_scan_orphans(Manager *m) {
         _cleanup_free_ HostDevice *devices = NULL;
         size_t n = 0, orphans = 0;
@@ -26,16 +26,17 @@ static void manager_scan_orphans(Manager *m) {
                         continue;
                 if (d->group != UINT_MAX && manager_group_holder(m, d->group))
                         continue;
-                log_warning("Device %s (group %u) is on vfio-pci with a vfio-pci driver_override, but no "
-                            "lease holds it. It was not bound by this groupd (or its state file was "
-                            "lost); leaving it alone. To give it back to its host driver: echo > "
+                log_notice("Device %s (group %u) is on vfio-pci with a vfio-pci driver_override, and no lease "
+                            "holds it: prepared beforehand (driverctl, libvirt's unmanaged mode), or left by "
+                            "a groupd that lost its state file. Leases use it as it is and leave it so. If it "
+                            "is not meant to stay, give it back to its host driver: echo > "
                             "/sys/bus/pci/devices/%s/driver_override; echo %s > "
                             "/sys/bus/pci/drivers/vfio-pci/unbind; echo %s > /sys/bus/pci/drivers_probe",
                             d->address, d->group, d->address, d->address, d->address);
                 orphans++;
         }
         if (orphans > 0)
-                log_warning("%zu device(s) on vfio-pci without a lease (see above).", orphans);
+                log_notice("%zu device(s) on vfio-pci without a lease (see above).", orphans);
 }
 
 /* Is a recovered active lease's owner still there? From the fd store (its pidfd or lease fd came back),

@@ -74,9 +74,16 @@ int state_write(const char *path, Lease *leases) {
                 fputc('\n', f);
                 for (size_t i = 0; i < l->n_groups; i++)
                         fprintf(f, "group %u\n", l->groups[i]);
-                for (size_t i = 0; i < l->n_devices; i++)
-                        fprintf(f, "device %s %u %s\n", l->devices[i].address, l->devices[i].group,
-                                isempty(l->devices[i].driver) ? "-" : l->devices[i].driver);
+                for (size_t i = 0; i < l->n_devices; i++) {
+                        const LeaseDevice *d = &l->devices[i];
+                        fprintf(f, "device %s %u %s", d->address, d->group, isempty(d->driver) ? "-" : d->driver);
+                        /* Optional fields after the third: older readers ignore them. */
+                        if (!isempty(d->override))
+                                fprintf(f, " override=%s", d->override);
+                        if (!isempty(d->vfio_driver))
+                                fprintf(f, " vfio=%s", d->vfio_driver);
+                        fputc('\n', f);
+                }
                 fprintf(f, "end\n");
         }
 
@@ -209,13 +216,29 @@ int state_read(const char *path, Manager *m, Lease **ret, unsigned *ret_line) {
                                 break;
                         }
                 } else if (startswith_word(line, "device ")) {
-                        char addr[HOST_ADDR_MAX], drv[HOST_DRIVER_MAX];
+                        char addr[HOST_ADDR_MAX], drv[HOST_DRIVER_MAX], extra[2][80] = {};
                         unsigned g;
-                        if (!cur || sscanf(line, "device %31s %u %63s", addr, &g, drv) != 3) {
+                        int k;
+                        if (!cur || (k = sscanf(line, "device %31s %u %63s %79s %79s", addr, &g, drv, extra[0],
+                                                extra[1])) < 3) {
                                 r = -EBADMSG;
                                 break;
                         }
-                        r = lease_add_device(cur, addr, g, streq(drv, "-") ? "" : drv);
+                        r = lease_add_device(cur, addr, g, streq(drv, "-") ? "" : drv, NULL);
+                        if (r < 0)
+                                break;
+                        /* Files before override= was recorded: "" (none), which is what those daemons
+                         * restored, as they cleared a vfio-pci override and left others alone. */
+                        for (int e = 0; e < k - 3 && r >= 0; e++) {
+                                LeaseDevice *ld = &cur->devices[cur->n_devices - 1];
+                                const char *v;
+                                if ((v = startswith_word(extra[e], "override=")) && strlen(v) < sizeof ld->override)
+                                        strcpy(ld->override, v);
+                                else if ((v = startswith_word(extra[e], "vfio=")) && strlen(v) < sizeof ld->vfio_driver)
+                                        strcpy(ld->vfio_driver, v);
+                                else
+                                        r = -EBADMSG;
+                        }
                         if (r < 0)
                                 break;
                 } else if (streq(line, "end")) {

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-login.h>
 
 #include "fd-util.h"
 #include "log.h"
@@ -366,6 +367,14 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                         return client_send_manager_error(c, m->serial, &err);
                 return client_send_ok(c, m->serial);
 
+        case GD_MSG_REVOKE:
+                r = manager_revoke(s->manager, &c->caller, m->revoke.lease_id,
+                                   (uint64_t) m->revoke.deadline_sec * 1000000ULL,
+                                   m->revoke.flags & GD_REVOKE_FORCE, &err);
+                if (r < 0)
+                        return client_send_manager_error(c, m->serial, &err);
+                return client_send_ok(c, m->serial);
+
         case GD_MSG_LIST_LEASES:
                 return client_send_leases(c, m->serial);
 
@@ -541,6 +550,12 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         len = sizeof c->caller.gids;
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERGROUPS, c->caller.gids, &len) >= 0)
                 c->caller.n_gids = len / sizeof(gid_t);
+        {
+                /* Its cgroup, for unit= and cgroup= rules: read at connect, as the credentials are. */
+                _cleanup_free_ char *cg = NULL;
+                if (cred.pid > 0 && sd_pid_get_cgroup(cred.pid, &cg) >= 0 && strlen(cg) < sizeof c->caller.cgroup)
+                        strcpy(c->caller.cgroup, cg);
+        }
 
         c->next = s->clients;
         if (s->clients)

@@ -27,6 +27,16 @@ typedef struct HostOps {
          * its first 4 bytes set by the caller. */
         int (*container_get_info)(Host *h, int container_fd, uint8_t *buf, size_t size);
 
+        /* Mounts, swap and routes (boot VGA is read from the tree by host.c). */
+        int (*list_uses)(Host *h, HostUse **ret, size_t *ret_n);
+        /* Optional: the host reports its own changes (see host_watch_fd()). */
+        int (*watch_fd)(Host *h);
+        int (*watch_drain)(Host *h, HostChange **ret, size_t *ret_n);
+        /* The text of the host's modules.alias (malloc()ed), or -ENOENT. */
+        int (*modules_alias)(Host *h, char **ret);
+        /* Optional: vfio-pci's deny list as this host has it; without it, the kernel's table is used. */
+        bool (*denylisted)(Host *h, const HostDevice *d);
+
 } HostOps;
 
 /* What never changes while a device node exists (vendor, device, class) and a group's reserved regions
@@ -108,6 +118,19 @@ int sysfs_read_device(int sysfs_fd, HostBusy *busy, const char *address, HostDev
 int sysfs_list_driver_devices(int sysfs_fd, HostBusy *busy, const char *driver, HostDevice **ret, size_t *ret_n);
 /* The name of the driver a device is bound to ("" when unbound), from its "driver" link. */
 int sysfs_read_device_driver(int sysfs_fd, const char *address, char ret[HOST_DRIVER_MAX]);
+
+/* The kernel's vfio_pci_is_denylisted(): some Intel QuickAssist functions. */
+bool sysfs_vfio_denylisted_id(uint16_t vendor, uint16_t device);
+/* Adds a use to *uses (grown as ARRAY_GROW does); 0 or -ENOMEM. Skips duplicates. */
+int host_use_add(HostUse **uses, size_t *n, size_t *allocated, const char *address, HostUseKind kind,
+                 const char *what);
+/* The PCI functions a block device (by name, "sda1", "dm-0") sits on, through its parents and, for
+ * stacked devices (dm, md), its slaves; each added as a use. */
+int sysfs_block_uses(int sysfs_fd, const char *name, HostUseKind kind, const char *what, HostUse **uses,
+                     size_t *n, size_t *allocated);
+/* The same for a network interface, through lower_* links (bridges, bonds, vlans). */
+int sysfs_net_uses(int sysfs_fd, const char *ifname, const char *what, HostUse **uses, size_t *n,
+                   size_t *allocated);
 
 /* Parses a reserved_regions file's text ("0x00000000fee00000 0x00000000feefffff msi" lines).
  * -EBADMSG on a malformed line. */

@@ -3,9 +3,13 @@
 /* The real kernel: sysfs writes for driver binding, /dev/vfio and the VFIO ioctls. */
 
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
 
 #include "fd-util.h"
 #include "host-internal.h"
@@ -134,6 +138,167 @@ static int linux_container_get_info(Host *h, int container_fd, uint8_t *buf, siz
         return 0;
 }
 
+/* The block device M:m as its name ("nvme0n1p2"), through dev/block/M:m. */
+static int block_name(Host *h, unsigned major, unsigned minor, char *ret, size_t size) {
+        char path[64], buf[PATH_MAX];
+        const char *slash;
+        ssize_t n;
+
+        (void) snprintf(path, sizeof path, "dev/block/%u:%u", major, minor);
+        n = readlinkat(h->sysfs_fd, path, buf, sizeof buf - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = 0;
+        slash = strrchr(buf, '/');
+        if (strlen(slash ? slash + 1 : buf) >= size)
+                return -ENAMETOOLONG;
+        strcpy(ret, slash ? slash + 1 : buf);
+        return 0;
+}
+
+/* Mounted filesystems on block devices: the host's mount table (PID 1's when we may read it, else ours,
+ * which a sandboxed service shares for the real filesystems). */
+static int linux_mount_uses(Host *h, HostUse **uses, size_t *n, size_t *allocated) {
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r = 0;
+
+        f = fopen("/proc/1/mountinfo", "re");
+        if (!f)
+                f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return 0;
+        while (getline(&line, &size, f) > 0) {
+                char mountpoint[256], name[64], what[128];
+                unsigned major, minor;
+
+                if (sscanf(line, "%*u %*u %u:%u %*s %255s", &major, &minor, mountpoint) != 3 || major == 0)
+                        continue;
+                if (block_name(h, major, minor, name, sizeof name) < 0)
+                        continue;
+                (void) snprintf(what, sizeof what, "%.60s on %.60s", mountpoint, name);
+                r = sysfs_block_uses(h->sysfs_fd, name, HOST_USE_MOUNT, what, uses, n, allocated);
+                if (r < 0)
+                        break;
+        }
+        fclose(f);
+        return r;
+}
+
+static int linux_swap_uses(Host *h, HostUse **uses, size_t *n, size_t *allocated) {
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r = 0;
+
+        f = fopen("/proc/swaps", "re");
+        if (!f)
+                return 0;
+        while (getline(&line, &size, f) > 0) {
+                char path[256], name[64];
+                struct stat st;
+
+                if (sscanf(line, "%255s", path) != 1 || path[0] != '/')
+                        continue; /* the header */
+                if (stat(path, &st) >= 0) {
+                        dev_t d = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
+                        if (block_name(h, major(d), minor(d), name, sizeof name) < 0)
+                                continue;
+                } else if (startswith_word(path, "/dev/"))
+                        (void) snprintf(name, sizeof name, "%s", strrchr(path, '/') + 1);
+                else
+                        continue;
+                r = sysfs_block_uses(h->sysfs_fd, name, HOST_USE_SWAP, path, uses, n, allocated);
+                if (r < 0)
+                        break;
+        }
+        fclose(f);
+        return r;
+}
+
+/* Interfaces with a default route, IPv4 and IPv6: the host's (PID 1's network namespace: groupd.service
+ * runs with PrivateNetwork=yes, where its own table has nothing), else groupd's own. */
+static int linux_route_uses(Host *h, HostUse **uses, size_t *n, size_t *allocated) {
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r = 0;
+
+        f = fopen("/proc/1/net/route", "re") ?: fopen("/proc/net/route", "re");
+        if (f) {
+                while (r >= 0 && getline(&line, &size, f) > 0) {
+                        char ifname[64], dest[16], mask[16];
+                        /* Iface Destination Gateway Flags RefCnt Use Metric Mask ... */
+                        if (sscanf(line, "%63s %15s %*s %*s %*s %*s %*s %15s", ifname, dest, mask) != 3)
+                                continue;
+                        if (streq(dest, "00000000") && streq(mask, "00000000") && !streq(ifname, "lo"))
+                                r = sysfs_net_uses(h->sysfs_fd, ifname, ifname, uses, n, allocated);
+                }
+                fclose(f);
+        }
+        f = fopen("/proc/1/net/ipv6_route", "re") ?: fopen("/proc/net/ipv6_route", "re");
+        if (f) {
+                while (r >= 0 && getline(&line, &size, f) > 0) {
+                        char dest[40], plen[4], ifname[64];
+                        /* dest plen src splen next-hop metric refcnt use flags iface */
+                        if (sscanf(line, "%39s %3s %*s %*s %*s %*s %*s %*s %*s %63s", dest, plen, ifname) != 3)
+                                continue;
+                        if (strspn(dest, "0") == 32 && streq(plen, "00") && !streq(ifname, "lo"))
+                                r = sysfs_net_uses(h->sysfs_fd, ifname, ifname, uses, n, allocated);
+                }
+                fclose(f);
+        }
+        return r;
+}
+
+static int linux_list_uses(Host *h, HostUse **ret, size_t *ret_n) {
+        _cleanup_free_ HostUse *uses = NULL;
+        size_t n = 0, allocated = 0;
+        int r;
+
+        r = linux_mount_uses(h, &uses, &n, &allocated);
+        if (r >= 0)
+                r = linux_swap_uses(h, &uses, &n, &allocated);
+        if (r >= 0)
+                r = linux_route_uses(h, &uses, &n, &allocated);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(uses);
+        *ret_n = n;
+        return 0;
+}
+
+static int linux_modules_alias(Host *h, char **ret) {
+        _cleanup_free_ char *text = NULL;
+        struct utsname u;
+        char path[128 + sizeof u.release];
+        size_t size = 0;
+        FILE *f, *mem;
+        char buf[16384];
+        size_t k;
+
+        if (uname(&u) < 0)
+                return -errno;
+        (void) snprintf(path, sizeof path, "/lib/modules/%s/modules.alias", u.release);
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        mem = open_memstream(&text, &size);
+        if (!mem) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        while ((k = fread(buf, 1, sizeof buf, f)) > 0)
+                if (fwrite(buf, 1, k, mem) != k)
+                        break;
+        fclose(f);
+        if (fclose(mem) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
 static const HostOps linux_ops = {
         .set_override = linux_set_override,
         .unbind = linux_unbind,
@@ -145,6 +310,8 @@ static const HostOps linux_ops = {
         .group_set_container = linux_group_set_container,
         .container_set_iommu = linux_container_set_iommu,
         .container_get_info = linux_container_get_info,
+        .list_uses = linux_list_uses,
+        .modules_alias = linux_modules_alias,
 };
 
 int host_new_linux(const HostLinuxConfig *cfg, Host **ret) {

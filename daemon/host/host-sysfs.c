@@ -180,6 +180,71 @@ static int read_hex_attr(int dev_fd, const char *name, uint64_t max, uint64_t *r
         return parse_hex_u64(buf, max, ret) < 0 ? -EBADMSG : 0;
 }
 
+static uint8_t header_from_class(uint32_t class_code) {
+        switch (class_code >> 8) {
+        case 0x0604: /* PCI-to-PCI bridge (and PCIe ports) */
+        case 0x0609: /* semi-transparent PCI-to-PCI bridge */
+                return HOST_HEADER_BRIDGE;
+        case 0x0607: /* CardBus bridge */
+                return HOST_HEADER_CARDBUS;
+        default:
+                return HOST_HEADER_NORMAL;
+        }
+}
+
+/* The header type from config space (byte 0x0e; readable by anyone, as the first 64 bytes are), or from
+ * the class when there is no config file to read (captured trees). */
+static uint8_t read_header_type(int dir_fd, const char *dir, uint32_t class_code) {
+        char path[SYSFS_LINE_MAX + 16];
+        uint8_t b;
+        ssize_t n;
+        int fd;
+
+        (void) snprintf(path, sizeof path, "%s%sconfig", dir, *dir ? "/" : "");
+        fd = openat(dir_fd, path, O_RDONLY|O_CLOEXEC|O_NOCTTY);
+        if (fd < 0)
+                return header_from_class(class_code);
+        n = pread(fd, &b, 1, 0x0e);
+        safe_close(fd);
+        if (n != 1)
+                return header_from_class(class_code);
+        return b & 0x7f;
+}
+
+/* ADDR/boot_vga: only display controllers have one. */
+static bool read_boot_vga(int dir_fd, const char *dir, uint32_t class_code) {
+        char path[SYSFS_LINE_MAX + 16], buf[8];
+
+        if ((class_code >> 8) != 0x0300)
+                return false;
+        (void) snprintf(path, sizeof path, "%s%sboot_vga", dir, *dir ? "/" : "");
+        return read_small_at(dir_fd, path, buf, sizeof buf, true) > 0 && streq(buf, "1");
+}
+
+/* Is the device's driver a VFIO one: vfio-pci, or a variant driver, whose devices show ADDR/vfio-dev/. */
+static bool read_vfio_driver(int dir_fd, const char *dir, const char *driver) {
+        char path[SYSFS_LINE_MAX + 16];
+
+        if (isempty(driver))
+                return false;
+        if (streq(driver, VFIO_PCI_DRIVER))
+                return true;
+        (void) snprintf(path, sizeof path, "%s%svfio-dev", dir, *dir ? "/" : "");
+        return faccessat(dir_fd, path, F_OK, 0) >= 0;
+}
+
+bool sysfs_vfio_denylisted_id(uint16_t vendor, uint16_t device) {
+        /* drivers/vfio/pci/vfio_pci.c, vfio_pci_dev_in_denylist(). */
+        static const uint16_t intel_qat[] = { 0x0435, 0x0443, 0x37c8, 0x37c9, 0x19e2, 0x19e3 };
+
+        if (vendor != 0x8086)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(intel_qat); i++)
+                if (device == intel_qat[i])
+                        return true;
+        return false;
+}
+
 /* The last component of a symlink's target: a driver's or a group's name. -ENOENT when there is no
  * link. */
 static int read_link_name_at(int dir_fd, const char *path, char *ret, size_t size) {
@@ -244,6 +309,9 @@ static int read_device_attrs(int dev_fd, HostBusy *busy, HostDevice *d) {
         r = read_link_name_at(dev_fd, "driver", d->driver, sizeof d->driver);
         if (r < 0 && r != -ENOENT)
                 return r;
+        d->header_type = read_header_type(dev_fd, "", d->class_code);
+        d->boot_vga = read_boot_vga(dev_fd, "", d->class_code);
+        d->vfio_driver = read_vfio_driver(dev_fd, "", d->driver);
         return 0;
 }
 
@@ -422,6 +490,8 @@ typedef struct CachedDevice {
         uint16_t vendor;
         uint16_t device;
         uint32_t class_code;
+        uint8_t header_type;
+        bool boot_vga;
 } CachedDevice;
 
 typedef struct CachedGroup {
@@ -434,11 +504,21 @@ typedef struct CachedGroup {
         bool have_regions;
 } CachedGroup;
 
+#define CACHED_DRIVERS_MAX 256
+
 struct SysfsCache {
         pthread_mutex_t mutex;
         CachedGroup *slots;             /* open addressing on the group id */
         size_t n_slots;                 /* a power of two, or 0 */
         size_t n_used;
+        /* Whether each driver seen is a VFIO one: a property of the driver, not of the device (its
+         * devices have vfio-dev/ from their probe on, before the driver link appears). Saves a lookup
+         * per device and read. */
+        struct {
+                char name[HOST_DRIVER_MAX];
+                bool vfio;
+        } drivers[CACHED_DRIVERS_MAX];
+        size_t n_drivers;
 };
 
 SysfsCache *sysfs_cache_new(void) {
@@ -497,6 +577,23 @@ static CachedGroup *cache_group(SysfsCache *c, unsigned id) {
         c->slots[i] = (CachedGroup) { .id = id, .used = true };
         c->n_used++;
         return &c->slots[i];
+}
+
+/* read_vfio_driver(), remembered per driver name. Mutex held (or cache NULL). */
+static bool cached_vfio_driver(SysfsCache *c, int dir_fd, const char *dir, const char *driver) {
+        bool v;
+
+        if (!c || isempty(driver))
+                return read_vfio_driver(dir_fd, dir, driver);
+        for (size_t i = 0; i < c->n_drivers; i++)
+                if (streq(c->drivers[i].name, driver))
+                        return c->drivers[i].vfio;
+        v = read_vfio_driver(dir_fd, dir, driver);
+        if (c->n_drivers < CACHED_DRIVERS_MAX) {
+                strcpy(c->drivers[c->n_drivers].name, driver);
+                c->drivers[c->n_drivers++].vfio = v;
+        }
+        return v;
 }
 
 static int cmp_cached_key(const void *key, const void *elem) {
@@ -570,7 +667,7 @@ static void resolve_device_path(int devs_fd, const char *name, char ret[SYSFS_DE
 
 /* Reads one device of a group. cached: its unchanging part, or NULL, then it is read and stored in
  * *store. Returns 1 when the device is there, 0 when it vanished, or negative errno. */
-static int read_group_device(int sysfs_fd, int devs_fd, HostBusy *busy, const char *name,
+static int read_group_device(int sysfs_fd, int devs_fd, SysfsCache *cache, HostBusy *busy, const char *name,
                              const CachedDevice *cached, HostDevice *d, CachedDevice *store) {
         char path[SYSFS_DEVPATH_MAX + 32], buf[SYSFS_LINE_MAX];
         const char *dir = name;
@@ -583,6 +680,8 @@ static int read_group_device(int sysfs_fd, int devs_fd, HostBusy *busy, const ch
                 d->vendor = cached->vendor;
                 d->device = cached->device;
                 d->class_code = cached->class_code;
+                d->header_type = cached->header_type;
+                d->boot_vga = cached->boot_vga;
                 strcpy(store->path, cached->path);
         } else {
                 static const char *const attrs[] = { "vendor", "device", "class" };
@@ -603,6 +702,10 @@ static int read_group_device(int sysfs_fd, int devs_fd, HostBusy *busy, const ch
                 dir = store->path;
                 dir_fd = sysfs_fd;
         }
+        if (!cached) {
+                d->header_type = read_header_type(dir_fd, dir, d->class_code);
+                d->boot_vga = read_boot_vga(dir_fd, dir, d->class_code);
+        }
 
         (void) snprintf(path, sizeof path, "%s/driver_override", dir);
         n = read_override_at(busy, name, dir_fd, path, buf, sizeof buf);
@@ -619,6 +722,7 @@ static int read_group_device(int sysfs_fd, int devs_fd, HostBusy *busy, const ch
         r = read_link_name_at(dir_fd, path, d->driver, sizeof d->driver);
         if (r < 0 && r != -ENOENT)
                 return r;
+        d->vfio_driver = cached_vfio_driver(cache, dir_fd, dir, d->driver);
 
         /* Every PCI device has a vendor and a driver_override: without them, either this is no PCI
          * device (keep it), or it went away while we looked (skip it). */
@@ -670,7 +774,7 @@ int sysfs_read_group(int sysfs_fd, SysfsCache *cache, HostBusy *busy, unsigned i
                 *d = (HostDevice) { .group = id };
                 strcpy(d->address, entries[i].name);
                 seen[g.n_devices] = (CachedDevice) {};
-                r = read_group_device(sysfs_fd, devs_fd, busy, entries[i].name, c, d, &seen[g.n_devices]);
+                r = read_group_device(sysfs_fd, devs_fd, cache, busy, entries[i].name, c, d, &seen[g.n_devices]);
                 if (r < 0)
                         goto finish;
                 if (r == 0)
@@ -681,6 +785,8 @@ int sysfs_read_group(int sysfs_fd, SysfsCache *cache, HostBusy *busy, unsigned i
                 seen[g.n_devices].vendor = d->vendor;
                 seen[g.n_devices].device = d->device;
                 seen[g.n_devices].class_code = d->class_code;
+                seen[g.n_devices].header_type = d->header_type;
+                seen[g.n_devices].boot_vga = d->boot_vga;
                 strcpy(seen[g.n_devices].address, d->address);
                 g.n_devices++;
         }
@@ -802,4 +908,129 @@ int sysfs_read_device(int sysfs_fd, HostBusy *busy, const char *address, HostDev
 
         *ret = d;
         return 0;
+}
+
+/* ---------------------------------------------------------------- what the host stands on */
+
+int host_use_add(HostUse **uses, size_t *n, size_t *allocated, const char *address, HostUseKind kind,
+                 const char *what) {
+        for (size_t i = 0; i < *n; i++)
+                if ((*uses)[i].kind == kind && streq((*uses)[i].address, address) &&
+                    streq((*uses)[i].what, strempty(what)))
+                        return 0;
+        if (ARRAY_GROW(*uses, *allocated, *n, 8) < 0)
+                return -ENOMEM;
+        (*uses)[*n] = (HostUse) { .kind = kind };
+        (void) snprintf((*uses)[*n].address, sizeof (*uses)[*n].address, "%s", address);
+        (void) snprintf((*uses)[*n].what, sizeof (*uses)[*n].what, "%s", strempty(what));
+        (*n)++;
+        return 0;
+}
+
+/* The last component of a link's target that is a PCI address: the PCI function a block device or an
+ * interface sits on. "" when none (virtual devices). */
+static void link_pci_function(int sysfs_fd, const char *path, char ret[HOST_ADDR_MAX]) {
+        char buf[PATH_MAX], *save = NULL;
+        ssize_t n;
+
+        ret[0] = 0;
+        n = readlinkat(sysfs_fd, path, buf, sizeof buf - 1);
+        if (n < 0)
+                return;
+        buf[n] = 0;
+        for (char *w = strtok_r(buf, "/", &save); w; w = strtok_r(NULL, "/", &save)) {
+                char a[HOST_ADDR_MAX];
+                if (strlen(w) == 12 && host_parse_pci_address(w, a) >= 0 && streq(a, w))
+                        strcpy(ret, a);
+        }
+}
+
+typedef struct LowerWalk {
+        int sysfs_fd;
+        const char *prefix;      /* "slaves/" entries are names; "lower_" entries of net carry a prefix */
+        char names[16][64];
+        size_t n;
+} LowerWalk;
+
+static int collect_lower(const struct dirent64 *de, void *userdata) {
+        LowerWalk *w = userdata;
+        const char *name = de->d_name;
+
+        if (!isempty(w->prefix)) {
+                name = startswith_word(name, w->prefix);
+                if (!name)
+                        return 0;
+        }
+        if (w->n < ELEMENTSOF(w->names) && strlen(name) < sizeof w->names[0])
+                strcpy(w->names[w->n++], name);
+        return 0;
+}
+
+static int block_uses(int sysfs_fd, const char *name, unsigned depth, HostUseKind kind, const char *what,
+                      HostUse **uses, size_t *n, size_t *allocated) {
+        char path[PATH_MAX], addr[HOST_ADDR_MAX];
+        _cleanup_close_ int fd = -EBADF;
+        LowerWalk w = { .sysfs_fd = sysfs_fd, .prefix = "" };
+        int r;
+
+        if (depth > 8 || !sysfs_name_is_valid(name, 64))
+                return 0;
+        (void) snprintf(path, sizeof path, "class/block/%s", name);
+        link_pci_function(sysfs_fd, path, addr);
+        if (!isempty(addr)) {
+                r = host_use_add(uses, n, allocated, addr, kind, what);
+                if (r < 0)
+                        return r;
+        }
+        /* Stacked devices (device mapper, md): what they are made of. */
+        (void) snprintf(path, sizeof path, "class/block/%s/slaves", name);
+        fd = openat(sysfs_fd, path, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        (void) dir_for_each(fd, collect_lower, &w);
+        for (size_t i = 0; i < w.n; i++) {
+                r = block_uses(sysfs_fd, w.names[i], depth + 1, kind, what, uses, n, allocated);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int sysfs_block_uses(int sysfs_fd, const char *name, HostUseKind kind, const char *what, HostUse **uses,
+                     size_t *n, size_t *allocated) {
+        return block_uses(sysfs_fd, name, 0, kind, what, uses, n, allocated);
+}
+
+static int net_uses(int sysfs_fd, const char *ifname, unsigned depth, const char *what, HostUse **uses,
+                    size_t *n, size_t *allocated) {
+        char path[PATH_MAX], addr[HOST_ADDR_MAX];
+        _cleanup_close_ int fd = -EBADF;
+        LowerWalk w = { .sysfs_fd = sysfs_fd, .prefix = "lower_" };
+        int r;
+
+        if (depth > 8 || !sysfs_name_is_valid(ifname, 64))
+                return 0;
+        (void) snprintf(path, sizeof path, "class/net/%s", ifname);
+        link_pci_function(sysfs_fd, path, addr);
+        if (!isempty(addr)) {
+                r = host_use_add(uses, n, allocated, addr, HOST_USE_ROUTE, what);
+                if (r < 0)
+                        return r;
+        }
+        /* Bridges, bonds, vlans: the interfaces below. */
+        fd = openat(sysfs_fd, path, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        (void) dir_for_each(fd, collect_lower, &w);
+        for (size_t i = 0; i < w.n; i++) {
+                r = net_uses(sysfs_fd, w.names[i], depth + 1, what, uses, n, allocated);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int sysfs_net_uses(int sysfs_fd, const char *ifname, const char *what, HostUse **uses, size_t *n,
+                   size_t *allocated) {
+        return net_uses(sysfs_fd, ifname, 0, what, uses, n, allocated);
 }

@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <fnmatch.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 
 #include "host-internal.h"
@@ -73,6 +78,34 @@ HostKind host_get_kind(Host *h) {
 
 /* ---------------------------------------------------------------- discovery */
 
+/* vfio-pci's deny list as this host has it: the backend's own say, or the kernel's table unless the
+ * module was loaded with disable_denylist=1. */
+static void annotate_device(Host *h, HostDevice *d) {
+        char buf[8];
+        int fd;
+        ssize_t n;
+
+        if (h->ops->denylisted) {
+                d->vfio_denylisted = h->ops->denylisted(h, d);
+                return;
+        }
+        d->vfio_denylisted = false;
+        if (!sysfs_vfio_denylisted_id(d->vendor, d->device))
+                return;
+        fd = openat(h->sysfs_fd, "module/vfio_pci/parameters/disable_denylist", O_RDONLY|O_CLOEXEC);
+        n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        safe_close(fd);
+        d->vfio_denylisted = !(n > 0 && (buf[0] == 'Y' || buf[0] == '1'));
+}
+
+bool host_device_is_bridge(const HostDevice *d) {
+        return d && d->header_type != HOST_HEADER_NORMAL;
+}
+
+bool host_device_is_vfio_safe(const HostDevice *d) {
+        return d && (d->vfio_driver || host_driver_is_vfio_safe(d->driver));
+}
+
 int host_list_groups(Host *h, unsigned **ret_ids, size_t *ret_n) {
         if (!h || !ret_ids || !ret_n)
                 return -EINVAL;
@@ -82,19 +115,186 @@ int host_list_groups(Host *h, unsigned **ret_ids, size_t *ret_n) {
 int host_read_group(Host *h, unsigned id, HostGroup *ret) {
         if (!h || !ret)
                 return -EINVAL;
-        return sysfs_read_group(h->sysfs_fd, h->cache, &h->busy, id, ret);
+        int r = sysfs_read_group(h->sysfs_fd, h->cache, &h->busy, id, ret);
+        if (r >= 0)
+                for (size_t i = 0; i < ret->n_devices; i++)
+                        annotate_device(h, &ret->devices[i]);
+        return r;
 }
 
 int host_list_driver_devices(Host *h, const char *driver, HostDevice **ret, size_t *ret_n) {
         if (!h || !driver || !ret || !ret_n)
                 return -EINVAL;
-        return sysfs_list_driver_devices(h->sysfs_fd, &h->busy, driver, ret, ret_n);
+        int r = sysfs_list_driver_devices(h->sysfs_fd, &h->busy, driver, ret, ret_n);
+        if (r >= 0)
+                for (size_t i = 0; i < *ret_n; i++)
+                        annotate_device(h, &(*ret)[i]);
+        return r;
 }
 
 int host_read_device(Host *h, const char *address, HostDevice *ret) {
         if (!h || !address || !ret)
                 return -EINVAL;
-        return sysfs_read_device(h->sysfs_fd, &h->busy, address, ret);
+        int r = sysfs_read_device(h->sysfs_fd, &h->busy, address, ret);
+        if (r >= 0)
+                annotate_device(h, ret);
+        return r;
+}
+
+int host_list_uses(Host *h, HostUse **ret, size_t *ret_n) {
+        _cleanup_free_ HostUse *uses = NULL, *more = NULL;
+        size_t n = 0, allocated = 0, n_more = 0;
+        int r;
+
+        if (!h || !ret || !ret_n)
+                return -EINVAL;
+
+        /* The boot VGA device is not listed: every HostDevice says it (boot_vga), read with the device. */
+        if (h->ops->list_uses) {
+                r = h->ops->list_uses(h, &more, &n_more);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n_more; i++) {
+                        r = host_use_add(&uses, &n, &allocated, more[i].address, more[i].kind, more[i].what);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        *ret = TAKE_PTR(uses);
+        *ret_n = n;
+        return 0;
+}
+
+static const char *const host_change_kind_table[_HOST_CHANGE_KIND_MAX] = {
+        [HOST_CHANGE_ADD] = "add",
+        [HOST_CHANGE_REMOVE] = "remove",
+        [HOST_CHANGE_BIND] = "bind",
+        [HOST_CHANGE_UNBIND] = "unbind",
+};
+
+const char *host_change_kind_to_string(HostChangeKind k) {
+        if (k < 0 || k >= _HOST_CHANGE_KIND_MAX)
+                return NULL;
+        return host_change_kind_table[k];
+}
+
+int host_change_from_uevent(const char *action, const char *slot, const char *driver, HostChange *ret) {
+        HostChange c = { .group = UINT_MAX };
+
+        if (!action || !slot || !ret)
+                return -EINVAL;
+        c.kind = _HOST_CHANGE_KIND_INVALID;
+        for (size_t i = 0; i < ELEMENTSOF(host_change_kind_table); i++)
+                if (streq(action, host_change_kind_table[i]))
+                        c.kind = (HostChangeKind) i;
+        if (c.kind < 0)
+                return -EINVAL;
+        if (host_parse_pci_address(slot, c.address) < 0)
+                return -EINVAL;
+        if (c.kind == HOST_CHANGE_BIND) {
+                if (!sysfs_name_is_valid(driver, HOST_DRIVER_MAX))
+                        return -EINVAL;
+                strcpy(c.driver, driver);
+        }
+        *ret = c;
+        return 0;
+}
+
+int host_pick_vfio_variant(const char *modalias, const char *aliases, char ret[HOST_DRIVER_MAX]) {
+        char want[256];
+        size_t best = SIZE_MAX;
+
+        if (!modalias || !aliases || !ret)
+                return -EINVAL;
+        ret[0] = 0;
+        if (strncmp(modalias, "pci:", 4) != 0 || strlen(modalias) + 5 >= sizeof want)
+                return 0;
+        (void) snprintf(want, sizeof want, "vfio_pci:%s", modalias + 4);
+
+        for (const char *p = aliases; *p;) {
+                const char *eol = strchrnul(p, '\n');
+                char line[512], pattern[384], driver[HOST_DRIVER_MAX];
+                size_t l = (size_t) (eol - p), stars = 0;
+
+                if (l < sizeof line) {
+                        memcpy(line, p, l);
+                        line[l] = 0;
+                        if (sscanf(line, "alias %383s %63s", pattern, driver) == 2 &&
+                            startswith_word(pattern, "vfio_pci:") && fnmatch(pattern, want, 0) == 0 &&
+                            sysfs_name_is_valid(driver, HOST_DRIVER_MAX)) {
+                                for (const char *c = pattern; *c; c++)
+                                        stars += *c == '*';
+                                if (stars < best) {
+                                        best = stars;
+                                        strcpy(ret, driver);
+                                }
+                        }
+                }
+                p = *eol ? eol + 1 : eol;
+        }
+        return 0;
+}
+
+int host_vfio_variant_for(Host *h, const HostDevice *d, char ret[HOST_DRIVER_MAX]) {
+        _cleanup_free_ char *aliases = NULL;
+        char path[128], modalias[256], pick[HOST_DRIVER_MAX];
+        ssize_t n;
+        int fd, r;
+
+        if (!h || !d || !ret)
+                return -EINVAL;
+        ret[0] = 0;
+        if (!h->ops->modules_alias)
+                return 0;
+        (void) snprintf(path, sizeof path, "bus/pci/devices/%s/modalias", d->address);
+        fd = openat(h->sysfs_fd, path, O_RDONLY|O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, modalias, sizeof modalias - 1);
+        safe_close(fd);
+        if (n <= 0)
+                return n < 0 ? -errno : 0;
+        modalias[n] = 0;
+        modalias[strcspn(modalias, "\n")] = 0;
+
+        r = h->ops->modules_alias(h, &aliases);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        r = host_pick_vfio_variant(modalias, aliases, pick);
+        if (r < 0 || isempty(pick))
+                return r;
+        /* Module names use '_' where a driver's name may use '-' and the reverse: look for both. */
+        for (int pass = 0; pass < 2; pass++) {
+                (void) snprintf(path, sizeof path, "bus/pci/drivers/%s", pick);
+                if (faccessat(h->sysfs_fd, path, F_OK, 0) >= 0) {
+                        strcpy(ret, pick);
+                        return 0;
+                }
+                for (char *c = pick; *c; c++)
+                        *c = *c == '_' ? '-' : *c == '-' ? '_' : *c;
+        }
+        return 0;
+}
+
+int host_watch_fd(Host *h) {
+        if (!h)
+                return -EINVAL;
+        if (!h->ops->watch_fd)
+                return -EOPNOTSUPP;
+        return h->ops->watch_fd(h);
+}
+
+int host_watch_drain(Host *h, HostChange **ret, size_t *ret_n) {
+        if (!h || !ret || !ret_n)
+                return -EINVAL;
+        if (!h->ops->watch_drain) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        return h->ops->watch_drain(h, ret, ret_n);
 }
 
 static int unhex(char c) {

@@ -40,15 +40,30 @@
 
 typedef struct Host Host;
 
+/* PCI header types (config space byte 0x0e, low 7 bits). vfio-pci binds only HOST_HEADER_NORMAL. */
+#define HOST_HEADER_NORMAL 0
+#define HOST_HEADER_BRIDGE 1
+#define HOST_HEADER_CARDBUS 2
+
 typedef struct HostDevice {
         char address[HOST_ADDR_MAX];
         uint16_t vendor;
         uint16_t device;
         uint32_t class_code;
+        uint8_t header_type;                     /* HOST_HEADER_*: from config space; from the class when
+                                                  * config cannot be read */
+        bool vfio_driver;                        /* its driver is a VFIO one: vfio-pci, or a variant driver
+                                                  * (mlx5_vfio_pci...), which shows as ADDR/vfio-dev/ */
+        bool vfio_denylisted;                    /* vfio-pci's probe refuses it (vfio_pci_is_denylisted()) */
+        bool boot_vga;                           /* ADDR/boot_vga reads 1: the console's display */
         char driver[HOST_DRIVER_MAX];            /* "" when unbound */
         char driver_override[HOST_DRIVER_MAX];   /* "" when "(null)" */
         unsigned group;                          /* UINT_MAX when the device is in no IOMMU group */
 } HostDevice;
+
+/* Is d a bridge (PCI-to-PCI, PCIe port, CardBus)? vfio-pci refuses them; the kernel accepts a group with a
+ * bridge left driverless or on pcieport. */
+bool host_device_is_bridge(const HostDevice *d);
 
 typedef struct HostRegion {
         uint64_t start;
@@ -103,6 +118,67 @@ int host_parse_pci_address(const char *s, char ret[HOST_ADDR_MAX]);
 /* Is a device on this driver compatible with the group being used through VFIO: vfio-pci, no driver,
  * or a driver the kernel allows (pcieport, for bridges)? */
 bool host_driver_is_vfio_safe(const char *driver);
+/* The same for a device as read: also true on a VFIO variant driver (d->vfio_driver). */
+bool host_device_is_vfio_safe(const HostDevice *d);
+
+/* The VFIO variant driver for d, chosen as libvirt does: of the "alias vfio_pci:PATTERN DRIVER" lines of
+ * modules.alias (/lib/modules/$(uname -r)/modules.alias on linux; the simulated host's own), those whose
+ * PATTERN matches the device's modalias (its "pci:" read as "vfio_pci:"), the one with the fewest
+ * wildcards. Only a driver that is loaded counts (groupd does not load modules). 0 with ret "" when there
+ * is none. */
+int host_vfio_variant_for(Host *h, const HostDevice *d, char ret[HOST_DRIVER_MAX]);
+/* The choice itself, on a device's modalias and the text of a modules.alias file. */
+int host_pick_vfio_variant(const char *modalias, const char *aliases, char ret[HOST_DRIVER_MAX]);
+
+/* What the host stands on, beyond what a device's class says: the PCI functions under a mounted
+ * filesystem's or active swap's block device, the NIC of a default route (the boot VGA device is said by
+ * each HostDevice: boot_vga). Read fresh on each call (mounts and routes change); cheap (a few /proc
+ * files), but a caller looking at many groups reads it once. */
+typedef enum HostUseKind {
+        HOST_USE_MOUNT,           /* what: the mount point and block device, "/ on nvme0n1p2" */
+        HOST_USE_SWAP,            /* what: the swap device or file */
+        HOST_USE_BOOT_VGA,        /* what: "" */
+        HOST_USE_ROUTE,           /* what: the interface, "eth0" */
+        _HOST_USE_KIND_MAX,
+} HostUseKind;
+
+typedef struct HostUse {
+        char address[HOST_ADDR_MAX];
+        HostUseKind kind;
+        char what[128];
+} HostUse;
+
+/* Every use found; free the array with free(). A backend that cannot tell one kind leaves it out. */
+int host_list_uses(Host *h, HostUse **ret, size_t *ret_n);
+
+/* What changed on the host (a uevent of the pci subsystem, or the simulated host's controls). */
+typedef enum HostChangeKind {
+        HOST_CHANGE_ADD,          /* a device appeared */
+        HOST_CHANGE_REMOVE,       /* a device went away */
+        HOST_CHANGE_BIND,         /* a device was bound to driver */
+        HOST_CHANGE_UNBIND,       /* a device lost its driver */
+        _HOST_CHANGE_KIND_MAX,
+        _HOST_CHANGE_KIND_INVALID = -EINVAL,
+} HostChangeKind;
+
+typedef struct HostChange {
+        HostChangeKind kind;
+        char address[HOST_ADDR_MAX];
+        char driver[HOST_DRIVER_MAX];   /* HOST_CHANGE_BIND: the new driver */
+        unsigned group;                 /* its IOMMU group when the reporter knows it, else UINT_MAX */
+} HostChange;
+
+const char *host_change_kind_to_string(HostChangeKind k);
+/* A uevent's ACTION ("add", "remove", "bind", "unbind") and PCI_SLOT_NAME/DRIVER as a change; -EINVAL for
+ * actions that change nothing groupd cares about ("change", "move", "online"). */
+int host_change_from_uevent(const char *action, const char *slot, const char *driver, HostChange *ret);
+
+/* Changes the host reports itself: the simulated host's controls. Returns an fd (owned by the host) that
+ * turns readable when host_watch_drain() has something, or -EOPNOTSUPP when the host's changes come as
+ * uevents (linux: the caller listens with sd-device). */
+int host_watch_fd(Host *h);
+/* The changes since the last call; free the array with free(). Never blocks. */
+int host_watch_drain(Host *h, HostChange **ret, size_t *ret_n);
 
 /* Driver binding. driver_override NULL or "" clears it. unbind of a device without a driver is 0.
  * bind() writes the address to the named driver's "bind"; probe() writes it to drivers_probe, so that the

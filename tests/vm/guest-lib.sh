@@ -17,6 +17,7 @@ RUNTIME_DIR=/run/groupd
 DAEMON_LOG=/tmp/groupd.log
 DAEMON_PID=
 
+RIG_FAILS=/tmp/rig-fails   # one line per FAIL, so that the runner's exit status counts them
 pass() {
         _name=$1
         shift
@@ -26,6 +27,7 @@ fail() {
         _name=$1
         shift
         echo "SCENARIO $_name FAIL $*"
+        echo "$_name" >>"$RIG_FAILS"
 }
 skip() {
         _name=$1
@@ -59,14 +61,16 @@ group_state() {
         echo "${s# }"
 }
 
-# wait_until TENTHS CMD...: true as soon as CMD succeeds, false after TENTHS tenths of a second.
+# wait_until TENTHS CMD...: true as soon as CMD succeeds, false after TENTHS tenths of a second. Its
+# counters are its own (local): a caller's i and t are left alone.
 wait_until() {
-        t=$1
+        local _wu_limit _wu_n
+        _wu_limit=$1
         shift
-        i=0
+        _wu_n=0
         while ! "$@"; do
-                i=$((i + 1))
-                [ "$i" -gt "$t" ] && return 1
+                _wu_n=$((_wu_n + 1))
+                [ "$_wu_n" -gt "$_wu_limit" ] && return 1
                 sleep 0.1
         done
         return 0
@@ -130,7 +134,10 @@ acquire_exec() {
         out=$1
         shift
         ACQ_PID= VMM_PID= TOKEN=
-        groupctl acquire "$@" >"$out" 2>&1 &
+        # Emptied here, before the child starts: were it truncated by the child's redirection, a look at
+        # the file in between could read an earlier run's "holding the groups".
+        : >"$out"
+        groupctl acquire "$@" >>"$out" 2>&1 &
         ACQ_PID=$!
         if ! wait_until 150 acquire_settled "$out" || ! file_has "$out" 'holding the groups'; then
                 note "groupctl acquire $* did not get to holding the groups (within 15 s); it said:"
@@ -150,14 +157,45 @@ vfio_fds_of() {
         done | sort | tr '\n' ' ' | sed 's/ $//'
 }
 
-# The host drivers as the rig boots them; every scenario leaves the devices like this.
-BASELINE_DRIVERS="0000:00:03.0=e1000e 0000:00:06.0= 0000:00:06.1=e1000 0000:01:00.0=e1000e 0000:00:01.0= 0000:02:00.0="
+# The rig's devices, by address (qemu's device set, run.sh's QEMU_DEVICES). Scenarios find groups by
+# address (group_of), never by number: adding a device renumbers the groups.
+HOST_BRIDGE=0000:00:00.0        # q35's host bridge
+NIC=0000:00:03.0                # e1000e, alone in its group
+MF0=0000:00:06.0                # edu, no driver, function 0 of a two-function slot...
+MF1=0000:00:06.1                # ...with an e1000: one group
+RP_NIC=0000:01:00.0             # e1000e behind root port 00:04.0
+RP_EDU=0000:02:00.0             # edu behind root port 00:05.0
+SLOT0=0000:00:07.0              # a three-function slot: e1000...
+SLOT1=0000:00:07.1              # ...edu (no driver)...
+SLOT2=0000:00:07.2              # ...and e1000: one group
+PCI_BRIDGE=0000:03:00.0         # a PCIe-to-PCI bridge behind root port 00:08.0, no driver...
+BEHIND=0000:04:01.0             # ...and an e1000 behind it: one group with the bridge
+LPC=0000:00:1f.0                # q35's ICH9: the LPC bridge,
+SATA=0000:00:1f.2               # the SATA controller,
+SMBUS=0000:00:1f.3              # the SMBus controller: one group
+
+# The host drivers as the rig booted them: "ADDR=DRIVER ...", read by the runner before the first
+# scenario (RIG_BASELINE), so that a new device needs no edit here. Every scenario leaves the devices
+# like this.
+BASELINE_FILE=/tmp/rig-baseline
+baseline_record() {
+        s=
+        for d in $(ls "$pci"); do
+                s="$s $d=$(driver_of "$d")"
+        done
+        echo "${s# }" >"$BASELINE_FILE"
+}
+BASELINE_DRIVERS=$(cat "$BASELINE_FILE" 2>/dev/null)
 # baseline_diff: empty when every device is as at boot (its driver, no driver_override) and no group
 # node is left in /dev/vfio; else what differs.
 baseline_diff() {
         diff=
         for pair in $BASELINE_DRIVERS; do
                 d=${pair%%=*} want=${pair#*=}
+                if [ ! -e "$pci/$d" ]; then
+                        diff="$diff $d is gone (removed, not rescanned);"
+                        continue
+                fi
                 have=$(driver_of "$d")
                 [ "$have" = "$want" ] || diff="$diff $d on '${have:-none}' (expected '${want:-none}');"
                 ov=$(override_of "$d")

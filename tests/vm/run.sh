@@ -3,7 +3,7 @@
 # groupd's scenarios in the guest (tests/vm/scenario-*.sh, linux backend, real VFIO).
 #
 #   tests/vm/run.sh --build-dir BUILD [--line 6.1|6.12]... [--iommu intel|amd]... [--capture DIR]
-#                   [--only REGEX] [--verbose]
+#                   [--only REGEX] [--scenario-timeout SEC] [--guest-timeout SEC] [--verbose]
 #
 # By default every kernel line (6.1 from bookworm; 6.12 from bookworm-backports where apt can reach it,
 # skipped with a message otherwise) boots with the Intel IOMMU and with the AMD IOMMU. Each boot prints
@@ -11,6 +11,10 @@
 # goes to BUILD/vm/logs/LINE-IOMMU.log and is shown on failure (--verbose: always, as it comes).
 #
 # --only REGEX runs only the scenario files (tests/vm/scenario-NN-TOPIC.sh) whose NN-TOPIC matches.
+#
+# --scenario-timeout SEC (or RIG_SCENARIO_TIMEOUT): each topic's limit in the guest (default 60); a topic
+# killed at it is reported as such. --guest-timeout SEC (or RIG_GUEST_TIMEOUT): the guest's watchdog,
+# which powers it off without RIG-DONE (default 150); the host waits that plus 60 s.
 #
 # --capture DIR: the guests also capture their sysfs (IOMMU groups and PCI devices) and the raw
 # VFIO_IOMMU_GET_INFO buffer (with VFIO_IOMMU_INFO_CAPS, asked again with the argsz the kernel wants)
@@ -42,6 +46,10 @@ while [ $# -gt 0 ]; do
         --capture=*) capture=${1#*=}; shift ;;
         --only) [ $# -ge 2 ] || usage; only=$2; shift 2 ;;
         --only=*) only=${1#*=}; shift ;;
+        --scenario-timeout) [ $# -ge 2 ] || usage; RIG_SCENARIO_TIMEOUT=$2; shift 2 ;;
+        --scenario-timeout=*) RIG_SCENARIO_TIMEOUT=${1#*=}; shift ;;
+        --guest-timeout) [ $# -ge 2 ] || usage; RIG_GUEST_TIMEOUT=$2; shift 2 ;;
+        --guest-timeout=*) RIG_GUEST_TIMEOUT=${1#*=}; shift ;;
         -v | --verbose) verbose=1; shift ;;
         *) usage ;;
         esac
@@ -102,8 +110,15 @@ QEMU_DEVICES=(-device edu,addr=01.0 -device pci-testdev,addr=02.0
         -netdev hubport,id=n1,hubid=0 -device e1000e,bus=rp1,netdev=n1,romfile=
         -device pcie-root-port,id=rp2,chassis=2,slot=2,addr=05.0 -device edu,bus=rp2
         -device edu,addr=06.0,multifunction=on
-        -netdev hubport,id=n2,hubid=0 -device e1000,addr=06.1,netdev=n2,romfile=)
+        -netdev hubport,id=n2,hubid=0 -device e1000,addr=06.1,netdev=n2,romfile=
+        -netdev hubport,id=n3,hubid=0 -device e1000,addr=07.0,multifunction=on,netdev=n3,romfile=
+        -device edu,addr=07.1
+        -netdev hubport,id=n4,hubid=0 -device e1000,addr=07.2,netdev=n4,romfile=
+        -device pcie-root-port,id=rp3,chassis=3,slot=3,addr=08.0 -device pcie-pci-bridge,id=pb1,bus=rp3
+        -netdev hubport,id=n5,hubid=0 -device e1000,bus=pb1,addr=01.0,netdev=n5,romfile=)
 GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-150}
+SCENARIO_TIMEOUT=${RIG_SCENARIO_TIMEOUT:-60}
+case $GUEST_TIMEOUT$SCENARIO_TIMEOUT in *[!0-9]*) echo "run.sh: timeouts are whole seconds" >&2; exit 2 ;; esac
 
 summary=()
 failed=0
@@ -112,7 +127,7 @@ boot() {
         local line=$1 iommu=$2 log=$logs/$1-$2.log cmdline args=() t0 t1 rc=0
         # shellcheck disable=SC1090
         . "$build_dir/vm/$line/rig.env"
-        cmdline="console=ttyS0 iommu=nopt panic=-1 quiet rig.timeout=$GUEST_TIMEOUT rig.label=$line-$iommu"
+        cmdline="console=ttyS0 iommu=nopt panic=-1 quiet rig.timeout=$GUEST_TIMEOUT rig.scenario_timeout=$SCENARIO_TIMEOUT rig.label=$line-$iommu"
         [ -n "$capture" ] && cmdline="$cmdline rig.capture=1"
         [ -n "$only" ] && cmdline="$cmdline rig.only=$only"
         args=(-machine q35 -accel tcg -cpu qemu64,+svm,+npt -m 1024 -smp 1 -nodefaults -nographic

@@ -13,21 +13,22 @@ fi
 # First a VMM that holds only the container and the group (no device fd): a release by token does not
 # wait for it. The kernel lets vfio-pci go at once and the host driver comes back, while the VMM's group
 # fd is left pointing at a deleted node.
-if acquire_exec /tmp/revoke.out 3 --label revoked --exec -- vmm-standin --hold 60; then
+g3=$(group_of "$NIC")
+if acquire_exec /tmp/revoke.out "$NIC" --label revoked --exec -- vmm-standin --hold 60; then
         t0=$(now_ms)
         out=$(timeout 10 groupctl release "$TOKEN" 2>&1)
         st=$?
-        if [ $st -eq 0 ] && wait_until 50 is_on 0000:00:03.0 e1000e && wait_until 30 node_gone 3 &&
+        if [ $st -eq 0 ] && wait_until 50 is_on 0000:00:03.0 e1000e && wait_until 30 node_gone "$g3" &&
                 wait_until 30 no_leases; then
                 t1=$(now_ms)
                 fds=$(vfio_fds_of "$VMM_PID")
-                if alive "$VMM_PID" && echo "$fds" | grep -q '/dev/vfio/3 (deleted)'; then
+                if alive "$VMM_PID" && echo "$fds" | grep -q "/dev/vfio/$g3 (deleted)"; then
                         pass release-revokes-group-fds "e1000e back $((t1 - t0)) ms after the release; the live VMM holds '$fds'"
                 else
                         fail release-revokes-group-fds "VMM alive: $(alive "$VMM_PID" && echo yes || echo no), its fds '$fds'"
                 fi
         else
-                fail release-revokes-group-fds "release exited $st ($out); 00:03.0 on '$(driver_of 0000:00:03.0)', /dev/vfio/3 $([ -e /dev/vfio/3 ] && echo there || echo gone)"
+                fail release-revokes-group-fds "release exited $st ($out); 00:03.0 on '$(driver_of 0000:00:03.0)', /dev/vfio/$g3 $([ -e /dev/vfio/$g3 ] && echo there || echo gone)"
                 daemon_log_tail
         fi
         kill -TERM "$VMM_PID"
@@ -37,7 +38,7 @@ else
         daemon_log_tail
 fi
 
-if acquire_exec /tmp/held.out 3 --label stubborn --exec -- vmm-standin --hold 60 --keep-device-fds; then
+if acquire_exec /tmp/held.out "$NIC" --label stubborn --exec -- vmm-standin --hold 60 --keep-device-fds; then
         sed 's/^/    /' /tmp/held.out
         t0=$(now_ms)
         out=$(timeout 10 groupctl release "$TOKEN" 2>&1)
@@ -75,16 +76,16 @@ if acquire_exec /tmp/held.out 3 --label stubborn --exec -- vmm-standin --hold 60
         # The kernel's side: the unbind is under way (the driver link goes first) but vfio-pci's remove
         # waits for the device fd, so the group node stays and no host driver is back.
         drv=$(driver_of 0000:00:03.0)
-        if [ "$drv" != e1000e ] && [ -c /dev/vfio/3 ] && alive "$VMM_PID"; then
-                pass release-held-kernel "00:03.0 on '${drv:-none}', /dev/vfio/3 still there while the owner holds the device fd"
+        if [ "$drv" != e1000e ] && [ -c /dev/vfio/$g3 ] && alive "$VMM_PID"; then
+                pass release-held-kernel "00:03.0 on '${drv:-none}', /dev/vfio/$g3 still there while the owner holds the device fd"
         else
-                fail release-held-kernel "00:03.0 on '${drv:-none}', /dev/vfio/3 $([ -c /dev/vfio/3 ] && echo there || echo gone) although the owner holds its device fd"
+                fail release-held-kernel "00:03.0 on '${drv:-none}', /dev/vfio/$g3 $([ -c /dev/vfio/$g3 ] && echo there || echo gone) although the owner holds its device fd"
         fi
 
         # The owner lets go (and lives on): the release completes.
         t0=$(now_ms)
         kill -USR1 "$VMM_PID"
-        if wait_until 100 is_on 0000:00:03.0 e1000e && wait_until 50 node_gone 3; then
+        if wait_until 100 is_on 0000:00:03.0 e1000e && wait_until 50 node_gone "$g3"; then
                 t1=$(now_ms)
                 if alive "$VMM_PID" && grep -q 'let go of 1 device fd' /tmp/held.out && wait_until 50 no_leases; then
                         pass release-held-completes "e1000e back $((t1 - t0)) ms after the owner closed its fds; the owner is still running"

@@ -10,7 +10,7 @@
 #     be acquired again (a kvm-vfio device still holding it would make /dev/vfio/3 EBUSY);
 #   - with the VMM SIGKILLed, the kernel drops the registration: the group can be acquired again;
 #   - with --guest-ram, the owner's RLIMIT_MEMLOCK is raised (prlimit) to libvirt's figure.
-# It also shows `groupctl dma 3` and `groupctl memlock 3 --guest-ram 8G` for a leased group 3.
+# It also shows `groupctl dma 00:03.0` and `groupctl memlock 00:03.0 --guest-ram 8G` for its leased group.
 
 modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null || true
 if [ ! -e /dev/kvm ]; then
@@ -44,27 +44,27 @@ standin() {
         fi
 }
 
-standin release --configure-iommu --end release 3
-standin killed --end kill 3
-standin control --end release-keep-kvm 3
-standin memlock --guest-ram 8G --end release 3
+standin release --configure-iommu --end release "$NIC"
+standin killed --end kill "$NIC"
+standin control --end release-keep-kvm "$NIC"
+standin memlock --guest-ram 8G --end release "$NIC"
 
 # The DMA facts of a leased group 3, and the memlock figure, as groupctl shows them.
-if acquire_exec /tmp/dma3.out 3 --configure-iommu --label dma --exec -- vmm-standin --hold 60; then
-        dma=$(groupctl dma 3 2>&1)
-        mem=$(groupctl memlock 3 --guest-ram 8G 2>&1)
+if acquire_exec /tmp/dma3.out "$NIC" --configure-iommu --label dma --exec -- vmm-standin --hold 60; then
+        dma=$(groupctl dma "$NIC" 2>&1)
+        mem=$(groupctl memlock "$NIC" --guest-ram 8G 2>&1)
         if echo "$dma" | grep -q "lease's container" && echo "$dma" | grep -q "0x00000000fef00000" &&
            echo "$mem" | grep -q "^9663676416 bytes"; then
-                pass kvm-dma-facts "groupctl dma 3: IOVA ranges around the MSI window; memlock 9 GiB for 8 GiB"
+                pass kvm-dma-facts "groupctl dma $NIC: IOVA ranges around the MSI window; memlock 9 GiB for 8 GiB"
         else
                 fail kvm-dma-facts "unexpected output"
         fi
-        note "\$ groupctl dma 3"
+        note "\$ groupctl dma $NIC"
         echo "$dma" | sed 's/^/    /'
-        note "\$ groupctl memlock 3 --guest-ram 8G"
+        note "\$ groupctl memlock "$NIC" --guest-ram 8G"
         echo "$mem" | sed 's/^/    /'
-        note "\$ groupctl dma 3 --json"
-        groupctl dma 3 --json 2>&1 | sed 's/^/    /'
+        note "\$ groupctl dma "$NIC" --json"
+        groupctl dma "$NIC" --json 2>&1 | sed 's/^/    /'
         groupctl release "$TOKEN" >/dev/null 2>&1
         kill -TERM "$VMM_PID" 2>/dev/null
         wait "$ACQ_PID" 2>/dev/null

@@ -5,7 +5,7 @@
 # the serial log; asserts only that every round worked and the host driver came back.
 
 n=${RIG_BENCH_N:-5}
-dev=0000:00:03.0
+dev=$NIC
 
 # groupd: groupctl acquire --exec of a command that exits at once, so the round is acquire, hand-over,
 # the owner's exit, and the release until e1000e is back (groupctl waits for LEASE_ENDED).
@@ -13,7 +13,7 @@ daemon_start -v || { fail bench-group3 "groupd did not start"; return 0; }
 ok=1 walls=
 for _ in $(seq "$n"); do
         t0=$(now_ms)
-        if ! groupctl acquire 3 --configure-iommu --label bench --exec -- true >/dev/null 2>&1; then
+        if ! groupctl acquire "$dev" --configure-iommu --label bench --exec -- true >/dev/null 2>&1; then
                 ok=0
                 break
         fi

@@ -105,6 +105,18 @@ typedef struct Sim {
         int wake_fd;            /* eventfd: rebuild the poll set, or stop */
         pthread_t thread;
         bool thread_started;
+
+        /* Behind the daemon's back: the control fifo (state_dir/sim/control), what it removed, what the
+         * host stands on, and the changes the watcher has not drained yet. */
+        int control_fd;
+        char control_buf[1024];
+        size_t control_len;
+        bool *removed;          /* parallel to topology->devices */
+        HostUse *uses;
+        size_t n_uses, allocated_uses;
+        HostChange *changes;
+        size_t n_changes, allocated_changes;
+        int change_fd;          /* eventfd: changes to drain */
 } Sim;
 
 static Sim *sim_of(Host *h) {
@@ -121,6 +133,14 @@ static SimGroupState *sim_group_state(Sim *s, unsigned id) {
 static void sim_wake(Sim *s) {
         uint64_t one = 1;
         (void) !write(s->wake_fd, &one, sizeof one);
+}
+
+/* The topology's device at address, unless a control removed it. */
+static const SimTopoDevice *sim_device(Sim *s, const char *address) {
+        const SimTopoDevice *td = sim_topology_find_device(s->topology, address);
+        if (!td || (s->removed && s->removed[td - s->topology->devices]))
+                return NULL;
+        return td;
 }
 
 /* ---------------------------------------------------------------- small file helpers */
@@ -233,8 +253,11 @@ static bool tree_has_driver(int sys_fd, const char *driver) {
         return faccessat(sys_fd, path, F_OK, 0) >= 0;
 }
 
-static int tree_bind(int sys_fd, const char *address, const char *driver) {
+/* Binds in the tree. A VFIO driver (vfio-pci, a variant) gives the device a vfio-dev/ directory, as the
+ * kernel's vfio_register_group_dev() does. */
+static int tree_bind(int sys_fd, const SimTopology *t, const char *address, const char *driver) {
         char dir[128], path[PATH_MAX], target[PATH_MAX];
+        int r;
 
         device_dir(address, dir, sizeof dir);
         (void) snprintf(path, sizeof path, "%s/driver", dir);
@@ -246,6 +269,12 @@ static int tree_bind(int sys_fd, const char *address, const char *driver) {
         (void) snprintf(target, sizeof target, "../../../../%s", dir);
         if (symlinkat(target, sys_fd, path) < 0 && errno != EEXIST)
                 return -errno;
+        if (sim_topology_is_vfio_driver(t, driver)) {
+                (void) snprintf(path, sizeof path, "%s/vfio-dev", dir);
+                r = mkdir_at(sys_fd, path);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -259,6 +288,181 @@ static int tree_unbind(int sys_fd, const char *address, const char *driver) {
         (void) snprintf(path, sizeof path, "bus/pci/drivers/%s/%s", driver, address);
         if (unlinkat(sys_fd, path, 0) < 0 && errno != ENOENT)
                 return -errno;
+        (void) snprintf(path, sizeof path, "%s/vfio-dev", dir);
+        return rm_rf_at(sys_fd, path);
+}
+
+static int tree_add_group(int sys_fd, const SimTopoGroup *g) {
+        _cleanup_free_ char *regions = NULL;
+        char path[PATH_MAX], text[64];
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u", g->id);
+        r = mkdir_at(sys_fd, path);
+        if (r < 0)
+                return r;
+        (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/devices", g->id);
+        r = mkdir_at(sys_fd, path);
+        if (r < 0)
+                return r;
+        if (!isempty(g->type)) {
+                (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/type", g->id);
+                (void) snprintf(text, sizeof text, "%s\n", g->type);
+                r = write_new_file_at(sys_fd, path, text);
+                if (r < 0)
+                        return r;
+        }
+
+        f = open_memstream(&regions, &size);
+        if (!f)
+                return -ENOMEM;
+        for (size_t k = 0; k < g->n_regions; k++)
+                fprintf(f, "0x%016" PRIx64 " 0x%016" PRIx64 " %s\n", g->regions[k].start,
+                        g->regions[k].end, g->regions[k].type);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/reserved_regions", g->id);
+        return write_new_file_at(sys_fd, path, regions ?: "");
+}
+
+/* The first 64 bytes of config space (what anyone may read): ids, class, header type. */
+static int tree_write_config(int sys_fd, const char *dir, const SimTopoDevice *d) {
+        _cleanup_close_ int fd = -EBADF;
+        char path[PATH_MAX];
+        uint8_t c[64] = {};
+
+        c[0] = (uint8_t) d->vendor;
+        c[1] = (uint8_t) (d->vendor >> 8);
+        c[2] = (uint8_t) d->device;
+        c[3] = (uint8_t) (d->device >> 8);
+        c[9] = (uint8_t) d->class_code;
+        c[10] = (uint8_t) (d->class_code >> 8);
+        c[11] = (uint8_t) (d->class_code >> 16);
+        c[14] = d->header_type;
+        (void) snprintf(path, sizeof path, "%s/config", dir);
+        fd = openat(sys_fd, path, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC|O_NOCTTY, 0644);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, c, sizeof c) != (ssize_t) sizeof c)
+                return -EIO;
+        return 0;
+}
+
+/* One device, bound to driver ("" none), with its override. */
+static int tree_add_device(int sys_fd, const SimTopology *t, const SimTopoDevice *d, const char *driver,
+                           const char *override) {
+        char dir[128], path[PATH_MAX], target[PATH_MAX], text[128];
+        int r;
+
+        (void) snprintf(path, sizeof path, "devices/pci%.7s", d->address);
+        r = mkdir_at(sys_fd, path);
+        if (r < 0)
+                return r;
+        device_dir(d->address, dir, sizeof dir);
+        r = mkdir_at(sys_fd, dir);
+        if (r < 0)
+                return r;
+
+        (void) snprintf(path, sizeof path, "%s/vendor", dir);
+        (void) snprintf(text, sizeof text, "0x%04x\n", d->vendor);
+        r = write_new_file_at(sys_fd, path, text);
+        if (r < 0)
+                return r;
+        (void) snprintf(path, sizeof path, "%s/device", dir);
+        (void) snprintf(text, sizeof text, "0x%04x\n", d->device);
+        r = write_new_file_at(sys_fd, path, text);
+        if (r < 0)
+                return r;
+        (void) snprintf(path, sizeof path, "%s/class", dir);
+        (void) snprintf(text, sizeof text, "0x%06x\n", d->class_code);
+        r = write_new_file_at(sys_fd, path, text);
+        if (r < 0)
+                return r;
+        r = tree_write_config(sys_fd, dir, d);
+        if (r < 0)
+                return r;
+        /* modalias as the kernel writes it: pci:vVVVVVVVVdDDDDDDDDsvSSSSSSSSsdDDDDDDDDbcBBscSSiII. */
+        (void) snprintf(path, sizeof path, "%s/modalias", dir);
+        (void) snprintf(text, sizeof text, "pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X\n", d->vendor, d->device,
+                        d->vendor, 0u, (d->class_code >> 16) & 0xff, (d->class_code >> 8) & 0xff,
+                        d->class_code & 0xff);
+        r = write_new_file_at(sys_fd, path, text);
+        if (r < 0)
+                return r;
+        if ((d->class_code >> 8) == 0x0300) {
+                (void) snprintf(path, sizeof path, "%s/boot_vga", dir);
+                r = write_new_file_at(sys_fd, path, d->boot_vga ? "1\n" : "0\n");
+                if (r < 0)
+                        return r;
+        }
+        (void) snprintf(path, sizeof path, "%s/driver_override", dir);
+        (void) snprintf(text, sizeof text, "%s\n", isempty(override) ? "(null)" : override);
+        r = write_new_file_at(sys_fd, path, text);
+        if (r < 0)
+                return r;
+
+        (void) snprintf(path, sizeof path, "%s/iommu_group", dir);
+        (void) snprintf(target, sizeof target, "../../../kernel/iommu_groups/%u", d->group);
+        if (symlinkat(target, sys_fd, path) < 0 && errno != EEXIST)
+                return -errno;
+        (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/devices/%s", d->group, d->address);
+        (void) snprintf(target, sizeof target, "../../../../%s", dir);
+        if (symlinkat(target, sys_fd, path) < 0 && errno != EEXIST)
+                return -errno;
+        (void) snprintf(path, sizeof path, "bus/pci/devices/%s", d->address);
+        (void) snprintf(target, sizeof target, "../../../%s", dir);
+        if (symlinkat(target, sys_fd, path) < 0 && errno != EEXIST)
+                return -errno;
+
+        if (!isempty(driver))
+                return tree_bind(sys_fd, t, d->address, driver);
+        return 0;
+}
+
+/* The device leaves the tree, as after a write to its remove attribute; its group goes with its last
+ * device. */
+static int tree_remove_device(int sys_fd, const SimTopoDevice *d, const char *driver) {
+        char dir[128], path[PATH_MAX];
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (!isempty(driver)) {
+                r = tree_unbind(sys_fd, d->address, driver);
+                if (r < 0)
+                        return r;
+        }
+        (void) snprintf(path, sizeof path, "bus/pci/devices/%s", d->address);
+        (void) unlinkat(sys_fd, path, 0);
+        (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/devices/%s", d->group, d->address);
+        (void) unlinkat(sys_fd, path, 0);
+        device_dir(d->address, dir, sizeof dir);
+        r = rm_rf_at(sys_fd, dir);
+        if (r < 0)
+                return r;
+
+        (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/devices", d->group);
+        fd = openat(sys_fd, path, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (fd >= 0) {
+                char buf[1024];
+                bool empty = true;
+                for (;;) {
+                        ssize_t k = getdents64(fd, buf, sizeof buf);
+                        if (k <= 0)
+                                break;
+                        for (ssize_t off = 0; off < k;) {
+                                const struct dirent64 *de = (const struct dirent64 *) (buf + off);
+                                off += de->d_reclen;
+                                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                                        empty = false;
+                        }
+                }
+                if (empty) {
+                        (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u", d->group);
+                        return rm_rf_at(sys_fd, path);
+                }
+        }
         return 0;
 }
 
@@ -267,7 +471,6 @@ static int tree_build(int sys_fd, const SimTopology *t) {
                 "kernel", "kernel/iommu_groups", "devices", "bus", "bus/pci", "bus/pci/devices",
                 "bus/pci/drivers",
         };
-        char path[PATH_MAX], target[PATH_MAX], text[64];
         int r;
 
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
@@ -280,103 +483,24 @@ static int tree_build(int sys_fd, const SimTopology *t) {
                 return r;
 
         for (size_t i = 0; i < t->n_groups; i++) {
-                const SimTopoGroup *g = &t->groups[i];
-                _cleanup_free_ char *regions = NULL;
-                size_t size = 0;
-                FILE *f;
-
-                (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u", g->id);
-                r = mkdir_at(sys_fd, path);
-                if (r < 0)
-                        return r;
-                (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/devices", g->id);
-                r = mkdir_at(sys_fd, path);
-                if (r < 0)
-                        return r;
-                if (!isempty(g->type)) {
-                        (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/type", g->id);
-                        (void) snprintf(text, sizeof text, "%s\n", g->type);
-                        r = write_new_file_at(sys_fd, path, text);
-                        if (r < 0)
-                                return r;
-                }
-
-                f = open_memstream(&regions, &size);
-                if (!f)
-                        return -ENOMEM;
-                for (size_t k = 0; k < g->n_regions; k++)
-                        fprintf(f, "0x%016" PRIx64 " 0x%016" PRIx64 " %s\n", g->regions[k].start,
-                                g->regions[k].end, g->regions[k].type);
-                if (fclose(f) != 0)
-                        return -ENOMEM;
-                (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/reserved_regions", g->id);
-                r = write_new_file_at(sys_fd, path, regions ?: "");
+                r = tree_add_group(sys_fd, &t->groups[i]);
                 if (r < 0)
                         return r;
         }
 
         for (size_t i = 0; i < t->n_devices; i++) {
                 const SimTopoDevice *d = &t->devices[i];
-                char dir[128];
+                const char *drv[] = { d->native, d->driver, d->variant };
 
-                if (!isempty(d->native) && !tree_has_driver(sys_fd, d->native)) {
-                        r = tree_add_driver(sys_fd, d->native);
-                        if (r < 0)
-                                return r;
-                }
-                if (!isempty(d->driver) && !tree_has_driver(sys_fd, d->driver)) {
-                        r = tree_add_driver(sys_fd, d->driver);
-                        if (r < 0)
-                                return r;
-                }
-
-                (void) snprintf(path, sizeof path, "devices/pci%.7s", d->address);
-                r = mkdir_at(sys_fd, path);
+                for (size_t k = 0; k < ELEMENTSOF(drv); k++)
+                        if (!isempty(drv[k]) && !tree_has_driver(sys_fd, drv[k])) {
+                                r = tree_add_driver(sys_fd, drv[k]);
+                                if (r < 0)
+                                        return r;
+                        }
+                r = tree_add_device(sys_fd, t, d, d->driver, d->override);
                 if (r < 0)
                         return r;
-                device_dir(d->address, dir, sizeof dir);
-                r = mkdir_at(sys_fd, dir);
-                if (r < 0)
-                        return r;
-
-                (void) snprintf(path, sizeof path, "%s/vendor", dir);
-                (void) snprintf(text, sizeof text, "0x%04x\n", d->vendor);
-                r = write_new_file_at(sys_fd, path, text);
-                if (r < 0)
-                        return r;
-                (void) snprintf(path, sizeof path, "%s/device", dir);
-                (void) snprintf(text, sizeof text, "0x%04x\n", d->device);
-                r = write_new_file_at(sys_fd, path, text);
-                if (r < 0)
-                        return r;
-                (void) snprintf(path, sizeof path, "%s/class", dir);
-                (void) snprintf(text, sizeof text, "0x%06x\n", d->class_code);
-                r = write_new_file_at(sys_fd, path, text);
-                if (r < 0)
-                        return r;
-                (void) snprintf(path, sizeof path, "%s/driver_override", dir);
-                r = write_new_file_at(sys_fd, path, "(null)\n");
-                if (r < 0)
-                        return r;
-
-                (void) snprintf(path, sizeof path, "%s/iommu_group", dir);
-                (void) snprintf(target, sizeof target, "../../../kernel/iommu_groups/%u", d->group);
-                if (symlinkat(target, sys_fd, path) < 0)
-                        return -errno;
-                (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u/devices/%s", d->group, d->address);
-                (void) snprintf(target, sizeof target, "../../../../%s", dir);
-                if (symlinkat(target, sys_fd, path) < 0)
-                        return -errno;
-                (void) snprintf(path, sizeof path, "bus/pci/devices/%s", d->address);
-                (void) snprintf(target, sizeof target, "../../../%s", dir);
-                if (symlinkat(target, sys_fd, path) < 0)
-                        return -errno;
-
-                if (!isempty(d->driver)) {
-                        r = tree_bind(sys_fd, d->address, d->driver);
-                        if (r < 0)
-                                return r;
-                }
         }
         return 0;
 }
@@ -567,6 +691,238 @@ static void sim_reap(Sim *s) {
         }
 }
 
+/* ---------------------------------------------------------------- behind the daemon's back */
+
+/* Mutex held. A change for the watcher; dropped when out of memory (the watcher rereads anyway). */
+static void sim_queue_change(Sim *s, HostChangeKind kind, const char *address, const char *driver) {
+        const SimTopoDevice *td = sim_topology_find_device(s->topology, address);
+
+        if (ARRAY_GROW(s->changes, s->allocated_changes, s->n_changes, 8) < 0)
+                return;
+        s->changes[s->n_changes] = (HostChange) { .kind = kind, .group = td ? td->group : UINT_MAX };
+        (void) snprintf(s->changes[s->n_changes].address, HOST_ADDR_MAX, "%s", address);
+        (void) snprintf(s->changes[s->n_changes].driver, HOST_DRIVER_MAX, "%s", strempty(driver));
+        s->n_changes++;
+        {
+                uint64_t one = 1;
+                (void) !write(s->change_fd, &one, sizeof one);
+        }
+}
+
+static void sim_set_use(Sim *s, const char *address, HostUseKind kind, const char *what, bool on) {
+        for (size_t i = 0; i < s->n_uses; i++)
+                if (s->uses[i].kind == kind && streq(s->uses[i].address, address)) {
+                        if (on)
+                                (void) snprintf(s->uses[i].what, sizeof s->uses[i].what, "%s", strempty(what));
+                        else
+                                s->uses[i] = s->uses[--s->n_uses];
+                        return;
+                }
+        if (on)
+                (void) host_use_add(&s->uses, &s->n_uses, &s->allocated_uses, address, kind, what);
+}
+
+/* One control line. Mutex held. Returns 0, or negative errno (logged by the caller). */
+static int sim_control(Host *h, Sim *s, char *line) {
+        char *words[4], *save = NULL, address[HOST_ADDR_MAX], driver[HOST_DRIVER_MAX];
+        const SimTopoDevice *td;
+        size_t n = 0;
+        int r;
+
+        for (char *w = strtok_r(line, " \t\r", &save); w && n < ELEMENTSOF(words); w = strtok_r(NULL, " \t\r", &save))
+                words[n++] = w;
+        if (n < 2 || host_parse_pci_address(words[1], address) < 0)
+                return -EINVAL;
+        td = sim_topology_find_device(s->topology, address);
+        if (!td)
+                return -ENODEV;
+        size_t idx = (size_t) (td - s->topology->devices);
+
+        if (streq(words[0], "add")) {
+                const SimTopoGroup *g = sim_topology_find_group(s->topology, td->group);
+                char path[64];
+
+                if (!s->removed[idx])
+                        return -EEXIST;
+                (void) snprintf(path, sizeof path, "kernel/iommu_groups/%u", td->group);
+                if (faccessat(h->sysfs_fd, path, F_OK, 0) < 0) {
+                        r = tree_add_group(h->sysfs_fd, g);
+                        if (r < 0)
+                                return r;
+                }
+                /* A new device: no override; the kernel probes its host driver. */
+                r = tree_add_device(h->sysfs_fd, s->topology, td,
+                                    !isempty(td->native) && tree_has_driver(h->sysfs_fd, td->native) ? td->native : "",
+                                    "");
+                if (r < 0)
+                        return r;
+                s->removed[idx] = false;
+                sim_queue_change(s, HOST_CHANGE_ADD, address, NULL);
+                if (!isempty(td->native))
+                        sim_queue_change(s, HOST_CHANGE_BIND, address, td->native);
+                return 0;
+        }
+        if (s->removed[idx])
+                return -ENODEV;
+
+        r = sysfs_read_device_driver(h->sysfs_fd, address, driver);
+        if (r < 0)
+                return r;
+        if (streq(words[0], "remove")) {
+                /* As the kernel does it: the driver lets go first (an unbind uevent, with the device still
+                 * there), then the device goes (a remove uevent) a moment later. */
+                if (!isempty(driver)) {
+                        r = tree_unbind(h->sysfs_fd, address, driver);
+                        if (r < 0)
+                                return r;
+                        sim_queue_change(s, HOST_CHANGE_UNBIND, address, NULL);
+                        (void) pthread_mutex_unlock(&s->mutex);
+                        (void) poll(NULL, 0, 50);
+                        (void) pthread_mutex_lock(&s->mutex);
+                }
+                r = tree_remove_device(h->sysfs_fd, td, "");
+                if (r < 0)
+                        return r;
+                s->removed[idx] = true;
+                sim_queue_change(s, HOST_CHANGE_REMOVE, address, NULL);
+                return 0;
+        }
+        if (streq(words[0], "unbind") || streq(words[0], "rebind")) {
+                const char *to = n >= 3 ? words[2] : td->native;
+
+                if (streq(words[0], "rebind") && (isempty(to) || !sysfs_name_is_valid(to, HOST_DRIVER_MAX)))
+                        return -EINVAL;
+                if (!isempty(driver)) {
+                        r = tree_unbind(h->sysfs_fd, address, driver);
+                        if (r < 0)
+                                return r;
+                        sim_queue_change(s, HOST_CHANGE_UNBIND, address, NULL);
+                }
+                if (streq(words[0], "unbind"))
+                        return 0;
+                if (!tree_has_driver(h->sysfs_fd, to)) {
+                        r = tree_add_driver(h->sysfs_fd, to);
+                        if (r < 0)
+                                return r;
+                }
+                r = tree_bind(h->sysfs_fd, s->topology, address, to);
+                if (r < 0)
+                        return r;
+                sim_queue_change(s, HOST_CHANGE_BIND, address, to);
+                return 0;
+        }
+        if (streq(words[0], "mount") || streq(words[0], "unmount")) {
+                char what[128];
+                (void) snprintf(what, sizeof what, "%s on %s", n >= 3 ? words[2] : "/", "sim-disk");
+                sim_set_use(s, address, HOST_USE_MOUNT, what, streq(words[0], "mount"));
+                return 0;
+        }
+        if (streq(words[0], "swapon") || streq(words[0], "swapoff")) {
+                sim_set_use(s, address, HOST_USE_SWAP, "/dev/sim-swap", streq(words[0], "swapon"));
+                return 0;
+        }
+        if (streq(words[0], "route") || streq(words[0], "noroute")) {
+                sim_set_use(s, address, HOST_USE_ROUTE, n >= 3 ? words[2] : "eth0", streq(words[0], "route"));
+                return 0;
+        }
+        return -EINVAL;
+}
+
+/* Reads what the fifo has and runs each complete line. Mutex held. */
+static void sim_read_control(Host *h, Sim *s) {
+        for (;;) {
+                ssize_t n = read(s->control_fd, s->control_buf + s->control_len,
+                                 sizeof s->control_buf - 1 - s->control_len);
+                char *nl;
+
+                if (n <= 0)
+                        return;
+                s->control_len += (size_t) n;
+                s->control_buf[s->control_len] = 0;
+                while ((nl = strchr(s->control_buf, '\n'))) {
+                        char line[sizeof s->control_buf];
+                        size_t l = (size_t) (nl - s->control_buf);
+                        int r;
+
+                        memcpy(line, s->control_buf, l);
+                        line[l] = 0;
+                        memmove(s->control_buf, nl + 1, s->control_len - l - 1);
+                        s->control_len -= l + 1;
+                        s->control_buf[s->control_len] = 0;
+                        if (isempty(line))
+                                continue;
+                        {
+                                char copy[sizeof line];
+                                strcpy(copy, line);
+                                r = sim_control(h, s, copy);
+                        }
+                        if (r < 0)
+                                log_warning_errno(r, "Simulated host: control \"%s\" failed: %m", line);
+                        else
+                                log_debug("Simulated host: %s", line);
+                }
+                if (s->control_len >= sizeof s->control_buf - 1)
+                        s->control_len = 0; /* a line too long: dropped */
+        }
+}
+
+static int sim_watch_fd(Host *h) {
+        return sim_of(h)->change_fd;
+}
+
+static int sim_watch_drain(Host *h, HostChange **ret, size_t *ret_n) {
+        Sim *s = sim_of(h);
+        uint64_t v;
+
+        (void) !read(s->change_fd, &v, sizeof v);
+        (void) pthread_mutex_lock(&s->mutex);
+        *ret = TAKE_PTR(s->changes);
+        *ret_n = s->n_changes;
+        s->n_changes = s->allocated_changes = 0;
+        (void) pthread_mutex_unlock(&s->mutex);
+        return 0;
+}
+
+static int sim_list_uses(Host *h, HostUse **ret, size_t *ret_n) {
+        Sim *s = sim_of(h);
+        HostUse *copy;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        copy = calloc(MAX(s->n_uses, (size_t) 1), sizeof *copy);
+        if (copy && s->n_uses > 0)
+                memcpy(copy, s->uses, s->n_uses * sizeof *copy);
+        *ret_n = s->n_uses;
+        (void) pthread_mutex_unlock(&s->mutex);
+        if (!copy)
+                return -ENOMEM;
+        *ret = copy;
+        return 0;
+}
+
+/* The simulated modules.alias: each variant= as its vendor:device alias, as mlx5_vfio_pci's are. */
+static int sim_modules_alias(Host *h, char **ret) {
+        const SimTopology *t = sim_of(h)->topology;
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->n_devices; i++)
+                if (!isempty(t->devices[i].variant))
+                        fprintf(f, "alias vfio_pci:v%08Xd%08Xsv*sd*bc*sc*i* %s\n", t->devices[i].vendor,
+                                t->devices[i].device, t->devices[i].variant);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        *ret = text;
+        return 0;
+}
+
+static bool sim_denylisted(Host *h, const HostDevice *d) {
+        const SimTopoDevice *td = sim_topology_find_device(sim_of(h)->topology, d->address);
+        return td && td->vfio_denylisted;
+}
+
 /* ---------------------------------------------------------------- the responder */
 
 static const char *iommu_type_name(uint32_t type, char *buf, size_t size) {
@@ -589,7 +945,7 @@ static const char *iommu_type_name(uint32_t type, char *buf, size_t size) {
 
 static bool group_devices_vfio_safe(const HostGroup *g) {
         for (size_t i = 0; i < g->n_devices; i++)
-                if (!host_driver_is_vfio_safe(g->devices[i].driver))
+                if (!host_device_is_vfio_safe(&g->devices[i]))
                         return false;
         return true;
 }
@@ -634,7 +990,7 @@ static void sim_answer_group(Host *h, Sim *s, SimFile *f, const char *req, char 
                 HostDevice d;
 
                 if (host_parse_pci_address(arg, address) < 0 ||
-                    !(td = sim_topology_find_device(s->topology, address)) || td->group != f->group ||
+                    !(td = sim_device(s, address)) || td->group != f->group ||
                     sysfs_read_device(h->sysfs_fd, NULL, address, &d) < 0) {
                         (void) snprintf(reply, size, "error=ENODEV");
                         return;
@@ -718,7 +1074,7 @@ static void *sim_responder(void *userdata) {
                 sim_reap(s);
                 for (SimFile *f = s->files; f; f = f->next)
                         n++;
-                if (n + 1 > allocated) {
+                if (n + 2 > allocated) {
                         size_t a = MAX(2 * allocated, n + 16);
                         struct pollfd *p = reallocarray(pfds, a, sizeof *pfds);
                         SimFile **q;
@@ -737,16 +1093,17 @@ static void *sim_responder(void *userdata) {
                 }
 
                 pfds[0] = (struct pollfd) { .fd = s->wake_fd, .events = POLLIN };
+                pfds[1] = (struct pollfd) { .fd = s->control_fd, .events = POLLIN };
                 n = 0;
                 for (SimFile *f = s->files; f; f = f->next) {
                         if (f->closed || f->peer_fd < 0)
                                 continue;
                         polled[n] = f;
-                        pfds[++n] = (struct pollfd) { .fd = f->peer_fd, .events = POLLIN };
+                        pfds[2 + n++] = (struct pollfd) { .fd = f->peer_fd, .events = POLLIN };
                 }
                 (void) pthread_mutex_unlock(&s->mutex);
 
-                k = poll(pfds, n + 1, -1);
+                k = poll(pfds, n + 2, -1);
 
                 (void) pthread_mutex_lock(&s->mutex);
                 if (k < 0)
@@ -755,12 +1112,14 @@ static void *sim_responder(void *userdata) {
                         uint64_t v;
                         (void) !read(s->wake_fd, &v, sizeof v);
                 }
+                if (pfds[1].revents & POLLIN)
+                        sim_read_control(h, s);
                 for (size_t i = 0; i < n; i++) {
                         /* Files are freed by this thread only, so polled[] is valid; skip what another
                          * thread released meanwhile. */
-                        if (pfds[i + 1].revents == 0 || polled[i]->closed)
+                        if (pfds[i + 2].revents == 0 || polled[i]->closed)
                                 continue;
-                        sim_serve(h, s, polled[i], pfds[i + 1].revents);
+                        sim_serve(h, s, polled[i], pfds[i + 2].revents);
                 }
         }
         (void) pthread_mutex_unlock(&s->mutex);
@@ -774,7 +1133,7 @@ static int sim_set_override(Host *h, const char *address, const char *driver) {
         char dir[128], text[HOST_DRIVER_MAX + 2];
         int r;
 
-        if (!sim_topology_find_device(s->topology, address))
+        if (!sim_device(s, address))
                 return -ENOENT;
         device_dir(address, dir, sizeof dir);
         (void) snprintf(text, sizeof text, "%s\n", driver ?: "(null)");
@@ -789,7 +1148,7 @@ static int sim_unbind(Host *h, const char *address) {
         Sim *s = sim_of(h);
         int r;
 
-        if (!sim_topology_find_device(s->topology, address))
+        if (!sim_device(s, address))
                 return -ENOENT;
 
         (void) pthread_mutex_lock(&s->mutex);
@@ -838,6 +1197,8 @@ static int sim_check_bind(Host *h, Sim *s, const SimTopoDevice *td, const HostDe
                 return -EBUSY;
         if (td->vfio_denylisted && streq(driver, "vfio-pci"))
                 return -EBUSY; /* vfio_pci_probe() refuses denylisted devices */
+        if (td->header_type != HOST_HEADER_NORMAL && sim_topology_is_vfio_driver(s->topology, driver))
+                return -EINVAL; /* vfio_pci_core: "only normal header type devices" */
         gs = sim_group_state(s, td->group);
         if (gs && sim_group_is_open(s, gs) && gs->file->container && !host_driver_is_vfio_safe(driver))
                 return -EINVAL;
@@ -850,7 +1211,7 @@ static int sim_bind(Host *h, const char *address, const char *driver) {
         HostDevice d;
         int r;
 
-        td = sim_topology_find_device(s->topology, address);
+        td = sim_device(s, address);
         if (!td) /* the kernel's bind finds no such device */
                 return tree_has_driver(h->sysfs_fd, driver) ? -ENODEV : -ENOENT;
 
@@ -859,7 +1220,7 @@ static int sim_bind(Host *h, const char *address, const char *driver) {
         if (r >= 0)
                 r = sim_check_bind(h, s, td, &d, driver);
         if (r >= 0)
-                r = tree_bind(h->sysfs_fd, address, driver);
+                r = tree_bind(h->sysfs_fd, s->topology, address, driver);
         (void) pthread_mutex_unlock(&s->mutex);
         return r;
 }
@@ -871,7 +1232,7 @@ static int sim_probe(Host *h, const char *address) {
         HostDevice d;
         int r;
 
-        td = sim_topology_find_device(s->topology, address);
+        td = sim_device(s, address);
         if (!td)
                 return -ENODEV;
 
@@ -888,7 +1249,7 @@ static int sim_probe(Host *h, const char *address) {
         /* drivers_probe does not report a driver that would not bind (not loaded, refused): the device
          * just stays unbound, and the write succeeds. */
         if (sim_check_bind(h, s, td, &d, driver) >= 0)
-                r = tree_bind(h->sysfs_fd, address, driver);
+                r = tree_bind(h->sysfs_fd, s->topology, address, driver);
 finish:
         (void) pthread_mutex_unlock(&s->mutex);
         return r < 0 ? r : 0;
@@ -922,7 +1283,7 @@ static int sim_open_group(Host *h, unsigned id, int *ret_fd) {
         if (r < 0)
                 goto finish;
         for (size_t i = 0; i < g.n_devices; i++)
-                if (streq(g.devices[i].driver, VFIO_PCI_DRIVER))
+                if (g.devices[i].vfio_driver)
                         on_vfio = true;
         if (!on_vfio) {
                 r = -ENOENT; /* no /dev/vfio/N while no device of the group is on vfio-pci */
@@ -1099,6 +1460,11 @@ static void sim_free(Host *h) {
         (void) pthread_cond_destroy(&s->cond);
         (void) pthread_mutex_destroy(&s->mutex);
         safe_close(s->wake_fd);
+        safe_close(s->control_fd);
+        safe_close(s->change_fd);
+        free(s->removed);
+        free(s->uses);
+        free(s->changes);
         safe_close(s->state_fd);
         safe_close(s->book_fd);
         free(s->groups);
@@ -1119,6 +1485,11 @@ static const HostOps sim_ops = {
         .group_set_container = sim_group_set_container,
         .container_set_iommu = sim_container_set_iommu,
         .container_get_info = sim_container_get_info,
+        .list_uses = sim_list_uses,
+        .watch_fd = sim_watch_fd,
+        .watch_drain = sim_watch_drain,
+        .denylisted = sim_denylisted,
+        .modules_alias = sim_modules_alias,
 };
 
 static int mkdir_parents(const char *path) {
@@ -1224,7 +1595,7 @@ static int sim_setup_tree(Host *h, Sim *s, const char *state_dir) {
          * more than the one the tree was made from). */
         r = tree_has_driver(h->sysfs_fd, VFIO_PCI_DRIVER) ? 0 : tree_add_driver(h->sysfs_fd, VFIO_PCI_DRIVER);
         for (size_t i = 0; r >= 0 && i < t->n_devices; i++) {
-                const char *drv[] = { t->devices[i].native, t->devices[i].driver };
+                const char *drv[] = { t->devices[i].native, t->devices[i].driver, t->devices[i].variant };
                 for (size_t k = 0; r >= 0 && k < ELEMENTSOF(drv); k++)
                         if (!isempty(drv[k]) && !tree_has_driver(h->sysfs_fd, drv[k]))
                                 r = tree_add_driver(h->sysfs_fd, drv[k]);
@@ -1271,7 +1642,7 @@ int host_new_sim(const HostSimConfig *cfg, Host **ret) {
         if (!s)
                 return log_oom();
         h->data = s;
-        s->state_fd = s->book_fd = s->wake_fd = -EBADF;
+        s->state_fd = s->book_fd = s->wake_fd = s->control_fd = s->change_fd = -EBADF;
         (void) pthread_mutex_init(&s->mutex, NULL);
         (void) pthread_cond_init(&s->cond, NULL);
 
@@ -1311,8 +1682,42 @@ int host_new_sim(const HostSimConfig *cfg, Host **ret) {
         }
 
         s->wake_fd = eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK);
-        if (s->wake_fd < 0)
+        s->change_fd = eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK);
+        if (s->wake_fd < 0 || s->change_fd < 0)
                 return log_error_errno(-errno, "Failed to create an eventfd: %m");
+
+        /* What a control removed earlier stays removed; what the host stands on starts as the topology
+         * says. */
+        s->removed = calloc(MAX(s->topology->n_devices, (size_t) 1), sizeof *s->removed);
+        if (!s->removed)
+                return log_oom();
+        for (size_t i = 0; i < s->topology->n_devices; i++) {
+                const SimTopoDevice *td = &s->topology->devices[i];
+                char path[64], what[128];
+
+                (void) snprintf(path, sizeof path, "bus/pci/devices/%s", td->address);
+                s->removed[i] = faccessat(h->sysfs_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
+                if (!isempty(td->mounted)) {
+                        (void) snprintf(what, sizeof what, "%s on sim-disk", td->mounted);
+                        sim_set_use(s, td->address, HOST_USE_MOUNT, what, true);
+                }
+                if (td->swap)
+                        sim_set_use(s, td->address, HOST_USE_SWAP, "/dev/sim-swap", true);
+                if (!isempty(td->route))
+                        sim_set_use(s, td->address, HOST_USE_ROUTE, td->route, true);
+        }
+
+        /* The controls: lines written to state_dir/sim/control (see host-sim.h). Opened read-write so
+         * that it never reads as closed when the last writer goes. */
+        if (mkfifoat(s->book_fd, "control", 0600) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Failed to create %s/sim/control: %m", cfg->state_dir);
+        {
+                char path[PATH_MAX];
+                (void) snprintf(path, sizeof path, "%s/sim/control", cfg->state_dir);
+                s->control_fd = open(path, O_RDWR|O_NONBLOCK|O_CLOEXEC);
+                if (s->control_fd < 0)
+                        return log_error_errno(-errno, "Failed to open %s: %m", path);
+        }
 
         /* The responder takes no signals: they belong to the daemon's event loop. */
         sigfillset(&all);

@@ -12,3 +12,18 @@ typedef struct HostSimConfig {
 } HostSimConfig;
 
 int host_new_sim(const HostSimConfig *cfg, Host **ret);
+
+/* The simulated host's controls: what happens behind the daemon's back. Lines written to the fifo
+ * state_dir/sim/control (echo "remove 0000:02:00.0" > DIR/sim/control) are run by the simulated host at
+ * once, and reported as changes (host_watch_fd()), as the kernel's uevents report them:
+ *
+ *   remove ADDR           the device leaves (its driver unbound first; its group goes with its last
+ *                         device), as after a write to /sys/bus/pci/devices/ADDR/remove
+ *   add ADDR              a removed device comes back (a rescan), probed to its native driver
+ *   unbind ADDR           its driver lets go, whatever holds the group
+ *   rebind ADDR [DRIVER]  unbound and bound to DRIVER (its native driver when left out)
+ *   mount ADDR [PATH]     a filesystem is mounted from a disk under ADDR; unmount ADDR undoes it
+ *   swapon ADDR           active swap sits under ADDR; swapoff ADDR undoes it
+ *   route ADDR [IFACE]    the default route goes out through IFACE on ADDR; noroute ADDR undoes it
+ *
+ * A line that fails is logged and changes nothing. */

@@ -309,7 +309,7 @@ static int parse_region_line(SimTopoGroup *g, char **tok, size_t n, unsigned lin
 static int parse_device_line(SimTopology *t, SimTopoGroup *g, char **tok, size_t n, unsigned line,
                              char **ret_error) {
         SimTopoDevice d = { .line = line };
-        bool have_vendor = false, have_device = false, have_driver = false;
+        bool have_vendor = false, have_device = false, have_driver = false, have_header = false;
         SimTopoDevice *a;
 
         if (n < 2)
@@ -348,7 +348,32 @@ static int parse_device_line(SimTopology *t, SimTopoGroup *g, char **tok, size_t
                                 return topo_error(ret_error, line, "bad driver name \"%s\"", v);
                         strcpy(d.driver, v);
                         have_driver = true;
-                } else if (streq(tok[i], "denylisted"))
+                } else if ((v = startswith_word(tok[i], "override="))) {
+                        if (!isempty(v) && !name_chars_ok(v, sizeof d.override))
+                                return topo_error(ret_error, line, "bad driver name \"%s\"", v);
+                        strcpy(d.override, v);
+                } else if ((v = startswith_word(tok[i], "variant="))) {
+                        if (!name_chars_ok(v, sizeof d.variant))
+                                return topo_error(ret_error, line, "bad driver name \"%s\"", v);
+                        strcpy(d.variant, v);
+                } else if ((v = startswith_word(tok[i], "header="))) {
+                        if (!(v[0] >= '0' && v[0] <= '2' && v[1] == 0))
+                                return topo_error(ret_error, line, "bad header type \"%s\" (0, 1 or 2)", v);
+                        d.header_type = (uint8_t) (v[0] - '0');
+                        have_header = true;
+                } else if ((v = startswith_word(tok[i], "mounted="))) {
+                        if (isempty(v) || v[0] != '/' || strlen(v) >= sizeof d.mounted)
+                                return topo_error(ret_error, line, "bad mount point \"%s\"", v);
+                        strcpy(d.mounted, v);
+                } else if ((v = startswith_word(tok[i], "route="))) {
+                        if (!name_chars_ok(v, sizeof d.route))
+                                return topo_error(ret_error, line, "bad interface name \"%s\"", v);
+                        strcpy(d.route, v);
+                } else if (streq(tok[i], "boot_vga"))
+                        d.boot_vga = true;
+                else if (streq(tok[i], "swap"))
+                        d.swap = true;
+                else if (streq(tok[i], "denylisted"))
                         d.vfio_denylisted = true;
                 else if (streq(tok[i], "noprobe"))
                         d.no_probe = true;
@@ -359,6 +384,16 @@ static int parse_device_line(SimTopology *t, SimTopoGroup *g, char **tok, size_t
                 return topo_error(ret_error, line, "device %s needs vendor= and device=", d.address);
         if (!have_driver)
                 strcpy(d.driver, d.native);
+        if (!have_header)
+                switch (d.class_code >> 8) {
+                case 0x0604:
+                case 0x0609:
+                        d.header_type = HOST_HEADER_BRIDGE;
+                        break;
+                case 0x0607:
+                        d.header_type = HOST_HEADER_CARDBUS;
+                        break;
+                }
 
         a = reallocarray(t->devices, t->n_devices + 1, sizeof *t->devices);
         if (!a)
@@ -545,4 +580,15 @@ const SimTopoDevice *sim_topology_find_device(const SimTopology *t, const char *
         if (!t || !address || t->n_devices == 0)
                 return NULL;
         return bsearch(address, t->devices, t->n_devices, sizeof *t->devices, cmp_device_key);
+}
+
+bool sim_topology_is_vfio_driver(const SimTopology *t, const char *driver) {
+        if (isempty(driver))
+                return false;
+        if (streq(driver, VFIO_PCI_DRIVER))
+                return true;
+        for (size_t i = 0; t && i < t->n_devices; i++)
+                if (streq(t->devices[i].variant, driver))
+                        return true;
+        return false;
 }

@@ -16,7 +16,8 @@
  *           "region 0x00000000fee00000 0x00000000feefffff msi". START <= END, both hex.
  *
  *   device ADDRESS vendor=0xVVVV device=0xDDDD [class=0xCCCCCC] [native=DRIVER] [driver=DRIVER] [denylisted]
- *          [noprobe]
+ *          [noprobe] [override=DRIVER] [header=N] [variant=DRIVER] [boot_vga] [mounted=PATH] [swap]
+ *          [route=IFACE]
  *           A PCI device of the current group. ADDRESS is "0000:01:00.0" (or "01:00.0"). native= names
  *           the host driver the kernel binds when the device is probed without a driver_override
  *           (none when left out); driver= the driver the device is on when the simulated host is first
@@ -24,7 +25,16 @@
  *           to 0. denylisted marks a device on vfio-pci's denylist (the kernel's vfio_pci_is_denylisted():
  *           some Intel QuickAssist functions): binding it to vfio-pci fails with EBUSY, as the kernel's
  *           probe does, and a probe leaves it without a driver. noprobe: a probe (drivers_probe) does
- *           not bring the native driver back, only a bind by name does.
+ *           not bring the native driver back, only a bind by name does. override= is its driver_override at
+ *           creation. header= its PCI header type (0 normal, 1 bridge, 2 CardBus; from the class when
+ *           left out: 0x0604xx and 0x0609xx are bridges); vfio-pci (and every VFIO driver) refuses a
+ *           bridge with EINVAL. variant= names a VFIO variant driver for the device (as mlx5_vfio_pci is
+ *           for a ConnectX function): it is loaded, binds only when driver_override names it, gives the
+ *           device a vfio-dev/ directory while bound, and the device's modalias matches a
+ *           "vfio_pci:" alias of it in the simulated modules.alias. boot_vga: the device's boot_vga
+ *           reads 1. mounted=, swap and route= say what the host stands on: a filesystem mounted at
+ *           PATH is on a block device under this function, active swap is, the default route goes out
+ *           through IFACE on it (the simulated /proc/mounts, /proc/swaps, /proc/net/route).
  *
  *   iommu [pgsizes=HEX] [dma-avail=N] [iova=START-END[,START-END...]] [migration=PGSIZES:MAXBITMAP|none]
  *         [spapr-dma32=START:SIZE|none] [kernel=6.1|6.12]
@@ -66,6 +76,13 @@ typedef struct SimTopoDevice {
         bool no_probe;                  /* a probe does not bring its native driver back: only a bind by
                                          * name does (a driver given the device by hand, through new_id
                                          * and bind, as administrators and vendor tools do) */
+        char override[HOST_DRIVER_MAX]; /* driver_override at creation; "" none */
+        uint8_t header_type;
+        char variant[HOST_DRIVER_MAX];  /* a VFIO variant driver for it; "" none */
+        bool boot_vga;
+        char mounted[64];               /* "" none */
+        bool swap;
+        char route[32];                 /* "" none */
         unsigned group;
         unsigned line;
 } SimTopoDevice;
@@ -102,3 +119,5 @@ const SimTopoGroup *sim_topology_find_group(const SimTopology *t, unsigned id);
  * of the same kilobyte and more.) */
 const SimIommu *sim_topology_group_iommu(const SimTopology *t, const SimTopoGroup *g);
 const SimTopoDevice *sim_topology_find_device(const SimTopology *t, const char *address);
+/* Is driver a VFIO driver on this host: vfio-pci, or a variant= of some device? */
+bool sim_topology_is_vfio_driver(const SimTopology *t, const char *driver);
