@@ -34,6 +34,8 @@ typedef enum ManagerEvent {
         MANAGER_EVENT_LEASE_RELEASING,   /* release begun; the host drivers are not back yet */
         MANAGER_EVENT_LEASE_ENDED,       /* release done; the lease is no longer in the manager's list */
         MANAGER_EVENT_GROUP_CHANGED,     /* a group's devices or drivers changed */
+        MANAGER_EVENT_EVENTS_DROPPED,    /* never emitted by the core: an edge's last event to a subscriber
+                                          * it dropped for falling behind (the wire's number kept here) */
         _MANAGER_EVENT_MAX,
         _MANAGER_EVENT_INVALID = -EINVAL,
 } ManagerEvent;
