@@ -12,6 +12,7 @@
 #include "token.h"
 #include "wire-view.h"
 #include "worker.h"
+#include "ratelimit.h"
 #include "test-util.h"
 
 #include <unistd.h>
@@ -203,6 +204,8 @@ START_TEST(test_policy_errors) {
                 { "never device=0x10de\n", "bad MATCH" },
                 { "never colour=blue\n", "bad MATCH \"colour=blue\"" },
                 { "never\n", "needs at least one MATCH" },
+                { "owner-any\n", "'owner-any' wants WHO" },
+                { "owner-any uid=1 iommu-group=1\n", "'owner-any' wants WHO" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -217,6 +220,47 @@ START_TEST(test_policy_errors) {
 
         Policy *p = NULL;
         ck_assert_int_eq(policy_load("/nonexistent/policy.conf", &p, NULL), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_policy_owner_any) {
+        PolicySubject alice = { .uid = 1000, .gid = 1000 }, bob = { .uid = 1001, .gid = 1001 }, root = { .uid = 0 };
+        HostDevice nic = dev("0000:02:00.0", 2, 0x8086, 0x10d3, 0x020000);
+        HostGroup g2 = { .id = 2, .devices = &nic, .n_devices = 1 };
+        Policy *p = NULL;
+        char rule[256], *err = NULL;
+
+        ck_assert_int_eq(policy_parse("owner-any uid=1000\n", "t.conf", &p, &err), 0);
+        ck_assert_int_eq(policy_check_owner_any(p, &alice, rule, sizeof rule), 0);
+        ck_assert_str_eq(rule, "t.conf:1: owner-any uid=1000");
+        ck_assert_int_eq(policy_check_owner_any(p, &bob, rule, sizeof rule), -EPERM);
+        ck_assert_ptr_nonnull(strstr(rule, "no owner-any rule"));
+        ck_assert_int_eq(policy_check_owner_any(p, &root, rule, sizeof rule), 0);
+        /* It gives no group. */
+        ck_assert_int_eq(policy_check_group(p, &alice, &g2, rule, sizeof rule), -EPERM);
+        policy_free(p);
+}
+END_TEST
+
+START_TEST(test_ratelimit) {
+        RateLimit rl = RATELIMIT_INIT(1000, 3);
+        unsigned held = 99;
+
+        for (int i = 0; i < 3; i++) {
+                ck_assert(ratelimit_below(&rl, 100 + i, &held));
+                ck_assert_uint_eq(held, 0);
+        }
+        for (int i = 0; i < 5; i++)
+                ck_assert(!ratelimit_below(&rl, 200 + i, &held));
+        /* The next interval lets one through, and it learns how many were held back. */
+        ck_assert(ratelimit_below(&rl, 1200, &held));
+        ck_assert_uint_eq(held, 5);
+        ck_assert(ratelimit_below(&rl, 1201, NULL));
+        ck_assert(ratelimit_below(&rl, 1202, &held));
+        ck_assert_uint_eq(held, 0);
+        ck_assert(!ratelimit_below(&rl, 1203, NULL));
+        ck_assert_uint_eq(ratelimit_take_suppressed(&rl), 1);
+        ck_assert_uint_eq(ratelimit_take_suppressed(&rl), 0);
 }
 END_TEST
 
@@ -386,6 +430,8 @@ static Suite *core_suite(void) {
 
         tc = tcase_create("token");
         tcase_add_test(tc, test_token_format);
+        tcase_add_test(tc, test_policy_owner_any);
+        tcase_add_test(tc, test_ratelimit);
         tcase_add_test(tc, test_token_equal);
         tcase_add_test(tc, test_token_randomness);
         suite_add_tcase(s, tc);

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "manager.h"
+#include "ratelimit.h"
 #include "policy.h"
 #include "worker.h"
 
@@ -55,6 +56,8 @@ struct Manager {
         } *stored;                     /* offered back by the store, until the reconcile claims them */
         size_t n_stored;
 
+        RateLimit token_refusals;      /* audit lines for refused tokens */
+
         bool shutting_down;
         void (*shutdown_done)(Manager *m, void *userdata);
         void *shutdown_userdata;
@@ -85,6 +88,11 @@ void manager_finish_lease(Manager *m, Lease *l, int error, const char *detail);
 
 /* owner.c */
 int pidfd_get_pid(int pidfd, pid_t *ret);
+/* May caller c name the process behind pidfd (pid) as a lease's owner, and so as the process whose
+ * RLIMIT_MEMLOCK groupd raises? Yes for the caller itself, its descendants, a process whose real,
+ * effective and saved uids are all the caller's, and for root, an owner-any policy rule or an edge's
+ * authorization (c->owner_any_authorized); else -EPERM with *err naming the rule. */
+int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, ManagerError *err);
 int lease_watch_owner(Lease *l);
 /* The owner's process runs still (by pid and start time): for leases recovered without their pidfd. */
 bool lease_owner_alive(const Lease *l);
@@ -104,3 +112,9 @@ int manager_reconcile(Manager *m);
 void audit_lease_granted(const Lease *l);
 void audit_lease_ended(const Lease *l, int error, const char *detail);
 void audit_acquire_refused(const Caller *c, unsigned group, const char *why);
+/* An acquire that was accepted but failed while its devices were prepared, and was rolled back. */
+void audit_acquire_failed(const Lease *l, const char *why, const char *detail);
+void audit_owner_refused(const Caller *c, pid_t owner_pid, uid_t owner_uid);
+/* A RELEASE (or other request) with a token no lease has, or a malformed one: rate-limited with
+ * m->token_refusals, and never the token itself. */
+void audit_token_refused(Manager *m, const Caller *c, const char *what);

@@ -214,6 +214,7 @@ int manager_new(sd_event *e, Host *host, const ManagerConfig *config, Manager **
         m->event = sd_event_ref(e);
         m->release_deadline_usec = config->release_deadline_usec ?: DEFAULT_RELEASE_DEADLINE_USEC;
         m->keep_leases_on_exit = config->keep_leases_on_exit;
+        m->token_refusals = RATELIMIT_INIT(10 * 1000000ULL, 5);
         m->started_usec = now_usec(CLOCK_REALTIME);
         m->runtime_dir = strdup(config->runtime_dir);
         if (!m->runtime_dir || asprintf(&m->state_path, "%s/state", config->runtime_dir) < 0)

@@ -26,6 +26,9 @@ typedef struct Caller {
                                       * lease fd does; NULL for native callers */
         bool authorized;             /* an edge authorized the request already (polkit): the policy file's
                                       * allow rules are skipped; its never rules still apply */
+        bool owner_any_authorized;   /* an edge authorized naming any process as owner (polkit
+                                      * org.groupd1.acquire-for-other): the owner check and the policy
+                                      * file's owner-any rules are skipped */
 } Caller;
 
 /* What subscribers hear. Values are the wire's event kinds (checked by the wire-view). */

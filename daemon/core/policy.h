@@ -9,6 +9,12 @@
  *         memlock WHO [max=SIZE]          WHO may ask groupd to raise its RLIMIT_MEMLOCK at acquire (up to
  *                                         SIZE, like 64G; without max= as far as the guest needs); root
  *                                         may always
+ *         owner-any WHO                   WHO may name any process as a lease's owner (OWNER_PROCESS), and so
+ *                                         as the process whose RLIMIT_MEMLOCK is raised. Without it a
+ *                                         caller may name only itself, its descendants, or a process whose
+ *                                         real, effective and saved uids are all the caller's; root may
+ *                                         always. (D-Bus callers: polkit action
+ *                                         org.groupd1.acquire-for-other instead.)
  *
  *   WHO:   uid=N | user=NAME | gid=N | unixgroup=NAME | anyone
  *   MATCH: iommu-group=N | pci=GLOB (fnmatch on "0000:01:00.0") | class=0xHEX (prefix of the 24-bit class:
@@ -50,6 +56,10 @@ bool policy_device_never(const Policy *p, const HostDevice *d, char *note, size_
 /* 0 if subject may have its RLIMIT_MEMLOCK raised, with the ceiling (UINT64_MAX: none) in *ret_max; else
  * -EPERM with the reason in msg. */
 int policy_check_memlock(const Policy *p, const PolicySubject *s, uint64_t *ret_max, char *msg, size_t size);
+
+/* 0 if subject may name any process as a lease's owner (root, or an owner-any rule for it), with what
+ * allowed it ("root", or the rule's text) in rule; else -EPERM and a note in rule. */
+int policy_check_owner_any(const Policy *p, const PolicySubject *s, char *rule, size_t size);
 
 /* 0 if subject may acquire group g, else -EPERM with the reason in msg. */
 int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup *g, char *msg, size_t size);
