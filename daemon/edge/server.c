@@ -33,7 +33,7 @@
 #define HANDOVER_RETRY_MAX_USEC (30 * USEC_PER_SEC) /* ... for this long */
 #define LOG_CLIENT_INTERVAL_USEC (10 * USEC_PER_SEC)
 #define LOG_CLIENT_BURST 5                /* lines per client per interval */
-#define LOG_SERVER_BURST 50               /* client lines for all clients together per interval */
+#define LOG_SERVER_BURST 20               /* client lines for all clients together per interval */
 
 #ifndef USEC_PER_SEC
 #define USEC_PER_SEC 1000000ULL
