@@ -177,6 +177,24 @@ int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, Manag
         return -EPERM;
 }
 
+int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, ManagerError *err) {
+        pid_t pid;
+        int r;
+
+        assert(m);
+        assert(c);
+        r = pidfd_get_pid(owner_pidfd, &pid);
+        if (r == -ESRCH) {
+                manager_error(err, MANAGER_ERROR_INVALID, ESRCH, "the owner process has exited already");
+                return r;
+        }
+        if (r < 0) {
+                manager_error(err, MANAGER_ERROR_INVALID, EBADF, "the owner fd is not a pidfd");
+                return -EBADF;
+        }
+        return owner_check_process(m, c, pid, owner_pidfd, err);
+}
+
 int lease_watch_owner(Lease *l) {
         Manager *m;
 
