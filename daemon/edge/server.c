@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -16,8 +17,10 @@
 #include "wire-view.h"
 
 /* Every per-client resource has a bound (issue 11), and running out of one never makes the loop spin. */
-#define CLIENTS_MAX 4096                  /* connections at once */
-#define CLIENTS_ROOT_RESERVE 64           /* of which the last ones are root's only */
+#define CLIENTS_MAX 4096                  /* connections at once, if the fd limit allows ... */
+#define FDS_RESERVE 128                   /* ... with this many fds kept for leases and the host */
+#define CLIENTS_ROOT_RESERVE 64           /* the last connections are root's only (a quarter of them with
+                                           * a low fd limit) */
 #define CLIENTS_PER_UID_MAX 128           /* connections of one non-root uid */
 #define HELLO_TIMEOUT_USEC (5 * USEC_PER_SEC)   /* a new connection's first well-formed message */
 #define PROTOCOL_ERRORS_MAX 8
@@ -27,7 +30,14 @@
 #define REPLY_BACKLOG_MAX 64              /* a client's requests are not read while this many packets
                                            * wait for it to read them */
 #define CLIENT_EVENTS_MAX 1024            /* events queued for one subscriber */
-#define EVENT_BYTES_MAX (8u << 20)        /* event bytes queued for all subscribers together */
+#define EVENT_BYTES_MAX (8u << 20)        /* memory of events queued for all subscribers together */
+#define LISTEN_BACKLOG 256                /* connections not yet accepted: each may hold a queue of fds in
+                                           * flight, so not SOMAXCONN's thousands */
+#define ACCEPT_BATCH 32                   /* accepts per wake-up: a crowd of refused connects is drained
+                                           * without a loop iteration each */
+#define TARPIT_MAX 256                    /* refused connections held before their refusal is sent ... */
+#define TARPIT_USEC (1 * USEC_PER_SEC)    /* ... this long, so that a reconnect loop runs at this pace */
+#define UID_SLOTS 8192                    /* per-uid connection counts: open addressing, > CLIENTS_MAX */
 #define ACCEPT_PAUSE_USEC (100 * USEC_PER_MSEC) /* out of fds: stop accepting this long */
 #define HANDOVER_RETRY_USEC (50 * USEC_PER_MSEC)  /* ETOOMANYREFS: retry a send this often ... */
 #define HANDOVER_RETRY_MAX_USEC (30 * USEC_PER_SEC) /* ... for this long */
@@ -83,6 +93,12 @@ struct Server {
         size_t n_clients;
         uint64_t next_client_id;
         uint64_t hello_timeout_usec;
+        size_t clients_max;              /* CLIENTS_MAX, or less for a low fd limit */
+        struct { uid_t uid; uint32_t n; } uids[UID_SLOTS]; /* connections per uid (n 0: free slot) */
+        size_t root_reserve;
+        struct { int fd; uint64_t until; char why[128]; } tarpit[TARPIT_MAX]; /* a ring, oldest first */
+        size_t tarpit_first, tarpit_n, tarpit_max;
+        sd_event_source *tarpit_timer;
         sd_event_source *accept_timer;   /* out of fds: accepting again then */
         unsigned accept_pauses;          /* in the current episode; 0: none */
         size_t queued_event_bytes;       /* over all clients */
@@ -126,10 +142,52 @@ static void client_log(Server *s, Client *c, int level, const char *fmt, ...) {
                 log_full(level, "%s", line);
 }
 
+/* What a queued packet costs in memory, about: its bytes, its record, malloc's overhead for both. */
+#define PACKET_COST(len) ((len) + sizeof(Packet) + 32)
+
 static void packet_free(Packet *p) {
         close_many(p->fds, p->n_fds);
         free(p->data);
         free(p);
+}
+
+/* The slot of uid in s->uids: where it is, or the free slot where it would go. Linear probing; removal
+ * shifts back (no tombstones), so a probe stops at the first free slot. */
+static size_t uid_slot(Server *s, uid_t uid) {
+        size_t i = ((size_t) uid * 2654435761u) % UID_SLOTS;
+
+        while (s->uids[i].n > 0 && s->uids[i].uid != uid)
+                i = (i + 1) % UID_SLOTS;
+        return i;
+}
+
+static void uid_count_add(Server *s, uid_t uid) {
+        size_t i = uid_slot(s, uid);
+
+        s->uids[i].uid = uid;
+        s->uids[i].n++;
+}
+
+static void uid_count_remove(Server *s, uid_t uid) {
+        size_t i = uid_slot(s, uid), j = i;
+
+        assert(s->uids[i].n > 0);
+        if (--s->uids[i].n > 0)
+                return;
+        /* Backward shift: move up every following entry whose home is not between the hole and it. */
+        for (;;) {
+                size_t home;
+
+                j = (j + 1) % UID_SLOTS;
+                if (s->uids[j].n == 0)
+                        return;
+                home = ((size_t) s->uids[j].uid * 2654435761u) % UID_SLOTS;
+                if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+                        s->uids[i] = s->uids[j];
+                        s->uids[j].n = 0;
+                        i = j;
+                }
+        }
 }
 
 static Client *client_free(Client *c) {
@@ -145,6 +203,7 @@ static Client *client_free(Client *c) {
         if (c->next)
                 c->next->prev = c->prev;
         s->n_clients--;
+        uid_count_remove(s, c->caller.uid);
 
         while (c->queue_head) {
                 Packet *p = c->queue_head;
@@ -207,8 +266,8 @@ static void client_unqueue(Client *c, Packet *p, Packet *prev) {
         c->queue_len--;
         if (p->event) {
                 c->queue_events--;
-                c->queue_event_bytes -= p->len;
-                c->server->queued_event_bytes -= p->len;
+                c->queue_event_bytes -= PACKET_COST(p->len);
+                c->server->queued_event_bytes -= PACKET_COST(p->len);
         }
         packet_free(p);
 }
@@ -225,9 +284,9 @@ static int on_retry_timer(sd_event_source *src, uint64_t usec, void *userdata) {
                 uint64_t id = c->id;
                 Server *s = c->server;
 
-                client_log(s, c, LOG_WARNING, "Dropping client %" PRIu64 " (uid %u): could not hand it its "
-                           "fds for %llu s (%s).", id, (unsigned) c->caller.uid,
-                           (unsigned long long) (HANDOVER_RETRY_MAX_USEC / USEC_PER_SEC), strerror(-r));
+                log_warning("Dropping client %" PRIu64 " (uid %u): could not hand it its fds for %llu s (%s).", id,
+                            (unsigned) c->caller.uid, (unsigned long long) (HANDOVER_RETRY_MAX_USEC / USEC_PER_SEC),
+                            strerror(-r));
                 client_free(c);
                 manager_connection_closed(s->manager, id);
         }
@@ -243,10 +302,13 @@ static int client_retry_later(Client *c) {
 
         if (c->retry_since == 0) {
                 c->retry_since = now;
-                client_log(c->server, c, LOG_WARNING, "Hand-over to client %" PRIu64 " (uid %u) delayed: too "
-                           "many fds in flight for groupd's uid (ETOOMANYREFS); retrying every %llu ms.",
-                           c->id, (unsigned) c->caller.uid,
-                           (unsigned long long) (HANDOVER_RETRY_USEC / USEC_PER_MSEC));
+                /* Once per episode and client, and never lost in a flood's rate limit: this is the victim. */
+                log_warning("Hand-over to client %" PRIu64 " (uid %u) delayed: the kernel refuses more fds in "
+                            "flight for groupd's uid (ETOOMANYREFS: another process of that uid has too many "
+                            "queued, and groupd lacks CAP_SYS_RESOURCE); retrying every %llu ms for up to %llu s.",
+                            c->id, (unsigned) c->caller.uid,
+                            (unsigned long long) (HANDOVER_RETRY_USEC / USEC_PER_MSEC),
+                            (unsigned long long) (HANDOVER_RETRY_MAX_USEC / USEC_PER_SEC));
         } else if (now - c->retry_since > HANDOVER_RETRY_MAX_USEC)
                 return -ETOOMANYREFS;
         if (!c->retry_timer) {
@@ -325,8 +387,8 @@ static int client_send(Client *c, const GdMsg *m, const int *fds, size_t n_fds) 
         c->queue_len++;
         if (event) {
                 c->queue_events++;
-                c->queue_event_bytes += len;
-                c->server->queued_event_bytes += len;
+                c->queue_event_bytes += PACKET_COST(len);
+                c->server->queued_event_bytes += PACKET_COST(len);
         }
         if (r == -ETOOMANYREFS)
                 return client_retry_later(c);
@@ -659,6 +721,14 @@ static int client_read_one(Client *c) {
         n = fd_recv_msg(c->fd, s->buf, sizeof s->buf, fds, ELEMENTSOF(fds), &n_fds);
         if (n == -EAGAIN)
                 return 0;
+        if (n == -EMSGSIZE && n_fds > GD_FDS_PER_MSG_MAX) {
+                /* More fds than any request carries: a flood, whose fds stay in flight (on the sender's
+                 * uid's count, and ours for a root client) until read. Cut it off: closing drops what it
+                 * queued. */
+                client_log(s, c, LOG_WARNING, "Disconnecting client %" PRIu64 " (uid %u, pid %i): a message with "
+                           "more than %zu fds.", c->id, (unsigned) c->caller.uid, (int) c->caller.pid, n_fds - 1);
+                return -EBADMSG;
+        }
         if (n == -EMSGSIZE)
                 return client_protocol_error(c, peek_serial(s->buf, GD_HEADER_SIZE), GD_ERR_PROTOCOL, EMSGSIZE,
                                              "message too large, or with too many fds");
@@ -781,23 +851,75 @@ static void server_pause_accepting(Server *s, int error) {
                 (void) sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON); /* better than never */
 }
 
+static int tarpit_arm(Server *s);
+
+/* Sends the refusal (ERROR limit, serial 0, why) and closes. */
+static void refuse_now(Server *s, int fd, const char *why) {
+        GdMsg m = { .type = GD_MSG_ERROR, .error = { .code = GD_ERR_LIMIT, .errno_value = EUSERS,
+                                                     .message = (char *) why } };
+        size_t n;
+
+        if (gd_msg_encode(&m, s->buf, sizeof s->buf, &n) >= 0)
+                (void) fd_send_msg(fd, s->buf, n, NULL, 0);
+        safe_close(fd);
+}
+
+static int on_tarpit(sd_event_source *src, uint64_t usec, void *userdata) {
+        Server *s = userdata;
+        uint64_t now = now_mono();
+
+        s->tarpit_timer = sd_event_source_disable_unref(s->tarpit_timer);
+        while (s->tarpit_n > 0 && s->tarpit[s->tarpit_first].until <= now) {
+                refuse_now(s, s->tarpit[s->tarpit_first].fd, s->tarpit[s->tarpit_first].why);
+                s->tarpit_first = (s->tarpit_first + 1) % TARPIT_MAX;
+                s->tarpit_n--;
+        }
+        (void) tarpit_arm(s);
+        return 0;
+}
+
+static int tarpit_arm(Server *s) {
+        if (s->tarpit_n == 0 || s->tarpit_timer)
+                return 0;
+        return sd_event_add_time(s->event, &s->tarpit_timer, CLOCK_MONOTONIC, s->tarpit[s->tarpit_first].until,
+                                 10 * USEC_PER_MSEC, on_tarpit, s);
+}
+
+/* A connection over a bound is refused, but only after TARPIT_USEC: whoever reconnects in a loop does so
+ * once a second instead of as fast as accept() goes (which starves everyone else's connects). The pit
+ * holds tarpit_max at most (they cost an fd each); past that, the refusal is at once. */
+static void server_refuse(Server *s, int fd_consume, const char *why) {
+        if (s->tarpit_n >= s->tarpit_max) {
+                refuse_now(s, fd_consume, why);
+                return;
+        }
+        size_t i = (s->tarpit_first + s->tarpit_n) % TARPIT_MAX;
+        s->tarpit[i].fd = fd_consume;
+        s->tarpit[i].until = now_mono() + TARPIT_USEC;
+        (void) snprintf(s->tarpit[i].why, sizeof s->tarpit[i].why, "%s", why);
+        s->tarpit_n++;
+        if (tarpit_arm(s) < 0) {
+                /* No timer: refuse what waits now rather than never. */
+                (void) on_tarpit(NULL, 0, s);
+        }
+}
+
 /* May uid have one more connection? If not, *why says which bound. */
 static bool server_admit(Server *s, uid_t uid, char *why, size_t size) {
         size_t n_uid = 0;
 
-        if (s->n_clients >= CLIENTS_MAX) {
-                snprintf(why, size, "groupd has %u connections, its maximum", CLIENTS_MAX);
+        if (s->n_clients >= s->clients_max) {
+                snprintf(why, size, "groupd has %zu connections, its maximum", s->clients_max);
                 return false;
         }
         if (uid == 0)
                 return true;
-        if (s->n_clients >= CLIENTS_MAX - CLIENTS_ROOT_RESERVE) {
-                snprintf(why, size, "groupd has %zu connections; the last %u are kept for root", s->n_clients,
-                         CLIENTS_ROOT_RESERVE);
+        if (s->n_clients >= s->clients_max - s->root_reserve) {
+                snprintf(why, size, "groupd has %zu connections; the last %zu are kept for root", s->n_clients,
+                         s->root_reserve);
                 return false;
         }
-        for (Client *c = s->clients; c; c = c->next)
-                n_uid += c->caller.uid == uid;
+        n_uid = s->uids[uid_slot(s, uid)].n;
         if (n_uid >= CLIENTS_PER_UID_MAX) {
                 snprintf(why, size, "uid %u has %zu connections, the most one uid may have", (unsigned) uid, n_uid);
                 return false;
@@ -805,8 +927,8 @@ static bool server_admit(Server *s, uid_t uid, char *why, size_t size) {
         return true;
 }
 
-static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        Server *s = userdata;
+/* Accepts one connection: 1 if one came (admitted or refused), 0 if none waits (or accepting paused). */
+static int accept_one(Server *s, int fd) {
         _cleanup_close_ int cfd = -EBADF;
         struct ucred cred;
         socklen_t len = sizeof cred;
@@ -821,7 +943,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                         server_pause_accepting(s, -errno);
                 else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         client_log(s, NULL, LOG_WARNING, "Failed to accept a connection: %s", strerror(errno));
-                return 0;
+                return errno == ECONNABORTED || errno == EINTR ? 1 : 0;
         }
         if (s->accept_pauses > 0) {
                 log_notice("Accepting connections again, after %u pause(s).", s->accept_pauses);
@@ -829,18 +951,13 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         }
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
                 client_log(s, NULL, LOG_WARNING, "Failed to identify a client (SO_PEERCRED): %s", strerror(errno));
-                return 0;
+                return 1;
         }
         if (!server_admit(s, cred.uid, why, sizeof why)) {
-                GdMsg m = { .type = GD_MSG_ERROR, .error = { .code = GD_ERR_LIMIT, .errno_value = EUSERS,
-                                                             .message = why } };
-                size_t n;
-
                 client_log(s, NULL, LOG_NOTICE, "Refusing a connection of uid %u pid %i: %s.", (unsigned) cred.uid,
                            (int) cred.pid, why);
-                if (gd_msg_encode(&m, s->buf, sizeof s->buf, &n) >= 0)
-                        (void) fd_send_msg(cfd, s->buf, n, NULL, 0);
-                return 0;
+                server_refuse(s, TAKE_FD(cfd), why);
+                return 1;
         }
 
         c = calloc(1, sizeof *c);
@@ -862,6 +979,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                 s->clients->prev = c;
         s->clients = c;
         s->n_clients++;
+        uid_count_add(s, c->caller.uid);
         c->fd = TAKE_FD(cfd);
 
         r = sd_event_add_io(s->event, &c->source, c->fd, EPOLLIN, on_client_io, c);
@@ -876,6 +994,15 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                 client_free(c);
                 return log_error_errno(r, "Failed to arm a client's deadline: %m");
         }
+        return 1;
+}
+
+static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Server *s = userdata;
+
+        for (unsigned i = 0; i < ACCEPT_BATCH && s->listen_source; i++)
+                if (accept_one(s, fd) <= 0)
+                        break;
         return 0;
 }
 
@@ -967,7 +1094,7 @@ int server_listen_path(const char *path, int *ret_fd) {
         umask(old);
         if (r < 0)
                 return -errno;
-        if (listen(fd, SOMAXCONN) < 0)
+        if (listen(fd, LISTEN_BACKLOG) < 0)
                 return -errno;
 
         *ret_fd = TAKE_FD(fd);
@@ -987,6 +1114,22 @@ int server_new(sd_event *e, Manager *m, int listen_fd, Server **ret) {
         s->manager = m;
         s->listen_fd = listen_fd;
         s->hello_timeout_usec = HELLO_TIMEOUT_USEC;
+        /* Connections must never take the fds that leases need: a lease takes a few, the host some. */
+        {
+                struct rlimit rl;
+                size_t n = CLIENTS_MAX;
+
+                if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur != RLIM_INFINITY &&
+                    rl.rlim_cur < (rlim_t) CLIENTS_MAX + 2 * FDS_RESERVE)
+                        n = MAX((size_t) rl.rlim_cur > FDS_RESERVE ? (size_t) rl.rlim_cur - FDS_RESERVE : 0,
+                                (size_t) rl.rlim_cur / 2);
+                s->clients_max = MAX(n, (size_t) 4);
+                s->root_reserve = MIN((size_t) CLIENTS_ROOT_RESERVE, s->clients_max / 4);
+                s->tarpit_max = MIN((size_t) TARPIT_MAX, s->clients_max / 4);
+                if (s->clients_max < CLIENTS_MAX)
+                        log_notice("The fd limit (%llu) allows %zu connections at once, not %u; raise LimitNOFILE=.",
+                                   (unsigned long long) rl.rlim_cur, s->clients_max, CLIENTS_MAX);
+        }
         s->log_rl = RATELIMIT_INIT(LOG_CLIENT_INTERVAL_USEC, LOG_SERVER_BURST);
 
         r = fd_set_nonblock(listen_fd, true);
@@ -1022,6 +1165,12 @@ Server *server_free(Server *s) {
                 return NULL;
         while (s->clients)
                 client_free(s->clients);
+        while (s->tarpit_n > 0) {
+                safe_close(s->tarpit[s->tarpit_first].fd);
+                s->tarpit_first = (s->tarpit_first + 1) % TARPIT_MAX;
+                s->tarpit_n--;
+        }
+        sd_event_source_disable_unref(s->tarpit_timer);
         sd_event_source_disable_unref(s->accept_timer);
         sd_event_source_disable_unref(s->listen_source);
         safe_close(s->listen_fd);
