@@ -304,6 +304,11 @@ int main(int argc, char *argv[]) {
                         log_debug("Dropped every capability but CAP_SYS_RESOURCE.");
         } else
                 log_notice("Keeping every capability (--keep-capabilities).");
+        if (!caps_have_sys_resource())
+                log_notice("No CAP_SYS_RESOURCE: memlock raises and iommufd accounting fail, and the fds groupd "
+                           "hands over count against uid %u's in-flight fd limit, shared with every process of "
+                           "that uid: one that floods fds can hold hand-overs up (groupd retries them for 30 s).",
+                           (unsigned) getuid());
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
