@@ -133,7 +133,7 @@ static bool process_descends_from(pid_t pid, pid_t ancestor) {
         return false;
 }
 
-int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, ManagerError *err) {
+int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, bool audit, ManagerError *err) {
         PolicySubject subject = { .uid = c->uid, .gid = c->gid, .gids = c->gids, .n_gids = c->n_gids };
         char rule[MANAGER_TEXT_MAX] = "";
         uid_t uids[3] = { (uid_t) -1, (uid_t) -1, (uid_t) -1 };
@@ -173,7 +173,8 @@ int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, Manag
                       "root or an \"owner-any\" rule for uid %u in the policy file (%s); D-Bus callers, the polkit "
                       "action org.groupd1.acquire-for-other", (int) pid, (int) uids[0], (int) c->pid,
                       (unsigned) c->uid, (unsigned) c->uid, rule);
-        audit_owner_refused(c, pid, uids[0]);
+        if (audit)
+                audit_owner_refused(c, pid, uids[0]);
         return -EPERM;
 }
 
@@ -192,7 +193,8 @@ int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, ManagerErr
                 manager_error(err, MANAGER_ERROR_INVALID, EBADF, "the owner fd is not a pidfd");
                 return -EBADF;
         }
-        return owner_check_process(m, c, pid, owner_pidfd, err);
+        /* A question, not a refusal yet: the edge may authorize it. */
+        return owner_check_process(m, c, pid, owner_pidfd, false, err);
 }
 
 int lease_watch_owner(Lease *l) {
