@@ -393,7 +393,7 @@ static void attack_reqflood(unsigned idx) {
 
 static const Attack attacks[] = {
         { "idle", "idle connections from 40 uids, never a byte, reconnecting when closed", 0, true, 40,
-          attack_idle, 4096 + 256 + 32, 64 * 1024, 60 },
+          attack_idle, 4096 + 1024 + 32, 64 * 1024, 60 },
         { "emfile", "root holds 900 HELLO'd idle connections against a daemon limited to 256 fds", 256, false, 3,
           attack_emfile, 256, 16 * 1024, 40 },
         { "fdflood", "root floods 100- and 253-fd messages on 4 connections, never reading", 0, true, 4,
@@ -427,6 +427,7 @@ static void samples_add(Samples *s, uint64_t ns) {
 /* One round: (a fresh connection: HELLO, STATUS;) on the kept connection, acquire group 2 with an owner
  * pidfd (ours), release it, and wait for its end. */
 static int good_round(GdClient *c, bool fresh, char *err, size_t size) {
+        uint64_t t0 = bench_now_ns();
         const char *specs[] = { "2" };
         char id[GD_LEASE_ID_MAX + 1];
         GdClientLease *l = NULL;
@@ -449,6 +450,7 @@ static int good_round(GdClient *c, bool fresh, char *err, size_t size) {
                 if (r < 0)
                         return r;
         }
+        uint64_t t_conn = bench_now_ns();
         pidfd = (int) syscall(SYS_pidfd_open, getpid(), 0);
         r = gd_client_acquire(c, specs, 1, &(GdAcquireOptions) { .owner_pidfd = pidfd }, &l);
         close(pidfd);
@@ -463,6 +465,7 @@ static int good_round(GdClient *c, bool fresh, char *err, size_t size) {
                 snprintf(err, size, "release: %s", gd_client_error_message(c));
                 return r;
         }
+        uint64_t t_acq = bench_now_ns();
         for (;;) {
                 GdEvent e = {};
                 r = gd_client_next_event(c, 10000, &e);
@@ -472,8 +475,14 @@ static int good_round(GdClient *c, bool fresh, char *err, size_t size) {
                 }
                 bool done = e.kind == GD_EVENT_LEASE_ENDED && strcmp(e.lease.id, id) == 0;
                 gd_event_done(&e);
-                if (done)
+                if (done) {
+                        static unsigned shown;
+                        if (getenv("HOSTILE_DEBUG") && bench_now_ns() - t0 > 5000000 && shown++ < 15)
+                                fprintf(stderr, "hostile: round: fresh %.2f ms, acquire+release %.2f ms, "
+                                        "until ended %.2f ms\n", (t_conn - t0) / 1e6, (t_acq - t_conn) / 1e6,
+                                        (bench_now_ns() - t_acq) / 1e6);
                         return 0;
+                }
         }
 }
 
@@ -562,7 +571,10 @@ static void run_attack(const Attack *a) {
                 fds1 = daemon_fds();
                 if (fds1 <= fds0 + 2)
                         break;
-                usleep(50000);
+                if (getenv("HOSTILE_DEBUG"))
+                        fprintf(stderr, "hostile: settling: %u fds at %.1f s\n", fds1,
+                                (bench_now_ns() - settle0) / 1e9);
+                usleep(getenv("HOSTILE_DEBUG") ? 1000000 : 50000);
         }
         {
                 /* One more good round after the attack: served. */

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,8 +36,9 @@
                                            * flight, so not SOMAXCONN's thousands */
 #define ACCEPT_BATCH 32                   /* accepts per wake-up: a crowd of refused connects is drained
                                            * without a loop iteration each */
-#define TARPIT_MAX 256                    /* refused connections held before their refusal is sent ... */
+#define TARPIT_MAX 1024                   /* refused connections held before their refusal is sent ... */
 #define TARPIT_USEC (1 * USEC_PER_SEC)    /* ... this long, so that a reconnect loop runs at this pace */
+#define CLIENT_EVENTS_BATCH 64            /* client wake-ups handled per dispatch of the clients' epoll */
 #define UID_SLOTS 8192                    /* per-uid connection counts: open addressing, > CLIENTS_MAX */
 #define ACCEPT_PAUSE_USEC (100 * USEC_PER_MSEC) /* out of fds: stop accepting this long */
 #define HANDOVER_RETRY_USEC (50 * USEC_PER_MSEC)  /* ETOOMANYREFS: retry a send this often ... */
@@ -67,7 +69,7 @@ struct Client {
         Server *server;
         uint64_t id;
         int fd;
-        sd_event_source *source;
+        uint32_t io_events;              /* what the clients' epoll waits for on fd */
         Caller caller;
         bool subscribed;
         uint32_t event_mask;
@@ -89,6 +91,12 @@ struct Server {
         Manager *manager;
         int listen_fd;
         sd_event_source *listen_source;
+        /* The clients' fds live in an epoll of their own, one source for sd-event: with thousands of
+         * connections ready at once (a crowd hanging up), sd-event would dispatch one source per loop
+         * iteration and re-read every ready fd each time (quadratic); this epoll hands them out one by
+         * one, round robin, CLIENT_EVENTS_BATCH per dispatch. */
+        int clients_epoll;
+        sd_event_source *clients_source;
         Client *clients;
         size_t n_clients;
         uint64_t next_client_id;
@@ -216,7 +224,8 @@ static Client *client_free(Client *c) {
                            "suppressed.", c->id, (unsigned) c->caller.uid, ratelimit_take_suppressed(&c->log_rl));
         sd_event_source_disable_unref(c->hello_timer);
         sd_event_source_disable_unref(c->retry_timer);
-        sd_event_source_disable_unref(c->source);
+        if (c->fd >= 0)
+                (void) epoll_ctl(s->clients_epoll, EPOLL_CTL_DEL, c->fd, NULL);
         safe_close(c->fd);
         free(c);
         return NULL;
@@ -253,7 +262,13 @@ static int client_update_io(Client *c) {
                 events |= EPOLLIN;
         if (c->queue_head && !c->retry_timer)
                 events |= EPOLLOUT;
-        return sd_event_source_set_io_events(c->source, events);
+        if (events == c->io_events)
+                return 0;
+        struct epoll_event ev = { .events = events, .data.ptr = c };
+        if (epoll_ctl(c->server->clients_epoll, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+                return -errno;
+        c->io_events = events;
+        return 0;
 }
 
 static void client_unqueue(Client *c, Packet *p, Packet *prev) {
@@ -789,8 +804,7 @@ static int client_read_one(Client *c) {
         return r;
 }
 
-static int on_client_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        Client *c = userdata;
+static int on_client_io(Client *c, uint32_t revents) {
         int r = 0;
 
         if (revents & EPOLLOUT) {
@@ -815,6 +829,21 @@ fail:
         if (r != -ECONNRESET && r != -EPIPE && r != -EBADMSG)
                 client_log(c->server, c, LOG_DEBUG, "Client %" PRIu64 " dropped: %s", c->id, strerror(-r));
         client_disconnect(c);
+        return 0;
+}
+
+/* One at a time (maxevents 1): a client freed while handling another is out of the epoll already, so no
+ * stale pointer can come back; and epoll moves a level-triggered fd to the back of its ready list. */
+static int on_clients_ready(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Server *s = userdata;
+
+        for (unsigned i = 0; i < CLIENT_EVENTS_BATCH; i++) {
+                struct epoll_event ev;
+                int n = epoll_wait(s->clients_epoll, &ev, 1, 0);
+                if (n <= 0)
+                        break;
+                (void) on_client_io(ev.data.ptr, ev.events);
+        }
         return 0;
 }
 
@@ -982,12 +1011,14 @@ static int accept_one(Server *s, int fd) {
         uid_count_add(s, c->caller.uid);
         c->fd = TAKE_FD(cfd);
 
-        r = sd_event_add_io(s->event, &c->source, c->fd, EPOLLIN, on_client_io, c);
-        if (r < 0) {
+        c->io_events = EPOLLIN;
+        if (epoll_ctl(s->clients_epoll, EPOLL_CTL_ADD, c->fd, &(struct epoll_event) { .events = EPOLLIN,
+                                                                                    .data.ptr = c }) < 0) {
+                r = -errno;
+                c->fd = safe_close(c->fd);
                 client_free(c);
                 return log_error_errno(r, "Failed to watch a client: %m");
         }
-        (void) sd_event_source_set_description(c->source, "client");
         r = sd_event_add_time_relative(s->event, &c->hello_timer, CLOCK_MONOTONIC, s->hello_timeout_usec, 0,
                                        on_hello_timeout, c);
         if (r < 0) {
@@ -1110,6 +1141,7 @@ int server_new(sd_event *e, Manager *m, int listen_fd, Server **ret) {
                 safe_close(listen_fd);
                 return -ENOMEM;
         }
+        s->clients_epoll = -EBADF;
         s->event = sd_event_ref(e);
         s->manager = m;
         s->listen_fd = listen_fd;
@@ -1135,6 +1167,13 @@ int server_new(sd_event *e, Manager *m, int listen_fd, Server **ret) {
         r = fd_set_nonblock(listen_fd, true);
         if (r < 0)
                 return r;
+        s->clients_epoll = epoll_create1(EPOLL_CLOEXEC);
+        if (s->clients_epoll < 0)
+                return -errno;
+        r = sd_event_add_io(e, &s->clients_source, s->clients_epoll, EPOLLIN, on_clients_ready, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(s->clients_source, "clients");
         r = sd_event_add_io(e, &s->listen_source, listen_fd, EPOLLIN, on_accept, s);
         if (r < 0)
                 return r;
@@ -1172,6 +1211,8 @@ Server *server_free(Server *s) {
         }
         sd_event_source_disable_unref(s->tarpit_timer);
         sd_event_source_disable_unref(s->accept_timer);
+        sd_event_source_disable_unref(s->clients_source);
+        safe_close(s->clients_epoll);
         sd_event_source_disable_unref(s->listen_source);
         safe_close(s->listen_fd);
         sd_event_unref(s->event);
