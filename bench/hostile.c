@@ -58,7 +58,11 @@ typedef struct Attack {
         /* Bounds, over the baseline (the daemon before the attack). */
         unsigned fds_over;            /* at most baseline + this many fds during the attack */
         unsigned rss_over_kib;        /* at most baseline + this much RSS during the attack */
-        unsigned log_lines;           /* at most this many log lines of priority notice or above */
+        unsigned log_lines;           /* at most this many log lines of priority notice or above per 10 s
+                                       * (the daemon's rate limit's interval) of attack and settling */
+        bool needs_sys_resource;      /* the good client can be served only if the daemon has
+                                       * CAP_SYS_RESOURCE (else its hand-overs share root's in-flight fd
+                                       * limit with the attacker: measured, not asserted) */
 } Attack;
 
 /* ---------------------------------------------------------------- the daemon */
@@ -393,17 +397,17 @@ static void attack_reqflood(unsigned idx) {
 
 static const Attack attacks[] = {
         { "idle", "idle connections from 40 uids, never a byte, reconnecting when closed", 0, true, 40,
-          attack_idle, 4096 + 1024 + 32, 64 * 1024, 60 },
+          attack_idle, 4096 + 1024 + 32, 64 * 1024, 30 },
         { "emfile", "root holds 900 HELLO'd idle connections against a daemon limited to 256 fds", 256, false, 3,
-          attack_emfile, 256, 16 * 1024, 40 },
+          attack_emfile, 256, 16 * 1024, 30 },
         { "fdflood", "root floods 100- and 253-fd messages on 4 connections, never reading", 0, true, 4,
-          attack_fdflood, 1200, 32 * 1024, 60 },
+          attack_fdflood, 1200, 32 * 1024, 30, true },
         { "events", "200 subscribers that never read, and a churner making events", 0, true, 5, attack_events,
-          260, 48 * 1024, 60 },
+          260, 48 * 1024, 30 },
         { "garbage", "garbage, empty packets and hang-ups from 8 uids", 0, true, 8, attack_garbage, 64,
-          16 * 1024, 60 },
+          16 * 1024, 30 },
         { "reqflood", "4 clients send requests without reading replies", 0, true, 4, attack_reqflood, 64,
-          32 * 1024, 40 },
+          32 * 1024, 30 },
 };
 
 /* ---------------------------------------------------------------- the good client */
@@ -517,6 +521,23 @@ static uint64_t pct(Samples *s, unsigned p) {
 
 /* ---------------------------------------------------------------- one attack */
 
+/* Whether the daemons started here can have CAP_SYS_RESOURCE: in our bounding set (they inherit it). */
+static bool have_sys_resource(void) {
+        char line[256];
+        unsigned long long bnd = 0;
+        FILE *f = fopen("/proc/self/status", "re");
+
+        if (!f)
+                return false;
+        while (fgets(line, sizeof line, f))
+                if (sscanf(line, "CapBnd: %llx", &bnd) == 1)
+                        break;
+        fclose(f);
+        return bnd & (1ull << 24); /* CAP_SYS_RESOURCE */
+}
+
+
+
 static void run_attack(const Attack *a) {
         pid_t kids[ATTACKERS_MAX];
         Samples base = {}, under = {};
@@ -525,6 +546,8 @@ static void run_attack(const Attack *a) {
         long log_from, log_end;
         int r, status;
         uint64_t settle0;
+
+        bool judge_service = !a->needs_sys_resource || have_sys_resource();
 
         r = daemon_start(a);
         if (r < 0) {
@@ -553,6 +576,7 @@ static void run_attack(const Attack *a) {
                         _exit(0);
                 }
         }
+        uint64_t t_attack = bench_now_ns();
         usleep(300000); /* let the attack build up */
         under.fds_max = daemon_fds();
         under.rss_max = daemon_rss_kib();
@@ -579,29 +603,35 @@ static void run_attack(const Attack *a) {
         {
                 /* One more good round after the attack: served. */
                 char err[256] = "";
-                if (daemon_alive() && good_round(c, a->fresh_connects, err, sizeof err) < 0)
+                if (judge_service && daemon_alive() && good_round(c, a->fresh_connects, err, sizeof err) < 0)
                         fail(a->name, "the good client is not served after the attack: %s", err);
         }
         rss1 = daemon_rss_kib();
         lines = log_lines_since(log_from, &log_end);
+        unsigned intervals = (unsigned) ((bench_now_ns() - t_attack) / 10000000000ull) + 1;
+        if (!judge_service)
+                fprintf(stderr, "hostile: %s: no CAP_SYS_RESOURCE here: the daemon's hand-overs share root's "
+                        "in-flight fd limit with the attacker, so whether the good client is served is measured, "
+                        "not asserted\n", a->name);
 
         if (!daemon_alive())
                 fail(a->name, "groupd died");
-        if (under.failed > 0)
+        if (judge_service && under.failed > 0)
                 fail(a->name, "the good client failed %u time(s) (of %zu); the last: %s", under.failed,
                      under.n + under.failed, under.last_error);
-        if (under.n == 0)
+        if (judge_service && under.n == 0)
                 fail(a->name, "the good client got nothing done");
         if (under.fds_max > fds0 + a->fds_over)
                 fail(a->name, "%u fds at most, bound %u + %u", under.fds_max, fds0, a->fds_over);
         if (arg_rss_bounds && under.rss_max > rss0 + a->rss_over_kib)
                 fail(a->name, "RSS %u KiB at most, bound %u + %u KiB", under.rss_max, rss0, a->rss_over_kib);
-        if (fds1 > fds0 + 2)
+        if (fds1 > fds0 + (judge_service ? 2 : 8)) /* a hand-over still waiting holds its fds */
                 fail(a->name, "fds did not come back: %u after, %u before", fds1, fds0);
         if (arg_rss_bounds && rss1 > rss0 + 16 * 1024)
                 fail(a->name, "RSS did not come back: %u KiB after, %u KiB before", rss1, rss0);
-        if (lines > a->log_lines)
-                fail(a->name, "%u log lines (notice and above) during the attack, bound %u", lines, a->log_lines);
+        if (lines > a->log_lines * intervals)
+                fail(a->name, "%u log lines (notice and above) in %u×10 s of attack and settling, bound %u", lines,
+                     intervals, a->log_lines * intervals);
 
         gd_client_free(c);
         status = daemon_stop();
@@ -620,6 +650,7 @@ static void run_attack(const Attack *a) {
         printf("hostile_%s_fds,count,%u/%u/%u\n", a->name, fds0, under.fds_max, fds1);
         printf("hostile_%s_rss,KiB,%u/%u/%u\n", a->name, rss0, under.rss_max, rss1);
         printf("hostile_%s_log_lines,count,%u\n", a->name, lines);
+        printf("hostile_%s_service_asserted,bool,%d\n", a->name, judge_service);
         fflush(stdout);
         fprintf(stderr, "hostile: %-8s %s: good client %zu rounds (%u failed), median %.2fx p99 %.2fx; fds %u→%u→%u; "
                 "RSS %u→%u→%u KiB; %u log lines\n", a->name, a->what, under.n, under.failed,
