@@ -19,7 +19,8 @@
 
 /* Every per-client resource has a bound (issue 11), and running out of one never makes the loop spin. */
 #define CLIENTS_MAX 4096                  /* connections at once, if the fd limit allows ... */
-#define FDS_RESERVE 128                   /* ... with this many fds kept for leases and the host */
+#define FDS_RESERVE 256                   /* ... with this many fds (or 3/4 of a low limit) kept for leases
+                                           * and the host (reading a group takes dozens for a moment) */
 #define CLIENTS_ROOT_RESERVE 64           /* the last connections are root's only (a quarter of them with
                                            * a low fd limit) */
 #define CLIENTS_PER_UID_MAX 128           /* connections of one non-root uid */
@@ -1154,10 +1155,11 @@ int server_new(sd_event *e, Manager *m, int listen_fd, Server **ret) {
                 if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur != RLIM_INFINITY &&
                     rl.rlim_cur < (rlim_t) CLIENTS_MAX + 2 * FDS_RESERVE)
                         n = MAX((size_t) rl.rlim_cur > FDS_RESERVE ? (size_t) rl.rlim_cur - FDS_RESERVE : 0,
-                                (size_t) rl.rlim_cur / 2);
-                s->clients_max = MAX(n, (size_t) 4);
+                                (size_t) rl.rlim_cur / 4);
+                /* The tarpit's fds come out of the connections' share, not out of the reserve. */
+                s->tarpit_max = n < CLIENTS_MAX ? MIN((size_t) TARPIT_MAX, n / 4) : TARPIT_MAX;
+                s->clients_max = MAX(n - (n < CLIENTS_MAX ? s->tarpit_max : 0), (size_t) 4);
                 s->root_reserve = MIN((size_t) CLIENTS_ROOT_RESERVE, s->clients_max / 4);
-                s->tarpit_max = MIN((size_t) TARPIT_MAX, s->clients_max / 4);
                 if (s->clients_max < CLIENTS_MAX)
                         log_notice("The fd limit (%llu) allows %zu connections at once, not %u; raise LimitNOFILE=.",
                                    (unsigned long long) rl.rlim_cur, s->clients_max, CLIENTS_MAX);
