@@ -228,7 +228,7 @@ static int acquire_set_owner(Lease *l, const Caller *c, const AcquireRequest *re
                         return -EBADF;
                 }
                 /* The owner is the process whose memlock is raised too (memlock_pid below). */
-                r = owner_check_process(l->manager, c, l->owner_pid, req->owner_pidfd, true, err);
+                r = owner_check_process(l->manager, c, l->owner_pid, req->owner_pidfd, true, NULL, err);
                 if (r < 0)
                         return r;
                 l->owner_pidfd = fcntl(req->owner_pidfd, F_DUPFD_CLOEXEC, 3);

@@ -92,7 +92,8 @@ int pidfd_get_pid(int pidfd, pid_t *ret);
  * RLIMIT_MEMLOCK groupd raises? Yes for the caller itself, its descendants, a process whose real,
  * effective and saved uids are all the caller's, and for root, an owner-any policy rule or an edge's
  * authorization (c->owner_any_authorized); else -EPERM with *err naming the rule. */
-int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, bool audit, ManagerError *err);
+int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, bool audit, uid_t *ret_uid,
+                        ManagerError *err);
 int lease_watch_owner(Lease *l);
 /* The owner's process runs still (by pid and start time): for leases recovered without their pidfd. */
 bool lease_owner_alive(const Lease *l);

@@ -133,9 +133,11 @@ int manager_check_request_size(size_t n_specs, ManagerError *err);
 /* Would manager_acquire() let caller c name the process behind owner_pidfd as owner (OWNER_PROCESS)? 0
  * if so; -EPERM (*err naming the rule) if it needs a grant: root, an owner-any policy rule, or an edge's
  * authorization (set c->owner_any_authorized and call manager_acquire()). For an edge that authorizes
- * first: the D-Bus side asks polkit org.groupd1.acquire-for-other on -EPERM. -ESRCH, -EBADF: not a live
- * process's pidfd. */
-int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, ManagerError *err);
+ * first: the D-Bus side asks polkit org.groupd1.acquire-for-other on -EPERM, with *ret_pid and *ret_uid
+ * (the named process and its real uid, for polkit's details; either may be NULL). -ESRCH, -EBADF: not a
+ * live process's pidfd. */
+int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, pid_t *ret_pid, uid_t *ret_uid,
+                        ManagerError *err);
 
 /* Starts an acquire. Returns < 0 with *err set if it was refused at once (bad spec, denied, busy);
  * otherwise done is called later, exactly once. */

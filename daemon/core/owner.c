@@ -133,7 +133,8 @@ static bool process_descends_from(pid_t pid, pid_t ancestor) {
         return false;
 }
 
-int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, bool audit, ManagerError *err) {
+int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, bool audit, uid_t *ret_uid,
+                        ManagerError *err) {
         PolicySubject subject = { .uid = c->uid, .gid = c->gid, .gids = c->gids, .n_gids = c->n_gids };
         char rule[MANAGER_TEXT_MAX] = "";
         uid_t uids[3] = { (uid_t) -1, (uid_t) -1, (uid_t) -1 };
@@ -155,6 +156,10 @@ int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, bool 
         else if (policy_check_owner_any(m->policy, &subject, rule, sizeof rule) >= 0)
                 why = rule;
 
+        if (uids[0] == (uid_t) -1)
+                (void) process_uids(pid, uids);
+        if (ret_uid)
+                *ret_uid = uids[0];
         /* What was read of /proc/PID was the pidfd's process only if it still is (a pid is reused only
          * once its process is gone, and then the pidfd says so). */
         r = pidfd_get_pid(pidfd, &again);
@@ -178,7 +183,8 @@ int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, bool 
         return -EPERM;
 }
 
-int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, ManagerError *err) {
+int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, pid_t *ret_pid, uid_t *ret_uid,
+                        ManagerError *err) {
         pid_t pid;
         int r;
 
@@ -193,8 +199,10 @@ int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, ManagerErr
                 manager_error(err, MANAGER_ERROR_INVALID, EBADF, "the owner fd is not a pidfd");
                 return -EBADF;
         }
+        if (ret_pid)
+                *ret_pid = pid;
         /* A question, not a refusal yet: the edge may authorize it. */
-        return owner_check_process(m, c, pid, owner_pidfd, false, err);
+        return owner_check_process(m, c, pid, owner_pidfd, false, ret_uid, err);
 }
 
 int lease_watch_owner(Lease *l) {
