@@ -336,6 +336,30 @@ static uint64_t daemon_cpu_ticks(void) {
         return ut + st;
 }
 
+/* How many accept4() calls the daemon makes in about a second (strace -c): a loop that spins on a
+ * listener it cannot accept from makes them by the ten thousand, whatever share of the CPU it gets; one
+ * that waits, a few dozen. -1 if strace cannot run here. */
+static long daemon_accepts_in_a_second(void) {
+        char cmd[256], line[256];
+        long calls = 0;
+        FILE *f;
+
+        snprintf(cmd, sizeof cmd, "timeout -s INT 1 strace -f -c -e trace=accept4 -p %i 2>&1", (int) daemon_pid);
+        f = popen(cmd, "re");
+        if (!f)
+                return -1;
+        bool table = false;
+        while (fgets(line, sizeof line, f)) {
+                long c;
+                if (strstr(line, "% time"))
+                        table = true;
+                if (table && strstr(line, "accept4") && sscanf(line, "%*f %*f %*d %ld", &c) == 1)
+                        calls = c;
+        }
+        (void) pclose(f);
+        return table ? calls : -1;
+}
+
 START_TEST(test_fd_exhaustion) {
         enum { N = 200 };
         int fds[N], n = 0;
@@ -351,10 +375,11 @@ START_TEST(test_fd_exhaustion) {
         }
         usleep(200000);
         t0 = daemon_cpu_ticks();
-        sleep(1);
-        /* Out of fds it must wait, not spin: well under half a CPU. */
-        ck_assert_msg(daemon_cpu_ticks() - t0 < (uint64_t) hz / 2, "groupd spins on EMFILE: %llu ticks in 1 s",
+        long accepts = daemon_accepts_in_a_second();
+        /* Out of fds it must wait, not spin. */
+        ck_assert_msg(accepts >= 0 || daemon_cpu_ticks() - t0 < (uint64_t) hz / 2, "groupd spins: %llu ticks in 1 s",
                       (unsigned long long) (daemon_cpu_ticks() - t0));
+        ck_assert_msg(accepts < 500, "groupd spins: %ld accept4() calls in a second", accepts);
         ck_assert_uint_le(count_log_lines("accept"), 5);
         for (int i = 0; i < n; i++)
                 close(fds[i]);
@@ -363,6 +388,40 @@ START_TEST(test_fd_exhaustion) {
         GdClient *c = test_connect(socket_path);
         ck_assert_uint_eq(test_count_leases(c), 0);
         gd_client_free(c);
+}
+END_TEST
+
+/* A daemon so short of fds that accept() itself fails (EMFILE): it pauses accepting, says so once, and
+ * accepts again when fds come back; it does not spin. */
+START_TEST(test_accept_pauses_on_emfile) {
+        enum { N = 40 };
+        int fds[N], n = 0;
+        uint64_t t0;
+        long hz = sysconf(_SC_CLK_TCK);
+
+        daemon_restart_opts(&(DaemonOpts) { .nofile = 21 });
+        for (int i = 0; i < N; i++) {
+                int fd = raw_connect();
+                if (fd >= 0)
+                        fds[n++] = fd;
+        }
+        usleep(300000);
+        t0 = daemon_cpu_ticks();
+        long accepts = daemon_accepts_in_a_second();
+        ck_assert_msg(accepts >= 0 || daemon_cpu_ticks() - t0 < (uint64_t) hz / 2, "groupd spins: %llu ticks in 1 s",
+                      (unsigned long long) (daemon_cpu_ticks() - t0));
+        ck_assert_msg(accepts < 500, "groupd spins on EMFILE: %ld accept4() calls in a second", accepts);
+        /* Once per episode: an episode ends when an fd comes back (a refused connection closed) and an
+         * accept succeeds, so a few, not one a failed accept. */
+        ck_assert_uint_ge(count_log_lines("Cannot accept connections"), 1);
+        ck_assert_uint_le(count_log_lines("Cannot accept connections"), 5);
+        for (int i = 0; i < n; i++)
+                close(fds[i]);
+        usleep(500000);
+        GdClient *c = test_connect(socket_path);
+        ck_assert_uint_eq(test_count_leases(c), 0);
+        gd_client_free(c);
+        ck_assert_uint_ge(count_log_lines("Accepting connections again"), 1);
 }
 END_TEST
 
@@ -604,6 +663,7 @@ static Suite *misuse_suite(void) {
         tcase_add_test(tc, test_second_daemon);
         tcase_add_test(tc, test_socket_not_a_socket);
         tcase_add_test(tc, test_fd_exhaustion);
+        tcase_add_test(tc, test_accept_pauses_on_emfile);
         tcase_add_test(tc, test_connection_caps);
         tcase_add_test(tc, test_hello_deadline);
         tcase_add_test(tc, test_zero_length_packet);
