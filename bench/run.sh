@@ -160,6 +160,18 @@ for n in "${CLIENTS[@]}"; do
 done
 stop_daemon
 
+# ---------------------------------------------------------------- under attack (bench/hostile.c)
+# Each attack of the hostile-client harness against its own daemon while a good client works: the good
+# client's median and p99 as ratios to its own baseline in the same run (aim: median <= 2, p99 <= 3), and
+# the daemon's fds and RSS (before/at most/after). The harness's bounds are make check's business
+# (tests/hostile.sh); here a broken one is reported, not fatal. Skipped in --quick (make check runs it).
+if [ $quick -eq 0 ] && [ -x "$build/hostile" ]; then
+        say "bench: under attack (bench/hostile.c, ${HOSTILE_SECONDS:-10} s an attack)"
+        "$build/hostile" "$groupd" --seconds="${HOSTILE_SECONDS:-10}" >> "$csv" 2>"$work/hostile.err" ||
+                say "bench: the hostile harness reports broken bounds: $(grep FAIL "$work/hostile.err" | tr '\n' ' ')"
+        grep -v FAIL "$work/hostile.err" >&2 || true
+fi
+
 # ---------------------------------------------------------------- real kernel (the rig)
 # Group 3 of the rig (00:03.0, e1000e) acquired and released through groupd, phase by phase, and the same
 # sysfs + ioctl sequence by vfio-raw, in one boot of Debian's 6.1 kernel with the Intel IOMMU (TCG: slow,
@@ -196,6 +208,10 @@ echo "ratio_vs_floor $ratio_floor"
 echo "ratio_vs_seatd $ratio_seatd"
 echo "ratio_dbus_vs_floor $ratio_dbus"
 echo "ratio_kernel_phases_vs_raw $ratio_kernel"
+for a in idle emfile fdflood events garbage reqflood; do
+        m=$(get "hostile_${a}_median_ratio") p=$(get "hostile_${a}_p99_ratio")
+        [ -n "$m" ] && echo "under_attack_${a} median ${m}x p99 ${p}x"
+done
 echo "(csv: $csv)"
 
 if command -v gnuplot >/dev/null; then

@@ -82,8 +82,8 @@ ssize_t fd_recv_msg(int sock, void *buf, size_t size, int *fds, size_t max_fds, 
 
         if (cut || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
                 close_many(fds, n_fds);
-                if (ret_n_fds)
-                        *ret_n_fds = 0;
+                if (ret_n_fds)  /* how many came (closed): more than fit, when the control data was cut */
+                        *ret_n_fds = n_fds + ((cut || (mh.msg_flags & MSG_CTRUNC)) ? 1 : 0);
                 return -EMSGSIZE;
         }
 

@@ -19,6 +19,8 @@ int fd_send_msg(int sock, const void *buf, size_t len, const int *fds, size_t n_
  * fds[] (capacity max_fds), their number in *ret_n_fds. Returns the message length (0 means the peer
  * hung up), or negative errno: -EMSGSIZE when the message or its fds were cut (whatever fds arrived are
  * closed then). */
+/* On -EMSGSIZE (the message or its fds did not fit) every fd is closed, and *ret_n_fds says how many
+ * came, more than max_fds when they did not all fit. */
 ssize_t fd_recv_msg(int sock, void *buf, size_t size, int *fds, size_t max_fds, size_t *ret_n_fds);
 
 int fd_set_nonblock(int fd, bool nonblock);

@@ -2,7 +2,10 @@
 /* groupd: brokers ownership of IOMMU groups. Start-up, options, signals, readiness. */
 #include <getopt.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -24,6 +27,7 @@ static const char *arg_policy = "/etc/groupd/policy.conf";
 static const char *arg_sysfs_root = NULL;
 static const char *arg_dev_root = NULL;
 static uint64_t arg_release_deadline_usec = 0;
+static uint64_t arg_hello_timeout_usec = 0;
 static bool arg_keep_leases = false;
 static bool arg_bus = true;
 static bool arg_keep_caps = false;
@@ -42,6 +46,8 @@ static void help(void) {
                "  --sysfs-root=DIR           linux host: read sysfs here (default /sys)\n"
                "  --dev-root=DIR             linux host: /dev here (default /dev)\n"
                "  --release-deadline=SEC     report a held-up release after SEC seconds (default 10)\n"
+               "  --hello-timeout=SEC        close a connection that sends no message within SEC seconds\n"
+               "                             of connecting (default 5)\n"
                "  --keep-leases-on-exit      on SIGTERM, keep leases of live owner processes, and\n"
                "                             lease-fd leases kept in the fd store (for restarts)\n"
                "  --keep-capabilities        do not drop capabilities (debugging; see groupd(8))\n"
@@ -55,7 +61,7 @@ static void help(void) {
 static int parse_argv(int argc, char *argv[]) {
         enum {
                 ARG_HOST = 0x100, ARG_RUNTIME_DIR, ARG_SOCKET, ARG_POLICY, ARG_SYSFS_ROOT, ARG_DEV_ROOT,
-                ARG_RELEASE_DEADLINE, ARG_KEEP_LEASES, ARG_KEEP_CAPS, ARG_VERSION, ARG_NO_BUS,
+                ARG_RELEASE_DEADLINE, ARG_HELLO_TIMEOUT, ARG_KEEP_LEASES, ARG_KEEP_CAPS, ARG_VERSION, ARG_NO_BUS,
         };
         static const struct option options[] = {
                 { "host", required_argument, NULL, ARG_HOST },
@@ -65,6 +71,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "sysfs-root", required_argument, NULL, ARG_SYSFS_ROOT },
                 { "dev-root", required_argument, NULL, ARG_DEV_ROOT },
                 { "release-deadline", required_argument, NULL, ARG_RELEASE_DEADLINE },
+                { "hello-timeout", required_argument, NULL, ARG_HELLO_TIMEOUT },
                 { "keep-leases-on-exit", no_argument, NULL, ARG_KEEP_LEASES },
                 { "no-bus", no_argument, NULL, ARG_NO_BUS },
                 { "keep-capabilities", no_argument, NULL, ARG_KEEP_CAPS },
@@ -103,6 +110,16 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         arg_release_deadline_usec = (uint64_t) (d * 1e6);
+                        break;
+                }
+                case ARG_HELLO_TIMEOUT: {
+                        char *end;
+                        double d = strtod(optarg, &end);
+                        if (*end != 0 || !(d >= 0.01) || d > 3600) {
+                                log_error("Invalid --hello-timeout \"%s\": want seconds, 0.01 <= SEC <= 3600.", optarg);
+                                return -EINVAL;
+                        }
+                        arg_hello_timeout_usec = (uint64_t) (d * 1e6);
                         break;
                 }
                 case ARG_KEEP_LEASES:
@@ -152,6 +169,68 @@ static int make_host(const char *runtime_dir, Host **ret) {
         return -EINVAL;
 }
 
+/* One daemon per runtime directory: the state file, the sim tree and the default socket live there, and a
+ * second daemon reconciling the first one's state file would end its live leases. flock() on RUNTIME/lock,
+ * held for the daemon's life (the fd is close-on-exec, so no child keeps it); the file holds the holder's
+ * pid for the refusal message. The lock is on the inode, so two spellings of one directory (a symlink, a
+ * bind mount) still meet. Returns the fd (kept open), or < 0 after logging. */
+static int runtime_dir_lock(const char *dir) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char buf[32] = "";
+        ssize_t n;
+
+        if (asprintf(&path, "%s/lock", dir) < 0)
+                return log_oom();
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644);
+        if (fd < 0)
+                return log_error_errno(-errno, "Failed to open the lock file %s: %m", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                int e = errno;
+
+                n = pread(fd, buf, sizeof buf - 1, 0);
+                buf[n > 0 ? n : 0] = 0;
+                buf[strcspn(buf, "\n")] = 0;
+                if (e == EWOULDBLOCK)
+                        log_error("Another groupd (pid %s) is running on runtime directory %s (it holds %s); "
+                                  "not starting a second one: it would take the first one's leases for dead. "
+                                  "Touched nothing.", isempty(buf) ? "unknown" : buf, dir, path);
+                else
+                        log_error_errno(-e, "Failed to lock %s: %m", path);
+                return -(e == EWOULDBLOCK ? EBUSY : e);
+        }
+        n = snprintf(buf, sizeof buf, "%i\n", (int) getpid());
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t) n, 0) != n)
+                log_warning_errno(-errno, "Failed to write our pid to %s: %m", path);
+        return TAKE_FD(fd);
+}
+
+/* A daemon that holds one fd per connection, plus a few per lease: the soft limit of 1024 is far too low
+ * and the hard limit is what the administrator (or the unit's LimitNOFILE=) allows. groupd never calls
+ * select(), so a high soft limit is harmless. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning_errno(-errno, "Failed to raise the soft fd limit to %llu: %m",
+                                  (unsigned long long) rl.rlim_max);
+        else
+                log_debug("Raised the soft fd limit to %llu.", (unsigned long long) rl.rlim_max);
+}
+
+static int socket_path_refused(const char *path, int r) {
+        if (r == -EEXIST)
+                log_error("Refusing to listen on \"%s\": it exists and is not a socket; groupd removes only a "
+                          "stale socket of its own. Move it away, or pick another --socket=.", path);
+        else
+                log_error("Refusing to listen on \"%s\": a live server answers there (another groupd?); not "
+                          "taking its socket away.", path);
+        return 1;
+}
+
 static void on_shutdown_done(Manager *m, void *userdata) {
         sd_event_exit(userdata, 0);
 }
@@ -186,6 +265,7 @@ int main(int argc, char *argv[]) {
         _cleanup_free_ char *socket_path = NULL;
         Host *host = NULL;
         ManagerError err = {};
+        _cleanup_close_ int lock_fd = -EBADF;
         int listen_fd = -EBADF, r, n;
         sigset_t mask;
         Daemon d = {};
@@ -199,6 +279,21 @@ int main(int argc, char *argv[]) {
                 log_error_errno(-errno, "Failed to create runtime directory %s: %m", arg_runtime_dir);
                 return 1;
         }
+        /* Before anything else touches the runtime directory (the sim tree, the socket, the state). */
+        lock_fd = runtime_dir_lock(arg_runtime_dir);
+        if (lock_fd < 0)
+                return 1;
+        raise_fd_limit();
+        /* Our own socket path, before anything is changed (unless systemd passes the socket). */
+        if (!getenv("LISTEN_FDS")) {
+                _cleanup_free_ char *path = NULL;
+
+                if (!arg_socket && asprintf(&path, "%s/socket", arg_runtime_dir) < 0)
+                        return log_oom(), 1;
+                r = server_check_path(arg_socket ?: path);
+                if (r == -EEXIST || r == -EADDRINUSE)
+                        return socket_path_refused(arg_socket ?: path, r);
+        }
 
         /* Before the first thread: capabilities are per thread, and threads inherit them. */
         if (!arg_keep_caps) {
@@ -211,6 +306,11 @@ int main(int argc, char *argv[]) {
                         log_debug("Dropped every capability but CAP_SYS_RESOURCE.");
         } else
                 log_notice("Keeping every capability (--keep-capabilities).");
+        if (!caps_have_sys_resource())
+                log_notice("No CAP_SYS_RESOURCE: memlock raises and iommufd accounting fail, and the fds groupd "
+                           "hands over count against uid %u's in-flight fd limit, shared with every process of "
+                           "that uid: one that floods fds can hold hand-overs up (groupd retries them for 30 s).",
+                           (unsigned) getuid());
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -265,6 +365,8 @@ int main(int argc, char *argv[]) {
                 if (!arg_socket && asprintf(&socket_path, "%s/socket", arg_runtime_dir) < 0)
                         return log_oom(), 1;
                 r = server_listen_path(arg_socket ?: socket_path, &listen_fd);
+                if (r == -EEXIST || r == -EADDRINUSE)
+                        return socket_path_refused(arg_socket ?: socket_path, r);
                 if (r < 0) {
                         log_error_errno(r, "Failed to listen on %s: %m", arg_socket ?: socket_path);
                         return 1;
@@ -276,6 +378,8 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Failed to set up the server: %m");
                 return 1;
         }
+        if (arg_hello_timeout_usec > 0)
+                server_set_hello_timeout(server, arg_hello_timeout_usec);
 
         if (arg_bus) {
                 r = bus_new(e, m, &bus);

@@ -134,6 +134,7 @@ typedef enum GdReason {
         GD_REASON_REVOKED = 5,            /* an administrator revoked it */
         GD_REASON_DEVICE_VANISHED = 6,    /* a device of the lease disappeared */
         GD_REASON_RECOVERED_DEAD = 7,     /* found after a restart with its owner gone */
+        GD_REASON_DAEMON_RESTARTED = 8,   /* the daemon restarted and could not keep it (no fd store) */
         _GD_REASON_MAX,
 } GdReason;
 
@@ -143,6 +144,8 @@ typedef enum GdEventKind {
         GD_EVENT_LEASE_RELEASING = 1,    /* release begun; the host drivers are not back yet */
         GD_EVENT_LEASE_ENDED = 2,        /* release done: reason, and whether drivers came back */
         GD_EVENT_GROUP_CHANGED = 3,      /* a group's devices or drivers changed */
+        GD_EVENT_EVENTS_DROPPED = 4,     /* the last event of a subscription the daemon ended: the
+                                          * subscriber fell too far behind; sent whatever the mask */
         _GD_EVENT_MAX,
 } GdEventKind;
 

@@ -88,6 +88,7 @@ static const char *const reason_table[_GD_REASON_MAX] = {
         [GD_REASON_REVOKED] = "revoked",
         [GD_REASON_DEVICE_VANISHED] = "device-vanished",
         [GD_REASON_RECOVERED_DEAD] = "recovered-dead",
+        [GD_REASON_DAEMON_RESTARTED] = "daemon-restarted",
 };
 
 static const char *const event_kind_table[_GD_EVENT_MAX] = {
@@ -95,6 +96,7 @@ static const char *const event_kind_table[_GD_EVENT_MAX] = {
         [GD_EVENT_LEASE_RELEASING] = "lease-releasing",
         [GD_EVENT_LEASE_ENDED] = "lease-ended",
         [GD_EVENT_GROUP_CHANGED] = "group-changed",
+        [GD_EVENT_EVENTS_DROPPED] = "events-dropped",
 };
 
 static const char *const dma_source_table[_GD_DMA_SOURCE_MAX] = {

@@ -42,3 +42,15 @@ if ! awk -v a="$level" -v b="$MAX_EXPOSURE" 'BEGIN { exit !(a <= b) }'; then
         echo "exposure $level is above $MAX_EXPOSURE" >&2
         exit 1
 fi
+
+# The journal catalog explains every MESSAGE_ID the audit module sends, and each entry is well formed
+# ("-- ID" then a Subject:).
+ids=$(sed -n 's/^#define MESSAGE_ID_[A-Z_]* "\([0-9a-f]\{32\}\)"$/\1/p' "$TOP_SRCDIR/daemon/core/audit.c")
+[ -n "$ids" ] || { echo "no MESSAGE_IDs found in audit.c" >&2; exit 1; }
+for id in $ids; do
+        if ! grep -A1 -x -- "-- $id" "$TOP_SRCDIR/systemd/groupd.catalog" | grep -q '^Subject: '; then
+                echo "MESSAGE_ID $id (daemon/core/audit.c) has no catalog entry with a Subject" >&2
+                exit 1
+        fi
+done
+echo "catalog: $(wc -w <<<"$ids") message ids explained"

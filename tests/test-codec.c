@@ -1197,9 +1197,13 @@ START_TEST(test_names) {
         assert_table(gd_reason_to_string, gd_reason_from_string, 0, _GD_REASON_MAX);
         ck_assert_str_eq(gd_reason_to_string(GD_REASON_CONNECTION_CLOSED), "connection-closed");
         ck_assert_str_eq(gd_reason_to_string(GD_REASON_RECOVERED_DEAD), "recovered-dead");
+        ck_assert_str_eq(gd_reason_to_string(GD_REASON_DAEMON_RESTARTED), "daemon-restarted");
+        ck_assert_int_eq(GD_REASON_DAEMON_RESTARTED, 8);  /* the wire's number, as PROTOCOL.md says */
 
         assert_table(gd_event_kind_to_string, gd_event_kind_from_string, 0, _GD_EVENT_MAX);
         ck_assert_str_eq(gd_event_kind_to_string(GD_EVENT_LEASE_STARTED), "lease-started");
+        ck_assert_str_eq(gd_event_kind_to_string(GD_EVENT_EVENTS_DROPPED), "events-dropped");
+        ck_assert_int_eq(GD_EVENT_EVENTS_DROPPED, 4);
 
         for (size_t i = 0; i < ELEMENTSOF(all_types); i++) {
                 ck_assert_ptr_nonnull(gd_msg_type_to_string(all_types[i]));

@@ -137,6 +137,8 @@ START_TEST(test_policy_errors) {
                 { "revoke\n", "'revoke' wants WHO [force]" },
                 { "variant\n", "'variant' needs at least one MATCH" },
                 { "variant vendor=0x15b3 host-critical\n", "bad MATCH \"host-critical\"" },
+                { "owner-any\n", "'owner-any' wants WHO" },
+                { "owner-any uid=1 iommu-group=1\n", "'owner-any' wants WHO" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -222,6 +224,25 @@ START_TEST(test_policy_callers) {
 }
 END_TEST
 
+START_TEST(test_policy_owner_any) {
+        PolicySubject alice = { .uid = 1000, .gid = 1000 }, bob = { .uid = 1001, .gid = 1001 }, root = { .uid = 0 };
+        HostDevice nic = dev("0000:02:00.0", 2, 0x8086, 0x10d3, 0x020000);
+        HostGroup g2 = { .id = 2, .devices = &nic, .n_devices = 1 };
+        Policy *p = NULL;
+        char rule[256], *err = NULL;
+
+        ck_assert_int_eq(policy_parse("owner-any uid=1000\n", "t.conf", &p, &err), 0);
+        ck_assert_int_eq(policy_check_owner_any(p, &alice, rule, sizeof rule), 0);
+        ck_assert_str_eq(rule, "rule \"owner-any uid=1000\", t.conf:1");
+        ck_assert_int_eq(policy_check_owner_any(p, &bob, rule, sizeof rule), -EPERM);
+        ck_assert_ptr_nonnull(strstr(rule, "no owner-any rule"));
+        ck_assert_int_eq(policy_check_owner_any(p, &root, rule, sizeof rule), 0);
+        /* It gives no group. */
+        ck_assert_int_eq(policy_check_group(p, &alice, &g2, rule, sizeof rule), -EPERM);
+        policy_free(p);
+}
+END_TEST
+
 static Suite *policy_suite(void) {
         Suite *s = suite_create("policy");
         TCase *tc = tcase_create("policy");
@@ -230,6 +251,7 @@ static Suite *policy_suite(void) {
         tcase_add_test(tc, test_policy_rules);
         tcase_add_test(tc, test_policy_errors);
         tcase_add_test(tc, test_policy_callers);
+        tcase_add_test(tc, test_policy_owner_any);
         tcase_add_test(tc, test_policy_memlock_rule_gives_no_group);
         tcase_add_test(tc, test_policy_supplementary_gid_granted);
         suite_add_tcase(s, tc);

@@ -8,12 +8,16 @@
 #include "manager-internal.h"
 #include "memlock.h"
 
-/* Message ids for the journal: grants, refusals, releases. */
+/* Message ids for the journal: grants, refusals, failures, releases, revocations. Each is explained in
+ * systemd/groupd.catalog (installed to systemd's catalog directory): keep the two in step. */
 #define MESSAGE_ID_LEASE_STARTED "8a1f3c5e2b7d4e0f9a6c1d2e3f405162"
 #define MESSAGE_ID_LEASE_ENDED "8a1f3c5e2b7d4e0f9a6c1d2e3f405163"
 #define MESSAGE_ID_ACQUIRE_REFUSED "8a1f3c5e2b7d4e0f9a6c1d2e3f405164"
-#define MESSAGE_ID_LEASE_REVOKED "8a1f3c5e2b7d4e0f9a6c1d2e3f405165"
-#define MESSAGE_ID_DEVICE_CHANGED "8a1f3c5e2b7d4e0f9a6c1d2e3f405166"
+#define MESSAGE_ID_ACQUIRE_FAILED "8a1f3c5e2b7d4e0f9a6c1d2e3f405165"
+#define MESSAGE_ID_LEASE_REVOKED "8a1f3c5e2b7d4e0f9a6c1d2e3f405166"
+#define MESSAGE_ID_TOKEN_REFUSED "8a1f3c5e2b7d4e0f9a6c1d2e3f405167"
+#define MESSAGE_ID_OWNER_REFUSED "8a1f3c5e2b7d4e0f9a6c1d2e3f405168"
+#define MESSAGE_ID_DEVICE_CHANGED "8a1f3c5e2b7d4e0f9a6c1d2e3f405169"
 
 void audit_lease_granted(const Lease *l) {
         char groups[256], ml[32] = "";
@@ -47,7 +51,8 @@ void audit_lease_ended(const Lease *l, int error, const char *detail) {
                 log_error_errno(error, "Lease %s (\"%s\") ended: %s; groups %s; restoring failed: %s", l->id,
                                 strempty(l->label), reason, groups, strempty(detail));
 
-        (void) sd_journal_send("MESSAGE=Lease %s ended: %s", l->id, reason, "MESSAGE_ID=" MESSAGE_ID_LEASE_ENDED,
+        (void) sd_journal_send("MESSAGE=Lease %s ended: %s", l->id, reason, "MESSAGE_ID=%s",
+                               l->reason == LEASE_REASON_REVOKED ? MESSAGE_ID_LEASE_REVOKED : MESSAGE_ID_LEASE_ENDED,
                                "LEASE=%s", l->id, "GROUP=%s", groups, "OWNER_UID=%u", (unsigned) l->uid,
                                "REASON=%s", reason, "DETAIL=%s", strempty(detail), "PRIORITY=%i",
                                error == 0 ? LOG_INFO : LOG_ERR, NULL);
@@ -97,4 +102,42 @@ void audit_device_changed(const Lease *l, const char *address, const char *what)
         (void) sd_journal_send("MESSAGE=%s %s", address, what, "MESSAGE_ID=" MESSAGE_ID_DEVICE_CHANGED,
                                "DEVICE=%s", address, "LEASE=%s", l ? l->id : "", "PRIORITY=%i",
                                l ? LOG_WARNING : LOG_INFO, NULL);
+}
+
+void audit_acquire_failed(const Lease *l, const char *why, const char *detail) {
+        char groups[256];
+
+        assert(l);
+        lease_groups_to_text(l, groups, sizeof groups);
+        log_warning("Acquire of lease %s (\"%s\") failed and was rolled back: %s%s%s", l->id, strempty(l->label),
+                    strempty(why), isempty(detail) ? "" : "; devices: ", strempty(detail));
+        (void) sd_journal_send("MESSAGE=Acquire of groups %s by uid %u failed and was rolled back: %s", groups,
+                               (unsigned) l->uid, strempty(why), "MESSAGE_ID=" MESSAGE_ID_ACQUIRE_FAILED,
+                               "LEASE=%s", l->id, "GROUP=%s", groups, "OWNER_UID=%u", (unsigned) l->uid,
+                               "DETAIL=%s", strempty(detail), "PRIORITY=%i", LOG_WARNING, NULL);
+}
+
+void audit_owner_refused(const Caller *c, pid_t owner_pid, uid_t owner_uid) {
+        assert(c);
+        log_notice("Refused uid %u pid %i an owner process it may not name: pid %i (uid %i).", (unsigned) c->uid,
+                   (int) c->pid, (int) owner_pid, (int) owner_uid);
+        (void) sd_journal_send("MESSAGE=Refused uid %u an owner process it may not name (pid %i)", (unsigned) c->uid,
+                               (int) owner_pid, "MESSAGE_ID=" MESSAGE_ID_OWNER_REFUSED, "OWNER_UID=%u",
+                               (unsigned) c->uid, "CALLER_PID=%i", (int) c->pid, "NAMED_PID=%i", (int) owner_pid,
+                               "NAMED_UID=%i", (int) owner_uid, "PRIORITY=%i", LOG_NOTICE, NULL);
+}
+
+void audit_token_refused(Manager *m, const Caller *c, const char *what) {
+        unsigned held = 0;
+
+        assert(m);
+        assert(c);
+        if (!ratelimit_below(&m->token_refusals, now_usec(CLOCK_MONOTONIC), &held))
+                return;
+        log_notice("Refused a token from uid %u pid %i: %s%s.", (unsigned) c->uid, (int) c->pid, what,
+                   held > 0 ? " (and more refusals, not logged)" : "");
+        (void) sd_journal_send("MESSAGE=Refused a token from uid %u: %s", (unsigned) c->uid, what,
+                               "MESSAGE_ID=" MESSAGE_ID_TOKEN_REFUSED, "OWNER_UID=%u", (unsigned) c->uid,
+                               "CALLER_PID=%i", (int) c->pid, "SUPPRESSED=%u", held, "PRIORITY=%i", LOG_NOTICE,
+                               NULL);
 }

@@ -38,9 +38,7 @@ static void acquire_job_done(int result, void *userdata) {
         int r;
 
         if (result < 0) {
-                log_warning("Acquire of lease %s (\"%s\") failed and was rolled back: %s%s%s", l->id,
-                            strempty(l->label), p->error.message, isempty(p->detail) ? "" : "; devices: ",
-                            p->detail);
+                audit_acquire_failed(l, p->error.message, p->detail);
                 /* Never announced, so never ended: it simply goes. */
                 (void) lease_set_state(l, LEASE_RELEASED);
                 op->done(m, NULL, NULL, &p->error, op->userdata);
@@ -244,6 +242,10 @@ static int acquire_set_owner(Lease *l, const Caller *c, const AcquireRequest *re
                         manager_error(err, MANAGER_ERROR_INVALID, EBADF, "the owner fd is not a pidfd");
                         return -EBADF;
                 }
+                /* The owner is the process whose memlock is raised too (memlock_pid below). */
+                r = owner_check_process(l->manager, c, l->owner_pid, req->owner_pidfd, true, NULL, err);
+                if (r < 0)
+                        return r;
                 l->owner_pidfd = fcntl(req->owner_pidfd, F_DUPFD_CLOEXEC, 3);
                 if (l->owner_pidfd < 0) {
                         r = -errno;

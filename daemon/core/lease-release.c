@@ -137,6 +137,7 @@ int manager_release_token(Manager *m, const Caller *c, const char *token, Manage
         assert(c);
 
         if (!token_is_valid(token)) {
+                audit_token_refused(m, c, "a malformed token");
                 manager_error(err, MANAGER_ERROR_INVALID, EINVAL, "malformed token (want %u hex characters)",
                               TOKEN_LEN);
                 return -EINVAL;
@@ -153,6 +154,7 @@ int manager_release_token(Manager *m, const Caller *c, const char *token, Manage
                          (int) c->pid);
                 return manager_release_lease(m, l, LEASE_REASON_RELEASED);
         }
+        audit_token_refused(m, c, "no lease has this token");
         manager_error(err, MANAGER_ERROR_BAD_TOKEN, ENOENT, "no lease has this token");
         return -ENOENT;
 }

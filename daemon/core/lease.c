@@ -22,6 +22,7 @@ static const char *const lease_reason_table[_LEASE_REASON_MAX] = {
         [LEASE_REASON_REVOKED] = "revoked",
         [LEASE_REASON_DEVICE_VANISHED] = "device-vanished",
         [LEASE_REASON_RECOVERED_DEAD] = "recovered-dead",
+        [LEASE_REASON_DAEMON_RESTARTED] = "daemon-restarted",
 };
 DEFINE_STRING_TABLE_LOOKUP(lease_reason, LeaseReason, lease_reason_table);
 

@@ -42,6 +42,8 @@ typedef enum LeaseReason {
         LEASE_REASON_REVOKED,             /* an administrator revoked it */
         LEASE_REASON_DEVICE_VANISHED,     /* a device of the lease disappeared */
         LEASE_REASON_RECOVERED_DEAD,      /* found after a restart with its owner gone */
+        LEASE_REASON_DAEMON_RESTARTED,    /* its owner may live, but the restarted daemon could not keep it:
+                                           * its lease fd (or pidfd) was not in systemd's fd store */
         _LEASE_REASON_MAX,
         _LEASE_REASON_INVALID = -EINVAL,
 } LeaseReason;

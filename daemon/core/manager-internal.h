@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "manager.h"
+#include "ratelimit.h"
 #include "policy.h"
 #include "worker.h"
 
@@ -55,6 +56,8 @@ struct Manager {
                 int fd;
         } *stored;                     /* offered back by the store, until the reconcile claims them */
         size_t n_stored;
+
+        RateLimit token_refusals;      /* audit lines for refused tokens */
 
         bool shutting_down;
         void (*shutdown_done)(Manager *m, void *userdata);
@@ -95,6 +98,12 @@ void manager_finish_lease(Manager *m, Lease *l, int error, const char *detail);
 
 /* owner.c */
 int pidfd_get_pid(int pidfd, pid_t *ret);
+/* May caller c name the process behind pidfd (pid) as a lease's owner, and so as the process whose
+ * RLIMIT_MEMLOCK groupd raises? Yes for the caller itself, its descendants, a process whose real,
+ * effective and saved uids are all the caller's, and for root, an owner-any policy rule or an edge's
+ * authorization (c->owner_any_authorized); else -EPERM with *err naming the rule. */
+int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, bool audit, uid_t *ret_uid,
+                        ManagerError *err);
 int lease_watch_owner(Lease *l);
 /* The owner's process runs still (by pid and start time): for leases recovered without their pidfd. */
 bool lease_owner_alive(const Lease *l);
@@ -120,3 +129,9 @@ void audit_acquire_refused(const Caller *c, unsigned group, const char *why);
 void audit_lease_revoked(const Lease *l, const Caller *c, uint64_t deadline_usec, bool force);
 void audit_revoke_signal(const Lease *l, int sig);
 void audit_device_changed(const Lease *l, const char *address, const char *what);
+/* An acquire that was accepted but failed while its devices were prepared, and was rolled back. */
+void audit_acquire_failed(const Lease *l, const char *why, const char *detail);
+void audit_owner_refused(const Caller *c, pid_t owner_pid, uid_t owner_uid);
+/* A RELEASE (or other request) with a token no lease has, or a malformed one: rate-limited with
+ * m->token_refusals, and never the token itself. */
+void audit_token_refused(Manager *m, const Caller *c, const char *what);

@@ -217,6 +217,7 @@ int manager_new(sd_event *e, Host *host, const ManagerConfig *config, Manager **
         m->event = sd_event_ref(e);
         m->release_deadline_usec = config->release_deadline_usec ?: DEFAULT_RELEASE_DEADLINE_USEC;
         m->keep_leases_on_exit = config->keep_leases_on_exit;
+        m->token_refusals = RATELIMIT_INIT(10 * 1000000ULL, 5);
         m->started_usec = now_usec(CLOCK_REALTIME);
         m->runtime_dir = strdup(config->runtime_dir);
         if (!m->runtime_dir || asprintf(&m->state_path, "%s/state", config->runtime_dir) < 0)
@@ -291,6 +292,12 @@ static int on_shutdown_deadline(sd_event_source *s, uint64_t usec, void *userdat
                         n++;
         log_warning("Shutting down with %zu release(s) unfinished; the state file keeps them, and the next "
                     "start finishes them.", n);
+        /* The lease ends as far as this daemon goes: subscribers hear so, with what is left to do. */
+        for (Lease *l = m->leases; l; l = l->next)
+                if (l->state == LEASE_RELEASING)
+                        manager_emit(m, MANAGER_EVENT_LEASE_ENDED, l, 0, ETIMEDOUT,
+                                     "groupd shut down before the host drivers came back (a process still "
+                                     "holds a device open); the next start of groupd finishes the release");
         manager_finish_shutdown(m);
         return 0;
 }
@@ -316,6 +323,12 @@ int manager_shutdown(Manager *m, void (*done)(Manager *m, void *userdata), void 
                         log_info("Keeping lease %s across the restart: its lease fd is in the fd store.", l->id);
                         continue;
                 }
+                if (m->keep_leases_on_exit)
+                        log_notice("Not keeping lease %s across the restart: %s; releasing it.", l->id,
+                                   l->owner_kind == OWNER_LEASE_FD ?
+                                   "its lease fd is not in systemd's fd store, so a restarted groupd could not "
+                                   "tell when its holder lets go" :
+                                   "its owner (a connection or D-Bus name) ends with this daemon");
                 (void) manager_release_lease(m, l, LEASE_REASON_SHUTDOWN);
         }
 

@@ -29,6 +29,9 @@ typedef struct Caller {
                                       * allow rules are skipped; its never rules still apply */
         char cgroup[CALLER_CGROUP_MAX]; /* its cgroup ("/system.slice/virtqemud.service"), "" unknown: what
                                       * unit= and cgroup= rules match */
+        bool owner_any_authorized;   /* an edge authorized naming any process as owner (polkit
+                                      * org.groupd1.acquire-for-other): the owner check and the policy
+                                      * file's owner-any rules are skipped */
 } Caller;
 
 /* What subscribers hear. Values are the wire's event kinds (checked by the wire-view). */
@@ -37,6 +40,8 @@ typedef enum ManagerEvent {
         MANAGER_EVENT_LEASE_RELEASING,   /* release begun; the host drivers are not back yet */
         MANAGER_EVENT_LEASE_ENDED,       /* release done; the lease is no longer in the manager's list */
         MANAGER_EVENT_GROUP_CHANGED,     /* a group's devices or drivers changed */
+        MANAGER_EVENT_EVENTS_DROPPED,    /* never emitted by the core: an edge's last event to a subscriber
+                                          * it dropped for falling behind (the wire's number kept here) */
         _MANAGER_EVENT_MAX,
         _MANAGER_EVENT_INVALID = -EINVAL,
 } ManagerEvent;
@@ -127,6 +132,15 @@ int manager_acquire_preview(Manager *m, const Caller *c, const char *const *spec
 /* The one request-size check: an acquire names 1 to LEASE_GROUPS_MAX groups. Edges that collect specs
  * stop at one more than that and let this refuse. */
 int manager_check_request_size(size_t n_specs, ManagerError *err);
+
+/* Would manager_acquire() let caller c name the process behind owner_pidfd as owner (OWNER_PROCESS)? 0
+ * if so; -EPERM (*err naming the rule) if it needs a grant: root, an owner-any policy rule, or an edge's
+ * authorization (set c->owner_any_authorized and call manager_acquire()). For an edge that authorizes
+ * first: the D-Bus side asks polkit org.groupd1.acquire-for-other on -EPERM, with *ret_pid and *ret_uid
+ * (the named process and its real uid, for polkit's details; either may be NULL). -ESRCH, -EBADF: not a
+ * live process's pidfd. */
+int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, pid_t *ret_pid, uid_t *ret_uid,
+                        ManagerError *err);
 
 /* Starts an acquire. Returns < 0 with *err set if it was refused at once (bad spec, denied, busy);
  * otherwise done is called later, exactly once. */

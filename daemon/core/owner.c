@@ -77,6 +77,134 @@ int pidfd_get_pid(int pidfd, pid_t *ret) {
         return r == -ENOENT ? -EBADF : r;  /* no Pid: line: not a pidfd */
 }
 
+/* Real, effective and saved uid of pid, from /proc/PID/status. */
+static int process_uids(pid_t pid, uid_t ret[3]) {
+        char path[64], line[256];
+        FILE *f;
+        int r = -EIO;
+
+        (void) snprintf(path, sizeof path, "/proc/%i/status", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? -ESRCH : -errno;
+        while (fgets(line, sizeof line, f)) {
+                unsigned u[3];
+                if (sscanf(line, "Uid: %u %u %u", &u[0], &u[1], &u[2]) == 3) {
+                        for (int i = 0; i < 3; i++)
+                                ret[i] = (uid_t) u[i];
+                        r = 0;
+                        break;
+                }
+        }
+        fclose(f);
+        return r;
+}
+
+static int process_ppid(pid_t pid, pid_t *ret) {
+        char path[64], buf[1024], *p;
+        FILE *f;
+        size_t n;
+        int ppid;
+
+        (void) snprintf(path, sizeof path, "/proc/%i/stat", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? -ESRCH : -errno;
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        /* "PID (comm) S PPID ...": comm may hold anything, ')' included; the last ')' ends it. */
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 1, " %*c %i", &ppid) != 1)
+                return -EIO;
+        *ret = ppid;
+        return 0;
+}
+
+static bool process_descends_from(pid_t pid, pid_t ancestor) {
+        if (ancestor <= 0)
+                return false;
+        for (unsigned depth = 0; pid > 1 && depth < 4096; depth++) {
+                if (pid == ancestor)
+                        return true;
+                if (process_ppid(pid, &pid) < 0)
+                        return false;
+        }
+        return false;
+}
+
+int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, bool audit, uid_t *ret_uid,
+                        ManagerError *err) {
+        PolicySubject subject = { .uid = c->uid, .gid = c->gid, .gids = c->gids, .n_gids = c->n_gids };
+        char rule[MANAGER_TEXT_MAX] = "";
+        uid_t uids[3] = { (uid_t) -1, (uid_t) -1, (uid_t) -1 };
+        const char *why = NULL;
+        pid_t again;
+        int r;
+
+        assert(m);
+        assert(c);
+
+        if (c->owner_any_authorized)
+                why = "authorized by the edge (polkit)";
+        else if (pid == c->pid && c->pid > 0)
+                why = "the caller itself";
+        else if (process_uids(pid, uids) >= 0 && uids[0] == c->uid && uids[1] == c->uid && uids[2] == c->uid)
+                why = "runs under the caller's uid";
+        else if (process_descends_from(pid, c->pid))
+                why = "a descendant of the caller";
+        else if (policy_check_owner_any(m->policy, &subject, rule, sizeof rule) >= 0)
+                why = rule;
+
+        if (uids[0] == (uid_t) -1)
+                (void) process_uids(pid, uids);
+        if (ret_uid)
+                *ret_uid = uids[0];
+        /* What was read of /proc/PID was the pidfd's process only if it still is (a pid is reused only
+         * once its process is gone, and then the pidfd says so). */
+        r = pidfd_get_pid(pidfd, &again);
+        if (r < 0 || again != pid) {
+                manager_error(err, MANAGER_ERROR_INVALID, ESRCH, "the owner process has exited already");
+                return -ESRCH;
+        }
+        if (why) {
+                log_debug("Owner pid %i allowed for uid %u pid %i: %s.", (int) pid, (unsigned) c->uid, (int) c->pid,
+                          why);
+                return 0;
+        }
+        manager_error(err, MANAGER_ERROR_DENIED, EPERM,
+                      "owner process pid %i (uid %i) is not the caller (pid %i), nor its descendant, nor run by its "
+                      "uid %u: naming another's process as owner (and so having its RLIMIT_MEMLOCK raised) needs "
+                      "root or an \"owner-any\" rule for uid %u in the policy file (%s); D-Bus callers, the polkit "
+                      "action org.groupd1.acquire-for-other", (int) pid, (int) uids[0], (int) c->pid,
+                      (unsigned) c->uid, (unsigned) c->uid, rule);
+        if (audit)
+                audit_owner_refused(c, pid, uids[0]);
+        return -EPERM;
+}
+
+int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, pid_t *ret_pid, uid_t *ret_uid,
+                        ManagerError *err) {
+        pid_t pid;
+        int r;
+
+        assert(m);
+        assert(c);
+        r = pidfd_get_pid(owner_pidfd, &pid);
+        if (r == -ESRCH) {
+                manager_error(err, MANAGER_ERROR_INVALID, ESRCH, "the owner process has exited already");
+                return r;
+        }
+        if (r < 0) {
+                manager_error(err, MANAGER_ERROR_INVALID, EBADF, "the owner fd is not a pidfd");
+                return -EBADF;
+        }
+        if (ret_pid)
+                *ret_pid = pid;
+        /* A question, not a refusal yet: the edge may authorize it. */
+        return owner_check_process(m, c, pid, owner_pidfd, false, ret_uid, err);
+}
+
 int lease_watch_owner(Lease *l) {
         Manager *m;
 

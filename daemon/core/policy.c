@@ -45,6 +45,7 @@ typedef struct Rule {
         bool variant;            /* "variant MATCH...": a VFIO variant driver, when one matches */
         bool force;
         bool host_critical;      /* "allow WHO pci=ADDR host-critical" */
+        bool owner_any;          /* "owner-any WHO" */
         uint64_t memlock_max;    /* UINT64_MAX: no ceiling */
         WhoKind who;
         uint32_t who_id;
@@ -284,6 +285,14 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                         }
                         r.force = n_words == 3;
                         first_match = n_words; /* no MATCHes */
+                } else if (streq(words[0], "owner-any")) {
+                        r.owner_any = true;
+                        if (n_words != 2 || parse_who(words[1], &r) < 0) {
+                                set_error(ret_error, "%s:%u: 'owner-any' wants WHO (uid=N, user=NAME, gid=N, "
+                                          "unixgroup=NAME or anyone) and nothing else", origin, line_no);
+                                return -EINVAL;
+                        }
+                        first_match = n_words; /* no MATCHes */
                 } else if (streq(words[0], "never")) {
                         r.never = true;
                         first_match = 1;
@@ -311,16 +320,17 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                         }
                         first_match = 2;
                 } else {
-                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow, never, memlock, revoke or variant)", origin,
+                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow, never, memlock, revoke, variant or owner-any)", origin,
                                         line_no, words[0]);
                         return -EINVAL;
                 }
 
-                if (!r.never && !r.memlock && !r.revoke && !r.variant && streq(words[n_words - 1], "host-critical")) {
+                if (!r.never && !r.memlock && !r.revoke && !r.variant && !r.owner_any &&
+                    streq(words[n_words - 1], "host-critical")) {
                         r.host_critical = true;
                         n_words--;
                 }
-                if (!r.memlock && !r.revoke && n_words <= first_match) {
+                if (!r.memlock && !r.revoke && !r.owner_any && n_words <= first_match) {
                         set_error(ret_error, "%s:%u: '%s' needs at least one MATCH", origin, line_no,
                                         words[0]);
                         return -EINVAL;
@@ -500,6 +510,11 @@ int policy_unit_of_cgroup(const char *cgroup, char *ret, size_t size) {
         return -ENOENT;
 }
 
+/* An allow rule: what none of the other kinds of rule is. The one place that says so. */
+static bool rule_is_allow(const Rule *r) {
+        return !r->never && !r->memlock && !r->revoke && !r->variant && !r->owner_any;
+}
+
 static bool who_matches(const Rule *r, const PolicySubject *s) {
         switch (r->who) {
         case WHO_ANYONE:
@@ -613,6 +628,20 @@ int policy_check_memlock(const Policy *p, const PolicySubject *s, uint64_t *ret_
         return 0;
 }
 
+int policy_check_owner_any(const Policy *p, const PolicySubject *s, char *rule, size_t size) {
+        if (s->uid == 0) {
+                snprintf(rule, size, "root");
+                return 0;
+        }
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].owner_any && who_matches(&p->rules[i], s)) {
+                        snprintf(rule, size, "rule \"%s\", %s", p->rules[i].text, p->rules[i].where);
+                        return 0;
+                }
+        snprintf(rule, size, "uid %u has no owner-any rule", (unsigned) s->uid);
+        return -EPERM;
+}
+
 int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup *g, char *msg, size_t size) {
         for (size_t i = 0; i < g->n_devices; i++)
                 if (policy_device_never(p, &g->devices[i], msg, size))
@@ -622,15 +651,14 @@ int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup 
                 return 0;
 
         for (size_t i = 0; i < p->n_rules; i++)
-                if (!p->rules[i].never && !p->rules[i].memlock && !p->rules[i].revoke && !p->rules[i].variant &&
-                    who_matches(&p->rules[i], s) && rule_matches_group(&p->rules[i], g->id))
+                if (rule_is_allow(&p->rules[i]) && who_matches(&p->rules[i], s) &&
+                    rule_matches_group(&p->rules[i], g->id))
                         return 0;
 
         for (size_t j = 0; j < g->n_devices; j++) {
                 bool ok = false;
                 for (size_t i = 0; i < p->n_rules && !ok; i++)
-                        ok = !p->rules[i].never && !p->rules[i].memlock && !p->rules[i].revoke &&
-                             !p->rules[i].variant && who_matches(&p->rules[i], s) &&
+                        ok = rule_is_allow(&p->rules[i]) && who_matches(&p->rules[i], s) &&
                              rule_matches_device(&p->rules[i], &g->devices[j]);
                 if (!ok) {
                         snprintf(msg, size, "uid %u may not acquire group %u: no allow rule covers %s",

@@ -17,6 +17,12 @@
  *         variant MATCH...                a device that matches is bound to its VFIO variant driver (chosen
  *                                         from modules.alias, as libvirt does) instead of vfio-pci, when a
  *                                         loaded one matches it
+ *         owner-any WHO                   WHO may name any process as a lease's owner (OWNER_PROCESS), and so
+ *                                         as the process whose RLIMIT_MEMLOCK is raised. Without it a
+ *                                         caller may name only itself, its descendants, or a process whose
+ *                                         real, effective and saved uids are all the caller's; root may
+ *                                         always. (D-Bus callers: polkit action
+ *                                         org.groupd1.acquire-for-other instead.)
  *
  *   WHO:   uid=N | user=NAME | gid=N | unixgroup=NAME | unit=GLOB (the caller's systemd unit, from its
  *          cgroup: "virtqemud.service") | cgroup=PATH (the caller's cgroup is PATH or below it) | anyone
@@ -84,6 +90,10 @@ int policy_check_revoke(const Policy *p, const PolicySubject *s, bool force, cha
 /* 0 if subject may have its RLIMIT_MEMLOCK raised, with the ceiling (UINT64_MAX: none) in *ret_max; else
  * -EPERM with the reason in msg. */
 int policy_check_memlock(const Policy *p, const PolicySubject *s, uint64_t *ret_max, char *msg, size_t size);
+
+/* 0 if subject may name any process as a lease's owner (root, or an owner-any rule for it), with what
+ * allowed it ("root", or the rule's text) in rule; else -EPERM and a note in rule. */
+int policy_check_owner_any(const Policy *p, const PolicySubject *s, char *rule, size_t size);
 
 /* 0 if subject may acquire group g, else -EPERM with the reason in msg. */
 int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup *g, char *msg, size_t size);

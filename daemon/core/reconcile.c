@@ -68,6 +68,41 @@ static bool reconcile_owner(Manager *m, Lease *l) {
         return false;
 }
 
+/* Why a recovered lease cannot be kept, logged, as the reason it ends with: recovered-dead only when its
+ * owner is known to be gone; daemon-restarted when the owner may well live but this daemon cannot find it
+ * again (without systemd's fd store a lease fd, or the old daemon's D-Bus name watch, is lost). */
+static LeaseReason reconcile_why_not_kept(Lease *l) {
+        const char *id = l->id, *label = strempty(l->label);
+
+        if (l->state != LEASE_ACTIVE) {
+                log_notice("Recovered lease %s (\"%s\") was %s when groupd stopped; finishing its release.", id,
+                           label, lease_state_to_string(l->state));
+                return LEASE_REASON_DAEMON_RESTARTED; /* the restart cut its acquire or release short */
+        }
+        switch (l->owner_kind) {
+        case OWNER_LEASE_FD:
+                log_warning("Recovered lease %s (\"%s\") is owned by a lease fd, and its lease fd did not come "
+                            "back from systemd's fd store (groupd ran without one: not under systemd, or without "
+                            "FileDescriptorStoreMax=): this daemon cannot tell when its holder lets go, so it "
+                            "cannot keep the lease. Its holder may still be alive and hold the fds. Restoring "
+                            "its devices (reason daemon-restarted).", id, label);
+                return LEASE_REASON_DAEMON_RESTARTED;
+        case OWNER_BUS_NAME:
+                log_warning("Recovered lease %s (\"%s\") was owned by D-Bus name %s, which a restarted groupd "
+                            "does not watch again: it cannot keep the lease. Restoring its devices (reason "
+                            "daemon-restarted).", id, label, strna(l->bus_name));
+                return LEASE_REASON_DAEMON_RESTARTED;
+        case OWNER_CONNECTION:
+                log_notice("Recovered lease %s (\"%s\") was owned by a connection to the old daemon, which "
+                           "closed with it; restoring its devices.", id, label);
+                return LEASE_REASON_RECOVERED_DEAD;
+        default:
+                log_notice("Recovered lease %s (\"%s\"): its owner process (pid %i) is gone; restoring its "
+                           "devices.", id, label, (int) l->owner_pid);
+                return LEASE_REASON_RECOVERED_DEAD;
+        }
+}
+
 int manager_reconcile(Manager *m) {
         Lease *recovered = NULL, *next;
         unsigned line = 0;
@@ -111,11 +146,8 @@ int manager_reconcile(Manager *m) {
                         continue;
                 }
 
-                /* The owner is gone (connections and lease fds die with the daemon), or the lease was half
-                 * acquired or half released: put the devices back. */
-                log_notice("Recovered lease %s (\"%s\") has no live owner (%s); restoring its devices.", l->id,
-                           strempty(l->label), owner_kind_to_string(l->owner_kind));
-                (void) manager_release_lease(m, l, LEASE_REASON_RECOVERED_DEAD);
+                /* Not kept: say exactly why, and end it with a reason that says so. */
+                (void) manager_release_lease(m, l, reconcile_why_not_kept(l));
                 ended++;
         }
 

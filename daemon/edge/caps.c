@@ -81,3 +81,10 @@ int caps_drop(void) {
         (void) prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
         return 1;
 }
+
+bool caps_have_sys_resource(void) {
+        capng_clear(CAPNG_SELECT_BOTH);
+        if (capng_get_caps_process() < 0)
+                return false;
+        return capng_have_capability(CAPNG_EFFECTIVE, CAP_SYS_RESOURCE);
+}

@@ -38,3 +38,5 @@ unsigned long long caps_kept_mask(void);
  * capability the process does not have stays absent. Returns 1 if it dropped something, 0 if there was
  * nothing to drop, < 0 on failure. */
 int caps_drop(void);
+/* Whether CAP_SYS_RESOURCE is in the effective set. */
+bool caps_have_sys_resource(void);

@@ -12,13 +12,19 @@
 
 typedef struct Server Server;
 
-/* Creates the listening socket at path (a stale socket is replaced), mode 0666: the policy decides who
- * may do what, not the file mode. */
+/* Whether path may be listened on: 0 if nothing is there, 1 if a stale socket is (nobody listens),
+ * -EEXIST if something that is not a socket is there (never removed), -EADDRINUSE if a live server
+ * answers there. */
+int server_check_path(const char *path);
+/* Creates the listening socket at path (a stale socket is replaced; nothing else ever is), mode 0666:
+ * the policy decides who may do what, not the file mode. Fails as server_check_path() does. */
 int server_listen_path(const char *path, int *ret_fd);
 
 int server_new(sd_event *e, Manager *m, int listen_fd, Server **ret); /* takes listen_fd */
 Server *server_free(Server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
 
+/* How long a new connection has to send its first well-formed message (HELLO) before it is closed. */
+void server_set_hello_timeout(Server *s, uint64_t usec);
 void server_stop_accepting(Server *s);
 size_t server_n_clients(Server *s);

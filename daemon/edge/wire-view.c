@@ -23,6 +23,7 @@ static_assert(LEASE_REASON_SHUTDOWN == (int) GD_REASON_SHUTDOWN, "reasons");
 static_assert(LEASE_REASON_REVOKED == (int) GD_REASON_REVOKED, "reasons");
 static_assert(LEASE_REASON_DEVICE_VANISHED == (int) GD_REASON_DEVICE_VANISHED, "reasons");
 static_assert(LEASE_REASON_RECOVERED_DEAD == (int) GD_REASON_RECOVERED_DEAD, "reasons");
+static_assert(LEASE_REASON_DAEMON_RESTARTED == (int) GD_REASON_DAEMON_RESTARTED, "reasons");
 static_assert(_OWNER_KIND_MAX == (int) _GD_OWNER_MAX, "owner kinds");
 static_assert(OWNER_CONNECTION == (int) GD_OWNER_CONNECTION, "owner kinds");
 static_assert(OWNER_PROCESS == (int) GD_OWNER_PROCESS, "owner kinds");
@@ -38,6 +39,7 @@ static_assert(MANAGER_EVENT_LEASE_STARTED == (int) GD_EVENT_LEASE_STARTED, "even
 static_assert(MANAGER_EVENT_LEASE_RELEASING == (int) GD_EVENT_LEASE_RELEASING, "events");
 static_assert(MANAGER_EVENT_LEASE_ENDED == (int) GD_EVENT_LEASE_ENDED, "events");
 static_assert(MANAGER_EVENT_GROUP_CHANGED == (int) GD_EVENT_GROUP_CHANGED, "events");
+static_assert(MANAGER_EVENT_EVENTS_DROPPED == (int) GD_EVENT_EVENTS_DROPPED, "events");
 static_assert(DMA_SOURCE_SYSFS == (int) GD_DMA_SOURCE_SYSFS, "DMA sources");
 static_assert(DMA_SOURCE_CONTAINER == (int) GD_DMA_SOURCE_CONTAINER, "DMA sources");
 /* Limits: what the core accepts, the wire can carry. */
