@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "groupd-client.h"
+#include "fd-util.h"
 #include "test-util.h"
 #include "macro.h"
 
@@ -1426,6 +1427,145 @@ START_TEST(test_memlock_limit) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- owners that are not the caller's own */
+
+/* Acquires group 3 as the child's uid, naming *(pid_t *) arg as owner process. */
+static void as_acquire_for(DBusConnection *c, const void *arg, AsResult *res) {
+        const char *specs[] = { "3", NULL };
+        pid_t owner = *(const pid_t *) arg;
+        int pidfd = (int) syscall(SYS_pidfd_open, owner, 0);
+        Acquired a;
+
+        if (pidfd < 0) {
+                snprintf(res->error, sizeof res->error, "pidfd_open(%i): %s", (int) owner, strerror(errno));
+                return;
+        }
+        res->ok = acquire_opts(c, specs, "for-other", "process", pidfd, NULL, &a);
+        snprintf(res->error, sizeof res->error, "%s", a.error);
+        snprintf(res->message, sizeof res->message, "%s", a.message);
+        acquired_done(&a);
+        if (res->ok)
+                (void) release_token(c, a.token, NULL, 0);
+        close(pidfd);
+}
+
+/* A caller that names another uid's process as owner needs polkit's acquire-for-other; the rules here
+ * grant it for processes of nobody and for nothing else. Its own process needs nothing more. */
+START_TEST(test_owner_of_another_uid_needs_polkit) {
+        DBusConnection *c = connect_bus();
+        pid_t me = getpid(), nobody;
+        AsResult res;
+
+        settle(c);
+        /* root's process (this test), named by uid 1: refused, naming the action; nothing held. */
+        run_as(UID_DAEMON, as_acquire_for, &me, &res);
+        ck_assert(!res.ok);
+        ck_assert_msg(strstr(res.message, "org.groupd1.acquire-for-other"), "%s: %s", res.error, res.message);
+        ck_assert_uint_eq(count_leases(c), 0);
+
+        /* A process of nobody's: the rules grant it. */
+        nobody = fork();
+        ck_assert_int_ge(nobody, 0);
+        if (nobody == 0) {
+                if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                        _exit(1);
+                pause();
+                _exit(0);
+        }
+        usleep(100000);
+        run_as(UID_DAEMON, as_acquire_for, &nobody, &res);
+        kill(nobody, SIGKILL);
+        waitpid(nobody, NULL, 0);
+        ck_assert_msg(res.ok, "%s: %s", res.error, res.message);
+        settle(c);
+        disconnect_bus(c);
+}
+END_TEST
+
+/* Lease.Revoke(deadline, force): root revokes a process-owned lease whose owner holds on; with force the
+ * owner is ended past the deadline and the lease ends "revoked". Without polkit's release-other (uid 1),
+ * refused and the lease stays. */
+static void as_revoke(DBusConnection *c, const void *arg, AsResult *res) {
+        DBusMessage *m = dbus_message_new_method_call(NAME, arg, NAME ".Lease", "Revoke"), *r;
+        dbus_uint32_t deadline = 1;
+        dbus_bool_t force = TRUE;
+
+        ck_assert(dbus_message_append_args(m, DBUS_TYPE_UINT32, &deadline, DBUS_TYPE_BOOLEAN, &force,
+                                           DBUS_TYPE_INVALID));
+        r = send_call(c, m, res->error, sizeof res->error, res->message, sizeof res->message);
+        res->ok = r != NULL;
+        if (r)
+                dbus_message_unref(r);
+}
+
+START_TEST(test_revoke_by_force) {
+        DBusConnection *c = connect_bus();
+        const char *specs[] = { "6", NULL };
+        char err[256] = "", reason[64] = "", path[128], byte = 0;
+        int sp[2], pidfd, status;
+        AsResult res;
+        Acquired a;
+        pid_t owner;
+
+        settle(c);
+        subscribe(c);
+        /* The owner: a VMM that takes the group fd and never lets go, ignoring SIGTERM. */
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+        owner = fork();
+        ck_assert_int_ge(owner, 0);
+        if (owner == 0) {
+                int fds[2];
+                size_t n = 0;
+                char b;
+                close(sp[0]);
+                signal(SIGTERM, SIG_IGN);
+                if (fd_recv_msg(sp[1], &b, 1, fds, 2, &n) < 0 || n != 2)
+                        _exit(1);
+                (void) !write(sp[1], "k", 1);
+                pause();
+                _exit(0);
+        }
+        close(sp[1]);
+        pidfd = (int) syscall(SYS_pidfd_open, owner, 0);
+        ck_assert_int_ge(pidfd, 0);
+        ck_assert_msg(acquire_opts(c, specs, "stubborn", "process", pidfd, NULL, &a), "%s: %s", a.error, a.message);
+        ck_assert_int_eq(fd_send_msg(sp[0], "f", 1, (int[]) { a.container, a.group_fds[0] }, 2), 0);
+        test_wait_readable(sp[0], 10000, "the owner's receipt of the fds");
+        ck_assert_int_eq(read(sp[0], &byte, 1), 1);
+        snprintf(path, sizeof path, "%s", a.path);
+        acquired_done(&a);              /* this process lets go; the owner does not */
+
+        /* uid 1 has no release-other: refused, the lease stays. */
+        run_as(UID_DAEMON, as_revoke, path, &res);
+        ck_assert(!res.ok);
+        ck_assert_msg(streq(res.error, "org.groupd1.Error.Denied") ||
+                      streq(res.error, DBUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED), "%s: %s", res.error,
+                      res.message);
+        ck_assert_uint_eq(count_leases(c), 1);
+
+        {
+                DBusMessage *m = dbus_message_new_method_call(NAME, path, NAME ".Lease", "Revoke"), *r;
+                dbus_uint32_t deadline = 1;
+                dbus_bool_t force = TRUE;
+                ck_assert(dbus_message_append_args(m, DBUS_TYPE_UINT32, &deadline, DBUS_TYPE_BOOLEAN, &force,
+                                                   DBUS_TYPE_INVALID));
+                r = send_call(c, m, err, sizeof err, NULL, 0);
+                ck_assert_msg(r, "%s", err);
+                dbus_message_unref(r);
+        }
+        /* The owner holds the group: past the deadline SIGTERM (ignored), then SIGKILL. */
+        test_wait_readable(pidfd, 20000, "the owner's end by force");
+        ck_assert_int_eq(waitpid(owner, &status, 0), owner);
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status 0x%x", status);
+        close(pidfd);
+        close(sp[0]);
+        wait_lease_ended(c, path, reason, sizeof reason);
+        ck_assert_str_eq(reason, "revoked");
+        settle(c);
+        disconnect_bus(c);
+}
+END_TEST
+
 static Suite *dbus_suite(void) {
         Suite *s = suite_create("dbus");
         TCase *tc = tcase_create("private bus and polkitd");
@@ -1448,6 +1588,8 @@ static Suite *dbus_suite(void) {
         tcase_add_test(tc, test_bad_memlock_options_are_named);
         tcase_add_test(tc, test_memlock_needs_its_own_polkit_action);
         tcase_add_test(tc, test_memlock_limit);
+        tcase_add_test(tc, test_owner_of_another_uid_needs_polkit);
+        tcase_add_test(tc, test_revoke_by_force);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("without polkitd");

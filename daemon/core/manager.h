@@ -34,6 +34,10 @@ typedef struct Caller {
                                       * file's owner-any rules are skipped */
 } Caller;
 
+/* Fills c->cgroup from c->pid's cgroup (for unit= and cgroup= policy rules); leaves it "" when it cannot
+ * be read (the process is gone, no cgroup v2). */
+void caller_read_cgroup(Caller *c);
+
 /* What subscribers hear. Values are the wire's event kinds (checked by the wire-view). */
 typedef enum ManagerEvent {
         MANAGER_EVENT_LEASE_STARTED,

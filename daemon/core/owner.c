@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
 #include <stdio.h>
+#include <systemd/sd-login.h>
 
 #include "log.h"
 #include "manager-internal.h"
@@ -231,4 +232,13 @@ bool lease_owner_alive(const Lease *l) {
         if (process_starttime(l->owner_pid, &t) < 0)
                 return false;
         return l->owner_starttime == 0 || t == l->owner_starttime;
+}
+
+void caller_read_cgroup(Caller *c) {
+        _cleanup_free_ char *cg = NULL;
+
+        assert(c);
+        c->cgroup[0] = 0;
+        if (c->pid > 0 && sd_pid_get_cgroup(c->pid, &cg) >= 0 && strlen(cg) < sizeof c->cgroup)
+                strcpy(c->cgroup, cg);
 }

@@ -104,6 +104,7 @@ static void on_credentials(DBusPendingCall *pending, void *userdata) {
                                     r->sender);
         if (r->caller.n_gids > 0)
                 r->caller.gid = r->caller.gids[0];
+        caller_read_cgroup(&r->caller);  /* for unit= and cgroup= rules, as for native callers */
         if (r->bus)
                 caller_cache_add(r->bus, r->sender, &r->caller);
         request_authorize(r);

@@ -30,6 +30,7 @@ typedef enum RequestKind {
         REQUEST_LEASE_RELEASE,
         REQUEST_RELEASE_TOKEN,
         REQUEST_MEMLOCK_LIMIT,
+        REQUEST_LEASE_REVOKE,
         _REQUEST_KIND_MAX,
 } RequestKind;
 
@@ -113,7 +114,15 @@ struct Request {
         int owner_pidfd;
         uint64_t guest_ram;              /* ACQUIRE with memlock; MEMLOCK_LIMIT */
         bool viommu;                     /* MEMLOCK_LIMIT */
-        bool memlock_authorized;         /* ACQUIRE with memlock: polkit is (being) asked for ACTION_MEMLOCK too */
+        /* The polkit actions this request needs, asked one after the other (request_authorize() fills them:
+         * ACQUIRE may need memlock and acquire-for-other after acquire; LEASE_REVOKE with force,
+         * revoke-force after release-other); the one being asked is actions[i_action]. */
+        const char *actions[3];
+        size_t n_actions, i_action;
+        pid_t owner_pid;                 /* ACQUIRE naming a process that is not the caller's own */
+        uid_t owner_uid;
+        uint64_t deadline_usec;          /* LEASE_REVOKE */
+        bool force;
         AcquirePreview preview;
         char *spec;                      /* GET_GROUP; RELEASE_TOKEN: the token */
         char lease_id[LEASE_ID_LEN + 1]; /* LEASE_RELEASE */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A Lease object, /org/groupd1/lease/ID: Release, its properties, and the change of its State. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,8 +82,42 @@ static void method_release(Bus *b, DBusMessage *m, const BusObject *o) {
         request_start(r);
 }
 
+/* Revoke(deadline_sec, force): an administrator ends the lease; with force, past the deadline its owner
+ * process is sent SIGTERM, then SIGKILL. release-other (and revoke-force) from polkit. */
+static void execute_lease_revoke(Request *r) {
+        ManagerError err = {};
+
+        log_info("Lease %s revoked over D-Bus by %s (uid %u, pid %i): deadline %" PRIu64 " ms%s.", r->lease_id,
+                 r->sender, (unsigned) r->caller.uid, (int) r->caller.pid, r->deadline_usec / 1000,
+                 r->force ? ", then by force" : "");
+        if (manager_revoke(r->bus->manager, &r->caller, r->lease_id, r->deadline_usec, r->force, &err) < 0)
+                return request_fail_manager(r, &err);
+        bus_send(r->bus, dbus_message_new_method_return(r->message));
+        request_free(r);
+}
+
+static void method_revoke(Bus *b, DBusMessage *m, const BusObject *o) {
+        dbus_uint32_t deadline = 0;
+        dbus_bool_t force = FALSE;
+        Request *r;
+
+        assert(o->kind == BUS_OBJECT_LEASE);
+        (void) dbus_message_get_args(m, NULL, DBUS_TYPE_UINT32, &deadline, DBUS_TYPE_BOOLEAN, &force,
+                                     DBUS_TYPE_INVALID);
+        if (deadline > 86400)
+                return reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                                   "deadline %u s is longer than a day (0: groupd's release deadline)", deadline);
+        if (request_new(b, m, REQUEST_LEASE_REVOKE, execute_lease_revoke, &r) < 0)
+                return;
+        (void) snprintf(r->lease_id, sizeof r->lease_id, "%s", o->lease->id);
+        r->deadline_usec = (uint64_t) deadline * 1000000ULL;
+        r->force = force;
+        request_start(r);
+}
+
 static const BusMethod lease_methods[] = {
         { "Release", "", method_release },
+        { "Revoke", "ub", method_revoke },
         {}
 };
 

@@ -18,6 +18,8 @@
 #define ACTION_ACQUIRE_ANY BUS_NAME ".acquire-any"
 #define ACTION_RELEASE_OTHER BUS_NAME ".release-other"
 #define ACTION_MEMLOCK BUS_NAME ".memlock"
+#define ACTION_ACQUIRE_FOR_OTHER BUS_NAME ".acquire-for-other"
+#define ACTION_REVOKE_FORCE BUS_NAME ".revoke-force"
 
 #define POLKIT_TIMEOUT_MS (25 * 1000)
 #define POLKIT_INTERACTIVE_TIMEOUT_MS (5 * 60 * 1000)
@@ -35,6 +37,7 @@ static const char *const request_actions[_REQUEST_KIND_MAX] = {
         [REQUEST_ACQUIRE] = ACTION_ACQUIRE,
         [REQUEST_LEASE_RELEASE] = ACTION_RELEASE_OTHER,
         [REQUEST_RELEASE_TOKEN] = NULL,
+        [REQUEST_LEASE_REVOKE] = ACTION_RELEASE_OTHER,
 };
 
 /* ---------------------------------------------------------------- the details */
@@ -66,6 +69,13 @@ static bool append_details_acquire(Request *r, DBusMessageIter *details) {
                 ok = append_dict_ss(details, "guest-ram", text) &&
                      append_dict_ss(details, "viommu", r->viommu ? "true" : "false");
         }
+        if (ok && r->owner_pid > 0) {
+                /* A process that is not the caller's own: who it is, for acquire-for-other's rules. */
+                (void) snprintf(text, sizeof text, "%i", (int) r->owner_pid);
+                ok = append_dict_ss(details, "owner-pid", text);
+                (void) snprintf(text, sizeof text, "%u", (unsigned) r->owner_uid);
+                ok = ok && append_dict_ss(details, "owner-uid", text);
+        }
         return ok;
 }
 
@@ -74,11 +84,12 @@ static bool append_details_lease_release(Request *r, DBusMessageIter *details) {
         Lease *l = manager_find_lease(r->bus->manager, r->lease_id);
         char text[GD_TEXT_MAX] = "";
 
-        assert(r->kind == REQUEST_LEASE_RELEASE);
+        assert(r->kind == REQUEST_LEASE_RELEASE || r->kind == REQUEST_LEASE_REVOKE);
         for (size_t i = 0; l && i < l->n_groups; i++)
                 (void) snprintf(text + strlen(text), sizeof text - strlen(text), "%s%u", i ? "," : "", l->groups[i]);
         return append_dict_ss(details, "lease", r->lease_id) && append_dict_ss(details, "groups", text) &&
-               append_dict_ss(details, "label", l ? strempty(l->label) : "");
+               append_dict_ss(details, "label", l ? strempty(l->label) : "") &&
+               (r->kind != REQUEST_LEASE_REVOKE || append_dict_ss(details, "force", r->force ? "true" : "false"));
 }
 
 /* ---------------------------------------------------------------- CheckAuthorization */
@@ -117,7 +128,7 @@ static int polkit_check(Request *r, const char *action) {
         /* What rules can decide on. */
         if (ok && r->kind == REQUEST_ACQUIRE)
                 ok = append_details_acquire(r, &details);
-        if (ok && r->kind == REQUEST_LEASE_RELEASE)
+        if (ok && (r->kind == REQUEST_LEASE_RELEASE || r->kind == REQUEST_LEASE_REVOKE))
                 ok = append_details_lease_release(r, &details);
         ok = ok && dbus_message_iter_close_container(&it, &details) &&
              dbus_message_iter_append_basic(&it, DBUS_TYPE_UINT32, &flags) &&
@@ -163,7 +174,11 @@ static void on_polkit_reply(DBusPendingCall *pending, void *userdata) {
 
         if (!authorized) {
                 bool interactive = dbus_message_get_allow_interactive_authorization(r->message);
-                const char *what = r->memlock_authorized ? " with the option \"memlock\" (" ACTION_MEMLOCK ")" : "";
+                const char *action = r->actions[r->i_action];
+                const char *what = streq(action, ACTION_MEMLOCK) ? " with the option \"memlock\" (" ACTION_MEMLOCK ")" :
+                                   streq(action, ACTION_ACQUIRE_FOR_OTHER) ?
+                                           " naming another's process as owner (" ACTION_ACQUIRE_FOR_OTHER ")" :
+                                   streq(action, ACTION_REVOKE_FORCE) ? " by force (" ACTION_REVOKE_FORCE ")" : "";
                 log_notice("polkit refused %s to %s (uid %u, pid %i)%s.", dbus_message_get_member(r->message),
                            r->sender, (unsigned) r->caller.uid, (int) r->caller.pid,
                            challenge ? ": authentication required" : "");
@@ -174,16 +189,24 @@ static void on_polkit_reply(DBusPendingCall *pending, void *userdata) {
                 return request_fail(r, bus_error_name(GD_ERR_DENIED), "not authorized by polkit for %s%s",
                                     dbus_message_get_member(r->message), what);
         }
-        /* An acquire that raises the owner's RLIMIT_MEMLOCK needs that granted as well. */
-        if (r->kind == REQUEST_ACQUIRE && r->memlock && !r->memlock_authorized) {
-                int k;
-
-                r->memlock_authorized = true;
-                k = polkit_check(r, ACTION_MEMLOCK);
+        /* The next action the request needs, if any (memlock, acquire-for-other, revoke-force). */
+        if (++r->i_action < r->n_actions) {
+                int k = polkit_check(r, r->actions[r->i_action]);
                 if (k < 0)
                         request_fail(r, bus_error_name(GD_ERR_DENIED), "cannot ask polkit: %s", strerror(-k));
                 return;
         }
+        request_authorized(r);
+}
+
+/* Every action granted (or none needed): what polkit granted goes to the core, then the body runs. */
+void request_authorized(Request *r) {
+        assert(r);
+        for (size_t i = 0; i < r->n_actions; i++)
+                if (streq(r->actions[i], ACTION_ACQUIRE_FOR_OTHER))
+                        r->caller.owner_any_authorized = true;
+        if (r->kind == REQUEST_LEASE_REVOKE)
+                r->caller.authorized = true;   /* polkit (or root) decided: the policy file's revoke rules not */
         request_execute(r);
 }
 
@@ -208,7 +231,31 @@ void request_authorize(Request *r) {
                         return request_fail_manager(r, &err);
                 if (!r->preview.allowed_by_policy)
                         action = ACTION_ACQUIRE_ANY;
+                r->actions[r->n_actions++] = action;
+                if (r->memlock)
+                        r->actions[r->n_actions++] = ACTION_MEMLOCK;
+                /* An owner process that is not the caller's own (nor a descendant, nor of its uid). */
+                if (r->owner == OWNER_PROCESS && r->owner_pidfd >= 0) {
+                        k = manager_check_owner(r->bus->manager, &r->caller, r->owner_pidfd, &r->owner_pid,
+                                                &r->owner_uid, &err);
+                        if (k == -EPERM)
+                                r->actions[r->n_actions++] = ACTION_ACQUIRE_FOR_OTHER;
+                        else if (k < 0)
+                                return request_fail_manager(r, &err);
+                        else
+                                r->owner_pid = 0; /* its own: nothing to tell polkit */
+                }
+                action = NULL;
                 break;
+        case REQUEST_LEASE_REVOKE: {
+                Lease *l = manager_find_lease(r->bus->manager, r->lease_id);
+                if (!l || !lease_exported(l))
+                        return request_fail(r, bus_error_name(GD_ERR_NOT_FOUND), "no lease %s", r->lease_id);
+                /* release-other, and revoke-force to end its owner process past the deadline. */
+                r->actions[r->n_actions++] = action;
+                action = r->force ? ACTION_REVOKE_FORCE : NULL;
+                break;
+        }
         case REQUEST_LEASE_RELEASE: {
                 Lease *l = manager_find_lease(r->bus->manager, r->lease_id);
                 if (!l || !lease_exported(l))
@@ -220,16 +267,19 @@ void request_authorize(Request *r) {
         default:
                 break;
         }
-        if (!action)
-                return request_execute(r);
+        if (action)
+                r->actions[r->n_actions++] = action;
+        if (r->n_actions == 0)
+                return request_authorized(r);
 
         /* polkitd always authorizes root for anything, whatever the rules say: asking would only cost a
          * bus round trip (about 1.2 ms, most of a D-Bus Acquire). systemd's services do the same. The
          * policy file's never rules still apply to root, in the manager. */
         if (r->caller.uid == 0)
-                return request_execute(r);
+                return request_authorized(r);
 
-        k = polkit_check(r, action);
+        r->i_action = 0;
+        k = polkit_check(r, r->actions[0]);
         if (k < 0)
                 request_fail(r, bus_error_name(GD_ERR_DENIED), "cannot ask polkit: %s", strerror(-k));
 }

@@ -9,3 +9,5 @@
 /* The caller is known (request_start()): checks what needs no authority, then asks polkit, and executes
  * r when it is allowed; else answers with the refusal. Either way r is freed in the end. */
 void request_authorize(Request *r);
+/* Every polkit action r needed is granted: hands what was granted to the core's Caller and executes r. */
+void request_authorized(Request *r);

@@ -1012,12 +1012,7 @@ static int accept_one(Server *s, int fd) {
         len = sizeof c->caller.gids;
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERGROUPS, c->caller.gids, &len) >= 0)
                 c->caller.n_gids = len / sizeof(gid_t);
-        {
-                /* Its cgroup, for unit= and cgroup= rules: read at connect, as the credentials are. */
-                _cleanup_free_ char *cg = NULL;
-                if (cred.pid > 0 && sd_pid_get_cgroup(cred.pid, &cg) >= 0 && strlen(cg) < sizeof c->caller.cgroup)
-                        strcpy(c->caller.cgroup, cg);
-        }
+        caller_read_cgroup(&c->caller);  /* read at connect, as the credentials are */
 
         c->next = s->clients;
         if (s->clients)
