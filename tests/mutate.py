@@ -25,6 +25,7 @@ BUILD/mutate/build without -Werror): apply, build, run the tests the mutant name
 of `make check` if they passed, each under a deadline; undo. A mutant is
     killed     a test failed (the table names which)
     hung       the deadline ended the run: a hang, which the suites should turn into a failure
+    error      make check failed without a failing test (a Killed-by name that is no test)
     survived   every test passed: a missing test
     no-build   it did not compile (rewrite it so that it does)
     stale      its find text is not in the file exactly once
@@ -231,7 +232,12 @@ def main():
                         status, by = "hung", " ".join(extra)[6:] or "make check"
                         break
                     if r == "fail":
-                        status, by = "killed", ", ".join(failed_tests(build))
+                        names = failed_tests(build)
+                        if not names:
+                            # make itself failed (a test named that does not exist): not a kill.
+                            status, by = "error", "make check failed before any test did; see mutate.log"
+                            break
+                        status, by = "killed", ", ".join(names)
                         break
         finally:
             for p, text in originals.items():
@@ -251,12 +257,12 @@ def main():
     for m, status, by, secs in rows:
         where = ", ".join(sorted({e[0] for e in m.edits}))
         print(f"| {m.name} | {where} | {status} | {by} | {secs:.0f} |")
-    counted = [r for r in rows if r[1] not in ("stale", "no-build")]
+    counted = [r for r in rows if r[1] not in ("stale", "no-build", "error")]
     killed = [r for r in counted if r[1] == "killed"]
     print()
     print(f"mutation score: {len(killed)}/{len(counted)} killed"
           + "".join(f", {sum(1 for r in rows if r[1] == s)} {s}"
-                    for s in ("survived", "hung", "no-build", "stale") if any(r[1] == s for r in rows)))
+                    for s in ("survived", "hung", "error", "no-build", "stale") if any(r[1] == s for r in rows)))
     return 0 if len(killed) == len(rows) else 1
 
 

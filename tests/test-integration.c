@@ -524,7 +524,25 @@ START_TEST(test_malformed) {
                       .acquire = { .flags = GD_ACQUIRE_OWNER_PROCESS, .label = (char *) "x", .specs = specs, .n_specs = 1 } };
         ck_assert_int_eq(gd_msg_encode(&acq, buf, sizeof buf, &len), 0);
         expect_error(fd, buf, len, NULL, 0, GD_ERR_PROTOCOL);
+
+        /* Two owners at once: refused as invalid, nothing held. */
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(devnull, 0);
+        acq.acquire.flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_LEASE_FD;
+        ck_assert_int_eq(gd_msg_encode(&acq, buf, sizeof buf, &len), 0);
+        expect_error(fd, buf, len, &devnull, 1, GD_ERR_INVALID);
+        /* An owner "pidfd" that is no pidfd: refused as invalid, not taken for some process. */
+        acq.acquire.flags = GD_ACQUIRE_OWNER_PROCESS;
+        ck_assert_int_eq(gd_msg_encode(&acq, buf, sizeof buf, &len), 0);
+        expect_error(fd, buf, len, &devnull, 1, GD_ERR_INVALID);
+        close(devnull);
         close(fd);
+        {
+                GdClient *c = test_connect(socket_path);
+                ck_assert_uint_eq(test_count_leases(c), 0);
+                assert_reported_driver(c, "1", "0000:01:00.0", "nouveau");
+                gd_client_free(c);
+        }
 
         /* An oversized packet. */
         fd = raw_connect();

@@ -57,6 +57,7 @@ static sd_event *event;
 typedef struct Heard {
         unsigned started, releasing, ended;
         LeaseReason last_reason;
+        unsigned reasons;            /* a bit per reason heard with LEASE_ENDED */
         size_t n_leases_at_end;      /* manager_n_leases() when LEASE_ENDED came */
         char last_detail[512];
 } Heard;
@@ -75,6 +76,7 @@ static void on_event(Manager *m, ManagerEvent kind, const Lease *l, unsigned gro
         case MANAGER_EVENT_LEASE_ENDED:
                 h->ended++;
                 h->last_reason = l->reason;
+                h->reasons |= 1u << l->reason;
                 h->n_leases_at_end = manager_n_leases(m);
                 snprintf(h->last_detail, sizeof h->last_detail, "%s", detail ?: "");
                 break;
@@ -653,6 +655,9 @@ START_TEST(test_restart_owner_gone_meanwhile) {
                                                                  fcntl(stored.fds[i], F_DUPFD_CLOEXEC, 3)), 0);
         ck_assert_int_ge(manager_start(m, &err), 0);
         run_until_ended(&heard, 2);
+        /* Ended with the reasons that say what happened: the owner let go; the release was cut short. */
+        ck_assert_msg((heard.reasons & (1u << LEASE_REASON_LEASE_FD_CLOSED)) &&
+                      (heard.reasons & (1u << LEASE_REASON_DAEMON_RESTARTED)), "reasons 0x%x", heard.reasons);
         ck_assert_uint_eq(manager_n_leases(m), 0);
         assert_driver(m, "6", "0000:06:00.0", "xhci_hcd");
         assert_driver(m, "2", "0000:02:00.0", "e1000e");

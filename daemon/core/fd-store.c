@@ -111,17 +111,17 @@ static int manager_claim_stored_fd(Manager *m, const Lease *l, LeaseFdKind kind,
         return -EBADF;
 }
 
-/* Gives a recovered lease the fds the store kept for it. Returns whether its owner is known alive from
- * them: a pidfd of the recorded pid whose process runs, or a lease fd whose write end is still open
- * somewhere. */
-bool manager_recover_lease_fds(Manager *m, Lease *l) {
+/* Gives a recovered lease the fds the store kept for it. Returns what they say of its owner: > 0 alive (a
+ * pidfd of the recorded pid whose process runs, or a lease fd whose write end is still open somewhere),
+ * -ESRCH gone (its pidfd or lease fd came back, and says so), 0 unknown (no owner fd came back). */
+int manager_recover_lease_fds(Manager *m, Lease *l) {
         _cleanup_close_ int owner_fd = -EBADF;
         bool any;
 
         assert(m);
         assert(l);
         if (!lease_is_storable(l))
-                return false;
+                return 0;
 
         l->container_fd = manager_claim_stored_fd(m, l, LEASE_FD_CONTAINER, 0);
         any = l->container_fd >= 0;
@@ -134,21 +134,21 @@ bool manager_recover_lease_fds(Manager *m, Lease *l) {
         l->fds_stored = any; /* whatever came back is still in the store, until the release drops it */
 
         if (owner_fd < 0)
-                return false;
+                return 0;
         if (l->owner_kind == OWNER_PROCESS) {
                 pid_t pid;
                 /* -ESRCH: the process is gone (its pidfd says pid -1). */
                 if (pidfd_get_pid(owner_fd, &pid) < 0 || pid != l->owner_pid)
-                        return false;
+                        return -ESRCH;
                 l->owner_pidfd = TAKE_FD(owner_fd);
         } else {
                 struct pollfd p = { .fd = owner_fd, .events = POLLIN };
                 /* POLLHUP on the read end: every write end (the owner's lease fd) is closed. */
                 if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP|POLLERR|POLLNVAL)))
-                        return false;
+                        return -ESRCH;
                 l->lease_fd = TAKE_FD(owner_fd);
         }
-        return true;
+        return 1;
 }
 
 /* Fds the store gave back that no lease claimed: a lease the state file does not know (any more). */

@@ -112,7 +112,7 @@ bool lease_owner_alive(const Lease *l);
 void manager_store_lease_fds(Manager *m, Lease *l);
 void manager_store_owner_fd(Manager *m, Lease *l);
 void manager_unstore_lease_fds(Manager *m, Lease *l);
-bool manager_recover_lease_fds(Manager *m, Lease *l);
+int manager_recover_lease_fds(Manager *m, Lease *l);
 void manager_drop_unclaimed_fds(Manager *m);
 void manager_close_stored(Manager *m);
 

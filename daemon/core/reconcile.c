@@ -40,21 +40,27 @@ static void manager_scan_orphans(Manager *m) {
 }
 
 /* Is a recovered active lease's owner still there? From the fd store (its pidfd or lease fd came back),
- * else, for a process owner, by pid and start time (a new pidfd is opened and stored). */
-static bool reconcile_owner(Manager *m, Lease *l) {
+ * else, for a process owner, by pid and start time (a new pidfd is opened and stored). Returns > 0 kept,
+ * -ESRCH when the fd store's fds say the owner is gone, 0 when nothing says it lives. */
+static int reconcile_owner(Manager *m, Lease *l) {
+        int verdict;
+
         if (l->state != LEASE_ACTIVE)
-                return false;
-        if (manager_recover_lease_fds(m, l)) {
+                return 0;
+        verdict = manager_recover_lease_fds(m, l);
+        if (verdict == -ESRCH)
+                return -ESRCH;
+        if (verdict > 0) {
                 if (lease_watch_owner(l) >= 0) {
                         log_notice("Recovered lease %s (\"%s\") with its fds from the fd store: its owner "
                                    "(%s%s) is still there, so it is kept.", l->id, strempty(l->label),
                                    owner_kind_to_string(l->owner_kind),
                                    l->owner_kind == OWNER_PROCESS ? ", pidfd" : ", lease fd");
-                        return true;
+                        return 1;
                 }
         }
         if (l->owner_pidfd >= 0 || !lease_owner_alive(l))
-                return false;
+                return 0;
         l->owner_pidfd = (int) syscall(SYS_pidfd_open, l->owner_pid, 0);
         if (l->owner_pidfd >= 0 && lease_watch_owner(l) >= 0) {
                 log_notice("Recovered lease %s (\"%s\"): its owner pid %i is alive, so it is kept. Its fds were "
@@ -62,17 +68,25 @@ static bool reconcile_owner(Manager *m, Lease *l) {
                            l->id, strempty(l->label), (int) l->owner_pid);
                 /* What it has (the pidfd) goes to the store for the next restart. */
                 manager_store_owner_fd(m, l);
-                return true;
+                return 1;
         }
         l->owner_pidfd = safe_close(l->owner_pidfd);
-        return false;
+        return 0;
 }
 
 /* Why a recovered lease cannot be kept, logged, as the reason it ends with: recovered-dead only when its
  * owner is known to be gone; daemon-restarted when the owner may well live but this daemon cannot find it
  * again (without systemd's fd store a lease fd, or the old daemon's D-Bus name watch, is lost). */
-static LeaseReason reconcile_why_not_kept(Lease *l) {
+static LeaseReason reconcile_why_not_kept(Lease *l, int verdict) {
         const char *id = l->id, *label = strempty(l->label);
+
+        if (verdict == -ESRCH) {
+                /* Its fds came back from the store and say it: the owner let go while groupd was down. */
+                log_notice("Recovered lease %s (\"%s\"): its %s came back from the fd store, and its owner is gone "
+                           "(it let go while groupd was down); restoring its devices.", id, label,
+                           l->owner_kind == OWNER_PROCESS ? "pidfd" : "lease fd");
+                return l->owner_kind == OWNER_PROCESS ? LEASE_REASON_OWNER_EXITED : LEASE_REASON_LEASE_FD_CLOSED;
+        }
 
         if (l->state != LEASE_ACTIVE) {
                 log_notice("Recovered lease %s (\"%s\") was %s when groupd stopped; finishing its release.", id,
@@ -125,6 +139,7 @@ int manager_reconcile(Manager *m) {
 
         for (Lease *l = recovered; l; l = next) {
                 bool conflict = false;
+                int verdict;
 
                 next = l->next;
                 l->prev = l->next = NULL;
@@ -141,13 +156,14 @@ int manager_reconcile(Manager *m) {
                 }
                 manager_link_lease(m, l);
 
-                if (reconcile_owner(m, l)) {
+                verdict = reconcile_owner(m, l);
+                if (verdict > 0) {
                         kept++;
                         continue;
                 }
 
                 /* Not kept: say exactly why, and end it with a reason that says so. */
-                (void) manager_release_lease(m, l, reconcile_why_not_kept(l));
+                (void) manager_release_lease(m, l, reconcile_why_not_kept(l, verdict));
                 ended++;
         }
 
