@@ -88,6 +88,26 @@ restored() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The kernel's nodes: /dev/iommu always, and a cdev for each device on vfio-pci (gone when it leaves).
+if [ -c /dev/iommu ]; then
+        echo vfio-pci >"$pci/$dev/driver_override"
+        echo $dev >"$pci/$dev/driver/unbind"
+        echo $dev >/sys/bus/pci/drivers_probe
+        name=$(ls "$pci/$dev/vfio-dev" 2>/dev/null)
+        sysdev=$(cat "$pci/$dev/vfio-dev/$name/dev" 2>/dev/null)
+        nodedev=$(stat -c '%t:%T' "/dev/vfio/devices/$name" 2>/dev/null)
+        nodedev=$(printf '%d:%d' "0x${nodedev%:*}" "0x${nodedev#*:}" 2>/dev/null)
+        echo >"$pci/$dev/driver_override"
+        echo $dev >"$pci/$dev/driver/unbind"
+        echo $dev >/sys/bus/pci/drivers_probe
+        if [ -n "$name" ] && [ "$sysdev" = "$nodedev" ] && wait_until 20 is_on $dev e1000e &&
+                [ ! -e "/dev/vfio/devices/$name" ] && [ ! -e "$pci/$dev/vfio-dev" ]; then
+                pass iommufd-nodes "/dev/iommu; on vfio-pci, $dev has vfio-dev/$name and /dev/vfio/devices/$name ($sysdev), gone after"
+        else
+                fail iommufd-nodes "vfio-dev/'$name' (dev '$sysdev'), /dev/vfio/devices/$name is '$nodedev'; 00:03.0 on '$(driver_of $dev)'"
+        fi
+fi
+
 q10=$(qemu_bin 10)
 if [ ! -c /dev/iommu ]; then
         skip qemu-iommufd "no /dev/iommu: this kernel has no iommufd (Debian's leave it out; own-6.12 has it)"
@@ -136,7 +156,7 @@ else
         BROKER_RC=$?
         qexit=$(broker_fact qemu-iommufd-memlock exit)
         if [ -n "$qexit" ] && [ "$qexit" != 0 ] && is_on $dev e1000e && wait_until 20 node_gone 3; then
-                pass qemu-iommufd-memlock "RLIMIT_MEMLOCK 16M < 64M of guest RAM: QEMU exit $qexit ($(grep -m1 -iE 'memory|mlock|map' /tmp/qemu-iommufd-memlock.out | cut -c1-120)); e1000e back"
+                pass qemu-iommufd-memlock "RLIMIT_MEMLOCK 16M < 64M of guest RAM: QEMU exit $qexit ($(grep -v '^BROKER' /tmp/qemu-iommufd-memlock.out | grep -m1 -iE 'qemu|vfio|memory' | cut -c1-240)); e1000e back"
         else
                 fail qemu-iommufd-memlock "QEMU exit '$qexit' (expected a failure), 00:03.0 on '$(driver_of $dev)'"
                 broker_log qemu-iommufd-memlock
