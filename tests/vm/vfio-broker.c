@@ -24,6 +24,12 @@
  *
  * run-as: only the dropping of privileges and the memlock limit, then exec (for negative checks).
  *
+ * rlimit-option: the rules of IOMMU_OPTION_RLIMIT_MODE, the reason an unprivileged VMM needs a broker:
+ * on a fresh /dev/iommu fd opened as root, after dropping to --uid (and with it every capability) GET
+ * works and SET fails (EPERM, it needs CAP_SYS_RESOURCE); as root, SET works on a fresh fd and fails
+ * (EBUSY) once the fd holds an object (an IOAS). Facts: option-get, option-set-unprivileged,
+ * option-set-busy.
+ *
  * In the VMM's arguments these placeholders are replaced: {iommufd} and {device} (fd numbers, iommufd
  * mode), {group} (the group number) and {addr} (the PCI address).
  *
@@ -75,6 +81,12 @@ struct iommu_option {
 #define IOMMU_OPTION_RLIMIT_MODE 0
 #define IOMMU_OPTION_OP_SET 0
 #define IOMMU_OPTION_OP_GET 1
+struct iommu_ioas_alloc {
+        uint32_t size;
+        uint32_t flags;
+        uint32_t out_ioas_id;
+};
+#define IOMMU_IOAS_ALLOC _IO(';', 0x81)
 #endif
 
 #define SYS_PCI "/sys/bus/pci"
@@ -339,7 +351,8 @@ static int open_iommufd(void)
                 close(fd);
                 return -1;
         }
-        fact("rlimit-mode %" PRIu64 " (%s)", (uint64_t)opt.val64, opt.val64 == 1 ? "per-process" : "per-user");
+        fact("rlimit-mode %" PRIu64 " (%s)", (uint64_t)opt.val64,
+             opt.val64 == 1 ? "per-process" : "per-user");
         if (opt.val64 != 1) {
                 close(fd);
                 return err("IOMMU_OPTION_RLIMIT_MODE reads back %" PRIu64 ", not 1", (uint64_t)opt.val64);
@@ -531,10 +544,80 @@ static int parse_size(const char *s, rlim_t *ret)
         return 0;
 }
 
+static const char *errno_name(int e)
+{
+        switch (e) {
+        case 0: return "ok";
+        case EPERM: return "EPERM";
+        case EBUSY: return "EBUSY";
+        case EINVAL: return "EINVAL";
+        case ENOTTY: return "ENOTTY";
+        case EOPNOTSUPP: return "EOPNOTSUPP";
+        default: return strerror(e);
+        }
+}
+
+static int option_ioctl(int fd, uint16_t op, uint64_t val, uint64_t *ret_val)
+{
+        struct iommu_option opt = {
+                .size = sizeof(opt),
+                .option_id = IOMMU_OPTION_RLIMIT_MODE,
+                .op = op,
+                .val64 = val,
+        };
+
+        if (ioctl(fd, IOMMU_OPTION, &opt) < 0)
+                return errno;
+        if (ret_val)
+                *ret_val = opt.val64;
+        return 0;
+}
+
+static int rlimit_option(const struct opts *o)
+{
+        struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+        int root_fd, fd, e, ok = 1;
+        uint64_t v = UINT64_MAX;
+        pid_t pid;
+
+        /* Root: a fresh fd takes the mode; one with an IOAS refuses it. */
+        root_fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+        if (root_fd < 0)
+                return err("open /dev/iommu: %m");
+        if (ioctl(root_fd, IOMMU_IOAS_ALLOC, &alloc) < 0)
+                return err("IOMMU_IOAS_ALLOC: %m");
+        e = option_ioctl(root_fd, IOMMU_OPTION_OP_SET, 1, NULL);
+        fact("option-set-busy %s (as root, with IOAS %u on the fd)", errno_name(e), alloc.out_ioas_id);
+        ok &= e == EBUSY;
+        close(root_fd);
+
+        /* Opened as root, used after dropping to the uid: what a VMM handed a plain iommufd can do. */
+        fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return err("open /dev/iommu: %m");
+        pid = fork();
+        if (pid < 0)
+                return err("fork: %m");
+        if (pid == 0) {
+                if (drop_privileges(o) < 0)
+                        _exit(2);
+                e = option_ioctl(fd, IOMMU_OPTION_OP_GET, 0, &v);
+                fact("option-get %s %" PRIu64 " (uid %u)", errno_name(e), v, (unsigned)getuid());
+                e = option_ioctl(fd, IOMMU_OPTION_OP_SET, 1, NULL);
+                fact("option-set-unprivileged %s (uid %u)", errno_name(e), (unsigned)getuid());
+                _exit(e == EPERM && v == 0 ? 0 : 1);
+        }
+        close(fd);
+        if (waitpid(pid, &e, 0) < 0 || !WIFEXITED(e) || WEXITSTATUS(e) != 0)
+                ok = 0;
+        return ok ? 0 : 1;
+}
+
 static int usage(void)
 {
         fprintf(stderr, "usage: vfio-broker iommufd|node-grant [OPTIONS] PCI-ADDRESS -- VMM ARGS...\n"
                         "       vfio-broker run-as [OPTIONS] -- COMMAND ARGS...\n"
+                        "       vfio-broker rlimit-option --uid UID\n"
                         "OPTIONS: --uid UID --gid GID --groups GID[,GID...] --memlock BYTES[K|M|G]\n");
         return 2;
 }
@@ -551,7 +634,8 @@ int main(int argc, char **argv)
         if (argc < 2)
                 return usage();
         mode = argv[1];
-        if (strcmp(mode, "iommufd") && strcmp(mode, "node-grant") && strcmp(mode, "run-as"))
+        if (strcmp(mode, "iommufd") && strcmp(mode, "node-grant") && strcmp(mode, "run-as") &&
+            strcmp(mode, "rlimit-option"))
                 return usage();
         for (i = 2; i < argc && strcmp(argv[i], "--"); i++) {
                 const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -563,7 +647,8 @@ int main(int argc, char **argv)
                 } else if (!strcmp(a, "--groups") && v) {
                         char *copy = strdup(v), *save = NULL;
 
-                        for (char *t = strtok_r(copy, ",", &save); t && o.n_groups < 16; t = strtok_r(NULL, ",", &save))
+                        for (char *t = strtok_r(copy, ",", &save); t && o.n_groups < 16;
+                             t = strtok_r(NULL, ",", &save))
                                 o.groups[o.n_groups++] = (gid_t)strtoul(t, NULL, 10);
                         free(copy);
                         i++;
@@ -571,12 +656,15 @@ int main(int argc, char **argv)
                         if (parse_size(v, &o.memlock) < 0)
                                 return usage();
                         o.have_memlock = true, i++;
-                } else if (a[0] != '-' && !addr && strcmp(mode, "run-as")) {
+                } else if (a[0] != '-' && !addr &&
+                           (!strcmp(mode, "iommufd") || !strcmp(mode, "node-grant"))) {
                         addr = a;
                 } else {
                         return usage();
                 }
         }
+        if (!strcmp(mode, "rlimit-option"))
+                return o.have_uid ? (rlimit_option(&o) == 0 ? 0 : 1) : usage();
         if (i >= argc || (strcmp(mode, "run-as") && !addr))
                 return usage();
         argv += i + 1;
@@ -647,7 +735,8 @@ int main(int argc, char **argv)
                         err("grant %s: %m", node);
                         goto out;
                 }
-                fact("granted %s uid %u (was %u:%u mode %04o)", node, o.have_uid ? (unsigned)o.uid : (unsigned)st.st_uid,
+                fact("granted %s uid %u (was %u:%u mode %04o)", node,
+                     o.have_uid ? (unsigned)o.uid : (unsigned)st.st_uid,
                      (unsigned)st.st_uid, (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
                 rc = run_vmm(&o, argv, names, values, 2, NULL, 0);
                 /* Put the node back exactly (it goes anyway when the last device leaves vfio-pci). */
