@@ -22,7 +22,7 @@
 #       build-time         seconds the build took (download and unpack included)
 #   CACHE/dl/              the source .deb
 #   CACHE/src-VERSION/     the unpacked source tree, kept so that a fragment change builds incrementally
-#   CACHE/obj-VERSION/     the build tree (O=)
+#   CACHE/obj-VERSION/     the build tree (O=); both are removed when a newer source version is built
 #   CACHE/apt/             the private apt lists and cache
 #
 # CACHE is $GROUPD_RIG_CACHE, else /var/cache/groupd-rig. The kernel directory's path is printed on
@@ -198,5 +198,12 @@ echo "$SRC_PKG $version" >"$out.new/source"
 echo "$(since "$t_start") total, $t_build compiling, -j$jobs, $(nproc) cpus" >"$out.new/build-time"
 rm -rf "$out"
 mv "$out.new" "$out"
+# Trees of other source versions are dead weight (1.5 GB each); kernels stay, they are small.
+for d in "$cache"/src-* "$cache"/obj-*; do
+        [ -d "$d" ] || continue
+        case $d in "$src" | "$obj" | "$src".tmp) continue ;; esac
+        log "removing $(basename "$d"), the tree of an older source"
+        rm -rf "$d"
+done
 log "built $(cat "$out/kver") in $(cat "$out/build-time"): $out"
 echo "$out"
