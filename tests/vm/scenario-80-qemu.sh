@@ -50,8 +50,8 @@ broker_log() { sed 's/^/    /' "/tmp/$1.out"; }
 # realize NAME: QMP up, hostdev0 in query-pci with the host's ids; quit. Prints the check's lines.
 realize() {
         name=$1 t0=$(now_ms)
-        if ! qmp_connect "$QMP_DIR" "$BROKER_PID" 60; then
-                fail "$name" "QEMU did not answer QMP (within 60 s); the broker and QEMU said:"
+        if ! qmp_connect "$QMP_DIR" "$BROKER_PID" 30; then
+                fail "$name" "QEMU did not answer QMP (within 30 s); the broker and QEMU said:"
                 broker_log "$name"
                 qmp_close
                 return 1
