@@ -90,14 +90,18 @@ apt_opts=(-o APT::Sandbox::User=root
         -o "Dir::State::Lists=$cache/apt/lists"
         -o "Dir::Cache=$cache/apt/cache"
         -o Dir::State::status=/dev/null)
+# The lists are shared with rig-qemu.sh: one update at a time.
 apt_update() {
-        apt-get "${apt_opts[@]}" update -qq 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true
+        flock "$cache/.apt.lock" apt-get "${apt_opts[@]}" update -qq 2>&1 |
+                grep -v '^W: Download is performed unsandboxed' >&2 || true
+        # apt leaves unchanged lists untouched: the stamp says when they were last checked.
+        touch "$cache/apt/updated"
 }
 src_version() {
         apt-cache "${apt_opts[@]}" show "$SRC_PKG" 2>/dev/null | awk '$1 == "Version:" { print $2 }' |
                 sort -V | tail -n 1
 }
-[ -n "$(find "$cache/apt/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null)" ] || apt_update
+[ -n "$(find "$cache/apt/updated" -mmin -1440 2>/dev/null)" ] || apt_update
 version=$(src_version)
 if [ -z "$version" ]; then
         apt_update

@@ -78,15 +78,20 @@ EOF
                 -o "Dir::State::Lists=$cache/apt/lists"
                 -o "Dir::Cache=$cache/apt/cache"
                 -o Dir::State::status=/dev/null)
+        # The lists are shared with build-kernel.sh: one update at a time; one download at a time.
         apt_update() {
-                (exec 8>"$cache/.kernel.lock" && flock 8 && apt-get "${apt_opts[@]}" update -qq 2>&1 |
-                        grep -v '^W: Download is performed unsandboxed' >&2) || true
+                flock "$cache/.apt.lock" apt-get "${apt_opts[@]}" update -qq 2>&1 |
+                        grep -v '^W: Download is performed unsandboxed' >&2 || true
+                # apt leaves unchanged lists untouched: the stamp says when they were last checked.
+                touch "$cache/apt/updated"
         }
+        exec 9>"$cache/.qemu.lock"
+        flock 9
         version_of() {
                 apt-cache "${apt_opts[@]}" show "$1" 2>/dev/null | awk '$1 == "Version:" { print $2 }' |
                         sort -V | tail -n 1
         }
-        [ -n "$(find "$cache/apt/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null)" ] || apt_update
+        [ -n "$(find "$cache/apt/updated" -mmin -1440 2>/dev/null)" ] || apt_update
         version=$(version_of qemu-system-x86)
         case $version in *:10.*) ;; *) apt_update; version=$(version_of qemu-system-x86) ;; esac
         root=
