@@ -179,10 +179,10 @@ KCONFIG_ALLCONFIG=$allconfig kmake allnoconfig >"$obj/config.log" 2>&1 || {
         die "make allnoconfig failed"
 }
 # Every y the fragment asks for must be there (Kconfig drops what it cannot satisfy, silently).
-missing=$(sed -n 's/^\(CONFIG_[A-Z0-9_]*\)=y$/\1/p' "$fragment" | while read -r sym; do
+lost=$(sed -n 's/^\(CONFIG_[A-Z0-9_]*\)=y$/\1/p' "$fragment" | while read -r sym; do
         grep -qx "$sym=y" "$obj/.config" || echo "$sym"
 done)
-[ -z "$missing" ] || die "the configuration lost: $(echo "$missing" | tr '\n' ' ')(a dependency is off; see $obj/.config)"
+[ -z "$lost" ] || die "the configuration lost: $(echo "$lost" | tr '\n' ' ')(a dependency is off; see $obj/.config)"
 
 t0=$(now)
 log "building vmlinux and bzImage with -j$jobs under nice (a few minutes)"

@@ -18,9 +18,10 @@
 #
 #   qmp_prepare DIR            the FIFOs (before QEMU starts)
 #   qmp_connect DIR PID [SECS] reads the greeting and negotiates capabilities; false when PID exits
-#                              or SECS (default 60) pass first
+#                              or SECS (default 60) pass first. PID (QEMU, or the process that waits
+#                              for it) is watched by every later qmp_cmd too.
 #   qmp_cmd DIR JSON [SECS]    sends one command, prints the reply's line (events are skipped); false
-#                              on an error reply or a time-out
+#                              on an error reply, a time-out (default 30 s) or PID's end
 #   qmp_pci_id DIR QDEV-ID     query-pci: prints "VVVV:DDDD" (hex) of the device with that qdev id
 #   qmp_quit DIR PID [SECS]    quit, and wait until PID exits
 #   qmp_close DIR              closes the shell's ends of the FIFOs
@@ -62,41 +63,74 @@ qmp_prepare() {
         chmod 0666 "$1/qmp.in" "$1/qmp.out"
 }
 
-# Both FIFOs are opened read-write, so that no open blocks on a QEMU that never came up.
+# Both FIFOs are opened read-write, so that no open blocks on a QEMU that never came up. Replies are
+# read with a plain blocking `read`: busybox's `read -t` gives up on a whole line, and loses what it had
+# read, when a long reply (query-pci) trickles in slower than the time-out, as it does under load.
+# A watchdog ends the wait instead: after SECS, or once PID is gone, it writes a line of its own, with a
+# tag, into the reply FIFO (a stale one from an earlier wait is recognized by its tag and skipped).
 qmp_connect() {
-        _dir=$1 _pid=$2 _secs=${3:-60}
+        _dir=$1 QMP_PID=$2 _secs=${3:-60}
+        QMP_ACTIVE_DIR=$_dir
         eval "exec $QMP_IN_FD<>\"$_dir/qmp.in\" $QMP_OUT_FD<>\"$_dir/qmp.out\""
-        _i=0
-        while :; do
-                if read -r -t 1 QMP_LINE <&$QMP_OUT_FD; then
-                        case $QMP_LINE in *'"QMP"'*) break ;; esac
-                        continue
-                fi
-                _i=$((_i + 1))
-                if ! kill -0 "$_pid" 2>/dev/null || [ "$_i" -ge "$_secs" ]; then
-                        QMP_LINE=
-                        return 1
-                fi
-        done
+        _qmp_wait greeting "$_secs" >/dev/null || return 1
         qmp_cmd "$_dir" '{"execute": "qmp_capabilities"}' >/dev/null
 }
 
+# Each command carries an id that its reply echoes, so that a late reply to an earlier command that
+# timed out is never taken for this one's.
 qmp_cmd() {
-        _secs=${3:-30}
-        echo "$2" >&$QMP_IN_FD || return 1
-        _i=0
-        while [ "$_i" -lt "$_secs" ]; do
-                if read -r -t 1 QMP_LINE <&$QMP_OUT_FD; then
-                        case $QMP_LINE in
-                        *'"event"'*) continue ;;
-                        *'"return"'*) echo "$QMP_LINE"; return 0 ;;
-                        *'"error"'*) echo "$QMP_LINE"; return 1 ;;
-                        esac
+        # shellcheck disable=SC3028 # busybox ash has $RANDOM
+        _id="q$(cut -d' ' -f1 /proc/uptime)-$RANDOM"
+        echo "$2" | sed "s/^ *{/{\"id\": \"$_id\", /" >&$QMP_IN_FD || return 1
+        _qmp_wait "$_id" "${3:-30}"
+}
+
+_qmp_alive() {
+        [ -z "$1" ] && return 0
+        [ -d "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+# _qmp_wait greeting|ID SECS: prints the greeting or the line of the reply with that id; false on an
+# error reply, a time-out or QMP_PID's end.
+_qmp_wait() {
+        # shellcheck disable=SC3028 # busybox ash has $RANDOM
+        _what=$1 _tag="$(cut -d' ' -f1 /proc/uptime)-$RANDOM"
+        (
+                eval "exec $QMP_IN_FD>&- $QMP_OUT_FD>&-"
+                _t=0
+                while [ "$_t" -lt $(($2 * 10)) ] && _qmp_alive "$QMP_PID"; do
+                        sleep 0.1
+                        _t=$((_t + 1))
+                done
+                echo "{\"qmp-watchdog\": \"$_tag\"}" >"$QMP_ACTIVE_DIR/qmp.out"
+        ) >/dev/null 2>&1 &
+        _wd=$!
+        _rc=1
+        while read -r QMP_LINE <&$QMP_OUT_FD; do
+                case $QMP_LINE in
+                *'"qmp-watchdog"'*)
+                        case $QMP_LINE in *"\"$_tag\""*) break ;; esac
                         continue
-                fi
-                _i=$((_i + 1))
+                        ;;
+                *'"QMP"'*) [ "$_what" = greeting ] || continue ;;
+                *'"event"'*) continue ;;
+                *"\"id\": \"$_what\""*)
+                        case $QMP_LINE in
+                        *'"return"'*) ;;
+                        *)
+                                echo "$QMP_LINE"
+                                break
+                                ;;
+                        esac
+                        ;;
+                *) continue ;;
+                esac
+                echo "$QMP_LINE"
+                _rc=0
+                break
         done
-        return 1
+        kill "$_wd" 2>/dev/null
+        return $_rc
 }
 
 # query-pci: the first object to close that holds both "qdev_id": "ID" and "class_info" is that
@@ -128,7 +162,7 @@ qmp_pci_id() {
 
 qmp_quit() {
         _dir=$1 _pid=$2 _secs=${3:-30}
-        qmp_cmd "$_dir" '{"execute": "quit"}' 5 >/dev/null
+        qmp_cmd "$_dir" '{"execute": "quit"}' 10 >/dev/null
         _i=0
         while kill -0 "$_pid" 2>/dev/null; do
                 _i=$((_i + 1))

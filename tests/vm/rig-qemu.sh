@@ -26,7 +26,6 @@
 # Exit status: 0 built or up to date, 77 this QEMU cannot be had here, 1 error.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ $# -eq 2 ] || { sed -n '5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 out=$1 want=$2
 case $want in 10 | 7.2) ;; *) echo "rig-qemu: unknown QEMU '$want' (10 or 7.2)" >&2; exit 2 ;; esac
@@ -138,13 +137,13 @@ fi
 [ -x "$binary" ] || die "no $binary"
 
 # Libraries QEMU needs that the host lacks: install the library packages its Depends names.
-missing=$(ldd "$binary" 2>/dev/null | awk '/not found/ { print $1 }')
-if [ -n "$missing" ] && [ -n "$depends" ]; then
+unresolved=$(ldd "$binary" 2>/dev/null | awk '/not found/ { print $1 }')
+if [ -n "$unresolved" ] && [ -n "$depends" ]; then
         # shellcheck disable=SC2046 # package names
         need_packages $(echo "$depends" | tr ',' '\n' | sed 's/^ *//; s/ .*//' | grep -E '^lib|^zlib')
-        missing=$(ldd "$binary" 2>/dev/null | awk '/not found/ { print $1 }')
+        unresolved=$(ldd "$binary" 2>/dev/null | awk '/not found/ { print $1 }')
 fi
-[ -z "$missing" ] || unavailable "libraries not found for $binary: $(echo "$missing" | tr '\n' ' ')"
+[ -z "$unresolved" ] || unavailable "libraries not found for $binary: $(echo "$unresolved" | tr '\n' ' ')"
 
 stamp="$want $version $(sha256sum <"$0" | cut -c1-16) $(sha256sum <"$binary" | cut -c1-16)"
 if [ -f "$out" ] && [ "$(cat "$out.stamp" 2>/dev/null)" = "$stamp" ]; then

@@ -111,8 +111,7 @@ fi
 # Why a broker: a plain iommufd's holder may read the accounting mode but not set it (EPERM without
 # CAP_SYS_RESOURCE), and nobody may change it once the fd holds an object (EBUSY).
 if [ -c /dev/iommu ]; then
-        out=$(vfio-broker rlimit-option --uid $uid 2>&1)
-        if [ $? -eq 0 ]; then
+        if out=$(vfio-broker rlimit-option --uid $uid 2>&1); then
                 pass iommufd-rlimit-option "$(echo "$out" | sed -n 's/^BROKER //p' | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
         else
                 fail iommufd-rlimit-option "$(echo "$out" | tr '\n' ';')"
