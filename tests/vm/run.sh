@@ -17,7 +17,7 @@
 #
 # --scenario-timeout SEC (or RIG_SCENARIO_TIMEOUT): each topic's limit in the guest (default 60); a topic
 # killed at it is reported as such. --guest-timeout SEC (or RIG_GUEST_TIMEOUT): the guest's watchdog,
-# which powers it off without RIG-DONE (default 150); the host waits that plus 60 s.
+# which powers it off without RIG-DONE (default 240); the host waits that plus 60 s.
 #
 # --capture DIR: the guests also capture their sysfs (IOMMU groups and PCI devices) and the raw
 # VFIO_IOMMU_GET_INFO buffer (with VFIO_IOMMU_INFO_CAPS, asked again with the argsz the kernel wants)
@@ -119,7 +119,7 @@ QEMU_DEVICES=(-device edu,addr=01.0 -device pci-testdev,addr=02.0
         -netdev hubport,id=n4,hubid=0 -device e1000,addr=07.2,netdev=n4,romfile=
         -device pcie-root-port,id=rp3,chassis=3,slot=3,addr=08.0 -device pcie-pci-bridge,id=pb1,bus=rp3
         -netdev hubport,id=n5,hubid=0 -device e1000,bus=pb1,addr=01.0,netdev=n5,romfile=)
-GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-150}
+GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-240}
 SCENARIO_TIMEOUT=${RIG_SCENARIO_TIMEOUT:-60}
 case $GUEST_TIMEOUT$SCENARIO_TIMEOUT in *[!0-9]*) echo "run.sh: timeouts are whole seconds" >&2; exit 2 ;; esac
 
