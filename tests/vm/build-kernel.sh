@@ -202,10 +202,11 @@ echo "$SRC_PKG $version" >"$out.new/source"
 echo "$(since "$t_start") total, $t_build compiling, -j$jobs, $(nproc) cpus" >"$out.new/build-time"
 rm -rf "$out"
 mv "$out.new" "$out"
-# Trees of other source versions are dead weight (1.5 GB each); kernels stay, they are small.
+# Trees of other source versions are dead weight (1.5 GB each); kernels stay, they are small. Only
+# trees this script made go (the cache root is shared with other tiers' builds).
 for d in "$cache"/src-* "$cache"/obj-*; do
-        [ -d "$d" ] || continue
-        case $d in "$src" | "$obj" | "$src".tmp) continue ;; esac
+        [ -f "$d/.unpacked" ] || [ -f "$d/rig.allconfig" ] || continue
+        case $d in "$src" | "$obj") continue ;; esac
         log "removing $(basename "$d"), the tree of an older source"
         rm -rf "$d"
 done
