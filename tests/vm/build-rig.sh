@@ -2,10 +2,13 @@
 # Builds the real-kernel rig for one Debian kernel line: the kernel to boot and its initramfs.
 #
 #   tests/vm/build-rig.sh BUILD_DIR KERNEL_LINE [--bin PATH...] [--file PATH...] [--scenarios FILE]
+#                         [--cpio PATH...]
 #
 # KERNEL_LINE is 6.1 (bookworm's linux-image-amd64) or 6.12 (bookworm-backports, reached through a
-# private sources list and lists directory; /etc/apt is left alone). Everything is cached under
-# BUILD_DIR/vm/<line>/ and redone only when its inputs change:
+# private sources list and lists directory; /etc/apt is left alone), or own-6.12: the rig's own build
+# of bookworm-backports' linux-source-6.12 with iommufd and the VFIO cdev, everything built in
+# (tests/vm/build-kernel.sh builds it once per machine into /var/cache/groupd-rig). Everything is
+# cached under BUILD_DIR/vm/<line>/ and redone only when its inputs change:
 #
 #   dl/             the kernel .deb (apt-get download; never installed)
 #   kernel/         vmlinux (extracted from the bzImage: PVH entry, boots faster), bzImage, config,
@@ -17,7 +20,9 @@
 #                   libraries and the dynamic loader at their own paths (libraries outside the
 #                   system directories go to /groupd/lib, on LD_LIBRARY_PATH), the --file files,
 #                   and the scenario script as /groupd/scenarios.sh
-#   initrd.img      base.cpio.gz + payload.cpio.gz (the kernel unpacks concatenated archives)
+#   initrd.img      the --cpio archives (uncompressed, first: the kernel reads a plain cpio only at a
+#                   4-byte aligned offset; rig-qemu.sh makes them) + base.cpio.gz + payload.cpio.gz
+#                   (the kernel unpacks concatenated archives)
 #   rig.env         RIG_* variables for run.sh (kernel, initrd, versions)
 #
 # Executables can also come from GROUPD_VM_BINS (space-separated paths).
@@ -39,14 +44,14 @@ usage() {
 build_dir=$1 line=$2
 shift 2
 case $line in
-6.1 | 6.12) ;;
+6.1 | 6.12 | own-6.12) ;;
 *)
-        echo "build-rig: unknown kernel line '$line' (6.1 or 6.12)" >&2
+        echo "build-rig: unknown kernel line '$line' (6.1, 6.12 or own-6.12)" >&2
         exit 2
         ;;
 esac
 
-bins=() files=() scenarios=
+bins=() files=() scenarios= cpios=()
 if [ -n "${GROUPD_VM_BINS:-}" ]; then
         read -ra bins <<<"$GROUPD_VM_BINS"
 fi
@@ -64,6 +69,7 @@ while [ $# -gt 0 ]; do
         --bin=*) bins+=("${1#--bin=}"); shift ;;
         --file=*) files+=("${1#--file=}"); shift ;;
         --scenarios) [ $# -ge 2 ] || usage; scenarios=$2; shift 2 ;;
+        --cpio) [ $# -ge 2 ] || usage; cpios+=("$2"); shift 2 ;;
         --scenarios=*) scenarios=${1#--scenarios=}; shift ;;
         *) usage ;;
         esac
@@ -143,11 +149,16 @@ apt_update() {
 lists_fresh() {
         # The private backports lists are refreshed once a day; the system's are left to apt.
         [ "$line" = 6.1 ] && return 0
+        [ "$line" = own-6.12 ] && return 0
         [ -n "$(find "$cache/apt/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null)" ]
 }
 
 resolve_package() {
         local p=
+        if [ "$line" = own-6.12 ]; then
+                resolve_own_kernel
+                return
+        fi
         if [ "$line" = 6.1 ]; then
                 p=$(apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null |
                         awk '$1 == "Depends:" && $2 ~ /^linux-image-6\.1\./ { print $2; exit }')
@@ -165,6 +176,31 @@ resolve_package() {
         pkg=$p
         pkg_version=$(apt-cache "${apt_opts[@]}" show "$pkg" 2>/dev/null | awk '$1 == "Version:" { print $2; exit }')
         [ -n "$pkg_version" ]
+}
+
+# own-6.12: tests/vm/build-kernel.sh builds (or finds in its cache) the rig's own kernel; it has no
+# modules, so the line's kernel directory holds the kernel, its config and an empty module list.
+own_dir=
+resolve_own_kernel() {
+        local rc=0
+        own_dir=$("$here/build-kernel.sh") || rc=$?
+        [ $rc -ne 77 ] || unavailable "the own kernel cannot be built here (see above)"
+        [ $rc -eq 0 ] && [ -f "$own_dir/vmlinux" ] || die "build-kernel.sh failed (exit $rc)"
+        pkg=$(awk '{ print $1 }' "$own_dir/source")
+        pkg_version="$(awk '{ print $2 }' "$own_dir/source") (${own_dir##*/})"
+}
+fetch_own_kernel() {
+        local kdir_new=$cache/kernel.new kver
+        kver=$(cat "$own_dir/kver")
+        rm -rf "$kdir_new"
+        mkdir -p "$kdir_new/modroot/lib/modules/$kver"
+        cp "$own_dir/vmlinux" "$own_dir/bzImage" "$own_dir/config" "$own_dir/kver" "$kdir_new/"
+        : >"$kdir_new/modules.load"
+        echo "own build in $own_dir, everything built in" >"$kdir_new/notes"
+        echo "$kernel_stamp" >"$kdir_new/stamp"
+        rm -rf "$kdir"
+        mv "$kdir_new" "$kdir"
+        log "kernel $kver ready: $(cat "$kdir/notes")"
 }
 
 pkg='' pkg_version=''
@@ -255,6 +291,10 @@ extract_vmlinux() {
 
 fetch_kernel() {
         local t0 deb tmp kver kdir_new mods rel n wanted optional f src dst how
+        if [ "$line" = own-6.12 ]; then
+                fetch_own_kernel
+                return
+        fi
         t0=$(now)
         mkdir -p "$cache/dl"
         deb=$(find "$cache/dl" -maxdepth 1 -name "${pkg}_*.deb" | head -n 1)
@@ -402,7 +442,8 @@ if [ "$(cat "$cache/base.stamp" 2>/dev/null)" != "$base_stamp" ] || [ ! -f "$cac
         install -m 0755 "$here/init" "$st/init"
         install -m 0755 "$here/capture-sysfs.sh" "$st/rig/capture-sysfs.sh"
         cp -a "$kdir/modroot/lib/modules/." "$st/lib/modules/"
-        cp "$kdir/modules.load" "$st/rig/modules.load"
+        # No list on a kernel without modules (own-6.12): /init then loads nothing.
+        [ -s "$kdir/modules.load" ] && cp "$kdir/modules.load" "$st/rig/modules.load"
         printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$st/etc/passwd"
         printf 'root:x:0:\nkvm:x:104:\nnogroup:x:65534:\n' >"$st/etc/group"
         printf 'hosts: files\npasswd: files\ngroup: files\n' >"$st/etc/nsswitch.conf"
@@ -430,15 +471,21 @@ find_libtool() {
         return 1
 }
 
-# vfio-raw, the rig's own raw VFIO program, always goes in (static, so it needs no libraries).
-vfio_raw=$build_dir/vm/vfio-raw
-if [ ! -x "$vfio_raw" ] || [ "$here/vfio-raw.c" -nt "$vfio_raw" ]; then
-        need_packages gcc libc6-dev
-        cc -O2 -Wall -Wextra -static -o "$vfio_raw.$$" "$here/vfio-raw.c" 2>/dev/null ||
-                cc -O2 -Wall -Wextra -o "$vfio_raw.$$" "$here/vfio-raw.c" ||
-                die "cannot compile vfio-raw.c"
-        mv "$vfio_raw.$$" "$vfio_raw"
-fi
+# vfio-raw and vfio-broker, the rig's own raw VFIO programs, always go in (static, so they need no
+# libraries).
+build_static() {
+        local src=$here/$1.c bin=$build_dir/vm/$1
+        if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+                need_packages gcc libc6-dev
+                cc -O2 -Wall -Wextra -static -o "$bin.$$" "$src" 2>/dev/null ||
+                        cc -O2 -Wall -Wextra -o "$bin.$$" "$src" ||
+                        die "cannot compile $1.c"
+                mv "$bin.$$" "$bin"
+        fi
+        echo "$bin"
+}
+vfio_raw=$(build_static vfio-raw)
+vfio_broker=$(build_static vfio-broker)
 
 pst=$cache/payload.staging
 rm -rf "$pst"
@@ -466,7 +513,7 @@ copy_libs() {
         done
 }
 declare -A bin_seen
-for b in "$vfio_raw" "${bins[@]}"; do
+for b in "$vfio_raw" "$vfio_broker" "${bins[@]}"; do
         [ -e "$b" ] || die "no such executable: $b"
         name=${b##*/}
         [ -n "${bin_seen[$name]:-}" ] && continue
@@ -501,10 +548,15 @@ if [ "$(cat "$cache/payload.stamp" 2>/dev/null)" != "$payload_stamp" ] || [ ! -f
 fi
 rm -rf "$pst"
 
-if [ "$(cat "$cache/initrd.stamp" 2>/dev/null)" != "$base_stamp $payload_stamp" ] || [ ! -f "$cache/initrd.img" ]; then
-        cat "$cache/base.cpio.gz" "$cache/payload.cpio.gz" >"$cache/initrd.img.tmp"
+cpio_stamp=
+for c in "${cpios[@]}"; do
+        [ -f "$c" ] || die "no such archive: $c"
+        cpio_stamp="$cpio_stamp $(stat -c '%s %Y' "$c")"
+done
+if [ "$(cat "$cache/initrd.stamp" 2>/dev/null)" != "$base_stamp $payload_stamp$cpio_stamp" ] || [ ! -f "$cache/initrd.img" ]; then
+        cat "${cpios[@]}" "$cache/base.cpio.gz" "$cache/payload.cpio.gz" >"$cache/initrd.img.tmp"
         mv "$cache/initrd.img.tmp" "$cache/initrd.img"
-        echo "$base_stamp $payload_stamp" >"$cache/initrd.stamp"
+        echo "$base_stamp $payload_stamp$cpio_stamp" >"$cache/initrd.stamp"
 fi
 
 if [ -f "$kdir/vmlinux" ]; then kernel=$kdir/vmlinux kind=vmlinux; else kernel=$kdir/bzImage kind=bzImage; fi

@@ -205,3 +205,8 @@ baseline_diff() {
         [ -z "$nodes" ] || diff="$diff group nodes left in /dev/vfio: $nodes;"
         echo "${diff# }"
 }
+
+# The helpers for scenarios that hand a device to a real QEMU (QMP, command lines): guest-qemu.sh.
+if [ -f /groupd/guest-qemu.sh ]; then
+        . /groupd/guest-qemu.sh
+fi

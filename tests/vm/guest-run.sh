@@ -42,8 +42,9 @@ for f in /groupd/scenario-*.sh; do
         if [ "$st" = 137 ] || [ "$st" = 124 ] || [ "$st" = 143 ] || [ $((t1 - t0)) -ge $((limit * 1000 - 200)) ]; then
                 killed=1
         fi
-        # Whatever the scenario left running goes now: groupd, groupctl, stand-ins.
-        for p in groupd groupctl vmm-standin; do
+        # Whatever the scenario left running goes now: groupd, groupctl, stand-ins, brokers and QEMUs
+        # (a QEMU that holds a device would hold up the unbind below forever).
+        for p in groupd groupctl vmm-standin vfio-broker qemu-system-x86_64; do
                 pids=$(pidof "$p")
                 [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
         done

@@ -2,11 +2,14 @@
 # The real-kernel tier: boots Debian's own kernels in qemu (TCG) behind an emulated IOMMU and runs
 # groupd's scenarios in the guest (tests/vm/scenario-*.sh, linux backend, real VFIO).
 #
-#   tests/vm/run.sh --build-dir BUILD [--line 6.1|6.12]... [--iommu intel|amd]... [--capture DIR]
+#   tests/vm/run.sh --build-dir BUILD [--line 6.1|6.12|own-6.12]... [--iommu intel|amd]... [--capture DIR]
 #                   [--only REGEX] [--scenario-timeout SEC] [--guest-timeout SEC] [--verbose]
 #
 # By default every kernel line (6.1 from bookworm; 6.12 from bookworm-backports where apt can reach it,
-# skipped with a message otherwise) boots with the Intel IOMMU and with the AMD IOMMU. Each boot prints
+# skipped with a message otherwise; own-6.12, the rig's own build of backports' linux-source-6.12 with
+# iommufd, built once per machine by build-kernel.sh) boots with the Intel IOMMU and with the AMD
+# IOMMU. Each guest also gets a QEMU (rig-qemu.sh): QEMU 10 from bookworm-backports on own-6.12,
+# Debian's QEMU 7.2 on the stock lines; the scenarios that need one skip without it. Each boot prints
 # the kernel's version string, each scenario with PASS or FAIL, and its time; the whole serial output
 # goes to BUILD/vm/logs/LINE-IOMMU.log and is shown on failure (--verbose: always, as it comes).
 #
@@ -14,7 +17,7 @@
 #
 # --scenario-timeout SEC (or RIG_SCENARIO_TIMEOUT): each topic's limit in the guest (default 60); a topic
 # killed at it is reported as such. --guest-timeout SEC (or RIG_GUEST_TIMEOUT): the guest's watchdog,
-# which powers it off without RIG-DONE (default 150); the host waits that plus 60 s.
+# which powers it off without RIG-DONE (default 240); the host waits that plus 60 s.
 #
 # --capture DIR: the guests also capture their sysfs (IOMMU groups and PCI devices) and the raw
 # VFIO_IOMMU_GET_INFO buffer (with VFIO_IOMMU_INFO_CAPS, asked again with the argsz the kernel wants)
@@ -55,9 +58,9 @@ while [ $# -gt 0 ]; do
         esac
 done
 [ -n "$build_dir" ] || usage
-[ ${#lines[@]} -gt 0 ] || lines=(6.1 6.12)
+[ ${#lines[@]} -gt 0 ] || lines=(6.1 6.12 own-6.12)
 [ ${#iommus[@]} -gt 0 ] || iommus=(intel amd)
-for l in "${lines[@]}"; do case $l in 6.1 | 6.12) ;; *) echo "run.sh: unknown kernel line '$l'" >&2; exit 2 ;; esac; done
+for l in "${lines[@]}"; do case $l in 6.1 | 6.12 | own-6.12) ;; *) echo "run.sh: unknown kernel line '$l'" >&2; exit 2 ;; esac; done
 for i in "${iommus[@]}"; do case $i in intel | amd) ;; *) echo "run.sh: unknown IOMMU '$i'" >&2; exit 2 ;; esac; done
 build_dir=$(cd "$build_dir" && pwd)
 if [ -n "$capture" ]; then
@@ -116,7 +119,7 @@ QEMU_DEVICES=(-device edu,addr=01.0 -device pci-testdev,addr=02.0
         -netdev hubport,id=n4,hubid=0 -device e1000,addr=07.2,netdev=n4,romfile=
         -device pcie-root-port,id=rp3,chassis=3,slot=3,addr=08.0 -device pcie-pci-bridge,id=pb1,bus=rp3
         -netdev hubport,id=n5,hubid=0 -device e1000,bus=pb1,addr=01.0,netdev=n5,romfile=)
-GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-150}
+GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-240}
 SCENARIO_TIMEOUT=${RIG_SCENARIO_TIMEOUT:-60}
 case $GUEST_TIMEOUT$SCENARIO_TIMEOUT in *[!0-9]*) echo "run.sh: timeouts are whole seconds" >&2; exit 2 ;; esac
 
@@ -224,11 +227,25 @@ t_all=$(now)
 booted=0
 for line in "${lines[@]}"; do
         t0=$(now)
+        # The guest's QEMU: 10 (iommufd) with the own kernel, Debian's 7.2 with Debian's kernels.
+        qemu_version=7.2 qemu_cpio=() rc=0
+        [ "$line" = own-6.12 ] && qemu_version=10
+        "$here/rig-qemu.sh" "$build_dir/vm/qemu-$qemu_version.cpio" "$qemu_version" || rc=$?
+        if [ $rc -eq 0 ]; then
+                qemu_cpio=(--cpio "$build_dir/vm/qemu-$qemu_version.cpio")
+        elif [ $rc -eq 77 ]; then
+                echo "  QEMU $qemu_version cannot be had here: the $line guest has none, its QEMU scenarios skip"
+        else
+                echo "run.sh: preparing QEMU $qemu_version for the guest failed (exit $rc)" >&2
+                summary+=("FAIL  $line  QEMU $qemu_version for the guest")
+                failed=1
+                continue
+        fi
         rc=0
         "$here/build-rig.sh" "$build_dir" "$line" \
                 --bin "$build_dir/groupd" "$build_dir/groupctl" "$build_dir/vmm-standin" \
-                --file "$here/guest-lib.sh" "${scenario_files[@]}" \
-                --scenarios "$here/guest-run.sh" || rc=$?
+                --file "$here/guest-lib.sh" "$here/guest-qemu.sh" "${scenario_files[@]}" \
+                --scenarios "$here/guest-run.sh" "${qemu_cpio[@]}" || rc=$?
         if [ $rc -eq 77 ]; then
                 bold "=== kernel $line: SKIPPED (the kernel package cannot be had here; see above)"
                 summary+=("SKIP  $line  kernel package not reachable")
