@@ -22,7 +22,7 @@ cache=${GROUPD_RIG_CACHE:-/var/cache/groupd-rig/systemd-root}
 PACKAGES=(
         base-files libc6 libgcc-s1 gcc-12-base busybox-static
         systemd libsystemd-shared libsystemd0 udev libudev1 kmod libkmod2 mount util-linux
-        dbus-daemon dbus-bin dbus-system-bus-common libdbus-1-3 libexpat1
+        dbus dbus-daemon dbus-bin dbus-system-bus-common libdbus-1-3 libexpat1
         polkitd libpolkit-gobject-1-0 libglib2.0-0 libduktape207 libffi8 libpcre2-8-0
         libcap-ng0 libacl1 libapparmor1 libaudit1 libaudit-common libblkid1 libcap2 libcrypt1
         libcryptsetup12 libdevmapper1.02.1 libargon2-1 libjson-c5 libssl3 libgcrypt20 libgpg-error0
@@ -106,6 +106,10 @@ rm -rf "$root"/usr/share/{doc,man,info,locale,lintian,bug,bash-completion,zsh} "
 # What maintainer scripts would have made.
 mkdir -p "$root"/{proc,sys,dev,run,tmp,root,home/vmm,var/log/journal,var/tmp,etc/systemd/system,mnt,opt}
 chmod 1777 "$root/tmp" "$root/var/tmp"
+# base-files' postinst makes these; GLib's default system bus address is under /var/run (polkitd).
+rm -rf "$root/var/run" "$root/var/lock"
+ln -s /run "$root/var/run"
+ln -s /run/lock "$root/var/lock"
 cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
 messagebus:x:100:101::/nonexistent:/usr/sbin/nologin
@@ -145,7 +149,18 @@ printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n' >"$root/etc/
 echo rig >"$root/etc/hostname"
 echo 6f9a2b1c5d3e4f708192a3b4c5d6e7f8 >"$root/etc/machine-id"
 : >"$root/etc/fstab"
+verify_root() {
+        local b missing
+        for b in "${CHECK_BINS[@]}"; do
+                chroot "$root" /bin/busybox test -x "$b" || die "$b is not in the guest root"
+                missing=$(chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "$b" 2>&1 | grep 'not found' || true)
+                [ -z "$missing" ] || die "$b lacks libraries: $missing"
+        done
+}
+verify_root
+
 # busybox provides the scenarios' tools (sh, awk, sed, grep, pidof, timeout...) where Debian's are absent.
+# Its sh runs its own applets before PATH: a scenario names a Debian tool by its full path.
 for a in $("$root/bin/busybox" --list-full); do
         [ -e "$root/$a" ] || [ -L "$root/$a" ] || { mkdir -p "$root/$(dirname "$a")"; ln -s /bin/busybox "$root/$a"; }
 done
@@ -156,15 +171,6 @@ ln -sf /dev/null "$root/etc/systemd/system/serial-getty@.service"
 ln -sf /dev/null "$root/etc/systemd/system/systemd-timesyncd.service"
 ldconfig -r "$root" 2>/dev/null || true
 
-verify_root() {
-        local b missing
-        for b in "${CHECK_BINS[@]}"; do
-                chroot "$root" /bin/busybox test -x "$b" || die "$b is not in the guest root"
-                missing=$(chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "$b" 2>&1 | grep 'not found' || true)
-                [ -z "$missing" ] || die "$b lacks libraries: $missing"
-        done
-}
-verify_root
 
 # ext4, written from the directory (no loop mount); the guest boots it with qemu's snapshot=on, so each
 # boot writes to a throw-away overlay and the image stays as built.

@@ -74,3 +74,14 @@ rig_cleanup() {
 }
 no_leases_or_down() { ! is_active || no_leases; }
 
+# is_baseline ADDR: the device is on its boot driver (none for a device BASELINE_DRIVERS does not name,
+# such as the pci-testdev at 00:02.0), without an override.
+is_baseline() {
+        _want=
+        for pair in $BASELINE_DRIVERS; do
+                [ "${pair%%=*}" = "$1" ] && _want=${pair#*=}
+        done
+        [ "$(driver_of "$1")" = "$_want" ] && [ -z "$(override_of "$1")" ]
+}
+# restarted_since N: systemd restarted groupd since NRestarts was N, and it is up again.
+restarted_since() { [ "$(n_restarts)" -gt "$1" ] && is_active; }
