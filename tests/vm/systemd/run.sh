@@ -3,12 +3,15 @@
 # polkitd, on Debian's own kernels behind an emulated IOMMU (tests/vm/README.md, "The systemd tier").
 #
 #   tests/vm/systemd/run.sh --build-dir BUILD [--line 6.1|6.12]... [--iommu intel|amd]... [--only REGEX]
-#                           [--all] [--verbose]
+#                           [--all | --ci] [--verbose]
 #
-# The first boot runs every scenario; the others run only the ones the kernel and IOMMU can change
-# (KERNEL_TOPICS: activation and sandbox, acquire and release, restarts with the fd store), which keeps
-# the tier's time in CI modest: D-Bus activation, stop, the watchdog, polkit and systemd-analyze do not
-# depend on the kernel line. --all runs every scenario on every boot; --only REGEX picks topics.
+# By default each line (6.1, 6.12) boots with each IOMMU (intel, amd). The first boot runs every
+# scenario; the others run only the ones the kernel and IOMMU can change (KERNEL_TOPICS: activation and
+# sandbox, acquire and release, restarts with the fd store): D-Bus activation, the seccomp-kill repeat,
+# stop, the watchdog, polkit and systemd-analyze do not depend on them. --all runs every scenario on
+# every boot; --only REGEX picks topics; --ci (./dev check) boots only the two ends, 6.1 with the Intel
+# IOMMU (every scenario) and 6.12 with the AMD IOMMU (KERNEL_TOPICS), to keep CI's time modest (the
+# tier in tests/vm/ covers VFIO itself on all four).
 #
 # It configures and builds groupd as a distribution would (--prefix=/usr --sysconfdir=/etc
 # --localstatedir=/var, in BUILD/vm-systemd/pkg) and installs it with `make install DESTDIR=`; builds
@@ -27,7 +30,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 vmdir=$(cd "$here/.." && pwd)
 top=$(cd "$here/../../.." && pwd)
 
-build_dir= verbose=0 only= all=0
+build_dir= verbose=0 only= all=0 ci=0
 KERNEL_TOPICS='^(10|20|30)-'
 lines=() iommus=()
 usage() {
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
         --only=*) only=${1#*=}; shift ;;
         -v | --verbose) verbose=1; shift ;;
         --all) all=1; shift ;;
+        --ci) ci=1; shift ;;
         *) usage ;;
         esac
 done
@@ -215,13 +219,18 @@ QEMU_DEVICES=(-device edu,addr=01.0 -device pci-testdev,addr=02.0
         -device pcie-root-port,id=rp2,chassis=2,slot=2,addr=05.0 -device edu,bus=rp2
         -device edu,addr=06.0,multifunction=on
         -netdev hubport,id=n2,hubid=0 -device e1000,addr=06.1,netdev=n2,romfile=)
-GUEST_TIMEOUT=${RIG_SD_GUEST_TIMEOUT:-420}
+GUEST_TIMEOUT=${RIG_SD_GUEST_TIMEOUT:-900}
 summary=()
 failed=0
 
 boot() {
         local line=$1 iommu=$2 log=$work/logs/$1-$2.log cmdline args=() t0 t1 rc=0
-        cmdline="console=ttyS0 iommu=nopt panic=-1 quiet systemd.unit=groupd-rig.target systemd.show_status=error"
+        # no_timer_check: under a loaded host, TCG can fail the kernel's early check of the timer through
+        # the interrupt-remapped IO-APIC, which panics ("timer doesn't work through Interrupt-remapped
+        # IO-APIC", seen with VT-d on 6.1).
+        cmdline="console=ttyS0 iommu=nopt panic=-1 quiet no_timer_check systemd.unit=groupd-rig.target"
+        cmdline="$cmdline systemd.show_status=error"
+        [ $verbose -eq 1 ] && cmdline="$cmdline rig.journal=1"
         cmdline="$cmdline systemd.journald.forward_to_console=0 rig.label=$line-$iommu"
         if [ -n "$only" ]; then
                 cmdline="$cmdline rig.only=$only"
@@ -242,7 +251,7 @@ boot() {
         bold "=== systemd tier: kernel $line ($RIG_PKG $RIG_PKG_VERSION), $iommu IOMMU"
         t0=$(now)
         timeout -k 5 "$GUEST_TIMEOUT" qemu-system-x86_64 "${args[@]}" </dev/null 2>&1 |
-                tr -d '\r' | tee "$log" | {
+                sed -u 's/\r$//' | tee "$log" | {
                 if [ $verbose -eq 1 ]; then
                         cat
                 else
@@ -297,6 +306,10 @@ for line in "${lines[@]}"; do
         fi
         initrd "$line" || { summary+=("FAIL  $line  initrd build failed"); failed=1; continue; }
         for iommu in "${iommus[@]}"; do
+                if [ $ci -eq 1 ] && [ "$line-$iommu" != 6.1-intel ] && [ "$line-$iommu" != 6.12-amd ]; then
+                        summary+=("--    $line $iommu  not booted (--ci)")
+                        continue
+                fi
                 booted=$((booted + 1))
                 boot "$line" "$iommu" || failed=1
         done
