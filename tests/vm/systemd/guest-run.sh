@@ -24,14 +24,13 @@ for d in /sys/class/iommu/*; do
         break
 done
 echo "IOMMU: $iommu, $(ls /sys/kernel/iommu_groups | wc -l) groups"
-echo "SYSTEMD: $(systemctl --version | head -n 1), boot to the rig $(now_ms) ms ($(systemd-analyze time 2>/dev/null | sed -n 's/^Startup finished in //p'))"
+echo "SYSTEMD: $(systemctl --version | head -n 1), boot to the rig $(now_ms) ms"
 # udev loads the NICs' drivers (nothing else does here); wait for it before taking the baseline.
 udevadm settle -t 30
 wait_until 100 baseline_clean || note "devices at start: $(baseline_diff)"
 echo "MODULES: $(awk '{print $1}' /proc/modules | sort | tr '\n' ' ')"
 failed_units=$(systemctl list-units --failed --no-legend --plain | awk '{ print $1 }' | tr '\n' ' ')
 [ -z "$failed_units" ] || echo "RIG-FAILED-UNITS: $failed_units"
-systemd-analyze blame 2>/dev/null | head -n 12 | sed 's/^/RIG-BLAME /'
 echo "RIG-JOURNAL-BEGIN boot"
 journalctl -b -q --no-pager -p warning
 echo "RIG-JOURNAL-END boot"
