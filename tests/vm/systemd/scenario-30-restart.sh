@@ -43,7 +43,7 @@ f_vmm=$LVMM
 start_vmm /tmp/q.out --label sd-Q 0000:01:00.0 0000:00:01.0 || { fail restart-setup "lease Q: $(cat /tmp/q.out)"; exit 0; }
 q_vmm=$LVMM
 groupctl acquire 0000:00:02.0 --label sd-C >/tmp/c.out 2>&1 &
-c_pid=$!
+
 wait_until 100 has_lease sd-C
 stored=$(fd_store_count)
 # P 3 (container, group, owner) + F 3 + Q 4 + C 0

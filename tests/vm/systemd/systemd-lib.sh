@@ -88,7 +88,8 @@ restarted_since() { [ "$(n_restarts)" -gt "$1" ] && is_active; }
 
 # acquire_once MODE VARIANT: the acquire/release round of scenario-20 (and -25).
 acquire_once() {
-        mode=$1 variant=$2 name=acquire-$1-$2
+        mode=$1 variant=$2
+        name=acquire-$mode-$variant
         journal_mark
         if ! acquire_exec /tmp/acq.out 3 6 --label "sd-$mode" $(acquire_args "$mode") --exec -- vmm-standin --hold 60; then
                 fail "$name" "the acquire did not get to the stand-in"
