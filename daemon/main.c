@@ -231,6 +231,32 @@ static int socket_path_refused(const char *path, int r) {
         return 1;
 }
 
+/* Test only: the systemd tier's watchdog scenario (tests/vm/systemd/scenario-50-watchdog.sh) makes the
+ * event loop hang, so that the service manager's watchdog fires. Armed only when all of these hold:
+ * GROUPD_TEST_HANG_ON_SIGUSR2=1 in the environment (the shipped unit never sets it; the tier does through
+ * a drop-in), uid 0, and a watchdog expected ($WATCHDOG_USEC for this pid). Otherwise SIGUSR2 keeps its
+ * default action, as before. Armed, SIGUSR2 runs a callback that never returns: the loop stops pinging,
+ * and the watchdog's SIGABRT (not blocked) ends the process. */
+static int on_test_hang(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        log_warning("SIGUSR2 with GROUPD_TEST_HANG_ON_SIGUSR2=1: hanging the event loop (a test of the watchdog).");
+        for (;;)
+                (void) pause();
+        return 0;
+}
+
+static void test_hang_arm(sd_event *e) {
+        sigset_t mask;
+
+        if (!streq_ptr(getenv("GROUPD_TEST_HANG_ON_SIGUSR2"), "1") || getuid() != 0 ||
+            sd_watchdog_enabled(false, NULL) <= 0)
+                return;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGUSR2);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        if (sd_event_add_signal(e, NULL, SIGUSR2, on_test_hang, NULL) >= 0)
+                log_notice("GROUPD_TEST_HANG_ON_SIGUSR2=1: SIGUSR2 will hang the event loop (a test of the watchdog).");
+}
+
 static void on_shutdown_done(Manager *m, void *userdata) {
         sd_event_exit(userdata, 0);
 }
@@ -400,6 +426,7 @@ int main(int argc, char *argv[]) {
         d = (Daemon) { .event = e, .manager = m, .server = server, .bus = bus };
         (void) sd_event_add_signal(e, NULL, SIGTERM, on_signal, &d);
         (void) sd_event_add_signal(e, NULL, SIGINT, on_signal, &d);
+        test_hang_arm(e);
 
         log_info("groupd %s ready on the %s host, socket %s%s.", PACKAGE_VERSION, arg_host,
                  n == 1 ? "from systemd" : (arg_socket ?: socket_path), bus ? ", D-Bus " BUS_NAME : "");

@@ -149,11 +149,30 @@ acquire_exec() {
         [ -n "$VMM_PID" ] && [ -n "$TOKEN" ]
 }
 
-# The fds a process has open on /dev/vfio, "PATH ..." sorted.
+# The fds a process has open on VFIO nodes, "PATH ..." sorted. Matched by device number (the vfio
+# major, and the container's misc 10:196), not by path: an fd opened inside a sandboxed groupd's private
+# /dev reads as "/3" or "/vfio" in /proc/PID/fd once that instance is gone (after a restart, in the new
+# groupd and in the VMM). Such an fd is named after the /dev/vfio node with its device number; one whose
+# node is gone keeps the kernel's " (deleted)" name.
 vfio_fds_of() {
+        _vmaj=$(awk '$2 == "vfio" { print $1 }' /proc/devices)
         for f in /proc/"$1"/fd/*; do
-                l=$(readlink "$f" 2>/dev/null)
-                case $l in /dev/vfio/*) echo "$l" ;; esac
+                l=$(readlink "$f" 2>/dev/null) || continue
+                case $l in /dev/vfio/*) echo "$l"; continue ;; esac
+                _t=$(stat -L -c '%F %t %T' "$f" 2>/dev/null) || continue
+                case $_t in "character special file "*) ;; *) continue ;; esac
+                _mm=${_t#character special file }
+                _maj=$((0x${_mm% *})) _min=$((0x${_mm#* }))
+                if [ "$_maj:$_min" = 10:196 ]; then
+                        echo /dev/vfio/vfio
+                elif [ -n "$_vmaj" ] && [ "$_maj" = "$_vmaj" ]; then
+                        _name="(vfio $_maj:$_min, no node)"
+                        for n in /dev/vfio/*; do
+                                _nt=$(stat -c '%t %T' "$n" 2>/dev/null) || continue
+                                [ "$((0x${_nt% *})):$((0x${_nt#* }))" = "$_maj:$_min" ] && _name=$n
+                        done
+                        echo "$_name"
+                fi
         done | sort | tr '\n' ' ' | sed 's/ $//'
 }
 
