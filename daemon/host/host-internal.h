@@ -62,6 +62,8 @@ typedef struct HostBusyEntry {
 
 typedef struct HostBusy {
         pthread_mutex_t lock;
+        pthread_cond_t idle;                    /* signalled when in_flight drops to 0 */
+        unsigned in_flight;                     /* operations under way, all devices */
         HostBusyEntry *entries;
         size_t n_entries;
 } HostBusy;
@@ -72,6 +74,8 @@ void host_busy_done(HostBusy *b);
 int host_busy_begin(HostBusy *b, const char *address);
 void host_busy_end(HostBusy *b, const char *address);
 void host_busy_set_override(HostBusy *b, const char *address, const char *driver);
+/* Waits up to timeout_ms for every operation under way to end; true when none is left. */
+bool host_busy_wait_idle(HostBusy *b, unsigned timeout_ms);
 
 struct Host {
         const HostOps *ops;

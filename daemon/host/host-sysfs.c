@@ -79,15 +79,42 @@ static ssize_t read_small_at(int dir_fd, const char *path, char *buf, size_t siz
 /* ---------------------------------------------------------------- devices under way */
 
 void host_busy_init(HostBusy *b) {
+        pthread_condattr_t a;
+
         *b = (HostBusy) {};
         (void) pthread_mutex_init(&b->lock, NULL);
+        (void) pthread_condattr_init(&a);
+        (void) pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        (void) pthread_cond_init(&b->idle, &a);
+        (void) pthread_condattr_destroy(&a);
 }
 
 void host_busy_done(HostBusy *b) {
         free(b->entries);
         b->entries = NULL;
         b->n_entries = 0;
+        (void) pthread_cond_destroy(&b->idle);
         (void) pthread_mutex_destroy(&b->lock);
+}
+
+bool host_busy_wait_idle(HostBusy *b, unsigned timeout_ms) {
+        struct timespec until;
+        bool idle;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        (void) pthread_mutex_lock(&b->lock);
+        while (b->in_flight > 0)
+                if (pthread_cond_timedwait(&b->idle, &b->lock, &until) == ETIMEDOUT)
+                        break;
+        idle = b->in_flight == 0;
+        (void) pthread_mutex_unlock(&b->lock);
+        return idle;
 }
 
 /* Lock held. NULL when not there and add is false, or out of memory. */
@@ -114,8 +141,10 @@ int host_busy_begin(HostBusy *b, const char *address) {
 
         (void) pthread_mutex_lock(&b->lock);
         e = busy_entry(b, address, true);
-        if (e)
+        if (e) {
                 e->busy++;
+                b->in_flight++;
+        }
         (void) pthread_mutex_unlock(&b->lock);
         return e ? 0 : -ENOMEM;
 }
@@ -125,8 +154,11 @@ void host_busy_end(HostBusy *b, const char *address) {
 
         (void) pthread_mutex_lock(&b->lock);
         e = busy_entry(b, address, false);
-        if (e && e->busy > 0)
+        if (e && e->busy > 0) {
                 e->busy--;
+                if (--b->in_flight == 0)
+                        (void) pthread_cond_broadcast(&b->idle);
+        }
         (void) pthread_mutex_unlock(&b->lock);
 }
 

@@ -61,7 +61,11 @@ Host *host_free(Host *h) {
         if (!h)
                 return NULL;
         if (h->ops && h->ops->free)
-                h->ops->free(h);
+                h->ops->free(h);   /* the sim wakes its held-up operations with -ECANCELED */
+        /* A driver operation still under way on a worker thread uses h until it returns. The sim's end at
+         * once; a real unbind the kernel holds up may not: then h is left to it (the daemon is exiting). */
+        if (!host_busy_wait_idle(&h->busy, 2000))
+                return NULL;
         h->sysfs_fd = safe_close(h->sysfs_fd);
         h->dev_fd = safe_close(h->dev_fd);
         sysfs_cache_free(h->cache);
