@@ -572,6 +572,16 @@ GdClientLease *gd_client_lease_free(GdClientLease *l) {
         if (l->group_fds)
                 close_many(l->group_fds, l->n_group_fds);
         free(l->group_fds);
+        l->iommufd = safe_close(l->iommufd);
+        if (l->device_fds)
+                close_many(l->device_fds, l->n_device_fds);
+        free(l->device_fds);
+        for (size_t i = 0; l->device_addresses && i < l->n_device_fds; i++)
+                free(l->device_addresses[i]);
+        free(l->device_addresses);
+        for (size_t i = 0; l->nodes && i < l->n_nodes; i++)
+                free(l->nodes[i]);
+        free(l->nodes);
         l->lease_fd = safe_close(l->lease_fd);
         gd_lease_done(&l->lease);
         free(l);
@@ -585,7 +595,7 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         GdClientLease *l = NULL;
         GdMsg reply = {};
         size_t n_fds = 0, want;
-        int pidfd, kvmfd, r;
+        int pidfd, kvmfd, delivery, r;
 
         if (!c || (!specs && n_specs > 0) || !ret)
                 return -EINVAL;
@@ -610,6 +620,18 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
                         return client_fail(c, r, GD_ERR_INVALID, "fd %i is not a kvm-vfio device%s", kvmfd,
                                            kvm_vfio_error_hint(r));
         }
+        delivery = opts->delivery ? gd_delivery_from_string(opts->delivery) : GD_DELIVERY_AUTO;
+        if (delivery < 0)
+                return client_fail(c, -EINVAL, GD_ERR_INVALID,
+                                   "unknown delivery mode \"%s\" (iommufd, legacy, node-grant or auto)",
+                                   opts->delivery);
+        if (kvmfd >= 0 && delivery == GD_DELIVERY_AUTO)
+                delivery = GD_DELIVERY_LEGACY;
+        if (kvmfd >= 0 && delivery != GD_DELIVERY_LEGACY)
+                return client_fail(c, -EINVAL, GD_ERR_INVALID, "kvm_fd registers group fds: it needs legacy "
+                                   "delivery, not %s", gd_delivery_to_string(delivery));
+        if (opts->grant_uid_set && delivery != GD_DELIVERY_NODE_GRANT)
+                return client_fail(c, -EINVAL, GD_ERR_INVALID, "a grant uid goes with node-grant delivery only");
 
         GdMsg req = {
                 .type = GD_MSG_ACQUIRE,
@@ -619,11 +641,14 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
                                  (opts->lease_fd ? GD_ACQUIRE_LEASE_FD : 0) |
                                  (kvmfd >= 0 ? GD_ACQUIRE_KVM : 0) |
                                  (opts->memlock_guest_ram > 0 ? GD_ACQUIRE_MEMLOCK : 0) |
-                                 (opts->viommu ? GD_ACQUIRE_VIOMMU : 0),
+                                 (opts->viommu ? GD_ACQUIRE_VIOMMU : 0) |
+                                 GD_ACQUIRE_DELIVERY,
                         .label = (char *) opts->label,
                         .specs = (char **) specs,
                         .n_specs = (uint16_t) n_specs,
                         .guest_ram = opts->memlock_guest_ram,
+                        .delivery = (uint32_t) delivery,
+                        .grant_uid = opts->grant_uid_set ? opts->grant_uid : GD_GRANT_UID_CALLER,
                 },
         };
 
@@ -634,9 +659,12 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         if (r < 0)
                 return r;
 
-        /* The container, one fd per group, and the lease fd when asked for: exactly. */
-        want = 1 + (size_t) reply.acquired.lease.n_groups + (opts->lease_fd ? 1 : 0);
-        if (n_fds != want || !gd_token_is_valid(reply.acquired.token) || reply.acquired.lease.n_groups == 0) {
+        /* As the delivery says (legacy: the container and one fd per group; iommufd: the iommufd and one
+         * per device; node-grant: none), and the lease fd when asked for: exactly. */
+        want = gd_msg_expected_fds(&reply);
+        if (n_fds != want || !gd_token_is_valid(reply.acquired.token) || reply.acquired.lease.n_groups == 0 ||
+            !reply.acquired.has_delivery || (reply.acquired.lease.owner_kind == GD_OWNER_LEASE_FD) != opts->lease_fd ||
+            (delivery != GD_DELIVERY_AUTO && reply.acquired.delivery != (uint32_t) delivery)) {
                 close_many(fds, n_fds);
                 gd_msg_done(&reply);
                 return client_fail(c, -EBADMSG, GD_ERR_PROTOCOL,
@@ -644,9 +672,16 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         }
 
         l = calloc(1, sizeof *l);
-        if (l)
+        if (l) {
+                l->container_fd = l->iommufd = l->lease_fd = l->kvm_fd = -EBADF;
                 l->group_fds = calloc(reply.acquired.lease.n_groups, sizeof(int));
-        if (!l || !l->group_fds) {
+                l->device_fds = calloc(MAX(reply.acquired.n_devices, (uint16_t) 1), sizeof(int));
+        }
+        if (!l || !l->group_fds || !l->device_fds) {
+                if (l) {
+                        free(l->group_fds);
+                        free(l->device_fds);
+                }
                 free(l);
                 close_many(fds, n_fds);
                 gd_msg_done(&reply);
@@ -660,11 +695,24 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         l->iommu_type = reply.acquired.iommu_type;
         l->dma = reply.acquired.dma;
         l->memlock = reply.acquired.memlock;
-        l->container_fd = fds[0];
-        l->n_group_fds = l->lease.n_groups;
-        memcpy(l->group_fds, fds + 1, l->n_group_fds * sizeof(int));
+        l->delivery = reply.acquired.delivery;
+        l->grant_uid = reply.acquired.grant_uid;
+        if (l->delivery == GD_DELIVERY_LEGACY) {
+                l->container_fd = fds[0];
+                l->n_group_fds = l->lease.n_groups;
+                memcpy(l->group_fds, fds + 1, l->n_group_fds * sizeof(int));
+        } else if (l->delivery == GD_DELIVERY_IOMMUFD) {
+                l->iommufd = fds[0];
+                l->n_device_fds = reply.acquired.n_devices;
+                memcpy(l->device_fds, fds + 1, l->n_device_fds * sizeof(int));
+                l->device_addresses = TAKE_PTR(reply.acquired.devices);
+                reply.acquired.n_devices = 0;
+        } else {
+                l->nodes = TAKE_PTR(reply.acquired.nodes);
+                l->n_nodes = reply.acquired.n_nodes;
+                reply.acquired.n_nodes = 0;
+        }
         l->lease_fd = opts->lease_fd ? fds[n_fds - 1] : -EBADF;
-        l->kvm_fd = -EBADF;
         gd_msg_done(&reply);
 
         /* Registered with the VM right away, as QEMU does after opening a group; if KVM refuses, the lease
