@@ -655,7 +655,7 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         r = client_send(c, &req, pidfd >= 0 ? &pidfd : NULL, pidfd >= 0 ? 1 : 0);
         if (r < 0)
                 return r;
-        r = client_recv_reply(c, req.serial, GD_MSG_ACQUIRED, &reply, fds, &n_fds);
+        r = client_recv_reply(c, req.serial, GD_MSG_ACQUIRED_DELIVERY, &reply, fds, &n_fds);
         if (r < 0)
                 return r;
 
@@ -663,7 +663,7 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
          * per device; node-grant: none), and the lease fd when asked for: exactly. */
         want = gd_msg_expected_fds(&reply);
         if (n_fds != want || !gd_token_is_valid(reply.acquired.token) || reply.acquired.lease.n_groups == 0 ||
-            !reply.acquired.has_delivery || (reply.acquired.lease.owner_kind == GD_OWNER_LEASE_FD) != opts->lease_fd ||
+            (reply.acquired.lease.owner_kind == GD_OWNER_LEASE_FD) != opts->lease_fd ||
             (delivery != GD_DELIVERY_AUTO && reply.acquired.delivery != (uint32_t) delivery)) {
                 close_many(fds, n_fds);
                 gd_msg_done(&reply);

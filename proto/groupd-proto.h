@@ -67,6 +67,8 @@ typedef enum GdMsgType {
         GD_MSG_LEASES = 69,      /* u8 more, GdLease[] */
         GD_MSG_STATUS_REPLY = 70,/* see GdStatus */
         GD_MSG_DMA_INFO_REPLY = 71, /* see GdDmaInfo */
+        GD_MSG_ACQUIRED_DELIVERY = 72, /* the reply to an ACQUIRE with GD_ACQUIRE_DELIVERY: ACQUIRED's fields, then
+                                  * the delivery block (GdAcquired); fds as its delivery says */
 
         /* Events, daemon → subscribed client, serial 0. */
         GD_MSG_EVENT = 96,       /* see GdEvent */
@@ -98,9 +100,9 @@ enum {
                                                * itself (only the VM's process can: libgroupd does); recorded */
         GD_ACQUIRE_MEMLOCK = 1u << 4,         /* raise the owner's RLIMIT_MEMLOCK for guest_ram */
         GD_ACQUIRE_VIOMMU = 1u << 5,          /* the guest has a vIOMMU (memlock: RAM once per device) */
-        GD_ACQUIRE_DELIVERY = 1u << 6,        /* the payload ends with u32 delivery, u32 grant_uid, and the
-                                               * ACQUIRED reply with the delivery block (see GdAcquired);
-                                               * without it: legacy, and the reply as protocol 1 had it */
+        GD_ACQUIRE_DELIVERY = 1u << 6,        /* the payload ends with u32 delivery, u32 grant_uid, and the reply
+                                               * is ACQUIRED_DELIVERY (ACQUIRED and the delivery block); without
+                                               * it: legacy, and ACQUIRED as protocol 1 always had it */
         _GD_ACQUIRE_ALL = (1u << 7) - 1,
 };
 
@@ -298,9 +300,7 @@ typedef struct GdAcquired {
         uint32_t iommu_type;    /* VFIO_TYPE1v2_IOMMU etc. if configured, else 0 */
         GdDma dma;              /* the container's facts when the IOMMU was configured, else flags 0 */
         uint64_t memlock;       /* the RLIMIT_MEMLOCK set on the owner with GD_ACQUIRE_MEMLOCK, else 0 */
-        /* The delivery block: on the wire when the ACQUIRE had GD_ACQUIRE_DELIVERY (has_delivery set on
-         * decode when the payload has it; set it to encode it). */
-        uint8_t has_delivery;
+        /* The delivery block: ACQUIRED_DELIVERY only (ACQUIRED leaves these out and zero). */
         uint32_t delivery;      /* GdDelivery used: legacy, iommufd or node-grant (never auto) */
         uint32_t grant_uid;     /* node-grant: the uid granted; else 0 */
         char **devices;         /* iommufd: the PCI address of each device fd, in fd order */
@@ -387,8 +387,8 @@ int gd_msg_decode(const uint8_t *buf, size_t len, GdMsg *ret);
 void gd_msg_done(GdMsg *m);
 
 /* How many fds a message of this type must carry, given its decoded contents: ACQUIRE: 1 with
- * GD_ACQUIRE_OWNER_PROCESS, else 0; ACQUIRED: legacy 1 + n_groups, iommufd 1 + n_devices, node-grant 0
- * (+1 with a lease fd, i.e. when lease.owner_kind is GD_OWNER_LEASE_FD); all others 0. */
+ * GD_ACQUIRE_OWNER_PROCESS, else 0; ACQUIRED: 1 + n_groups; ACQUIRED_DELIVERY: legacy 1 + n_groups, iommufd
+ * 1 + n_devices, node-grant 0; either +1 with a lease fd (lease.owner_kind GD_OWNER_LEASE_FD); others 0. */
 size_t gd_msg_expected_fds(const GdMsg *m);
 /* Free what the codec (or a producer of the same views) allocated inside one record, and zero it. */
 void gd_group_done(GdGroup *g);

@@ -47,6 +47,7 @@ static const char *const msg_type_table[] = {
         [GD_MSG_LEASES] = "leases",
         [GD_MSG_STATUS_REPLY] = "status-reply",
         [GD_MSG_DMA_INFO_REPLY] = "dma-info-reply",
+        [GD_MSG_ACQUIRED_DELIVERY] = "acquired-delivery",
         [GD_MSG_EVENT] = "event",
 };
 
@@ -337,6 +338,7 @@ void gd_msg_done(GdMsg *m) {
                 free(m->groups.groups);
                 break;
         case GD_MSG_ACQUIRED:
+        case GD_MSG_ACQUIRED_DELIVERY:
                 free(m->acquired.token);
                 gd_lease_done(&m->acquired.lease);
                 if (m->acquired.devices)
@@ -377,12 +379,12 @@ size_t gd_msg_expected_fds(const GdMsg *m) {
         case GD_MSG_ACQUIRE:
                 return (m->acquire.flags & GD_ACQUIRE_OWNER_PROCESS) ? 1 : 0;
         case GD_MSG_ACQUIRED:
+        case GD_MSG_ACQUIRED_DELIVERY: {
                 /* The daemon hands a lease fd exactly when the lease's owner is one. */
-        {
                 size_t lease_fd = m->acquired.lease.owner_kind == GD_OWNER_LEASE_FD ? 1 : 0;
-                if (m->acquired.has_delivery && m->acquired.delivery == GD_DELIVERY_IOMMUFD)
+                if (m->type == GD_MSG_ACQUIRED_DELIVERY && m->acquired.delivery == GD_DELIVERY_IOMMUFD)
                         return 1 + (size_t) m->acquired.n_devices + lease_fd;
-                if (m->acquired.has_delivery && m->acquired.delivery == GD_DELIVERY_NODE_GRANT)
+                if (m->type == GD_MSG_ACQUIRED_DELIVERY && m->acquired.delivery == GD_DELIVERY_NODE_GRANT)
                         return lease_fd;
                 return 1 + (size_t) m->acquired.lease.n_groups + lease_fd;
         }
@@ -635,12 +637,13 @@ static int put_payload(Writer *w, const GdMsg *m) {
                                 put_group(w, &m->groups.groups[i]);
                 break;
         case GD_MSG_ACQUIRED:
+        case GD_MSG_ACQUIRED_DELIVERY:
                 put_token(w, m->acquired.token);
                 put_lease(w, &m->acquired.lease);
                 put_u32(w, m->acquired.iommu_type);
                 put_dma(w, &m->acquired.dma);
                 put_u64(w, m->acquired.memlock);
-                if (!m->acquired.has_delivery)
+                if (m->type == GD_MSG_ACQUIRED)
                         break;
                 if (m->acquired.delivery >= GD_DELIVERY_AUTO)
                         return -EINVAL;
@@ -1095,16 +1098,16 @@ static int get_payload(Reader *r, GdMsg *m) {
                 return 0;
 
         case GD_MSG_ACQUIRED:
+        case GD_MSG_ACQUIRED_DELIVERY:
                 if ((k = get_token(r, &m->acquired.token)) < 0 ||
                     (k = get_lease(r, &m->acquired.lease)) < 0 ||
                     (k = get_u32(r, &m->acquired.iommu_type)) < 0 ||
                     (k = get_dma(r, &m->acquired.dma)) < 0 ||
                     (k = get_u64(r, &m->acquired.memlock)) < 0)
                         return k;
-                if (r->left == 0)
+                if (m->type == GD_MSG_ACQUIRED)
                         return 0;
-                /* The delivery block (the ACQUIRE had GD_ACQUIRE_DELIVERY). */
-                m->acquired.has_delivery = 1;
+                /* The delivery block. */
                 if ((k = get_enum(r, GD_DELIVERY_AUTO, &m->acquired.delivery)) < 0 ||
                     (k = get_u32(r, &m->acquired.grant_uid)) < 0)
                         return k;

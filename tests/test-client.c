@@ -353,7 +353,8 @@ static void script_acquire(int fd) {
         /* The request: flags, label, specs, and the owner's pidfd attached. */
         fake_recv(fd, &m, fds, &n_fds);
         EXPECT(m.type == GD_MSG_ACQUIRE);
-        EXPECT(m.acquire.flags == (GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_CONFIGURE_IOMMU));
+        EXPECT(m.acquire.flags == (GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_CONFIGURE_IOMMU | GD_ACQUIRE_DELIVERY));
+        EXPECT(m.acquire.delivery == GD_DELIVERY_AUTO && m.acquire.grant_uid == GD_GRANT_UID_CALLER);
         EXPECT(m.acquire.label && strcmp(m.acquire.label, "vm1") == 0);
         EXPECT(m.acquire.n_specs == 2);
         EXPECT(strcmp(m.acquire.specs[0], "1") == 0 && strcmp(m.acquire.specs[1], "0000:07:00.0") == 0);
@@ -373,9 +374,10 @@ static void script_acquire(int fd) {
         send_fds[3] = extra[1];
         fake_send(fd,
                   &(GdMsg) {
-                          .type = GD_MSG_ACQUIRED,
+                          .type = GD_MSG_ACQUIRED_DELIVERY,
                           .serial = serial,
                           .acquired = {
+                                  .delivery = GD_DELIVERY_LEGACY,
                                   .token = (char *) TOKEN,
                                   .lease = { .id = (char *) "3f2a", .label = (char *) "vm1",
                                              .owner_kind = GD_OWNER_PROCESS, .owner_pid = 42,
@@ -398,7 +400,7 @@ static void script_acquire(int fd) {
 
         /* A reply that lacks an fd: two groups, but only the container and one group fd. */
         fake_recv(fd, &m, fds, &n_fds);
-        EXPECT(m.type == GD_MSG_ACQUIRE && n_fds == 0 && m.acquire.flags == 0);
+        EXPECT(m.type == GD_MSG_ACQUIRE && n_fds == 0 && m.acquire.flags == GD_ACQUIRE_DELIVERY);
         serial = m.serial;
         gd_msg_done(&m);
         EXPECT(pipe2(extra, O_CLOEXEC) == 0);
@@ -406,7 +408,7 @@ static void script_acquire(int fd) {
         send_fds[1] = pipe_with("group1");
         fake_send(fd,
                   &(GdMsg) {
-                          .type = GD_MSG_ACQUIRED,
+                          .type = GD_MSG_ACQUIRED_DELIVERY,
                           .serial = serial,
                           .acquired = { .token = (char *) TOKEN,
                                         .lease = { .id = (char *) "3f2b", .groups = groups, .n_groups = 2 } },

@@ -564,7 +564,7 @@ static int on_acquire_done(Manager *m, Lease *l, int *lease_fd, const ManagerErr
                 return 0;
         }
 
-        GdMsg reply = { .type = GD_MSG_ACQUIRED, .serial = serial };
+        GdMsg reply = { .type = delivery_block ? GD_MSG_ACQUIRED_DELIVERY : GD_MSG_ACQUIRED, .serial = serial };
         reply.acquired.token = l->token;
         reply.acquired.iommu_type = l->iommu_type;
         reply.acquired.memlock = l->memlock;

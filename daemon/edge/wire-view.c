@@ -268,7 +268,6 @@ int wire_acquired_delivery(const Lease *l, GdAcquired *ret) {
         assert(l);
         assert(ret);
 
-        ret->has_delivery = 1;
         ret->delivery = (uint32_t) l->delivery;
         ret->grant_uid = l->delivery == LEASE_DELIVERY_NODE_GRANT ? (uint32_t) l->grant_uid : 0;
         if (l->delivery == LEASE_DELIVERY_IOMMUFD) {
