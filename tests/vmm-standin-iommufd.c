@@ -14,6 +14,13 @@
  *               nothing), "BIND" with the iommufd attached, then "STATUS".
  *   node-grant  opens each node of GROUPD_NODES read-write itself, as QEMU -device vfio-pci,host= does, and
  *               says whether it may.
+ *   acquire-iommufd SPEC [--map=SIZE] [--hold=S]
+ *               a VMM that links libgroupd: acquires SPEC itself with delivery iommufd and does what the
+ *               iommufd mode does with the fds the library hands it (each labelled with its address), then
+ *               releases.
+ *   node-state PATH
+ *               prints a node's "UID:GID MODE acl=HEX" (or acl=-): what a node grant changes and must put
+ *               back, for the real-kernel tier, whose shell has no getfattr.
  *
  * Prints one line per fact ("vmm-standin: ..."), holds the fds for --hold seconds, exits with --exit CODE,
  * or 1 (saying why) when an fd could not be used. */
@@ -28,13 +35,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fd-util.h"
+#include "groupd-client.h"
 #include "iommufd-uapi.h"
 #include "log.h"
 #include "macro.h"
@@ -85,14 +96,30 @@ static int sim_call(int fd, const char *req, int pass_fd, char *reply, size_t si
         return startswith_word(reply, "error=") ? -EIO : 0;
 }
 
-static void hold(double seconds) {
+static volatile sig_atomic_t let_go;
+
+static void on_sigusr1(int sig) {
+        let_go = 1;
+}
+
+/* Holds the fds for seconds; SIGUSR1 makes it let go of them and hold nothing, as the legacy mode does.
+ * The words are the legacy mode's too ("holding the groups"), so the real-kernel tier's scenarios wait for
+ * either the same way. */
+static void hold(double seconds, int *fds, size_t n) {
         struct timespec ts = { .tv_sec = (time_t) seconds,
                                .tv_nsec = (long) ((seconds - (double) (time_t) seconds) * 1e9) };
+        struct sigaction sa = { .sa_handler = on_sigusr1 };
+
         if (seconds <= 0)
                 return;
-        say("holding the fds for %g s", seconds);
+        (void) sigaction(SIGUSR1, &sa, NULL);
+        say("holding the groups (%zu fd(s) of the lease) for %g s", n, seconds);
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
+                if (let_go == 1) {
+                        let_go = 2;
+                        close_many(fds, n);
+                        say("let go of %zu fd(s) of the lease", n);
+                }
 }
 
 /* ---------------------------------------------------------------- iommufd */
@@ -193,6 +220,8 @@ static void real_iommufd(int iommufd, const char **addrs, const int *fds, size_t
         }
 }
 
+static void use_iommufd(int iommufd, const char **addrs, const int *fds, size_t n, uint64_t map_bytes);
+
 int iommufd_main(int argc, char **argv);
 int iommufd_main(int argc, char **argv) {
         static const struct option options[] = {
@@ -201,6 +230,8 @@ int iommufd_main(int argc, char **argv) {
                 { "hold", required_argument, NULL, 'H' },
                 { "exit", required_argument, NULL, 'e' },
                 { "map", required_argument, NULL, 'm' },
+                { "keep-device-fds", no_argument, NULL, 'k' }, /* the cdevs are the device fds: kept anyway */
+                { "strict-fds", no_argument, NULL, 's' },
                 {}
         };
         char *addr_store[DEVICES_MAX] = {}, env_copy[4096];
@@ -209,7 +240,6 @@ int iommufd_main(int argc, char **argv) {
         uint64_t map_bytes = 0;
         double arg_hold = 0;
         size_t n = 0;
-        char reply[REPLY_MAX];
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
@@ -233,6 +263,9 @@ int iommufd_main(int argc, char **argv) {
                         break;
                 case 'e':
                         arg_exit = atoi(optarg);
+                        break;
+                case 'k':
+                case 's':
                         break;
                 case 'm':
                         if (memlock_parse_size(optarg, &map_bytes) < 0) {
@@ -275,11 +308,7 @@ int iommufd_main(int argc, char **argv) {
         say("iommufd fd %i, %zu device fd(s)", iommufd, n);
 
         /* The simulated host's fds are socket ends, which know no ioctl. */
-        if (sim_call(iommufd, "STATUS", -EBADF, reply, sizeof reply) != -ENOTSOCK &&
-            startswith_word(reply, "iommufd "))
-                sim_iommufd(iommufd, addrs, fds, n);
-        else
-                real_iommufd(iommufd, addrs, fds, n, map_bytes);
+        use_iommufd(iommufd, addrs, fds, n, map_bytes);
 
         for (size_t i = 0; i < DEVICES_MAX; i++)
                 free(addr_store[i]);
@@ -287,9 +316,116 @@ int iommufd_main(int argc, char **argv) {
                 log_error("%i of the lease's fds could not be used as they should.", failures);
                 return 1;
         }
-        hold(arg_hold);
+        {
+                int all[DEVICES_MAX + 1];
+                all[0] = iommufd;
+                memcpy(all + 1, fds, n * sizeof *fds);
+                hold(arg_hold, all, n + 1);
+        }
         say("exiting with status %i", arg_exit);
         return arg_exit;
+}
+
+/* Which the fds are: the sim's socket ends answer "STATUS"; a real iommufd does not. */
+static void use_iommufd(int iommufd, const char **addrs, const int *fds, size_t n, uint64_t map_bytes) {
+        char reply[REPLY_MAX];
+
+        if (sim_call(iommufd, "STATUS", -EBADF, reply, sizeof reply) != -ENOTSOCK &&
+            startswith_word(reply, "iommufd "))
+                sim_iommufd(iommufd, addrs, fds, n);
+        else
+                real_iommufd(iommufd, addrs, fds, n, map_bytes);
+}
+
+int acquire_iommufd_main(int argc, char **argv);
+int acquire_iommufd_main(int argc, char **argv) {
+        uint64_t map_bytes = 0;
+        double arg_hold = 0;
+        const char *spec = NULL;
+        GdClientLease *l = NULL;
+        GdClient *c = NULL;
+        int r;
+
+        for (int i = 1; i < argc; i++) {
+                const char *v;
+                if ((v = startswith_word(argv[i], "--map="))) {
+                        if (memlock_parse_size(v, &map_bytes) < 0) {
+                                log_error("--map=\"%s\": want a size.", v);
+                                return 2;
+                        }
+                } else if ((v = startswith_word(argv[i], "--hold=")))
+                        arg_hold = strtod(v, NULL);
+                else if (!spec)
+                        spec = argv[i];
+                else {
+                        log_error("Unexpected argument \"%s\".", argv[i]);
+                        return 2;
+                }
+        }
+        if (!spec) {
+                log_error("acquire-iommufd: which group (or PCI address)?");
+                return 2;
+        }
+        r = gd_client_connect(NULL, &c);
+        if (r < 0) {
+                log_error("Cannot connect to groupd: %s", strerror(-r));
+                return 1;
+        }
+        r = gd_client_acquire(c, &spec, 1, &(GdAcquireOptions) { .owner_pidfd = -1, .delivery = "iommufd",
+                                                                 .label = "vmm-standin" }, &l);
+        if (r < 0) {
+                log_error("Acquire of %s failed: %s", spec, gd_client_error_message(c));
+                gd_client_free(c);
+                return 1;
+        }
+        say("libgroupd: lease %s, delivery %s, iommufd fd %i, %zu device fd(s)", l->lease.id,
+            gd_delivery_to_string((int) l->delivery), l->iommufd, l->n_device_fds);
+        if (l->delivery != GD_DELIVERY_IOMMUFD || l->n_device_fds == 0 || l->container_fd >= 0 || l->n_group_fds != 0)
+                fail("libgroupd handed delivery %s: container fd %i, %zu group fd(s)",
+                     gd_delivery_to_string((int) l->delivery), l->container_fd, l->n_group_fds);
+        else
+                use_iommufd(l->iommufd, (const char **) l->device_addresses, l->device_fds, l->n_device_fds,
+                            map_bytes);
+        if (arg_hold > 0) {
+                say("holding the groups for %g s", arg_hold);
+                (void) usleep((useconds_t) (arg_hold * 1e6));
+        }
+        {
+                char token[GD_TOKEN_LEN + 1];
+                memcpy(token, l->token, sizeof token);
+                l = gd_client_lease_free(l);   /* our copies first: the release waits for every copy */
+                r = gd_client_release(c, token);
+        }
+        if (r < 0)
+                fail("release: %s", gd_client_error_message(c));
+        else
+                say("released");
+        gd_client_free(c);
+        return failures > 0 ? 1 : 0;
+}
+
+int node_state_main(int argc, char **argv);
+int node_state_main(int argc, char **argv) {
+        uint8_t acl[1024];
+        struct stat st;
+        ssize_t n;
+
+        if (argc != 2) {
+                log_error("node-state PATH");
+                return 2;
+        }
+        if (stat(argv[1], &st) < 0) {
+                log_error("%s: %m", argv[1]);
+                return 1;
+        }
+        printf("%u:%u %04o acl=", (unsigned) st.st_uid, (unsigned) st.st_gid, (unsigned) (st.st_mode & 07777));
+        n = getxattr(argv[1], "system.posix_acl_access", acl, sizeof acl);
+        if (n <= 0)
+                putchar('-');
+        for (ssize_t i = 0; i < n; i++)
+                printf("%02x", acl[i]);
+        putchar('\n');
+        return 0;
 }
 
 /* ---------------------------------------------------------------- node-grant */
@@ -324,7 +460,7 @@ int node_grant_main(int argc, char **argv) {
         }
         if (failures > 0)
                 return 1;
-        hold(arg_hold);
+        hold(arg_hold, opened, n);
         for (size_t i = 0; i < n; i++)
                 safe_close(opened[i]);
         return 0;
