@@ -49,8 +49,9 @@ echo "allow uid=1000 iommu-group=2" >"$run/policy.conf"
 start "$run/cdev.topo"
 
 # ---- iommufd through groupctl --exec, with QEMU's way of passing the fds in the arguments
-out=$(ctl acquire 3 --delivery=iommufd --exec -- "$VMM_STANDIN_BIN" iommufd --iommufd={iommufd} \
-        --device=0000:03:00.0={device:0000:03:00.0} --device=03:00.1={device:03:00.1} 2>&1) || fail "iommufd acquire: $out"
+out=$(ctl acquire 3 --delivery=iommufd --exec -- "$VMM_STANDIN_BIN" iommufd '--iommufd={iommufd}' \
+        '--device=0000:03:00.0={device:0000:03:00.0}' '--device=03:00.1={device:03:00.1}' 2>&1) ||
+        fail "iommufd acquire: $out"
 grep -q "^Delivery: iommufd (an iommufd and the cdevs of 0000:03:00.0, 0000:03:00.1)" <<<"$out" || fail "labels: $out"
 grep -q "iommufd: iommufd rlimit-mode=process" <<<"$out" || fail "accounting: $out"
 grep -q "device 0000:03:00.0 (fd 4): bound to the iommufd: device=0000:03:00.0 vendor=0x1234" <<<"$out" || fail "cdev 0: $out"
@@ -60,6 +61,7 @@ grep -q "ended: owner-exited" <<<"$out" || fail "end: $out"
 no_leases || fail "a lease is left"
 
 # ... and from the environment, with auto choosing iommufd on this kernel
+# shellcheck disable=SC2016 # expanded by the command's shell
 out=$(ctl acquire 1 --exec -- sh -c 'echo "env $GROUPD_DELIVERY $GROUPD_IOMMUFD $GROUPD_DEVICE_FDS"; exec "$0"' \
         "$VMM_STANDIN_BIN" 2>&1) || fail "auto acquire: $out"
 grep -q "^env iommufd 3 0000:01:00.0=4,0000:01:00.1=5$" <<<"$out" || fail "environment: $out"
@@ -74,7 +76,7 @@ no_leases || fail "the libgroupd lease is left"
 [ "$(driver_of 2 0000:02:00.0)" = e1000e ] || fail "02:00.0 not back"
 
 # ---- a placeholder the lease cannot fill: the command does not run, the lease ends
-if out=$(ctl acquire 2 --delivery=legacy --exec -- echo {iommufd} 2>&1); then fail "{iommufd} in a legacy lease ran: $out"; fi
+if out=$(ctl acquire 2 --delivery=legacy --exec -- echo '{iommufd}' 2>&1); then fail "{iommufd} in a legacy lease ran: $out"; fi
 grep -q "Placeholder {iommufd}: this lease (delivery legacy" <<<"$out" || fail "placeholder message: $out"
 no_leases || fail "a lease is left after the placeholder refusal"
 
@@ -95,6 +97,7 @@ no_leases || fail "a refusal left a lease"
 # ---- node-grant: uid 1000 opens the node itself, uid 1001 cannot
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
         node="$run/sim/dev/vfio/2"
+        # shellcheck disable=SC2016
         out=$(GROUPD_NODE_ROOT="$run/sim/dev" ctl acquire 2 --delivery=node-grant --grant-uid=1000 --exec -- sh -c '
                 ls -l "$GROUPD_NODE_ROOT/vfio/2"
                 setpriv --reuid=1001 --regid=1001 --clear-groups sh -c "exec 5<>$GROUPD_NODE_ROOT/vfio/2" 2>&1 &&
