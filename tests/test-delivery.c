@@ -246,6 +246,15 @@ START_TEST(test_iommufd) {
         ck_assert_uint_eq(l->dma.n_iova, 2);
         ck_assert_uint_eq(l->dma.iova[0].end, 0xfedfffffULL);
         ck_assert_uint_eq(l->dma.iova[1].start, 0xfef00000ULL);
+        {
+                DmaView v = {};
+                ManagerError err = {};
+                ck_assert_int_eq(manager_dma_info(m, "3", &v, &err), 0);
+                ck_assert_int_eq(v.source, DMA_SOURCE_CONTAINER);
+                ck_assert_uint_eq(v.dma.n_iova, 2);
+                ck_assert_msg(strstr(v.note, "iommufd"), "%s", v.note);
+                dma_view_done(&v);
+        }
 
         /* The owner exits while a copy of a cdev is still open somewhere (a VMM's child, say): the unbind
          * waits for it, as the kernel's does; then the lease ends, the drivers come back, the cdevs go. */
