@@ -67,6 +67,14 @@ static int on_acquired(Manager *m, Lease *l, int *lease_fd, const ManagerError *
         return 0;
 }
 
+/* The same, keeping the client's end of a lease fd. */
+static int kept_lease_fd = -EBADF;
+static int on_acquired_keep_fd(Manager *m, Lease *l, int *lease_fd, const ManagerError *err, void *userdata) {
+        if (lease_fd && *lease_fd >= 0)
+                kept_lease_fd = fcntl(*lease_fd, F_DUPFD_CLOEXEC, 3);
+        return on_acquired(m, l, lease_fd, err, userdata);
+}
+
 static Manager *new_manager(bool cdev, Heard *heard) {
         HostSimConfig hc = { .state_dir = simdir, .topology_path = cdev ? topo : NULL };
         ManagerConfig cfg = { .runtime_dir = runtime, .release_deadline_usec = 5 * 1000000ULL };
@@ -500,6 +508,121 @@ START_TEST(test_node_grant_restart) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- a restart with the fd store */
+
+typedef struct Stored {
+        char names[16][128];
+        int fds[16];
+        size_t n;
+} Stored;
+
+static void store_fd(Manager *m, const char *name, int fd, void *userdata) {
+        Stored *s = userdata;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->names[i], name)) {
+                        s->fds[i] = safe_close(s->fds[i]);
+                        if (fd >= 0)
+                                s->fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                        return;
+                }
+        if (fd < 0 || s->n >= ELEMENTSOF(s->fds))
+                return;
+        snprintf(s->names[s->n], sizeof s->names[0], "%s", name);
+        s->fds[s->n++] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+static ino_t file_ino(int fd) {
+        struct stat st;
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        return st.st_ino;
+}
+
+static bool same_file(int fd, ino_t ino) {
+        return fd >= 0 && file_ino(fd) == ino;
+}
+
+/* An iommufd lease's fds go to the store under names systemd accepts (no ':'), come back to the restarted
+ * daemon (the same iommufd, per-process still; the same cdevs, in the lease's device order), and leave it
+ * when the release starts, before the unbind that would wait for them. */
+START_TEST(test_iommufd_fd_store) {
+        HostSimConfig hc = { .state_dir = simdir, .topology_path = topo };
+        ManagerConfig cfg = { .runtime_dir = runtime, .release_deadline_usec = 5 * 1000000ULL };
+        AcquireRequest req = { .delivery = LEASE_DELIVERY_IOMMUFD, .owner = OWNER_LEASE_FD };
+        const char *specs[] = { "3" };
+        char id[LEASE_ID_LEN + 1], name[128];
+        ManagerError err = {};
+        Stored stored = {};
+        Heard heard = {};
+        Answer a = {};
+        bool per_process = false;
+        ino_t ino_iommufd, ino_cdev[2];
+        Manager *m = NULL;
+        Host *h = NULL;
+        int client_fd;
+        Lease *l;
+
+        ck_assert_int_eq(host_new_sim(&hc, &h), 0);
+        ck_assert_int_eq(manager_new(event, h, &cfg, &m), 0);
+        cur_host = h;
+        manager_set_fd_store(m, store_fd, &stored);
+        ck_assert_int_ge(manager_start(m, &err), 0);
+
+        /* The lease fd's client end comes through the done callback: keep it open as the owner. */
+        req.specs = specs;
+        req.n_specs = 1;
+        ck_assert_int_ge(manager_acquire(m, &root, &req, on_acquired_keep_fd, &a, &err), 0);
+        run_until(&a.done);
+        ck_assert_ptr_nonnull(a.lease);
+        l = a.lease;
+        client_fd = kept_lease_fd;
+        ck_assert_int_ge(client_fd, 0);
+        snprintf(id, sizeof id, "%s", l->id);
+        snprintf(name, sizeof name, "lease-%s-iommufd", id);
+        ck_assert_int_eq(stored.n, 4);          /* the iommufd, two cdevs, the owner */
+        for (size_t i = 0; i < stored.n; i++)
+                ck_assert_msg(!strchr(stored.names[i], ':'), "\"%s\"", stored.names[i]);
+        ck_assert_str_eq(stored.names[0], name);
+        ck_assert_int_eq(host_iommufd_get_rlimit_mode(h, l->iommufd, &per_process), 0);
+        ck_assert(per_process);
+        ck_assert_uint_eq(l->n_devices, 2);
+        ino_iommufd = file_ino(l->iommufd);
+        for (size_t i = 0; i < l->n_devices; i++)
+                ino_cdev[i] = file_ino(l->device_fds[i]);
+        manager_free(m);    /* the daemon goes; the lease stays recorded, its fds in the store */
+
+        ck_assert_int_eq(host_new_sim(&hc, &h), 0);
+        ck_assert_int_eq(manager_new(event, h, &cfg, &m), 0);
+        cur_host = h;
+        ck_assert_int_eq(manager_add_listener(m, on_event, &heard), 0);
+        manager_set_fd_store(m, store_fd, &stored);
+        for (size_t i = 0; i < stored.n; i++)
+                if (stored.fds[i] >= 0)
+                        ck_assert_int_eq(manager_offer_stored_fd(m, stored.names[i],
+                                                                 fcntl(stored.fds[i], F_DUPFD_CLOEXEC, 3)), 0);
+        ck_assert_int_ge(manager_start(m, &err), 0);
+        l = manager_find_lease(m, id);
+        ck_assert_ptr_nonnull(l);
+        ck_assert_int_eq(l->state, LEASE_ACTIVE);
+        ck_assert_int_eq(l->delivery, LEASE_DELIVERY_IOMMUFD);
+        /* The very files handed out before (a new sim instance does not know the old one's files, as a
+         * new kernel would not: compare the open files themselves). */
+        ck_assert_int_ge(l->iommufd, 0);
+        ck_assert(same_file(l->iommufd, ino_iommufd));
+        for (size_t i = 0; i < l->n_devices; i++)
+                ck_assert(same_file(l->device_fds[i], ino_cdev[i]));
+
+        /* The owner lets go: the stored fds are dropped, the drivers come back. */
+        close(client_fd);
+        run_until_ended(&heard, 1);
+        ck_assert_int_eq(heard.last_reason, LEASE_REASON_LEASE_FD_CLOSED);
+        for (size_t i = 0; i < stored.n; i++)
+                ck_assert_msg(stored.fds[i] < 0, "fd \"%s\" is still stored", stored.names[i]);
+        assert_driver("0000:03:00.1", "e1000");
+        manager_free(m);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- refusals */
 
 START_TEST(test_refusals_change_nothing) {
@@ -554,6 +677,7 @@ static Suite *delivery_suite(void) {
         tcase_add_test(tc, test_auto);
         tcase_add_test(tc, test_node_grant);
         tcase_add_test(tc, test_node_grant_restart);
+        tcase_add_test(tc, test_iommufd_fd_store);
         tcase_add_test(tc, test_refusals_change_nothing);
         suite_add_tcase(s, tc);
         return s;
