@@ -15,6 +15,9 @@
 #                              a mapping beyond the owner's RLIMIT_MEMLOCK fails in the owner, one within
 #                              it works (vmm-standin: bind, IOAS, attach, map).
 #   delivery-libgroupd-iommufd a VMM linking libgroupd acquires with delivery iommufd and does the same.
+#   delivery-node-grant-acl/uid/revoked (no QEMU needed) the grant is an ACL entry for uid 65534 on the real
+#                              node, its owner kept, uid 65534 passes the permission check; released, the
+#                              ACL is put back before the unbind; e1000e back, the node gone.
 #   delivery-node-grant-qemu   groupctl acquire 3 --delivery=node-grant --grant-uid=65534 --exec -- (as uid
 #                              65534) qemu ... -device vfio-pci,host=0000:00:03.0: QEMU opens the node itself
 #                              and realizes the device; groupd holds no /dev/vfio fd. Released while QEMU
@@ -158,6 +161,65 @@ else
 fi
 
 # ------------------------------------------------------------------------------------------- node-grant
+# What the kernel makes: a fresh node's owner, mode and ACL (bound by hand, for the comparisons below).
+echo vfio-pci >"/sys/bus/pci/devices/$dev/driver_override"
+echo $dev >"/sys/bus/pci/devices/$dev/driver/unbind"
+echo $dev >/sys/bus/pci/drivers_probe
+fresh=$(vmm-standin node-state /dev/vfio/3 2>&1)
+echo >"/sys/bus/pci/devices/$dev/driver_override"
+echo $dev >"/sys/bus/pci/devices/$dev/driver/unbind"
+echo $dev >/sys/bus/pci/drivers_probe
+wait_until 50 is_on $dev e1000e
+
+# Without QEMU, on every kernel: the grant is an ACL entry on the real devtmpfs node, the owner kept; a
+# stand-in VMM (root here) opens the node itself and holds the group; released meanwhile, the grant is
+# put back before the unbind. (The held-up release, with the node compared to a fresh one and uid 65534
+# refused, needs a VMM that holds a device fd: QEMU, below.)
+as_uid=
+if command -v setpriv >/dev/null 2>&1; then as_uid="setpriv --reuid=$uid --regid=$uid --clear-groups"; fi
+groupctl acquire 3 --delivery=node-grant --grant-uid=$uid --exec -- vmm-standin node-grant --hold 60 \
+        >/tmp/gd-grant-standin.out 2>&1 &
+ACQ_PID=$!
+if wait_until 150 file_has /tmp/gd-grant-standin.out 'holding the groups'; then
+        granted=$(vmm-standin node-state /dev/vfio/3 2>&1)
+        gfds=$(vfio_and_iommu_fds_of "$DAEMON_PID")
+        # uid 65534's entry: tag 2 (ACL_USER), perm 6 (rw), id 0xfffe, little-endian.
+        if echo "$granted" | grep -q '02000600feff0000' && [ "${granted%% *}" = "${fresh%% *}" ] && [ -z "$gfds" ] &&
+                file_has /tmp/gd-grant-standin.out "^Delivery: node-grant (uid $uid may open /dev/vfio/3)"; then
+                pass delivery-node-grant-acl "granted: node $granted (fresh: $fresh); owner kept; groupd holds no /dev/vfio fd"
+        else
+                fail delivery-node-grant-acl "node '$granted' (fresh '$fresh'), groupd holds '$gfds'"
+                sed 's/^/    /' /tmp/gd-grant-standin.out
+        fi
+        if [ -n "$as_uid" ]; then
+                # The group is open (the stand-in's), so an allowed open is EBUSY and a refused one EACCES.
+                try=$($as_uid sh -c 'exec 5<>/dev/vfio/3' 2>&1)
+                if echo "$try" | grep -qi busy; then
+                        pass delivery-node-grant-uid "uid $uid passes the permission check (then: busy, the stand-in has the group)"
+                else
+                        fail delivery-node-grant-uid "uid $uid opening /dev/vfio/3 while granted: '${try:-it opened}'"
+                fi
+        fi
+        # Released while the stand-in holds only the group (no device fd, so the kernel lets the driver
+        # go at once and the node goes with it): the grant was put back first, and said so.
+        token=$(sed -n 's/^Token: \([0-9a-f]*\)$/\1/p' /tmp/gd-grant-standin.out)
+        groupctl release "$token" >/dev/null 2>&1
+        if wait_until 100 is_on $dev e1000e && wait_until 50 node_gone 3 && wait_until 50 no_leases &&
+                file_has "$DAEMON_LOG" "/dev/vfio/3: access as before"; then
+                pass delivery-node-grant-revoked "released: /dev/vfio/3's ACL and mode put back before the unbind; e1000e back, the node gone"
+        else
+                fail delivery-node-grant-revoked "00:03.0 on '$(driver_of $dev)', /dev/vfio/3 $([ -e /dev/vfio/3 ] && echo there || echo gone), leases '$(groupctl leases --no-legend 2>&1)'"
+                daemon_log_tail
+        fi
+        kill -TERM "$(handed_pid /tmp/gd-grant-standin.out)" 2>/dev/null
+        wait "$ACQ_PID"
+else
+        fail delivery-node-grant-acl "the stand-in did not get to hold the group:"
+        sed 's/^/    /' /tmp/gd-grant-standin.out
+        kill -TERM "$ACQ_PID" 2>/dev/null
+        wait "$ACQ_PID"
+fi
+
 qv=
 if [ -n "$qemu_helpers" ]; then
         if [ -c /dev/iommu ] && qemu_bin 10 >/dev/null; then qv=10; elif qemu_bin 7.2 >/dev/null; then qv=7.2; fi
@@ -167,16 +229,6 @@ if [ -z "$qv" ]; then
 elif [ -z "$run_as" ]; then
         skip delivery-node-grant-qemu "no vfio-broker run-as to run QEMU as uid $uid"
 else
-        # What the kernel makes: a fresh node's owner, mode and ACL (bound by hand, for the comparison).
-        echo vfio-pci >"/sys/bus/pci/devices/$dev/driver_override"
-        echo $dev >"/sys/bus/pci/devices/$dev/driver/unbind"
-        echo $dev >/sys/bus/pci/drivers_probe
-        fresh=$(vmm-standin node-state /dev/vfio/3 2>&1)
-        echo >"/sys/bus/pci/devices/$dev/driver_override"
-        echo $dev >"/sys/bus/pci/devices/$dev/driver/unbind"
-        echo $dev >/sys/bus/pci/drivers_probe
-        wait_until 50 is_on $dev e1000e
-
         want=$(pci_id $dev)
         QMP_DIR=/tmp/qmp-gd-grant
         qmp_prepare $QMP_DIR
