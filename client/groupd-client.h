@@ -60,8 +60,10 @@ typedef struct GdAcquireOptions {
         /* How the devices are delivered: "auto" (NULL means the same: iommufd where the kernel has it, else
          * legacy), "iommufd", "legacy" or "node-grant" (see GdClientLease). A caller that can use only a
          * container and group fds says "legacy". With kvm_fd, auto means legacy (the library registers
-         * group fds; a VMM that takes iommufd registers its cdevs with KVM itself). Asking for a mode sets
-         * GD_ACQUIRE_DELIVERY, which a daemon older than the modes refuses (ERROR protocol). */
+         * group fds; a VMM that takes iommufd registers its cdevs with KVM itself). The library asks with
+         * GD_ACQUIRE_DELIVERY; a daemon older than the modes calls that malformed (ERROR protocol), and then
+         * auto and legacy are asked again as protocol 1 did (legacy; the connection remembers), while iommufd
+         * and node-grant fail with -EOPNOTSUPP. */
         const char *delivery;
         bool grant_uid_set;     /* node-grant: grant grant_uid (root may name any uid, others only their own);
                                  * unset: the caller's uid */

@@ -34,6 +34,9 @@ struct GdClient {
 
         int error_code;                         /* GdError of the last failed call, 0 if none */
         char error_message[GD_TEXT_MAX + 1];
+        bool error_from_daemon;                 /* the last failure was an ERROR the daemon sent */
+        bool no_delivery;                       /* the daemon predates the delivery modes (it called the
+                                                 * DELIVERY flag malformed): ask it as protocol 1 did */
 
         char host[GD_NAME_MAX + 1];
         char daemon_version[GD_NAME_MAX + 1];
@@ -99,6 +102,7 @@ static int errno_from_gd_error(int code) {
 static void client_clear_error(GdClient *c) {
         c->error_code = 0;
         c->error_message[0] = 0;
+        c->error_from_daemon = false;
 }
 
 /* Records a failure found on this side (code 0 unless it is a protocol error) and returns r. */
@@ -128,6 +132,7 @@ static int client_take_error(GdClient *c, const GdErrorMsg *e) {
         int err = e->errno_value > 0 ? e->errno_value : errno_from_gd_error(e->code);
 
         c->error_code = e->code;
+        c->error_from_daemon = true;
         (void) snprintf(c->error_message, sizeof c->error_message, "%s",
                         !isempty(e->message) ? e->message : strerror(err));
         return -err;
@@ -652,12 +657,41 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
                 },
         };
 
-        r = client_send(c, &req, pidfd >= 0 ? &pidfd : NULL, pidfd >= 0 ? 1 : 0);
-        if (r < 0)
-                return r;
-        r = client_recv_reply(c, req.serial, GD_MSG_ACQUIRED_DELIVERY, &reply, fds, &n_fds);
-        if (r < 0)
-                return r;
+        /* A daemon older than the delivery modes refuses the DELIVERY flag as malformed (ERROR protocol):
+         * what it can do, legacy (which auto means there), is asked again as protocol 1 asked it, and the
+         * connection remembers. */
+        if (c->no_delivery && (delivery == GD_DELIVERY_AUTO || delivery == GD_DELIVERY_LEGACY)) {
+                req.acquire.flags &= ~(uint32_t) GD_ACQUIRE_DELIVERY;
+                delivery = GD_DELIVERY_LEGACY;
+        } else if (c->no_delivery)
+                return client_fail(c, -EOPNOTSUPP, GD_ERR_INVALID, "this groupd predates delivery %s",
+                                   gd_delivery_to_string(delivery));
+        for (;;) {
+                bool with_delivery = req.acquire.flags & GD_ACQUIRE_DELIVERY;
+
+                r = client_send(c, &req, pidfd >= 0 ? &pidfd : NULL, pidfd >= 0 ? 1 : 0);
+                if (r < 0)
+                        return r;
+                r = client_recv_reply(c, req.serial, with_delivery ? GD_MSG_ACQUIRED_DELIVERY : GD_MSG_ACQUIRED,
+                                      &reply, fds, &n_fds);
+                if (r < 0 && with_delivery && c->error_from_daemon && c->error_code == GD_ERR_PROTOCOL) {
+                        if (delivery != GD_DELIVERY_AUTO && delivery != GD_DELIVERY_LEGACY) {
+                                char msg[GD_TEXT_MAX + 1];
+                                snprintf(msg, sizeof msg, "%s", c->error_message);
+                                return client_fail(c, -EOPNOTSUPP, GD_ERR_PROTOCOL,
+                                                   "this groupd predates delivery %s (it said: %s)",
+                                                   gd_delivery_to_string(delivery), msg);
+                        }
+                        c->no_delivery = true;
+                        req.acquire.flags &= ~(uint32_t) GD_ACQUIRE_DELIVERY;
+                        delivery = GD_DELIVERY_LEGACY;
+                        client_clear_error(c);
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                break;
+        }
 
         /* As the delivery says (legacy: the container and one fd per group; iommufd: the iommufd and one
          * per device; node-grant: none), and the lease fd when asked for: exactly. */
