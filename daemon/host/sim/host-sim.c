@@ -551,9 +551,10 @@ static int dev_node_remove(int dev_fd, const char *path) {
         return 0;
 }
 
-/* Makes the device's nodes and its vfio-dev/ match its driver, as the kernel does when vfio-pci binds
- * or unbinds it: the cdev while it is on vfio-pci (with "cdev"), the group node while any device of the
- * group is. Mutex held (or the sim not yet running). */
+/* Makes the device's nodes and its vfio-dev/vfioN match its driver, as the kernel does when a VFIO driver
+ * (vfio-pci or a variant) binds or unbinds it: the cdev while it is on one (with "cdev"), the group node
+ * while any device of the group is. (tree_bind() makes vfio-dev/ itself for a VFIO driver, and
+ * tree_unbind() takes it away.) Mutex held (or the sim not yet running). */
 static int sim_dev_sync(Host *h, Sim *s, const SimTopoDevice *td) {
         char driver[HOST_DRIVER_MAX], dir[128], path[PATH_MAX], cdev[HOST_CDEV_MAX];
         bool on_vfio, group_on_vfio = false;
@@ -562,12 +563,12 @@ static int sim_dev_sync(Host *h, Sim *s, const SimTopoDevice *td) {
         r = sysfs_read_device_driver(h->sysfs_fd, td->address, driver);
         if (r < 0)
                 return r;
-        on_vfio = streq(driver, VFIO_PCI_DRIVER);
+        on_vfio = !isempty(driver) && sim_topology_is_vfio_driver(s->topology, driver);
         cdev_name(s, td, cdev);
         device_dir(td->address, dir, sizeof dir);
 
-        (void) snprintf(path, sizeof path, "%s/vfio-dev", dir);
         if (on_vfio && s->topology->cdev) {
+                (void) snprintf(path, sizeof path, "%s/vfio-dev", dir);
                 r = mkdir_at(h->sysfs_fd, path);
                 if (r >= 0) {
                         (void) snprintf(path, sizeof path, "%s/vfio-dev/%s", dir, cdev);
@@ -578,6 +579,7 @@ static int sim_dev_sync(Host *h, Sim *s, const SimTopoDevice *td) {
                         r = dev_node_make(s->dev_fd, path, 0600);
                 }
         } else {
+                (void) snprintf(path, sizeof path, "%s/vfio-dev/%s", dir, cdev);
                 r = rm_rf_at(h->sysfs_fd, path);
                 if (r >= 0) {
                         (void) snprintf(path, sizeof path, "vfio/devices/%s", cdev);
@@ -594,7 +596,7 @@ static int sim_dev_sync(Host *h, Sim *s, const SimTopoDevice *td) {
                 if (o == td)
                         group_on_vfio = on_vfio;
                 else if (sysfs_read_device_driver(h->sysfs_fd, o->address, driver) >= 0)
-                        group_on_vfio = streq(driver, VFIO_PCI_DRIVER);
+                        group_on_vfio = !isempty(driver) && sim_topology_is_vfio_driver(s->topology, driver);
         }
         (void) snprintf(path, sizeof path, "vfio/%u", td->group);
         return group_on_vfio ? dev_node_make(s->dev_fd, path, 0600) : dev_node_remove(s->dev_fd, path);
