@@ -18,6 +18,9 @@
  *               a VMM that links libgroupd: acquires SPEC itself with delivery iommufd and does what the
  *               iommufd mode does with the fds the library hands it (each labelled with its address), then
  *               releases.
+ *   as-uid UID [--groups=GID,...] [--memlock=SIZE] CMD ARGS...
+ *               runs CMD as UID with those groups and that RLIMIT_MEMLOCK (the tier's busybox setpriv
+ *               cannot change uids).
  *   node-state PATH
  *               prints a node's "UID:GID MODE acl=HEX" (or acl=-): what a node grant changes and must put
  *               back, for the real-kernel tier, whose shell has no getfattr.
@@ -28,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <linux/vfio.h>
 #include <stdarg.h>
@@ -37,6 +41,7 @@
 #include <sys/ioctl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <sys/socket.h>
@@ -402,6 +407,68 @@ int acquire_iommufd_main(int argc, char **argv) {
                 say("released");
         gd_client_free(c);
         return failures > 0 ? 1 : 0;
+}
+
+/* "as-uid UID [--groups=GID,...] [--memlock=SIZE] CMD ARGS...": drops to UID (gid UID, and only the
+ * supplementary groups named), with RLIMIT_MEMLOCK set to SIZE if given, and execs CMD: for the real-kernel
+ * tier, whose busybox setpriv cannot change uids. The fds of the lease cross the exec. */
+int as_uid_main(int argc, char **argv);
+int as_uid_main(int argc, char **argv) {
+        gid_t groups[16];
+        size_t n_groups = 0;
+        uint64_t memlock = 0;
+        unsigned long uid;
+        char *end = NULL;
+        int i = 2;
+
+        if (argc < 3) {
+                log_error("as-uid UID [--groups=GID,...] [--memlock=SIZE] CMD ARGS...");
+                return 2;
+        }
+        errno = 0;
+        uid = strtoul(argv[1], &end, 10);
+        if (errno != 0 || !end || *end || uid >= UINT32_MAX) {
+                log_error("as-uid: \"%s\" is no uid", argv[1]);
+                return 2;
+        }
+        for (; i < argc; i++) {
+                const char *v;
+                if ((v = startswith_word(argv[i], "--groups="))) {
+                        char copy[256], *save = NULL;
+                        (void) snprintf(copy, sizeof copy, "%s", v);
+                        for (char *g = strtok_r(copy, ",", &save); g && n_groups < ELEMENTSOF(groups);
+                             g = strtok_r(NULL, ",", &save))
+                                groups[n_groups++] = (gid_t) strtoul(g, NULL, 10);
+                } else if ((v = startswith_word(argv[i], "--memlock="))) {
+                        if (memlock_parse_size(v, &memlock) < 0) {
+                                log_error("as-uid: --memlock=\"%s\": want a size", v);
+                                return 2;
+                        }
+                } else if (streq(argv[i], "--")) {
+                        i++;
+                        break;
+                } else
+                        break;
+        }
+        if (i >= argc) {
+                log_error("as-uid: which command?");
+                return 2;
+        }
+        if (memlock > 0) {
+                struct rlimit rl = { .rlim_cur = memlock, .rlim_max = memlock };
+                if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0) {
+                        log_error("as-uid: cannot set RLIMIT_MEMLOCK: %m");
+                        return 1;
+                }
+        }
+        if (setgroups(n_groups, groups) < 0 || setresgid((gid_t) uid, (gid_t) uid, (gid_t) uid) < 0 ||
+            setresuid((uid_t) uid, (uid_t) uid, (uid_t) uid) < 0) {
+                log_error("as-uid: cannot become uid %lu: %m", uid);
+                return 1;
+        }
+        execvp(argv[i], argv + i);
+        log_error("as-uid: cannot execute \"%s\": %m", argv[i]);
+        return 127;
 }
 
 int node_state_main(int argc, char **argv);

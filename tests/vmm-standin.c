@@ -472,6 +472,7 @@ int iommufd_main(int argc, char **argv);
 int node_grant_main(int argc, char **argv);
 int acquire_iommufd_main(int argc, char **argv);
 int node_state_main(int argc, char **argv);
+int as_uid_main(int argc, char **argv);
 
 int main(int argc, char **argv) {
         int container_fd, groups[GROUPS_MAX], group_fds[GROUPS_MAX], all[GROUPS_MAX + 1];
@@ -495,6 +496,8 @@ int main(int argc, char **argv) {
                 return acquire_iommufd_main(argc - 1, argv + 1);
         if (argc > 1 && streq(argv[1], "node-state"))
                 return node_state_main(argc - 1, argv + 1);
+        if (argc > 1 && streq(argv[1], "as-uid"))
+                return as_uid_main(argc - 1, argv + 1);
         /* The other deliveries (vmm-standin-iommufd.c): "vmm-standin iommufd [--iommufd=FD --device=ADDR=FD]
          * ...", or whatever groupctl says it handed over. */
         if ((argc > 1 && streq(argv[1], "iommufd")) || streq_ptr(getenv("GROUPD_DELIVERY"), "iommufd"))

@@ -5,7 +5,7 @@
 # tier's QMP pipe and accelerator (qemu_base_args). Each part skips, saying why, where its kernel or
 # QEMU is missing: iommufd needs /dev/iommu (the own-6.12 line) and QEMU 10; node-grant any QEMU (7.2
 # on the stock lines); the QEMU parts need guest-qemu.sh's helpers (qemu_bin, qemu_base_args, qmp_*), and
-# running a VMM as another uid needs vfio-broker's run-as.
+# a VMM runs as another uid through vmm-standin as-uid.
 #
 #   delivery-iommufd-qemu      groupctl acquire 3 --delivery=iommufd --exec -- qemu ... {iommufd}
 #                              {device:0000:00:03.0}: query-pci lists hostdev0 with the host device's ids;
@@ -18,6 +18,8 @@
 #   delivery-node-grant-acl/uid/revoked (no QEMU needed) the grant is an ACL entry for uid 65534 on the real
 #                              node, its owner kept, uid 65534 passes the permission check; released, the
 #                              ACL is put back before the unbind; e1000e back, the node gone.
+#   delivery-node-grant-exact  00:03.0 on vfio-pci before the lease stays there after it, and so does its
+#                              node: owner, mode and ACL exactly as before; uid 65534 refused (EACCES).
 #   delivery-node-grant-qemu   groupctl acquire 3 --delivery=node-grant --grant-uid=65534 --exec -- (as uid
 #                              65534) qemu ... -device vfio-pci,host=0000:00:03.0: QEMU opens the node itself
 #                              and realizes the device; groupd holds no /dev/vfio fd. Released while QEMU
@@ -34,10 +36,8 @@ qemu_helpers=yes
 for f in qemu_bin qemu_base_args qmp_prepare qmp_connect qmp_pci_id qmp_quit qmp_close pci_id; do
         have_fn $f || qemu_helpers=
 done
-run_as=
-if command -v vfio-broker >/dev/null 2>&1; then
-        run_as="vfio-broker run-as --uid $uid --gid $uid --groups $kvm_gid --"
-fi
+# QEMU runs as uid 65534 (in the kvm group), as a VMM under a launcher does.
+run_as="vmm-standin as-uid $uid --groups=$kvm_gid --"
 
 if ! daemon_start; then
         fail delivery "groupd did not start"
@@ -124,13 +124,12 @@ fi
 # The accounting is the owner's: per-process on the handed iommufd, a mapping beyond its limit fails.
 if [ ! -c /dev/iommu ]; then
         skip delivery-iommufd-memlock "no /dev/iommu"
-elif [ -z "$run_as" ]; then
-        skip delivery-iommufd-memlock "no vfio-broker run-as in this rig (root's CAP_IPC_LOCK would pass any limit)"
 else
         for case in "64M fail" "8M ok"; do
                 size=${case% *} want=${case#* }
+                # Not root: root's CAP_IPC_LOCK would pass any limit.
                 groupctl acquire 3 --delivery=iommufd --exec -- \
-                        vfio-broker run-as --uid $uid --gid $uid --memlock 16M -- \
+                        vmm-standin as-uid $uid --memlock=16M -- \
                         vmm-standin iommufd '--iommufd={iommufd}' "--device=$dev={device:$dev}" --map="$size" \
                         >/tmp/gd-memlock.out 2>&1
                 if file_has /tmp/gd-memlock.out 'iommufd: rlimit-mode=process' &&
@@ -175,8 +174,7 @@ wait_until 50 is_on $dev e1000e
 # stand-in VMM (root here) opens the node itself and holds the group; released meanwhile, the grant is
 # put back before the unbind. (The held-up release, with the node compared to a fresh one and uid 65534
 # refused, needs a VMM that holds a device fd: QEMU, below.)
-as_uid=
-if command -v setpriv >/dev/null 2>&1; then as_uid="setpriv --reuid=$uid --regid=$uid --clear-groups"; fi
+as_uid="vmm-standin as-uid $uid"
 groupctl acquire 3 --delivery=node-grant --grant-uid=$uid --exec -- vmm-standin node-grant --hold 60 \
         >/tmp/gd-grant-standin.out 2>&1 &
 ACQ_PID=$!
@@ -191,14 +189,12 @@ if wait_until 150 file_has /tmp/gd-grant-standin.out 'holding the groups'; then
                 fail delivery-node-grant-acl "node '$granted' (fresh '$fresh'), groupd holds '$gfds'"
                 sed 's/^/    /' /tmp/gd-grant-standin.out
         fi
-        if [ -n "$as_uid" ]; then
-                # The group is open (the stand-in's), so an allowed open is EBUSY and a refused one EACCES.
-                try=$($as_uid sh -c 'exec 5<>/dev/vfio/3' 2>&1)
-                if echo "$try" | grep -qi busy; then
-                        pass delivery-node-grant-uid "uid $uid passes the permission check (then: busy, the stand-in has the group)"
-                else
-                        fail delivery-node-grant-uid "uid $uid opening /dev/vfio/3 while granted: '${try:-it opened}'"
-                fi
+        # The group is open (the stand-in's), so an allowed open is EBUSY and a refused one EACCES.
+        try=$($as_uid sh -c 'exec 5<>/dev/vfio/3' 2>&1)
+        if echo "$try" | grep -q 'resource busy'; then
+                pass delivery-node-grant-uid "uid $uid passes the permission check (then: busy, the stand-in has the group)"
+        else
+                fail delivery-node-grant-uid "uid $uid opening /dev/vfio/3 while granted: '${try:-it opened}'"
         fi
         # Released while the stand-in holds only the group (no device fd, so the kernel lets the driver
         # go at once and the node goes with it): the grant was put back first, and said so.
@@ -220,14 +216,35 @@ else
         wait "$ACQ_PID"
 fi
 
+# A device on vfio-pci before the lease (bound by hand) stays there afterwards, and so does its node: the
+# node grant's end is then checked on the node itself: owner, mode and ACL exactly as before, and uid
+# 65534 refused again.
+echo vfio-pci >"/sys/bus/pci/devices/$dev/driver_override"
+echo $dev >"/sys/bus/pci/devices/$dev/driver/unbind"
+echo $dev >/sys/bus/pci/drivers_probe
+before=$(vmm-standin node-state /dev/vfio/3 2>&1)
+groupctl acquire 3 --delivery=node-grant --grant-uid=$uid --exec -- vmm-standin node-grant --hold 1 \
+        >/tmp/gd-grant-prebound.out 2>&1
+after=$(vmm-standin node-state /dev/vfio/3 2>&1)
+denied=$($as_uid sh -c 'exec 5<>/dev/vfio/3' 2>&1)
+if file_has /tmp/gd-grant-prebound.out 'ended: owner-exited' && file_has /tmp/gd-grant-prebound.out 'access as before' &&
+        [ "$after" = "$before" ] && is_on $dev vfio-pci && echo "$denied" | grep -q 'ermission denied'; then
+        pass delivery-node-grant-exact "the node stays (device on vfio-pci as found): $after as before; uid $uid: permission denied"
+else
+        fail delivery-node-grant-exact "node '$after', before '$before'; 00:03.0 on '$(driver_of $dev)'; uid $uid: '${denied:-it opened}'"
+        sed 's/^/    /' /tmp/gd-grant-prebound.out
+fi
+echo >"/sys/bus/pci/devices/$dev/driver_override"
+echo $dev >"/sys/bus/pci/devices/$dev/driver/unbind"
+echo $dev >/sys/bus/pci/drivers_probe
+wait_until 50 is_on $dev e1000e
+
 qv=
 if [ -n "$qemu_helpers" ]; then
         if [ -c /dev/iommu ] && qemu_bin 10 >/dev/null; then qv=10; elif qemu_bin 7.2 >/dev/null; then qv=7.2; fi
 fi
 if [ -z "$qv" ]; then
         skip delivery-node-grant-qemu "no QEMU (or no guest-qemu.sh helpers) in this guest"
-elif [ -z "$run_as" ]; then
-        skip delivery-node-grant-qemu "no vfio-broker run-as to run QEMU as uid $uid"
 else
         want=$(pci_id $dev)
         QMP_DIR=/tmp/qmp-gd-grant
@@ -254,7 +271,7 @@ else
                 groupctl release "$token" >/dev/null 2>&1
                 wait_until 50 file_has "$DAEMON_LOG" "access as before" || sleep 1
                 during=$(vmm-standin node-state /dev/vfio/3 2>&1)
-                denied=$(vfio-broker run-as --uid $uid --gid $uid -- sh -c 'exec 5<>/dev/vfio/3' 2>&1)
+                denied=$($as_uid sh -c 'exec 5<>/dev/vfio/3' 2>&1)
                 if [ "$during" = "$fresh" ] && echo "$denied" | grep -qi 'denied'; then
                         pass delivery-node-grant-revoked "released while QEMU holds the group: node $during as a fresh one; uid $uid: permission denied"
                 else
