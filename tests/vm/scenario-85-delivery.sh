@@ -273,9 +273,9 @@ else
                 during=$(vmm-standin node-state /dev/vfio/3 2>&1)
                 denied=$($as_uid sh -c 'exec 5<>/dev/vfio/3' 2>&1)
                 if [ "$during" = "$fresh" ] && echo "$denied" | grep -qi 'denied'; then
-                        pass delivery-node-grant-revoked "released while QEMU holds the group: node $during as a fresh one; uid $uid: permission denied"
+                        pass delivery-node-grant-qemu-revoked "released while QEMU holds the group: node $during as a fresh one; uid $uid: permission denied"
                 else
-                        fail delivery-node-grant-revoked "node '$during' (fresh '$fresh'); uid $uid opening it: '${denied:-it opened}'"
+                        fail delivery-node-grant-qemu-revoked "node '$during' (fresh '$fresh'); uid $uid opening it: '${denied:-it opened}'"
                 fi
                 qmp_quit $QMP_DIR "$ACQ_PID" 30 || kill -TERM "$(handed_pid /tmp/gd-grant.out)" 2>/dev/null
         else
@@ -285,9 +285,9 @@ else
         qmp_close $QMP_DIR
         wait "$ACQ_PID"
         if wait_until 100 is_on $dev e1000e && wait_until 50 node_gone 3 && wait_until 50 no_leases; then
-                pass delivery-node-grant-ended "e1000e back, /dev/vfio/3 gone"
+                pass delivery-node-grant-qemu-ended "e1000e back, /dev/vfio/3 gone"
         else
-                fail delivery-node-grant-ended "00:03.0 on '$(driver_of $dev)', leases '$(groupctl leases --no-legend 2>&1)'"
+                fail delivery-node-grant-qemu-ended "00:03.0 on '$(driver_of $dev)', leases '$(groupctl leases --no-legend 2>&1)'"
                 daemon_log_tail
         fi
 fi
