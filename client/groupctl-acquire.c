@@ -6,9 +6,11 @@
  *   1. fork the child first: it runs groupctl's code and waits on a socket pair, holding nothing else;
  *   2. open a pidfd for it and acquire with GD_ACQUIRE_OWNER_PROCESS: the lease is the child's from the
  *      start, whatever happens to groupctl;
- *   3. hand the container and group fds (and nothing else) to the child, and close groupctl's copies:
- *      the daemon's release waits for every copy to be closed;
- *   4. the child puts them at fds 3, 4, 5, ..., sets GROUPD_* and execs the command;
+ *   3. hand the delivery's fds (the container and the groups, or the iommufd and the device cdevs, or none
+ *      for node-grant) and nothing else to the child, and close groupctl's copies: the daemon's release
+ *      waits for every copy to be closed;
+ *   4. the child puts them at fds 3, 4, 5, ..., sets GROUPD_*, replaces the placeholders ({iommufd},
+ *      {device:ADDR}, {container}, {group:N}) in the command's arguments, and execs it;
  *   5. groupctl waits for the child, then for the lease's LEASE_ENDED event, says how it ended, and exits
  *      with the child's status. */
 
@@ -53,6 +55,9 @@ static int acquire(GdClient *c, int argc, char **argv, int owner_pidfd, GdClient
                                       .owner_pidfd = owner_pidfd,
                                       .memlock_guest_ram = arg.guest_ram,
                                       .viommu = arg.viommu,
+                                      .delivery = arg.delivery,
+                                      .grant_uid_set = arg.grant_uid_set,
+                                      .grant_uid = arg.grant_uid,
                               },
                               ret);
         if (r < 0)
@@ -73,6 +78,30 @@ static void print_acquired(const GdClientLease *l, const char *how) {
                 json_string(stdout, l->token);
                 json_key(stdout, &first, "iommu_type");
                 printf("%" PRIu32, l->iommu_type);
+                json_key(stdout, &first, "delivery");
+                json_string(stdout, strna(gd_delivery_to_string((int) l->delivery)));
+                if (l->delivery == GD_DELIVERY_IOMMUFD) {
+                        json_key(stdout, &first, "devices");
+                        putchar('[');
+                        for (size_t i = 0; i < l->n_device_fds; i++) {
+                                if (i > 0)
+                                        putchar(',');
+                                json_string(stdout, l->device_addresses[i]);
+                        }
+                        putchar(']');
+                }
+                if (l->delivery == GD_DELIVERY_NODE_GRANT) {
+                        json_key(stdout, &first, "grant_uid");
+                        printf("%" PRIu32, l->grant_uid);
+                        json_key(stdout, &first, "nodes");
+                        putchar('[');
+                        for (size_t i = 0; i < l->n_nodes; i++) {
+                                if (i > 0)
+                                        putchar(',');
+                                json_string(stdout, l->nodes[i]);
+                        }
+                        putchar(']');
+                }
                 puts("}");
         } else {
                 fputs("Acquired lease ", stdout);
@@ -84,7 +113,20 @@ static void print_acquired(const GdClientLease *l, const char *how) {
                         fputs_escaped(l->lease.label, stdout);
                         fputs("\")", stdout);
                 }
-                printf(".\nToken: %s\n%s\n", l->token, how);
+                printf(".\nToken: %s\nDelivery: %s", l->token, strna(gd_delivery_to_string((int) l->delivery)));
+                if (l->delivery == GD_DELIVERY_IOMMUFD) {
+                        fputs(" (an iommufd and the cdevs of", stdout);
+                        for (size_t i = 0; i < l->n_device_fds; i++)
+                                printf("%s %s", i > 0 ? "," : "", l->device_addresses[i]);
+                        putchar(')');
+                }
+                if (l->delivery == GD_DELIVERY_NODE_GRANT) {
+                        printf(" (uid %" PRIu32 " may open", l->grant_uid);
+                        for (size_t i = 0; i < l->n_nodes; i++)
+                                printf("%s %s", i > 0 ? "," : "", l->nodes[i]);
+                        putchar(')');
+                }
+                printf("\n%s\n", how);
         }
         fflush(stdout);
 }
@@ -261,37 +303,138 @@ static int acquire_hold(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- acquire --exec */
 
+/* What the child learns from groupctl with the fds, and the fd numbers they get (3, 4, ...). */
+typedef struct Handed {
+        char *id, *token, *groups, *delivery, *labels, *grant_uid;
+        char *group_names[GD_GROUPS_PER_ACQUIRE_MAX];   /* legacy: fd 4 + i */
+        size_t n_groups;
+        char *labels_v[GD_DEVICES_PER_ACQUIRE_MAX];     /* iommufd: device addresses (fd 4 + i); node-grant: nodes */
+        size_t n_labels;
+} Handed;
+
+static bool address_matches(const char *full, const char *asked) {
+        /* "0000:00:03.0" is also "00:03.0" (domain 0). */
+        return streq(full, asked) || (strlen(asked) == 7 && strncmp(full, "0000:", 5) == 0 && streq(full + 5, asked));
+}
+
+/* The fd a placeholder stands for ("iommufd", "device:0000:00:03.0", "container", "group:3"), or -ENOENT
+ * with a message. */
+static int placeholder_fd(const Handed *h, const char *name) {
+        const char *v;
+        bool legacy = streq(h->delivery, "legacy"), iommufd = streq(h->delivery, "iommufd");
+
+        if (streq(name, "iommufd") && iommufd)
+                return 3;
+        if (streq(name, "container") && legacy)
+                return 3;
+        if ((v = startswith_word(name, "device:")) && iommufd)
+                for (size_t i = 0; i < h->n_labels; i++)
+                        if (address_matches(h->labels_v[i], v))
+                                return 4 + (int) i;
+        if ((v = startswith_word(name, "group:")) && legacy)
+                for (size_t i = 0; i < h->n_groups; i++)
+                        if (streq(h->group_names[i], v))
+                                return 4 + (int) i;
+        return -ENOENT;
+}
+
+static bool placeholder_known(const char *name) {
+        return streq(name, "iommufd") || streq(name, "container") || startswith_word(name, "device:") ||
+                startswith_word(name, "group:");
+}
+
+/* Replaces {iommufd}, {device:ADDR}, {container} and {group:N} in word with fd numbers; other braces stay as
+ * they are (QEMU's JSON device syntax has plenty). A placeholder this lease cannot fill is an error. */
+static int substitute(const Handed *h, const char *word, char **ret) {
+        _cleanup_free_ char *out = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r = 0;
+
+        f = open_memstream(&out, &size);
+        if (!f)
+                return -ENOMEM;
+        for (const char *p = word; *p; ) {
+                const char *close = *p == '{' ? strchr(p, '}') : NULL;
+                char name[96];
+                int fd;
+
+                if (!close || (size_t) (close - p - 1) >= sizeof name) {
+                        fputc(*p++, f);
+                        continue;
+                }
+                memcpy(name, p + 1, (size_t) (close - p - 1));
+                name[close - p - 1] = 0;
+                if (!placeholder_known(name)) {
+                        fputc(*p++, f);
+                        continue;
+                }
+                fd = placeholder_fd(h, name);
+                if (fd < 0) {
+                        log_error("Placeholder {%s}: this lease (delivery %s, %s %s) has no such fd.", name,
+                                  h->delivery, streq(h->delivery, "iommufd") ? "devices" : "groups",
+                                  streq(h->delivery, "iommufd") ? h->labels : h->groups);
+                        r = -ENOENT;
+                        break;
+                }
+                fprintf(f, "%i", fd);
+                p = close + 1;
+        }
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+static size_t split_words(char *s, char **v, size_t max) {
+        char *save = NULL;
+        size_t n = 0;
+
+        for (char *w = strtok_r(s, " ", &save); w && n < max; w = strtok_r(NULL, " ", &save))
+                v[n++] = w;
+        return n;
+}
+
 /* The child: waits for the lease, puts its fds in place, execs the command. Never returns. */
 _noreturn_ static void child_run(int sock, char **cmd) {
-        char buf[GD_LEASE_ID_MAX + GD_TOKEN_LEN + GD_GROUPS_PER_ACQUIRE_MAX * 11 + 16];
-        char group_fds[GD_GROUPS_PER_ACQUIRE_MAX * 24 + 1] = "";
+        char buf[GD_LEASE_ID_MAX + GD_TOKEN_LEN + GD_GROUPS_PER_ACQUIRE_MAX * 11 +
+                 GD_DEVICES_PER_ACQUIRE_MAX * (GD_NODE_PATH_MAX + 1) + 64];
+        char groups_copy[GD_GROUPS_PER_ACQUIRE_MAX * 11 + 1], labels_copy[sizeof buf];
+        char fd_list[GD_DEVICES_PER_ACQUIRE_MAX * (GD_PCI_ADDR_MAX + 12) + 1] = "";
         int fds[FD_MSG_MAX], high[FD_MSG_MAX];
-        char *id, *token, *groups, *save = NULL;
-        size_t n_fds = 0, n_groups = 0, off = 0;
+        Handed h = {};
+        char *save = NULL, **argv2;
+        size_t n_fds = 0, off = 0, n_cmd = 0;
         sigset_t empty;
         ssize_t n;
 
         sigemptyset(&empty);
         (void) sigprocmask(SIG_SETMASK, &empty, NULL);
 
-        /* "ID\nTOKEN\nG1 G2 ...", with the container's and the groups' fds. Nothing (EOF): groupctl gave
-         * up, and said why. */
+        /* "ID\nTOKEN\nG1 G2 ...\nDELIVERY\nLABELS\nGRANT-UID", with the delivery's fds. Nothing (EOF):
+         * groupctl gave up, and said why. */
         n = fd_recv_msg(sock, buf, sizeof buf - 1, fds, ELEMENTSOF(fds), &n_fds);
         if (n <= 0)
                 _exit(EXIT_FAIL);
         sock = safe_close(sock);
         buf[n] = 0;
 
-        id = strtok_r(buf, "\n", &save);
-        token = strtok_r(NULL, "\n", &save);
-        groups = strtok_r(NULL, "\n", &save);
-        if (!id || !token || !groups)
+        h.id = strtok_r(buf, "\n", &save);
+        h.token = strtok_r(NULL, "\n", &save);
+        h.groups = strtok_r(NULL, "\n", &save);
+        h.delivery = strtok_r(NULL, "\n", &save);
+        h.labels = strtok_r(NULL, "\n", &save);
+        h.grant_uid = strtok_r(NULL, "\n", &save);
+        if (!h.id || !h.token || !h.groups || !h.delivery || !h.labels || !h.grant_uid)
                 goto fail;
-        for (const char *p = groups; *p; p++)
-                if (*p == ' ')
-                        n_groups++;
-        n_groups++;
-        if (n_fds != 1 + n_groups)
+        (void) snprintf(groups_copy, sizeof groups_copy, "%s", h.groups);
+        h.n_groups = split_words(groups_copy, h.group_names, ELEMENTSOF(h.group_names));
+        (void) snprintf(labels_copy, sizeof labels_copy, "%s", h.labels);
+        h.n_labels = streq(h.labels, "-") ? 0 : split_words(labels_copy, h.labels_v, ELEMENTSOF(h.labels_v));
+        if (streq(h.delivery, "legacy") ? n_fds != 1 + h.n_groups :
+            streq(h.delivery, "iommufd") ? n_fds != 1 + h.n_labels : n_fds != 0)
                 goto fail;
 
         /* Move every fd above the target range first, so that placing one never clobbers another. */
@@ -313,25 +456,39 @@ _noreturn_ static void child_run(int sock, char **cmd) {
                 high[i] = safe_close(high[i]);
         }
 
-        /* GROUPD_GROUP_FDS="1=4,7=5" */
-        {
-                char copy[sizeof buf], *g, *s2 = NULL;
-                size_t i = 0;
-
-                (void) snprintf(copy, sizeof copy, "%s", groups);
-                for (g = strtok_r(copy, " ", &s2); g; g = strtok_r(NULL, " ", &s2), i++)
-                        off += (size_t) snprintf(group_fds + off, sizeof group_fds - off, "%s%s=%zu",
-                                                 i > 0 ? "," : "", g, 4 + i);
-        }
-
-        if (setenv("GROUPD_LEASE_ID", id, 1) < 0 || setenv("GROUPD_LEASE_TOKEN", token, 1) < 0 ||
-            setenv("GROUPD_CONTAINER_FD", "3", 1) < 0 || setenv("GROUPD_GROUP_FDS", group_fds, 1) < 0 ||
-            setenv("GROUPD_GROUPS", groups, 1) < 0)
+        if (setenv("GROUPD_LEASE_ID", h.id, 1) < 0 || setenv("GROUPD_LEASE_TOKEN", h.token, 1) < 0 ||
+            setenv("GROUPD_GROUPS", h.groups, 1) < 0 || setenv("GROUPD_DELIVERY", h.delivery, 1) < 0)
+                goto fail;
+        if (streq(h.delivery, "legacy")) {
+                /* GROUPD_GROUP_FDS="1=4,7=5" */
+                for (size_t i = 0; i < h.n_groups; i++)
+                        off += (size_t) snprintf(fd_list + off, sizeof fd_list - off, "%s%s=%zu", i > 0 ? "," : "",
+                                                 h.group_names[i], 4 + i);
+                if (setenv("GROUPD_CONTAINER_FD", "3", 1) < 0 || setenv("GROUPD_GROUP_FDS", fd_list, 1) < 0)
+                        goto fail;
+        } else if (streq(h.delivery, "iommufd")) {
+                /* GROUPD_DEVICE_FDS="0000:00:03.0=4,0000:00:04.0=5" */
+                for (size_t i = 0; i < h.n_labels; i++)
+                        off += (size_t) snprintf(fd_list + off, sizeof fd_list - off, "%s%s=%zu", i > 0 ? "," : "",
+                                                 h.labels_v[i], 4 + i);
+                if (setenv("GROUPD_IOMMUFD", "3", 1) < 0 || setenv("GROUPD_DEVICE_FDS", fd_list, 1) < 0)
+                        goto fail;
+        } else if (setenv("GROUPD_NODES", streq(h.labels, "-") ? "" : h.labels, 1) < 0 ||
+                   setenv("GROUPD_GRANT_UID", h.grant_uid, 1) < 0)
                 goto fail;
 
-        execvp(cmd[0], cmd);
+        for (char **c = cmd; *c; c++)
+                n_cmd++;
+        argv2 = calloc(n_cmd + 1, sizeof *argv2);
+        if (!argv2)
+                goto fail;
+        for (size_t i = 0; i < n_cmd; i++)
+                if (substitute(&h, cmd[i], &argv2[i]) < 0)
+                        _exit(127);
+
+        execvp(argv2[0], argv2);
         {
-                _cleanup_free_ char *e = text_escape(cmd[0]);
+                _cleanup_free_ char *e = text_escape(argv2[0]);
                 log_error_errno(-errno, "Failed to execute \"%s\": %m", e ?: "?");
         }
         _exit(127);
@@ -367,22 +524,46 @@ static void child_abort(pid_t pid, int pidfd) {
                 ;
 }
 
-/* Sends "ID\nTOKEN\nG1 G2 ..." and the fds to the child. */
+/* Sends "ID\nTOKEN\nG1 G2 ...\nDELIVERY\nLABELS\nGRANT-UID" and the delivery's fds to the child. */
 static int hand_over(int sock, const GdClientLease *l) {
-        char buf[GD_LEASE_ID_MAX + GD_TOKEN_LEN + GD_GROUPS_PER_ACQUIRE_MAX * 11 + 16];
-        int fds[1 + GD_GROUPS_PER_ACQUIRE_MAX];
-        size_t off, n_fds = 0;
+        char buf[GD_LEASE_ID_MAX + GD_TOKEN_LEN + GD_GROUPS_PER_ACQUIRE_MAX * 11 +
+                 GD_DEVICES_PER_ACQUIRE_MAX * (GD_NODE_PATH_MAX + 1) + 64];
+        int fds[1 + GD_DEVICES_PER_ACQUIRE_MAX];
+        size_t off, n_fds = 0, n_labels = 0;
+        char *const *labels = NULL;
 
         off = (size_t) snprintf(buf, sizeof buf, "%s\n%s\n", l->lease.id, l->token);
         for (size_t i = 0; i < l->lease.n_groups && off < sizeof buf; i++)
                 off += (size_t) snprintf(buf + off, sizeof buf - off, "%s%" PRIu32, i > 0 ? " " : "",
                                          l->lease.groups[i]);
-        if (off >= sizeof buf || l->n_group_fds > GD_GROUPS_PER_ACQUIRE_MAX)
+        if (off < sizeof buf)
+                off += (size_t) snprintf(buf + off, sizeof buf - off, "\n%s\n",
+                                         strna(gd_delivery_to_string((int) l->delivery)));
+        if (l->delivery == GD_DELIVERY_IOMMUFD) {
+                labels = l->device_addresses;
+                n_labels = l->n_device_fds;
+        } else if (l->delivery == GD_DELIVERY_NODE_GRANT) {
+                labels = l->nodes;
+                n_labels = l->n_nodes;
+        }
+        for (size_t i = 0; i < n_labels && off < sizeof buf; i++)
+                off += (size_t) snprintf(buf + off, sizeof buf - off, "%s%s", i > 0 ? " " : "", labels[i]);
+        if (off < sizeof buf)
+                off += (size_t) snprintf(buf + off, sizeof buf - off, "%s\n%" PRIu32, n_labels == 0 ? "-" : "",
+                                         l->grant_uid);
+        if (off >= sizeof buf || l->n_group_fds > GD_GROUPS_PER_ACQUIRE_MAX ||
+            l->n_device_fds > GD_DEVICES_PER_ACQUIRE_MAX)
                 return -E2BIG;
 
-        fds[n_fds++] = l->container_fd;
-        for (size_t i = 0; i < l->n_group_fds; i++)
-                fds[n_fds++] = l->group_fds[i];
+        if (l->delivery == GD_DELIVERY_LEGACY) {
+                fds[n_fds++] = l->container_fd;
+                for (size_t i = 0; i < l->n_group_fds; i++)
+                        fds[n_fds++] = l->group_fds[i];
+        } else if (l->delivery == GD_DELIVERY_IOMMUFD) {
+                fds[n_fds++] = l->iommufd;
+                for (size_t i = 0; i < l->n_device_fds; i++)
+                        fds[n_fds++] = l->device_fds[i];
+        }
         return fd_send_msg(sock, buf, off, fds, n_fds);
 }
 

@@ -54,17 +54,34 @@ static void help(void) {
                "     --guest-ram=SIZE          memlock: the guest's RAM (8G, 512M, bytes); acquire: also\n"
                "                               have groupd raise the owner's RLIMIT_MEMLOCK for it\n"
                "     --viommu                  memlock, acquire --guest-ram: the guest has a vIOMMU\n"
+               "     --delivery=MODE           acquire: how the devices are handed over: iommufd (an\n"
+               "                               iommufd and a cdev fd per device), legacy (the container\n"
+               "                               and group fds), node-grant (no fds: a uid may open\n"
+               "                               /dev/vfio/N itself), auto (the default: iommufd where the\n"
+               "                               kernel has it, else legacy)\n"
+               "     --grant-uid=UID           acquire --delivery=node-grant: the uid to grant (root may\n"
+               "                               name any; others only themselves; default: the caller)\n"
                "     --exec -- CMD ARGS...     acquire: run CMD as the lease's owner; everything after\n"
                "                               --exec (and an optional \"--\") is the command\n"
                "\n"
                "With --exec, the lease ends when CMD exits. CMD receives the fds and this environment:\n"
-               "  fd 3                         the VFIO container\n"
-               "  fd 4, 5, ...                 the groups, in the order of GROUPD_GROUPS\n"
                "  GROUPD_LEASE_ID              the lease's public id\n"
                "  GROUPD_LEASE_TOKEN           the lease's token (whoever has it may release it)\n"
-               "  GROUPD_CONTAINER_FD=3\n"
-               "  GROUPD_GROUP_FDS             GROUP=FD pairs, comma-separated, e.g. \"1=4,7=5\"\n"
+               "  GROUPD_DELIVERY              legacy, iommufd or node-grant\n"
                "  GROUPD_GROUPS                the group numbers, space-separated, e.g. \"1 7\"\n"
+               "legacy:\n"
+               "  GROUPD_CONTAINER_FD=3        the VFIO container\n"
+               "  GROUPD_GROUP_FDS             GROUP=FD pairs, comma-separated, e.g. \"1=4,7=5\"\n"
+               "iommufd:\n"
+               "  GROUPD_IOMMUFD=3             /dev/iommu, RLIMIT_MODE per-process\n"
+               "  GROUPD_DEVICE_FDS            ADDRESS=FD pairs of the unbound cdevs, e.g.\n"
+               "                               \"0000:00:03.0=4,0000:00:04.0=5\"\n"
+               "node-grant:\n"
+               "  GROUPD_NODES                 the nodes granted, e.g. \"/dev/vfio/3\"\n"
+               "  GROUPD_GRANT_UID             the uid they are granted to\n"
+               "In CMD's arguments {iommufd}, {device:ADDRESS}, {container} and {group:N} become\n"
+               "those fd numbers, e.g. -object iommufd,id=i0,fd={iommufd}\n"
+               "-device vfio-pci,iommufd=i0,fd={device:0000:00:03.0}\n"
                "groupctl waits for CMD, reports how the lease ended, and exits with CMD's status\n"
                "(127 if CMD could not be executed, 128+N if it was killed by signal N).\n"
                "\n"
@@ -154,6 +171,8 @@ static int parse_argv(int *argc, char **argv) {
                 ARG_VIOMMU,
                 ARG_DEADLINE,
                 ARG_FORCE,
+                ARG_DELIVERY,
+                ARG_GRANT_UID,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -168,6 +187,8 @@ static int parse_argv(int *argc, char **argv) {
                 { "viommu", no_argument, NULL, ARG_VIOMMU },
                 { "deadline", required_argument, NULL, ARG_DEADLINE },
                 { "force", no_argument, NULL, ARG_FORCE },
+                { "delivery", required_argument, NULL, ARG_DELIVERY },
+                { "grant-uid", required_argument, NULL, ARG_GRANT_UID },
                 {}
         };
         int c;
@@ -229,6 +250,30 @@ static int parse_argv(int *argc, char **argv) {
                                           k == -ERANGE ? "; that one is too large" : "");
                                 return -EINVAL;
                         }
+                        break;
+                }
+                case ARG_DELIVERY:
+                        if (gd_delivery_from_string(optarg) < 0) {
+                                _cleanup_free_ char *e = text_escape(optarg);
+                                log_error("--delivery=\"%s\": unknown delivery mode (iommufd, legacy, node-grant or "
+                                          "auto).", e ?: "?");
+                                return -EINVAL;
+                        }
+                        arg.delivery = optarg;
+                        break;
+                case ARG_GRANT_UID: {
+                        char *end = NULL;
+                        unsigned long v;
+
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno != 0 || !end || *end != 0 || isempty(optarg) || v >= UINT32_MAX || optarg[0] == '-') {
+                                _cleanup_free_ char *e = text_escape(optarg);
+                                log_error("--grant-uid=\"%s\": not a uid (a number).", e ?: "?");
+                                return -EINVAL;
+                        }
+                        arg.grant_uid_set = true;
+                        arg.grant_uid = (uint32_t) v;
                         break;
                 }
                 case ARG_VIOMMU:
@@ -329,8 +374,12 @@ int main(int argc, char **argv) {
                 log_error("--exec goes with \"acquire\" only.");
                 return EXIT_USAGE;
         }
-        if ((arg.label || arg.configure_iommu) && !v->takes_label) {
-                log_error("--label and --configure-iommu go with \"acquire\" only.");
+        if ((arg.label || arg.configure_iommu || arg.delivery || arg.grant_uid_set) && !v->takes_label) {
+                log_error("--label, --configure-iommu, --delivery and --grant-uid go with \"acquire\" only.");
+                return EXIT_USAGE;
+        }
+        if (arg.grant_uid_set && !streq_ptr(arg.delivery, "node-grant")) {
+                log_error("--grant-uid goes with --delivery=node-grant only.");
                 return EXIT_USAGE;
         }
 

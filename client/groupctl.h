@@ -36,6 +36,9 @@ typedef struct Args {
         char **exec_argv;               /* acquire --exec -- CMD ARGS..., NULL-terminated; NULL if none */
         uint64_t guest_ram;             /* memlock, acquire --guest-ram: bytes; 0 none */
         bool viommu;                    /* memlock, acquire --viommu */
+        const char *delivery;           /* acquire --delivery: NULL is auto */
+        bool grant_uid_set;             /* acquire --grant-uid */
+        uint32_t grant_uid;
 } Args;
 
 extern Args arg;

@@ -57,6 +57,17 @@ typedef struct GdAcquireOptions {
         uint64_t memlock_guest_ram; /* > 0: have groupd raise the owner's RLIMIT_MEMLOCK for a guest of this
                                  * much RAM (bytes); the owner is the owner process, else the caller */
         bool viommu;            /* with memlock_guest_ram: the guest has a vIOMMU */
+        /* How the devices are delivered: "auto" (NULL means the same: iommufd where the kernel has it, else
+         * legacy), "iommufd", "legacy" or "node-grant" (see GdClientLease). A caller that can use only a
+         * container and group fds says "legacy". With kvm_fd, auto means legacy (the library registers
+         * group fds; a VMM that takes iommufd registers its cdevs with KVM itself). The library asks with
+         * GD_ACQUIRE_DELIVERY; a daemon older than the modes calls that malformed (ERROR protocol), and then
+         * auto and legacy are asked again as protocol 1 did (legacy; the connection remembers), while iommufd
+         * and node-grant fail with -EOPNOTSUPP. */
+        const char *delivery;
+        bool grant_uid_set;     /* node-grant: grant grant_uid (root may name any uid, others only their own);
+                                 * unset: the caller's uid */
+        uint32_t grant_uid;
 } GdAcquireOptions;
 
 typedef struct GdClientLease {
@@ -71,6 +82,18 @@ typedef struct GdClientLease {
         uint64_t memlock;       /* the RLIMIT_MEMLOCK groupd set on the owner, or 0 */
         int kvm_fd;             /* the kvm-vfio device the groups are registered with (the library's own
                                  * copy), or -EBADF */
+        /* The delivery used (GdDelivery): legacy fills container_fd and group_fds; iommufd fills iommufd
+         * (IOMMU_OPTION_RLIMIT_MODE set to per-process) and one unbound cdev fd per device, labelled with
+         * its PCI address (container_fd -EBADF, no group fds: /dev/vfio/N is never opened); node-grant hands
+         * no fds: grant_uid may open the nodes itself while the lease lasts. */
+        uint32_t delivery;
+        int iommufd;
+        int *device_fds;
+        char **device_addresses;/* device_fds[i] is the cdev of device_addresses[i] ("0000:00:03.0") */
+        size_t n_device_fds;
+        uint32_t grant_uid;
+        char **nodes;           /* node-grant: "/dev/vfio/3", ... */
+        size_t n_nodes;
 } GdClientLease;
 
 /* specs: group numbers ("7") or PCI addresses. opts may be NULL (defaults; note owner_pidfd must be set

@@ -34,6 +34,9 @@ struct GdClient {
 
         int error_code;                         /* GdError of the last failed call, 0 if none */
         char error_message[GD_TEXT_MAX + 1];
+        bool error_from_daemon;                 /* the last failure was an ERROR the daemon sent */
+        bool no_delivery;                       /* the daemon predates the delivery modes (it called the
+                                                 * DELIVERY flag malformed): ask it as protocol 1 did */
 
         char host[GD_NAME_MAX + 1];
         char daemon_version[GD_NAME_MAX + 1];
@@ -99,6 +102,7 @@ static int errno_from_gd_error(int code) {
 static void client_clear_error(GdClient *c) {
         c->error_code = 0;
         c->error_message[0] = 0;
+        c->error_from_daemon = false;
 }
 
 /* Records a failure found on this side (code 0 unless it is a protocol error) and returns r. */
@@ -128,6 +132,7 @@ static int client_take_error(GdClient *c, const GdErrorMsg *e) {
         int err = e->errno_value > 0 ? e->errno_value : errno_from_gd_error(e->code);
 
         c->error_code = e->code;
+        c->error_from_daemon = true;
         (void) snprintf(c->error_message, sizeof c->error_message, "%s",
                         !isempty(e->message) ? e->message : strerror(err));
         return -err;
@@ -572,6 +577,16 @@ GdClientLease *gd_client_lease_free(GdClientLease *l) {
         if (l->group_fds)
                 close_many(l->group_fds, l->n_group_fds);
         free(l->group_fds);
+        l->iommufd = safe_close(l->iommufd);
+        if (l->device_fds)
+                close_many(l->device_fds, l->n_device_fds);
+        free(l->device_fds);
+        for (size_t i = 0; l->device_addresses && i < l->n_device_fds; i++)
+                free(l->device_addresses[i]);
+        free(l->device_addresses);
+        for (size_t i = 0; l->nodes && i < l->n_nodes; i++)
+                free(l->nodes[i]);
+        free(l->nodes);
         l->lease_fd = safe_close(l->lease_fd);
         gd_lease_done(&l->lease);
         free(l);
@@ -585,7 +600,7 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         GdClientLease *l = NULL;
         GdMsg reply = {};
         size_t n_fds = 0, want;
-        int pidfd, kvmfd, r;
+        int pidfd, kvmfd, delivery, r;
 
         if (!c || (!specs && n_specs > 0) || !ret)
                 return -EINVAL;
@@ -610,6 +625,18 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
                         return client_fail(c, r, GD_ERR_INVALID, "fd %i is not a kvm-vfio device%s", kvmfd,
                                            kvm_vfio_error_hint(r));
         }
+        delivery = opts->delivery ? gd_delivery_from_string(opts->delivery) : GD_DELIVERY_AUTO;
+        if (delivery < 0)
+                return client_fail(c, -EINVAL, GD_ERR_INVALID,
+                                   "unknown delivery mode \"%s\" (iommufd, legacy, node-grant or auto)",
+                                   opts->delivery);
+        if (kvmfd >= 0 && delivery == GD_DELIVERY_AUTO)
+                delivery = GD_DELIVERY_LEGACY;
+        if (kvmfd >= 0 && delivery != GD_DELIVERY_LEGACY)
+                return client_fail(c, -EINVAL, GD_ERR_INVALID, "kvm_fd registers group fds: it needs legacy "
+                                   "delivery, not %s", gd_delivery_to_string(delivery));
+        if (opts->grant_uid_set && delivery != GD_DELIVERY_NODE_GRANT)
+                return client_fail(c, -EINVAL, GD_ERR_INVALID, "a grant uid goes with node-grant delivery only");
 
         GdMsg req = {
                 .type = GD_MSG_ACQUIRE,
@@ -619,24 +646,59 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
                                  (opts->lease_fd ? GD_ACQUIRE_LEASE_FD : 0) |
                                  (kvmfd >= 0 ? GD_ACQUIRE_KVM : 0) |
                                  (opts->memlock_guest_ram > 0 ? GD_ACQUIRE_MEMLOCK : 0) |
-                                 (opts->viommu ? GD_ACQUIRE_VIOMMU : 0),
+                                 (opts->viommu ? GD_ACQUIRE_VIOMMU : 0) |
+                                 GD_ACQUIRE_DELIVERY,
                         .label = (char *) opts->label,
                         .specs = (char **) specs,
                         .n_specs = (uint16_t) n_specs,
                         .guest_ram = opts->memlock_guest_ram,
+                        .delivery = (uint32_t) delivery,
+                        .grant_uid = opts->grant_uid_set ? opts->grant_uid : GD_GRANT_UID_CALLER,
                 },
         };
 
-        r = client_send(c, &req, pidfd >= 0 ? &pidfd : NULL, pidfd >= 0 ? 1 : 0);
-        if (r < 0)
-                return r;
-        r = client_recv_reply(c, req.serial, GD_MSG_ACQUIRED, &reply, fds, &n_fds);
-        if (r < 0)
-                return r;
+        /* A daemon older than the delivery modes refuses the DELIVERY flag as malformed (ERROR protocol):
+         * what it can do, legacy (which auto means there), is asked again as protocol 1 asked it, and the
+         * connection remembers. */
+        if (c->no_delivery && (delivery == GD_DELIVERY_AUTO || delivery == GD_DELIVERY_LEGACY)) {
+                req.acquire.flags &= ~(uint32_t) GD_ACQUIRE_DELIVERY;
+                delivery = GD_DELIVERY_LEGACY;
+        } else if (c->no_delivery)
+                return client_fail(c, -EOPNOTSUPP, GD_ERR_INVALID, "this groupd predates delivery %s",
+                                   gd_delivery_to_string(delivery));
+        for (;;) {
+                bool with_delivery = req.acquire.flags & GD_ACQUIRE_DELIVERY;
 
-        /* The container, one fd per group, and the lease fd when asked for: exactly. */
-        want = 1 + (size_t) reply.acquired.lease.n_groups + (opts->lease_fd ? 1 : 0);
-        if (n_fds != want || !gd_token_is_valid(reply.acquired.token) || reply.acquired.lease.n_groups == 0) {
+                r = client_send(c, &req, pidfd >= 0 ? &pidfd : NULL, pidfd >= 0 ? 1 : 0);
+                if (r < 0)
+                        return r;
+                r = client_recv_reply(c, req.serial, with_delivery ? GD_MSG_ACQUIRED_DELIVERY : GD_MSG_ACQUIRED,
+                                      &reply, fds, &n_fds);
+                if (r < 0 && with_delivery && c->error_from_daemon && c->error_code == GD_ERR_PROTOCOL) {
+                        if (delivery != GD_DELIVERY_AUTO && delivery != GD_DELIVERY_LEGACY) {
+                                char msg[GD_TEXT_MAX + 1];
+                                snprintf(msg, sizeof msg, "%s", c->error_message);
+                                return client_fail(c, -EOPNOTSUPP, GD_ERR_PROTOCOL,
+                                                   "this groupd predates delivery %s (it said: %s)",
+                                                   gd_delivery_to_string(delivery), msg);
+                        }
+                        c->no_delivery = true;
+                        req.acquire.flags &= ~(uint32_t) GD_ACQUIRE_DELIVERY;
+                        delivery = GD_DELIVERY_LEGACY;
+                        client_clear_error(c);
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                break;
+        }
+
+        /* As the delivery says (legacy: the container and one fd per group; iommufd: the iommufd and one
+         * per device; node-grant: none), and the lease fd when asked for: exactly. */
+        want = gd_msg_expected_fds(&reply);
+        if (n_fds != want || !gd_token_is_valid(reply.acquired.token) || reply.acquired.lease.n_groups == 0 ||
+            (reply.acquired.lease.owner_kind == GD_OWNER_LEASE_FD) != opts->lease_fd ||
+            (delivery != GD_DELIVERY_AUTO && reply.acquired.delivery != (uint32_t) delivery)) {
                 close_many(fds, n_fds);
                 gd_msg_done(&reply);
                 return client_fail(c, -EBADMSG, GD_ERR_PROTOCOL,
@@ -644,9 +706,16 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         }
 
         l = calloc(1, sizeof *l);
-        if (l)
+        if (l) {
+                l->container_fd = l->iommufd = l->lease_fd = l->kvm_fd = -EBADF;
                 l->group_fds = calloc(reply.acquired.lease.n_groups, sizeof(int));
-        if (!l || !l->group_fds) {
+                l->device_fds = calloc(MAX(reply.acquired.n_devices, (uint16_t) 1), sizeof(int));
+        }
+        if (!l || !l->group_fds || !l->device_fds) {
+                if (l) {
+                        free(l->group_fds);
+                        free(l->device_fds);
+                }
                 free(l);
                 close_many(fds, n_fds);
                 gd_msg_done(&reply);
@@ -660,11 +729,24 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         l->iommu_type = reply.acquired.iommu_type;
         l->dma = reply.acquired.dma;
         l->memlock = reply.acquired.memlock;
-        l->container_fd = fds[0];
-        l->n_group_fds = l->lease.n_groups;
-        memcpy(l->group_fds, fds + 1, l->n_group_fds * sizeof(int));
+        l->delivery = reply.acquired.delivery;
+        l->grant_uid = reply.acquired.grant_uid;
+        if (l->delivery == GD_DELIVERY_LEGACY) {
+                l->container_fd = fds[0];
+                l->n_group_fds = l->lease.n_groups;
+                memcpy(l->group_fds, fds + 1, l->n_group_fds * sizeof(int));
+        } else if (l->delivery == GD_DELIVERY_IOMMUFD) {
+                l->iommufd = fds[0];
+                l->n_device_fds = reply.acquired.n_devices;
+                memcpy(l->device_fds, fds + 1, l->n_device_fds * sizeof(int));
+                l->device_addresses = TAKE_PTR(reply.acquired.devices);
+                reply.acquired.n_devices = 0;
+        } else {
+                l->nodes = TAKE_PTR(reply.acquired.nodes);
+                l->n_nodes = reply.acquired.n_nodes;
+                reply.acquired.n_nodes = 0;
+        }
         l->lease_fd = opts->lease_fd ? fds[n_fds - 1] : -EBADF;
-        l->kvm_fd = -EBADF;
         gd_msg_done(&reply);
 
         /* Registered with the VM right away, as QEMU does after opening a group; if KVM refuses, the lease

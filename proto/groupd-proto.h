@@ -67,6 +67,8 @@ typedef enum GdMsgType {
         GD_MSG_LEASES = 69,      /* u8 more, GdLease[] */
         GD_MSG_STATUS_REPLY = 70,/* see GdStatus */
         GD_MSG_DMA_INFO_REPLY = 71, /* see GdDmaInfo */
+        GD_MSG_ACQUIRED_DELIVERY = 72, /* the reply to an ACQUIRE with GD_ACQUIRE_DELIVERY: ACQUIRED's fields, then
+                                  * the delivery block (GdAcquired); fds as its delivery says */
 
         /* Events, daemon → subscribed client, serial 0. */
         GD_MSG_EVENT = 96,       /* see GdEvent */
@@ -98,7 +100,10 @@ enum {
                                                * itself (only the VM's process can: libgroupd does); recorded */
         GD_ACQUIRE_MEMLOCK = 1u << 4,         /* raise the owner's RLIMIT_MEMLOCK for guest_ram */
         GD_ACQUIRE_VIOMMU = 1u << 5,          /* the guest has a vIOMMU (memlock: RAM once per device) */
-        _GD_ACQUIRE_ALL = (1u << 6) - 1,
+        GD_ACQUIRE_DELIVERY = 1u << 6,        /* the payload ends with u32 delivery, u32 grant_uid, and the reply
+                                               * is ACQUIRED_DELIVERY (ACQUIRED and the delivery block); without
+                                               * it: legacy, and ACQUIRED as protocol 1 always had it */
+        _GD_ACQUIRE_ALL = (1u << 7) - 1,
 };
 
 /* GD_MSG_REVOKE flags. */
@@ -106,6 +111,21 @@ enum {
         GD_REVOKE_FORCE = 1u << 0,            /* past the deadline, SIGTERM then SIGKILL the owner process */
         _GD_REVOKE_ALL = (1u << 1) - 1,
 };
+
+/* How a lease's devices reach the VMM (ACQUIRE's delivery; ACQUIRED's says what was used). */
+typedef enum GdDelivery {
+        GD_DELIVERY_LEGACY = 0,       /* the container fd and the group fds */
+        GD_DELIVERY_IOMMUFD = 1,      /* one iommufd (RLIMIT_MODE per-process) and one unbound cdev fd per device */
+        GD_DELIVERY_NODE_GRANT = 2,   /* no fds: grant_uid may open /dev/vfio/N itself for the lease's life */
+        GD_DELIVERY_AUTO = 3,         /* request only: iommufd where the kernel has it, else legacy */
+        _GD_DELIVERY_MAX,
+} GdDelivery;
+
+/* ACQUIRE's grant_uid: the caller's own uid. */
+#define GD_GRANT_UID_CALLER UINT32_MAX
+/* Device fds in one ACQUIRED (iommufd): the iommufd and a lease fd besides fit GD_FDS_PER_MSG_MAX. */
+#define GD_DEVICES_PER_ACQUIRE_MAX 64u
+#define GD_NODE_PATH_MAX 64u     /* "/dev/vfio/3" */
 
 /* How a lease's lifetime is tied to its owner. */
 typedef enum GdOwnerKind {
@@ -268,6 +288,10 @@ typedef struct GdAcquire {
         char **specs;           /* group numbers ("7") or PCI addresses ("0000:01:00.0", "01:00.0") */
         uint16_t n_specs;
         uint64_t guest_ram;     /* bytes, with GD_ACQUIRE_MEMLOCK (else 0) */
+        /* On the wire only with GD_ACQUIRE_DELIVERY; decoded as legacy and GD_GRANT_UID_CALLER without. */
+        uint32_t delivery;      /* GdDelivery */
+        uint32_t grant_uid;     /* node-grant: the uid to grant (root may name any, others only themselves);
+                                 * GD_GRANT_UID_CALLER for the caller; otherwise must be GD_GRANT_UID_CALLER */
 } GdAcquire;
 
 typedef struct GdAcquired {
@@ -276,8 +300,16 @@ typedef struct GdAcquired {
         uint32_t iommu_type;    /* VFIO_TYPE1v2_IOMMU etc. if configured, else 0 */
         GdDma dma;              /* the container's facts when the IOMMU was configured, else flags 0 */
         uint64_t memlock;       /* the RLIMIT_MEMLOCK set on the owner with GD_ACQUIRE_MEMLOCK, else 0 */
-        /* fds, in the packet's SCM_RIGHTS: [0] container, [1..n_groups] groups in lease.groups order,
-         * then the lease fd if GD_ACQUIRE_LEASE_FD was asked. */
+        /* The delivery block: ACQUIRED_DELIVERY only (ACQUIRED leaves these out and zero). */
+        uint32_t delivery;      /* GdDelivery used: legacy, iommufd or node-grant (never auto) */
+        uint32_t grant_uid;     /* node-grant: the uid granted; else 0 */
+        char **devices;         /* iommufd: the PCI address of each device fd, in fd order */
+        uint16_t n_devices;
+        char **nodes;           /* node-grant: the nodes granted ("/dev/vfio/3"), in lease.groups order */
+        uint16_t n_nodes;
+        /* fds, in the packet's SCM_RIGHTS: legacy: [0] container, [1..n_groups] groups in lease.groups
+         * order; iommufd: [0] the iommufd, [1..n_devices] the cdevs in devices[] order; node-grant: none.
+         * Then the lease fd if GD_ACQUIRE_LEASE_FD was asked. */
 } GdAcquired;
 
 typedef struct GdError_ {
@@ -355,8 +387,8 @@ int gd_msg_decode(const uint8_t *buf, size_t len, GdMsg *ret);
 void gd_msg_done(GdMsg *m);
 
 /* How many fds a message of this type must carry, given its decoded contents: ACQUIRE: 1 with
- * GD_ACQUIRE_OWNER_PROCESS, else 0; ACQUIRED: 1 + n_groups (+1 with a lease fd, i.e. when
- * lease.owner_kind is GD_OWNER_LEASE_FD); all others 0. */
+ * GD_ACQUIRE_OWNER_PROCESS, else 0; ACQUIRED: 1 + n_groups; ACQUIRED_DELIVERY: legacy 1 + n_groups, iommufd
+ * 1 + n_devices, node-grant 0; either +1 with a lease fd (lease.owner_kind GD_OWNER_LEASE_FD); others 0. */
 size_t gd_msg_expected_fds(const GdMsg *m);
 /* Free what the codec (or a producer of the same views) allocated inside one record, and zero it. */
 void gd_group_done(GdGroup *g);
@@ -375,6 +407,8 @@ const char *gd_lease_state_to_string(int s); /* "acquiring", "active", "releasin
 const char *gd_reason_to_string(int r);      /* "released", "connection-closed", "owner-exited", ... */
 const char *gd_event_kind_to_string(int k);  /* "lease-started", ... */
 const char *gd_dma_source_to_string(int s);  /* "sysfs", "container" */
+const char *gd_delivery_to_string(int d);    /* "legacy", "iommufd", "node-grant", "auto" */
+int gd_delivery_from_string(const char *s);
 int gd_error_from_string(const char *s);     /* and the inverses, -EINVAL when unknown */
 int gd_owner_kind_from_string(const char *s);
 int gd_lease_state_from_string(const char *s);

@@ -47,6 +47,7 @@ static const char *const msg_type_table[] = {
         [GD_MSG_LEASES] = "leases",
         [GD_MSG_STATUS_REPLY] = "status-reply",
         [GD_MSG_DMA_INFO_REPLY] = "dma-info-reply",
+        [GD_MSG_ACQUIRED_DELIVERY] = "acquired-delivery",
         [GD_MSG_EVENT] = "event",
 };
 
@@ -104,6 +105,13 @@ static const char *const dma_source_table[_GD_DMA_SOURCE_MAX] = {
         [GD_DMA_SOURCE_CONTAINER] = "container",
 };
 
+static const char *const delivery_table[_GD_DELIVERY_MAX] = {
+        [GD_DELIVERY_LEGACY] = "legacy",
+        [GD_DELIVERY_IOMMUFD] = "iommufd",
+        [GD_DELIVERY_NODE_GRANT] = "node-grant",
+        [GD_DELIVERY_AUTO] = "auto",
+};
+
 static const char *table_lookup(const char *const *table, size_t n, int i) {
         if (i < 0 || (size_t) i >= n)
                 return NULL;
@@ -125,6 +133,14 @@ const char *gd_msg_type_to_string(int t) {
 
 const char *gd_dma_source_to_string(int s) {
         return table_lookup(dma_source_table, ELEMENTSOF(dma_source_table), s);
+}
+
+const char *gd_delivery_to_string(int d) {
+        return table_lookup(delivery_table, ELEMENTSOF(delivery_table), d);
+}
+
+int gd_delivery_from_string(const char *s) {
+        return table_find(delivery_table, ELEMENTSOF(delivery_table), s);
 }
 
 const char *gd_error_to_string(int e) {
@@ -322,8 +338,17 @@ void gd_msg_done(GdMsg *m) {
                 free(m->groups.groups);
                 break;
         case GD_MSG_ACQUIRED:
+        case GD_MSG_ACQUIRED_DELIVERY:
                 free(m->acquired.token);
                 gd_lease_done(&m->acquired.lease);
+                if (m->acquired.devices)
+                        for (size_t i = 0; i < m->acquired.n_devices; i++)
+                                free(m->acquired.devices[i]);
+                free(m->acquired.devices);
+                if (m->acquired.nodes)
+                        for (size_t i = 0; i < m->acquired.n_nodes; i++)
+                                free(m->acquired.nodes[i]);
+                free(m->acquired.nodes);
                 break;
         case GD_MSG_LEASES:
                 if (m->leases.leases)
@@ -354,9 +379,15 @@ size_t gd_msg_expected_fds(const GdMsg *m) {
         case GD_MSG_ACQUIRE:
                 return (m->acquire.flags & GD_ACQUIRE_OWNER_PROCESS) ? 1 : 0;
         case GD_MSG_ACQUIRED:
+        case GD_MSG_ACQUIRED_DELIVERY: {
                 /* The daemon hands a lease fd exactly when the lease's owner is one. */
-                return 1 + (size_t) m->acquired.lease.n_groups +
-                        (m->acquired.lease.owner_kind == GD_OWNER_LEASE_FD ? 1 : 0);
+                size_t lease_fd = m->acquired.lease.owner_kind == GD_OWNER_LEASE_FD ? 1 : 0;
+                if (m->type == GD_MSG_ACQUIRED_DELIVERY && m->acquired.delivery == GD_DELIVERY_IOMMUFD)
+                        return 1 + (size_t) m->acquired.n_devices + lease_fd;
+                if (m->type == GD_MSG_ACQUIRED_DELIVERY && m->acquired.delivery == GD_DELIVERY_NODE_GRANT)
+                        return lease_fd;
+                return 1 + (size_t) m->acquired.lease.n_groups + lease_fd;
+        }
         default:
                 return 0;
         }
@@ -563,6 +594,11 @@ static int put_payload(Writer *w, const GdMsg *m) {
                         for (size_t i = 0; i < m->acquire.n_specs; i++)
                                 put_str(w, m->acquire.specs[i], GD_SPEC_MAX);
                 put_u64(w, m->acquire.guest_ram);
+                if (m->acquire.flags & GD_ACQUIRE_DELIVERY) {
+                        /* Any value: a mode the daemon does not know is its to refuse (ERROR invalid). */
+                        put_u32(w, m->acquire.delivery);
+                        put_u32(w, m->acquire.grant_uid);
+                }
                 break;
         case GD_MSG_RELEASE:
                 put_token(w, m->token);
@@ -601,11 +637,24 @@ static int put_payload(Writer *w, const GdMsg *m) {
                                 put_group(w, &m->groups.groups[i]);
                 break;
         case GD_MSG_ACQUIRED:
+        case GD_MSG_ACQUIRED_DELIVERY:
                 put_token(w, m->acquired.token);
                 put_lease(w, &m->acquired.lease);
                 put_u32(w, m->acquired.iommu_type);
                 put_dma(w, &m->acquired.dma);
                 put_u64(w, m->acquired.memlock);
+                if (m->type == GD_MSG_ACQUIRED)
+                        break;
+                if (m->acquired.delivery >= GD_DELIVERY_AUTO)
+                        return -EINVAL;
+                put_u32(w, m->acquired.delivery);
+                put_u32(w, m->acquired.grant_uid);
+                if (put_count(w, m->acquired.devices, m->acquired.n_devices, GD_DEVICES_PER_ACQUIRE_MAX))
+                        for (size_t i = 0; i < m->acquired.n_devices; i++)
+                                put_str(w, m->acquired.devices[i], GD_PCI_ADDR_MAX);
+                if (put_count(w, m->acquired.nodes, m->acquired.n_nodes, GD_GROUPS_PER_ACQUIRE_MAX))
+                        for (size_t i = 0; i < m->acquired.n_nodes; i++)
+                                put_str(w, m->acquired.nodes[i], GD_NODE_PATH_MAX);
                 break;
         case GD_MSG_LEASES:
                 if (m->leases.more > 1)
@@ -994,7 +1043,16 @@ static int get_payload(Reader *r, GdMsg *m) {
                 for (size_t i = 0; i < m->acquire.n_specs; i++)
                         if ((k = get_str(r, GD_SPEC_MAX, &m->acquire.specs[i])) < 0)
                                 return k;
-                return get_u64(r, &m->acquire.guest_ram);
+                if ((k = get_u64(r, &m->acquire.guest_ram)) < 0)
+                        return k;
+                if (!(m->acquire.flags & GD_ACQUIRE_DELIVERY)) {
+                        m->acquire.delivery = GD_DELIVERY_LEGACY;
+                        m->acquire.grant_uid = GD_GRANT_UID_CALLER;
+                        return 0;
+                }
+                if ((k = get_u32(r, &m->acquire.delivery)) < 0)
+                        return k;
+                return get_u32(r, &m->acquire.grant_uid);
 
         case GD_MSG_RELEASE:
                 return get_token(r, &m->token);
@@ -1040,12 +1098,42 @@ static int get_payload(Reader *r, GdMsg *m) {
                 return 0;
 
         case GD_MSG_ACQUIRED:
+        case GD_MSG_ACQUIRED_DELIVERY:
                 if ((k = get_token(r, &m->acquired.token)) < 0 ||
                     (k = get_lease(r, &m->acquired.lease)) < 0 ||
                     (k = get_u32(r, &m->acquired.iommu_type)) < 0 ||
                     (k = get_dma(r, &m->acquired.dma)) < 0 ||
                     (k = get_u64(r, &m->acquired.memlock)) < 0)
                         return k;
+                if (m->type == GD_MSG_ACQUIRED)
+                        return 0;
+                /* The delivery block. */
+                if ((k = get_enum(r, GD_DELIVERY_AUTO, &m->acquired.delivery)) < 0 ||
+                    (k = get_u32(r, &m->acquired.grant_uid)) < 0)
+                        return k;
+                a = NULL;
+                k = get_array(r, 0, GD_DEVICES_PER_ACQUIRE_MAX, SPEC_WIRE_MIN, sizeof(char *), &a,
+                              &m->acquired.n_devices);
+                m->acquired.devices = a;
+                if (k < 0)
+                        return k;
+                for (size_t i = 0; i < m->acquired.n_devices; i++)
+                        if ((k = get_str(r, GD_PCI_ADDR_MAX, &m->acquired.devices[i])) < 0)
+                                return k;
+                a = NULL;
+                k = get_array(r, 0, GD_GROUPS_PER_ACQUIRE_MAX, SPEC_WIRE_MIN, sizeof(char *), &a,
+                              &m->acquired.n_nodes);
+                m->acquired.nodes = a;
+                if (k < 0)
+                        return k;
+                for (size_t i = 0; i < m->acquired.n_nodes; i++)
+                        if ((k = get_str(r, GD_NODE_PATH_MAX, &m->acquired.nodes[i])) < 0)
+                                return k;
+                /* Each mode has its own labels: device addresses with iommufd (at least one), nodes with
+                 * node-grant, neither with legacy. */
+                if ((m->acquired.delivery == GD_DELIVERY_IOMMUFD) != (m->acquired.n_devices > 0) ||
+                    (m->acquired.delivery != GD_DELIVERY_NODE_GRANT && m->acquired.n_nodes > 0))
+                        return -EBADMSG;
                 return 0;
 
         case GD_MSG_LEASES:

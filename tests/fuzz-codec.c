@@ -101,6 +101,7 @@ static int write_seed(const char *dir, const char *name, const GdMsg *m) {
 
 int main(int argc, char **argv) {
         static char *specs[] = { (char *) "7", (char *) "0000:01:00.0", (char *) "01:00.0" };
+        static char *nodes[] = { (char *) "/dev/vfio/7" };
         static uint32_t ids[] = { 7, 12 };
         static GdDevice devices[] = {
                 { .address = (char *) "0000:01:00.0", .vendor = 0x8086, .device = 0x10d3, .class_code = 0x020000,
@@ -138,6 +139,10 @@ int main(int argc, char **argv) {
                 { "acquire", { .type = GD_MSG_ACQUIRE, .serial = 4,
                                .acquire = { .flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_CONFIGURE_IOMMU,
                                             .label = (char *) "vm-1", .specs = specs, .n_specs = 3 } } },
+                { "acquire-delivery", { .type = GD_MSG_ACQUIRE, .serial = 4,
+                                        .acquire = { .flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_DELIVERY,
+                                                     .label = (char *) "vm-1", .specs = specs, .n_specs = 1,
+                                                     .delivery = GD_DELIVERY_NODE_GRANT, .grant_uid = 1000 } } },
                 { "release", { .type = GD_MSG_RELEASE, .serial = 5,
                                .token = (char *) "0123456789abcdef0123456789abcdef" } },
                 { "list-leases", { .type = GD_MSG_LIST_LEASES, .serial = 6 } },
@@ -167,6 +172,16 @@ int main(int argc, char **argv) {
                 { "acquired", { .type = GD_MSG_ACQUIRED, .serial = 4,
                                 .acquired = { .token = (char *) "ffffffffffffffff0000000000000000",
                                               .lease = leases[0], .iommu_type = 3 } } },
+                { "acquired-iommufd", { .type = GD_MSG_ACQUIRED_DELIVERY, .serial = 4,
+                                        .acquired = { .token = (char *) "ffffffffffffffff0000000000000000",
+                                                      .lease = leases[0],
+                                                      .delivery = GD_DELIVERY_IOMMUFD, .devices = specs + 1,
+                                                      .n_devices = 2 } } },
+                { "acquired-node-grant", { .type = GD_MSG_ACQUIRED_DELIVERY, .serial = 4,
+                                           .acquired = { .token = (char *) "ffffffffffffffff0000000000000000",
+                                                         .lease = leases[0],
+                                                         .delivery = GD_DELIVERY_NODE_GRANT, .grant_uid = 1000,
+                                                         .nodes = nodes, .n_nodes = 1 } } },
                 { "leases", { .type = GD_MSG_LEASES, .serial = 6,
                               .leases = { .leases = leases, .n_leases = 2 } } },
                 { "status-reply", { .type = GD_MSG_STATUS_REPLY, .serial = 8,

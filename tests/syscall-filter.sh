@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # groupd.service's SystemCallFilter= lets through every system call the daemon makes. Runs groupd on the
-# simulated host under strace, with the capabilities the unit leaves it (the bounding set
-# CAP_SYS_RESOURCE), drives a session with groupctl (list, show, an acquire owned by a process that then
-# exits, a restart that keeps a lease, a release), and checks every call it saw against the filter as the
-# unit spells it, expanded by systemd-analyze. The linux host's ioctl() is not exercised here (the sim
+# simulated host (with the iommufd and cdev of a newer kernel) under strace, with the capabilities the unit
+# leaves it (the bounding set CAP_SYS_RESOURCE), drives a session with groupctl (list, show, an acquire in
+# each delivery mode owned by a process that then exits: legacy, iommufd, node-grant with an ACL for
+# another uid; a restart that keeps a node-grant lease, a release), and checks every call it saw against
+# the filter as the unit spells it, expanded by systemd-analyze. The linux host's ioctl() is not exercised here (the sim
 # has no ioctls); ioctl is in @system-service.
 set -euo pipefail
 
@@ -37,7 +38,7 @@ ctl() { "$GROUPCTL_BIN" --socket="$dir/socket" "$@"; }
 
 start() {
         setpriv --bounding-set=-all,+sys_resource --inh-caps=-all \
-                strace -f -qq -o "$dir/trace.$1" "$GROUPD_BIN" --host=sim --runtime-dir="$dir" \
+                strace -f -qq -o "$dir/trace.$1" "$GROUPD_BIN" --host=sim:"$dir/cdev.topo" --runtime-dir="$dir" \
                 --policy="$dir/none.conf" --keep-leases-on-exit -v >>"$dir/log" 2>&1 &
         pid=$!
         for _ in $(seq 200); do
@@ -59,11 +60,16 @@ stop() {
         pid= daemon=
 }
 
+# The default topology on a kernel with IOMMUFD and VFIO_DEVICE_CDEV.
+{ echo cdev; cat "${TOP_SRCDIR:-.}/tests/data/sim-default.topo"; } >"$dir/cdev.topo"
+
 start 1
 ctl list >/dev/null
 ctl show 0000:06:00.0 >/dev/null
-ctl acquire 6 --exec -- sleep 0.2 >/dev/null
-ctl acquire 2 --exec -- sleep 3 >/dev/null &
+ctl acquire 6 --delivery=legacy --exec -- sleep 0.2 >/dev/null
+ctl acquire 6 --delivery=iommufd --exec -- sleep 0.2 >/dev/null
+ctl acquire 1 --delivery=node-grant --grant-uid=1000 --exec -- sleep 0.2 >/dev/null
+ctl acquire 2 --delivery=node-grant --grant-uid=1000 --exec -- sleep 3 >/dev/null &
 acq=$!
 for _ in $(seq 100); do ctl leases | grep -q active && break; sleep 0.05; done
 ctl leases | grep -q active

@@ -353,7 +353,8 @@ static void script_acquire(int fd) {
         /* The request: flags, label, specs, and the owner's pidfd attached. */
         fake_recv(fd, &m, fds, &n_fds);
         EXPECT(m.type == GD_MSG_ACQUIRE);
-        EXPECT(m.acquire.flags == (GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_CONFIGURE_IOMMU));
+        EXPECT(m.acquire.flags == (GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_CONFIGURE_IOMMU | GD_ACQUIRE_DELIVERY));
+        EXPECT(m.acquire.delivery == GD_DELIVERY_AUTO && m.acquire.grant_uid == GD_GRANT_UID_CALLER);
         EXPECT(m.acquire.label && strcmp(m.acquire.label, "vm1") == 0);
         EXPECT(m.acquire.n_specs == 2);
         EXPECT(strcmp(m.acquire.specs[0], "1") == 0 && strcmp(m.acquire.specs[1], "0000:07:00.0") == 0);
@@ -373,9 +374,10 @@ static void script_acquire(int fd) {
         send_fds[3] = extra[1];
         fake_send(fd,
                   &(GdMsg) {
-                          .type = GD_MSG_ACQUIRED,
+                          .type = GD_MSG_ACQUIRED_DELIVERY,
                           .serial = serial,
                           .acquired = {
+                                  .delivery = GD_DELIVERY_LEGACY,
                                   .token = (char *) TOKEN,
                                   .lease = { .id = (char *) "3f2a", .label = (char *) "vm1",
                                              .owner_kind = GD_OWNER_PROCESS, .owner_pid = 42,
@@ -398,7 +400,7 @@ static void script_acquire(int fd) {
 
         /* A reply that lacks an fd: two groups, but only the container and one group fd. */
         fake_recv(fd, &m, fds, &n_fds);
-        EXPECT(m.type == GD_MSG_ACQUIRE && n_fds == 0 && m.acquire.flags == 0);
+        EXPECT(m.type == GD_MSG_ACQUIRE && n_fds == 0 && m.acquire.flags == GD_ACQUIRE_DELIVERY);
         serial = m.serial;
         gd_msg_done(&m);
         EXPECT(pipe2(extra, O_CLOEXEC) == 0);
@@ -406,7 +408,7 @@ static void script_acquire(int fd) {
         send_fds[1] = pipe_with("group1");
         fake_send(fd,
                   &(GdMsg) {
-                          .type = GD_MSG_ACQUIRED,
+                          .type = GD_MSG_ACQUIRED_DELIVERY,
                           .serial = serial,
                           .acquired = { .token = (char *) TOKEN,
                                         .lease = { .id = (char *) "3f2b", .groups = groups, .n_groups = 2 } },
@@ -479,6 +481,73 @@ START_TEST(test_acquire_fds) {
 
         ck_assert_int_eq(gd_client_release(c, TOKEN), 0);
         ck_assert_int_eq(gd_client_error_code(c), 0);
+        fake_finish(c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- a daemon older than the delivery modes */
+
+/* It calls the DELIVERY flag malformed, as protocol 1's decoder does; then answers the plain ACQUIRE with a
+ * plain ACQUIRED. A second acquire on the connection comes plain at once; an iommufd one is refused here,
+ * locally, without asking. */
+static void script_old_daemon(int fd) {
+        static uint32_t groups[] = { 4 };
+        GdMsg m = {};
+        int fds[GD_FDS_PER_MSG_MAX], send_fds[2];
+        size_t n_fds = 0;
+        uint32_t serial;
+
+        fake_hello(fd);
+        for (int round = 0; round < 2; round++) {
+                if (round == 0) {
+                        fake_recv(fd, &m, fds, &n_fds);
+                        EXPECT(m.type == GD_MSG_ACQUIRE && (m.acquire.flags & GD_ACQUIRE_DELIVERY));
+                        fake_send(fd,
+                                  &(GdMsg) { .type = GD_MSG_ERROR, .serial = m.serial,
+                                             .error = { .code = GD_ERR_PROTOCOL, .errno_value = EBADMSG,
+                                                        .message = (char *) "malformed message" } },
+                                  NULL, 0);
+                        gd_msg_done(&m);
+                }
+                fake_recv(fd, &m, fds, &n_fds);
+                EXPECT(m.type == GD_MSG_ACQUIRE && m.acquire.flags == 0 && n_fds == 0);
+                serial = m.serial;
+                gd_msg_done(&m);
+                send_fds[0] = pipe_with("container");
+                send_fds[1] = pipe_with("group4");
+                fake_send(fd,
+                          &(GdMsg) { .type = GD_MSG_ACQUIRED, .serial = serial,
+                                     .acquired = { .token = (char *) TOKEN,
+                                                   .lease = { .id = (char *) "old", .state = GD_LEASE_ACTIVE,
+                                                              .groups = groups, .n_groups = 1 } } },
+                          send_fds, 2);
+                close_many(send_fds, 2);
+        }
+        fake_expect_eof(fd);
+}
+
+START_TEST(test_old_daemon) {
+        GdClient *c = fake_start(script_old_daemon);
+        const char *specs[] = { "4" };
+        GdClientLease *l = NULL;
+
+        /* auto: asked with DELIVERY, refused as malformed, asked again as protocol 1 did: legacy. */
+        ck_assert_int_eq(gd_client_acquire(c, specs, 1, NULL, &l), 0);
+        ck_assert_uint_eq(l->delivery, GD_DELIVERY_LEGACY);
+        read_word(l->container_fd, "container");
+        read_word(l->group_fds[0], "group4");
+        l = gd_client_lease_free(l);
+        ck_assert_int_eq(gd_client_acquire(c, specs, 1, &(GdAcquireOptions) { .delivery = "legacy" }, &l), 0);
+        ck_assert_uint_eq(l->n_group_fds, 1);
+        l = gd_client_lease_free(l);
+        /* What only the modes can do: refused here, saying why, nothing sent. */
+        ck_assert_int_eq(gd_client_acquire(c, specs, 1, &(GdAcquireOptions) { .delivery = "iommufd" }, &l),
+                         -EOPNOTSUPP);
+        ck_assert_msg(strstr(gd_client_error_message(c), "predates delivery iommufd"), "%s",
+                      gd_client_error_message(c));
+        ck_assert_int_eq(gd_client_acquire(c, specs, 1, &(GdAcquireOptions) { .delivery = "sideways" }, &l), -EINVAL);
+        ck_assert_msg(strstr(gd_client_error_message(c), "unknown delivery mode \"sideways\""), "%s",
+                      gd_client_error_message(c));
         fake_finish(c);
 }
 END_TEST
@@ -742,6 +811,7 @@ static Suite *client_suite(void) {
         tcase_add_test(tc, test_hello_version_refused);
         tcase_add_test(tc, test_lists);
         tcase_add_test(tc, test_acquire_fds);
+        tcase_add_test(tc, test_old_daemon);
         tcase_add_test(tc, test_errors);
         tcase_add_test(tc, test_events);
         tcase_add_test(tc, test_event_flood);

@@ -47,6 +47,7 @@ static GdLease sample_leases[] = {
 };
 
 static char *sample_specs[] = { (char *) "7", (char *) "0000:01:00.0", (char *) "01:00.0" };
+static char *sample_nodes[] = { (char *) "/dev/vfio/7" };
 
 static const GdMsg samples[] = {
         { .type = GD_MSG_HELLO, .serial = 1,
@@ -62,6 +63,12 @@ static const GdMsg samples[] = {
         { .type = GD_MSG_ACQUIRE, .serial = 30,
           .acquire = { .flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_KVM | GD_ACQUIRE_MEMLOCK | GD_ACQUIRE_VIOMMU,
                        .specs = sample_specs, .n_specs = 1, .guest_ram = UINT64_C(8) << 30 } },
+        { .type = GD_MSG_ACQUIRE, .serial = 32,
+          .acquire = { .flags = GD_ACQUIRE_DELIVERY, .specs = sample_specs, .n_specs = 1,
+                       .delivery = GD_DELIVERY_IOMMUFD, .grant_uid = GD_GRANT_UID_CALLER } },
+        { .type = GD_MSG_ACQUIRE, .serial = 33,
+          .acquire = { .flags = GD_ACQUIRE_DELIVERY | GD_ACQUIRE_OWNER_PROCESS, .specs = sample_specs, .n_specs = 1,
+                       .delivery = GD_DELIVERY_NODE_GRANT, .grant_uid = 1000 } },
         { .type = GD_MSG_DMA_INFO, .serial = 31, .spec = (char *) "3" },
         { .type = GD_MSG_DMA_INFO_REPLY, .serial = 34,
           .dma_info = { .group = 3, .source = GD_DMA_SOURCE_CONTAINER, .n_devices = 2, .kvm = 1,
@@ -100,6 +107,23 @@ static const GdMsg samples[] = {
                         .iommu_type = 3, .memlock = UINT64_C(9) << 30,
                         .dma = { .flags = GD_DMA_PGSIZES | GD_DMA_IOVA, .pgsizes = 0x1000, .n_iova = 1,
                                  .iova = { { 0x1000, 0xfedfffff } } } } },
+        { .type = GD_MSG_ACQUIRED_DELIVERY, .serial = 36,
+          .acquired = { .token = (char *) TOKEN_B, .lease = {
+                                .id = (char *) "a1b2c3d4", .owner_kind = GD_OWNER_PROCESS, .state = GD_LEASE_ACTIVE,
+                                .groups = sample_lease_groups, .n_groups = 1 },
+                        .delivery = GD_DELIVERY_IOMMUFD, .devices = sample_specs + 1,
+                        .n_devices = 2 } },
+        { .type = GD_MSG_ACQUIRED_DELIVERY, .serial = 37,
+          .acquired = { .token = (char *) TOKEN_B, .lease = {
+                                .id = (char *) "a1b2c3d4", .owner_kind = GD_OWNER_LEASE_FD, .state = GD_LEASE_ACTIVE,
+                                .groups = sample_lease_groups, .n_groups = 1 },
+                        .delivery = GD_DELIVERY_NODE_GRANT, .grant_uid = 1000,
+                        .nodes = sample_nodes, .n_nodes = 1 } },
+        { .type = GD_MSG_ACQUIRED_DELIVERY, .serial = 38,
+          .acquired = { .token = (char *) TOKEN_B, .lease = {
+                                .id = (char *) "a1b2c3d4", .owner_kind = GD_OWNER_CONNECTION, .state = GD_LEASE_ACTIVE,
+                                .groups = sample_lease_groups, .n_groups = 2 },
+                        .delivery = GD_DELIVERY_LEGACY } },
         { .type = GD_MSG_LEASES, .serial = 19, .leases = { .more = 0, .leases = sample_leases, .n_leases = 2 } },
         { .type = GD_MSG_LEASES, .serial = 20, .leases = { .more = 1 } },
         { .type = GD_MSG_STATUS_REPLY, .serial = 21,
@@ -120,7 +144,7 @@ static const uint16_t all_types[] = {
         GD_MSG_HELLO, GD_MSG_LIST_GROUPS, GD_MSG_SHOW_GROUP, GD_MSG_ACQUIRE, GD_MSG_RELEASE,
         GD_MSG_LIST_LEASES, GD_MSG_SUBSCRIBE, GD_MSG_STATUS, GD_MSG_ERROR, GD_MSG_OK, GD_MSG_HELLO_REPLY,
         GD_MSG_GROUPS, GD_MSG_ACQUIRED, GD_MSG_LEASES, GD_MSG_STATUS_REPLY, GD_MSG_EVENT,
-        GD_MSG_DMA_INFO, GD_MSG_DMA_INFO_REPLY, GD_MSG_REVOKE,
+        GD_MSG_DMA_INFO, GD_MSG_DMA_INFO_REPLY, GD_MSG_REVOKE, GD_MSG_ACQUIRED_DELIVERY,
 };
 
 /* ---------------------------------------------------------------- comparing */
@@ -231,6 +255,14 @@ static void assert_msg_eq(const GdMsg *a, const GdMsg *d) {
                 ck_assert_uint_eq(a->acquire.n_specs, d->acquire.n_specs);
                 for (size_t i = 0; i < a->acquire.n_specs; i++)
                         assert_str_eq(a->acquire.specs[i], d->acquire.specs[i]);
+                if (a->acquire.flags & GD_ACQUIRE_DELIVERY) {
+                        ck_assert_uint_eq(a->acquire.delivery, d->acquire.delivery);
+                        ck_assert_uint_eq(a->acquire.grant_uid, d->acquire.grant_uid);
+                } else {
+                        /* Without the field: what protocol 1 always meant. */
+                        ck_assert_uint_eq(d->acquire.delivery, GD_DELIVERY_LEGACY);
+                        ck_assert_uint_eq(d->acquire.grant_uid, GD_GRANT_UID_CALLER);
+                }
                 break;
         case GD_MSG_RELEASE:
                 assert_str_eq(a->token, d->token);
@@ -256,11 +288,20 @@ static void assert_msg_eq(const GdMsg *a, const GdMsg *d) {
                         assert_group_eq(&a->groups.groups[i], &d->groups.groups[i]);
                 break;
         case GD_MSG_ACQUIRED:
+        case GD_MSG_ACQUIRED_DELIVERY:
                 assert_str_eq(a->acquired.token, d->acquired.token);
                 assert_lease_eq(&a->acquired.lease, &d->acquired.lease);
                 ck_assert_uint_eq(a->acquired.iommu_type, d->acquired.iommu_type);
                 assert_dma_eq(&a->acquired.dma, &d->acquired.dma);
                 ck_assert_uint_eq(a->acquired.memlock, d->acquired.memlock);
+                ck_assert_uint_eq(a->acquired.delivery, d->acquired.delivery);
+                ck_assert_uint_eq(a->acquired.grant_uid, d->acquired.grant_uid);
+                ck_assert_uint_eq(a->acquired.n_devices, d->acquired.n_devices);
+                for (size_t i = 0; i < a->acquired.n_devices; i++)
+                        assert_str_eq(a->acquired.devices[i], d->acquired.devices[i]);
+                ck_assert_uint_eq(a->acquired.n_nodes, d->acquired.n_nodes);
+                for (size_t i = 0; i < a->acquired.n_nodes; i++)
+                        assert_str_eq(a->acquired.nodes[i], d->acquired.nodes[i]);
                 break;
         case GD_MSG_LEASES:
                 ck_assert_uint_eq(a->leases.more, d->leases.more);
@@ -479,6 +520,80 @@ START_TEST(test_bytes_acquire) {
 }
 END_TEST
 
+/* With DELIVERY, the two fields follow guest_ram; a mode the codec does not know still encodes (the
+ * daemon refuses it by name: ERROR invalid, not a malformed packet). */
+START_TEST(test_bytes_acquire_delivery) {
+        static const uint8_t want[] = {
+                0x01, 0x00, 0x04, 0x00, 0x07, 0x00, 0x00, 0x00, 0x1b, 0x00, 0x00, 0x00,
+                0x40, 0x00, 0x00, 0x00,             /* flags DELIVERY */
+                0x00, 0x00,                         /* label "" */
+                0x01, 0x00,                         /* one spec */
+                0x01, 0x00, '3',
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* guest_ram */
+                0x02, 0x00, 0x00, 0x00,             /* delivery node-grant */
+                0xe8, 0x03, 0x00, 0x00,             /* grant_uid 1000 */
+        };
+        char *specs[] = { (char *) "3" };
+        GdMsg m = { .type = GD_MSG_ACQUIRE, .serial = 7,
+                    .acquire = { .flags = GD_ACQUIRE_DELIVERY, .specs = specs, .n_specs = 1,
+                                 .delivery = GD_DELIVERY_NODE_GRANT, .grant_uid = 1000 } };
+        GdMsg d = {};
+
+        assert_encodes_to(&m, want, sizeof want);
+        m.acquire.delivery = 9;
+        ck_assert_int_eq(gd_msg_encode(&m, NULL, 0, NULL), -ENOBUFS);
+        {
+                uint8_t buf[sizeof want];
+                memcpy(buf, want, sizeof want);
+                buf[sizeof want - 8] = 9;
+                ck_assert_int_eq(gd_msg_decode(buf, sizeof buf, &d), 0);
+                ck_assert_uint_eq(d.acquire.delivery, 9);
+                gd_msg_done(&d);
+        }
+}
+END_TEST
+
+/* ACQUIRED's delivery block must fit its mode: device labels with iommufd (at least one), nodes only with
+ * node-grant, never "auto". */
+START_TEST(test_acquired_delivery_block) {
+        char *devs[] = { (char *) "0000:00:03.0" }, *nodes[] = { (char *) "/dev/vfio/3" };
+        uint32_t groups[] = { 3 };
+        GdMsg m = { .type = GD_MSG_ACQUIRED_DELIVERY, .serial = 2,
+                    .acquired = { .token = (char *) TOKEN_B,
+                                  .lease = { .id = (char *) "x", .state = GD_LEASE_ACTIVE, .groups = groups,
+                                             .n_groups = 1 } } };
+        struct { uint32_t delivery; uint16_t n_devices, n_nodes; bool ok; } cases[] = {
+                { GD_DELIVERY_LEGACY, 0, 0, true },
+                { GD_DELIVERY_LEGACY, 1, 0, false },
+                { GD_DELIVERY_LEGACY, 0, 1, false },
+                { GD_DELIVERY_IOMMUFD, 1, 0, true },
+                { GD_DELIVERY_IOMMUFD, 0, 0, false },
+                { GD_DELIVERY_IOMMUFD, 1, 1, false },
+                { GD_DELIVERY_NODE_GRANT, 0, 1, true },
+                { GD_DELIVERY_NODE_GRANT, 1, 1, false },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ uint8_t *buf = NULL;
+                GdMsg d = {};
+                size_t len;
+
+                m.acquired.delivery = cases[i].delivery;
+                m.acquired.devices = devs;
+                m.acquired.n_devices = cases[i].n_devices;
+                m.acquired.nodes = nodes;
+                m.acquired.n_nodes = cases[i].n_nodes;
+                buf = encode_alloc(&m, &len);
+                ck_assert_msg((gd_msg_decode(buf, len, &d) == 0) == cases[i].ok, "case %zu", i);
+                gd_msg_done(&d);
+        }
+        /* "auto" is a request's word only. */
+        m.acquired.delivery = GD_DELIVERY_AUTO;
+        m.acquired.n_devices = m.acquired.n_nodes = 0;
+        ck_assert_int_eq(gd_msg_encode(&m, NULL, 0, NULL), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_bytes_event) {
         static const uint8_t want[] = {
                 0x01, 0x00, 0x60, 0x00, 0x00, 0x00, 0x00, 0x00, 0x37, 0x00, 0x00, 0x00,
@@ -686,7 +801,7 @@ START_TEST(test_revoke_malformed) {
 END_TEST
 
 START_TEST(test_unknown_type) {
-        static const uint16_t bad[] = { 0, 11, 12, 63, 72, 95, 97, 0xffff };
+        static const uint16_t bad[] = { 0, 11, 12, 63, 73, 95, 97, 0xffff };
         uint8_t buf[GD_HEADER_SIZE] = { 1, 0 };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -875,7 +990,7 @@ START_TEST(test_flags_and_enums) {
 
         /* ACQUIRE flags: every unknown bit. */
         GdMsg acq = { .type = GD_MSG_ACQUIRE, .acquire = { .specs = sample_specs, .n_specs = 1 } };
-        for (unsigned bit = 6; bit < 32; bit++) {
+        for (unsigned bit = 7; bit < 32; bit++) {
                 assert_patched_u32_fails(&acq, P, 1u << bit);
                 acq.acquire.flags = 1u << bit;
                 ck_assert_int_eq(gd_msg_encode(&acq, buf, sizeof buf, &len), -EINVAL);
@@ -1155,8 +1270,27 @@ START_TEST(test_expected_fds) {
         m.acquired.lease.n_groups = GD_GROUPS_PER_ACQUIRE_MAX;
         ck_assert_uint_eq(gd_msg_expected_fds(&m), GD_FDS_PER_MSG_MAX);
 
+        /* The delivery says which fds: iommufd one per device besides the iommufd, node-grant none. */
+        m = (GdMsg) { .type = GD_MSG_ACQUIRED_DELIVERY, .acquired = { .lease = { .n_groups = 2 },
+                                                                      .delivery = GD_DELIVERY_IOMMUFD, .n_devices = 5 } };
+        ck_assert_uint_eq(gd_msg_expected_fds(&m), 6);
+        m.acquired.lease.owner_kind = GD_OWNER_LEASE_FD;
+        ck_assert_uint_eq(gd_msg_expected_fds(&m), 7);
+        m.acquired.n_devices = GD_DEVICES_PER_ACQUIRE_MAX;
+        ck_assert_uint_eq(gd_msg_expected_fds(&m), GD_FDS_PER_MSG_MAX);
+        m.acquired.delivery = GD_DELIVERY_NODE_GRANT;
+        ck_assert_uint_eq(gd_msg_expected_fds(&m), 1);
+        m.acquired.lease.owner_kind = GD_OWNER_PROCESS;
+        ck_assert_uint_eq(gd_msg_expected_fds(&m), 0);
+        m.acquired.delivery = GD_DELIVERY_LEGACY;
+        ck_assert_uint_eq(gd_msg_expected_fds(&m), 3);
+        m = (GdMsg) { .type = GD_MSG_ACQUIRE, .acquire = { .flags = GD_ACQUIRE_DELIVERY,
+                                                           .delivery = GD_DELIVERY_NODE_GRANT } };
+        ck_assert_uint_eq(gd_msg_expected_fds(&m), 0);
+
         for (size_t i = 0; i < ELEMENTSOF(samples); i++)
-                if (samples[i].type != GD_MSG_ACQUIRE && samples[i].type != GD_MSG_ACQUIRED)
+                if (samples[i].type != GD_MSG_ACQUIRE && samples[i].type != GD_MSG_ACQUIRED &&
+                    samples[i].type != GD_MSG_ACQUIRED_DELIVERY)
                         ck_assert_uint_eq(gd_msg_expected_fds(&samples[i]), 0);
         ck_assert_uint_eq(gd_msg_expected_fds(NULL), 0);
 }
@@ -1201,6 +1335,7 @@ START_TEST(test_names) {
         ck_assert_int_eq(GD_REASON_DAEMON_RESTARTED, 8);  /* the wire's number, as PROTOCOL.md says */
 
         assert_table(gd_event_kind_to_string, gd_event_kind_from_string, 0, _GD_EVENT_MAX);
+        assert_table(gd_delivery_to_string, gd_delivery_from_string, 0, _GD_DELIVERY_MAX);
         ck_assert_str_eq(gd_event_kind_to_string(GD_EVENT_LEASE_STARTED), "lease-started");
         ck_assert_str_eq(gd_event_kind_to_string(GD_EVENT_EVENTS_DROPPED), "events-dropped");
         ck_assert_int_eq(GD_EVENT_EVENTS_DROPPED, 4);
@@ -1285,7 +1420,7 @@ START_TEST(test_garbage) {
         static const uint16_t types[] = {
                 GD_MSG_HELLO, GD_MSG_SHOW_GROUP, GD_MSG_ACQUIRE, GD_MSG_RELEASE, GD_MSG_SUBSCRIBE,
                 GD_MSG_ERROR, GD_MSG_HELLO_REPLY, GD_MSG_GROUPS, GD_MSG_ACQUIRED, GD_MSG_LEASES,
-                GD_MSG_STATUS_REPLY, GD_MSG_EVENT, GD_MSG_OK, 0, 200,
+                GD_MSG_STATUS_REPLY, GD_MSG_EVENT, GD_MSG_OK, GD_MSG_ACQUIRED_DELIVERY, 0, 200,
         };
         uint8_t *buf = malloc(1024);
         unsigned accepted = 0;
@@ -1386,6 +1521,8 @@ static Suite *codec_suite(void) {
         tcase_add_test(tc, test_roundtrip_limits);
         tcase_add_test(tc, test_bytes_hello);
         tcase_add_test(tc, test_bytes_acquire);
+        tcase_add_test(tc, test_bytes_acquire_delivery);
+        tcase_add_test(tc, test_acquired_delivery_block);
         tcase_add_test(tc, test_bytes_event);
         tcase_add_test(tc, test_bytes_hello_reply);
         suite_add_tcase(s, tc);

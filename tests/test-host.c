@@ -906,6 +906,7 @@ START_TEST(test_topology_default) {
 
         ck_assert_int_eq(sim_topology_parse(sim_topology_default_text(), &t, &error), 0);
         ck_assert_ptr_null(error);
+        ck_assert(!t->cdev);      /* Debian's kernels: no iommufd, no device cdevs */
         ck_assert_uint_eq(t->n_groups, 8);
         ck_assert_uint_eq(t->n_devices, 10);
         for (unsigned i = 0; i < 8; i++) {
@@ -973,6 +974,7 @@ START_TEST(test_topology_options) {
         char *error = NULL;
 
         ck_assert_int_eq(sim_topology_parse("# comment\n"
+                                            "cdev   # iommufd and device cdevs\n"
                                             "\n"
                                             "group 10 type=   # old kernel: no type file\n"
                                             "  region 0xa0000 0xbffff direct\t\n"
@@ -983,6 +985,7 @@ START_TEST(test_topology_options) {
                                             "device 0000:0b:00.0 vendor=0x1 device=0x2 class=0x0c0330 native=xhci_hcd",
                                             &t, &error), 0);
         ck_assert_uint_eq(t->n_groups, 2);
+        ck_assert(t->cdev);
         ck_assert_uint_eq(t->groups[0].id, 2); /* sorted */
         ck_assert_str_eq(t->groups[0].type, "identity");
         ck_assert_str_eq(t->groups[1].type, "");
@@ -1027,6 +1030,10 @@ START_TEST(test_topology_errors) {
                   "line 2: region ends before it starts" },
                 { "group 1\nregion 0x2000 msi\n", "line 2: \"region\" wants START END TYPE" },
                 { "# nothing\n", "no groups" },
+                { "group 1\ncdev\ndevice 01:00.0 vendor=0x1 device=0x2\n",
+                  "line 2: \"cdev\" stands alone, before the first group" },
+                { "cdev yes\ngroup 1\ndevice 01:00.0 vendor=0x1 device=0x2\n",
+                  "line 1: \"cdev\" stands alone, before the first group" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {

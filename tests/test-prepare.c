@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "host-sim.h"
+#include "sim-topology.h"
 #include "prepare.h"
 #include "test-util.h"
 
@@ -86,6 +87,55 @@ int __wrap_host_container_set_iommu(Host *h, int container_fd, uint32_t *ret_typ
 int __wrap_host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_soft, uint64_t *ret_old_hard);
 int __wrap_host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_soft, uint64_t *ret_old_hard) {
         return inject(OP_RAISE_MEMLOCK) ? -EPERM : 0;
+}
+
+/* The delivery modes' host calls, failed in turn by test_rollback_delivery. */
+typedef enum DeliveryOp {
+        DOP_OPEN_IOMMUFD,
+        DOP_RLIMIT_MODE,
+        DOP_OPEN_CDEV,
+        DOP_NODE_GRANT,
+        _DOP_MAX,
+} DeliveryOp;
+
+static const char *const dop_names[_DOP_MAX] = { "open_iommufd", "set_rlimit_mode", "open_device_cdev", "node_grant" };
+static unsigned dcalls[_DOP_MAX];
+static DeliveryOp dfail_op = _DOP_MAX;
+static unsigned dfail_at;
+
+static bool dinject(DeliveryOp op) {
+        dcalls[op]++;
+        return op == dfail_op && dcalls[op] == dfail_at;
+}
+
+static void dinject_reset(DeliveryOp op, unsigned at) {
+        memset(dcalls, 0, sizeof dcalls);
+        dfail_op = op;
+        dfail_at = at;
+}
+
+int __real_host_open_iommufd(Host *h, int *ret_fd);
+int __wrap_host_open_iommufd(Host *h, int *ret_fd);
+int __wrap_host_open_iommufd(Host *h, int *ret_fd) {
+        return dinject(DOP_OPEN_IOMMUFD) ? -EMFILE : __real_host_open_iommufd(h, ret_fd);
+}
+
+int __real_host_iommufd_set_rlimit_mode(Host *h, int iommufd, bool per_process);
+int __wrap_host_iommufd_set_rlimit_mode(Host *h, int iommufd, bool per_process);
+int __wrap_host_iommufd_set_rlimit_mode(Host *h, int iommufd, bool per_process) {
+        return dinject(DOP_RLIMIT_MODE) ? -EPERM : __real_host_iommufd_set_rlimit_mode(h, iommufd, per_process);
+}
+
+int __real_host_open_device_cdev(Host *h, const char *address, int *ret_fd);
+int __wrap_host_open_device_cdev(Host *h, const char *address, int *ret_fd);
+int __wrap_host_open_device_cdev(Host *h, const char *address, int *ret_fd) {
+        return dinject(DOP_OPEN_CDEV) ? -ENXIO : __real_host_open_device_cdev(h, address, ret_fd);
+}
+
+int __real_host_node_grant(Host *h, const char *node, uid_t uid, HostNodeAccess *ret_before);
+int __wrap_host_node_grant(Host *h, const char *node, uid_t uid, HostNodeAccess *ret_before);
+int __wrap_host_node_grant(Host *h, const char *node, uid_t uid, HostNodeAccess *ret_before) {
+        return dinject(DOP_NODE_GRANT) ? -EOPNOTSUPP : __real_host_node_grant(h, node, uid, ret_before);
 }
 
 static void inject_reset(Op op, unsigned at) {
@@ -251,6 +301,78 @@ START_TEST(test_rollback_after_each_step) {
 }
 END_TEST
 
+/* The delivery modes, on a host with iommufd and cdevs: each of their host calls made to fail in turn.
+ * The acquire fails, says where, leaves no iommufd, cdev or group fd open and no grant behind (a grant
+ * made before the failure is revoked, and says so), and the host is exactly as before. */
+START_TEST(test_rollback_delivery) {
+        static const LeaseDelivery modes[] = { LEASE_DELIVERY_IOMMUFD, LEASE_DELIVERY_NODE_GRANT };
+        char topo[PATH_MAX + 16];
+        unsigned cases = 0;
+        Snapshot before;
+        FILE *f;
+
+        /* The same host with IOMMUFD and VFIO_DEVICE_CDEV. */
+        host = host_free(host);
+        snprintf(topo, sizeof topo, "%s/cdev.topo", dir);
+        f = fopen(topo, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "cdev\n%s", sim_topology_default_text());
+        fclose(f);
+        ck_assert_int_eq(host_new_sim(&(HostSimConfig) { .state_dir = simdir, .topology_path = topo }, &host), 0);
+        snapshot(&before);
+
+        for (size_t m = 0; m < ELEMENTSOF(modes); m++) {
+                unsigned total[_DOP_MAX];
+                Prepare *p = new_prepare();
+
+                /* A good run, counting its calls; then back. */
+                p->delivery = modes[m];
+                p->grant_uid = 1000;
+                dinject_reset(_DOP_MAX, 0);
+                ck_assert_int_eq(prepare_acquire(p), 0);
+                memcpy(total, dcalls, sizeof total);
+                ck_assert_int_eq(p->delivery, modes[m]);
+                ck_assert_int_lt(p->container_fd, 0);
+                p->iommufd = safe_close(p->iommufd);
+                close_many(p->device_fds, p->n_devices);
+                ck_assert_int_eq(prepare_restore(p), 0);
+                prepare_free(p);
+                assert_same(&before, "after the counting run");
+
+                for (DeliveryOp op = 0; op < _DOP_MAX; op++)
+                        for (unsigned at = 1; at <= total[op]; at++) {
+                                char when[160];
+                                int r;
+
+                                p = new_prepare();
+                                p->delivery = modes[m];
+                                p->grant_uid = 1000;
+                                dinject_reset(op, at);
+                                r = prepare_acquire(p);
+                                snprintf(when, sizeof when, "%s: %s call %u of %u failed",
+                                         modes[m] == LEASE_DELIVERY_IOMMUFD ? "iommufd" : "node-grant",
+                                         dop_names[op], at, total[op]);
+                                ck_assert_msg(r < 0, "%s: the acquire succeeded", when);
+                                ck_assert_msg(!isempty(p->error.message), "%s: no error message", when);
+                                ck_assert_msg(p->iommufd < 0, "%s: the iommufd is left open", when);
+                                for (size_t i = 0; i < p->n_devices; i++)
+                                        ck_assert_msg(p->device_fds[i] < 0, "%s: a cdev is left open", when);
+                                ck_assert_msg(p->container_fd < 0, "%s: a container was opened", when);
+                                ck_assert_msg(p->n_grants == 0, "%s: %zu grant(s) left", when, p->n_grants);
+                                if (op == DOP_NODE_GRANT && at > 1)
+                                        ck_assert_msg(strstr(p->detail, "/dev/vfio/1: access as before"), "%s: %s",
+                                                      when, p->detail);
+                                dinject_reset(_DOP_MAX, 0);
+                                assert_same(&before, when);
+                                prepare_free(p);
+                                cases++;
+                        }
+        }
+        /* iommufd: 1 + 1 + 5 devices; node-grant: 3 groups. */
+        ck_assert_uint_eq(cases, 10);
+}
+END_TEST
+
 /* Devices already on vfio-pci before the acquire (bound by hand) are not touched by its rollback. */
 START_TEST(test_rollback_leaves_what_it_did_not_move) {
         Snapshot before;
@@ -340,6 +462,7 @@ static Suite *prepare_suite(void) {
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_acquire_then_restore);
+        tcase_add_test(tc, test_rollback_delivery);
         tcase_add_test(tc, test_rollback_after_each_step);
         tcase_add_test(tc, test_rollback_leaves_what_it_did_not_move);
         tcase_add_test(tc, test_memlock_ceiling);

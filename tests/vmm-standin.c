@@ -468,6 +468,11 @@ static void check_no_other_fds(const int *mine, size_t n) {
 }
 
 int kvm_main(int argc, char **argv);
+int iommufd_main(int argc, char **argv);
+int node_grant_main(int argc, char **argv);
+int acquire_iommufd_main(int argc, char **argv);
+int node_state_main(int argc, char **argv);
+int as_uid_main(int argc, char **argv);
 
 int main(int argc, char **argv) {
         int container_fd, groups[GROUPS_MAX], group_fds[GROUPS_MAX], all[GROUPS_MAX + 1];
@@ -487,6 +492,20 @@ int main(int argc, char **argv) {
         /* "vmm-standin kvm ...": the KVM registration mode (vmm-standin-kvm.c). */
         if (argc > 1 && streq(argv[1], "kvm"))
                 return kvm_main(argc - 1, argv + 1);
+        if (argc > 1 && streq(argv[1], "acquire-iommufd"))
+                return acquire_iommufd_main(argc - 1, argv + 1);
+        if (argc > 1 && streq(argv[1], "node-state"))
+                return node_state_main(argc - 1, argv + 1);
+        if (argc > 1 && streq(argv[1], "as-uid"))
+                return as_uid_main(argc - 1, argv + 1);
+        /* The other deliveries (vmm-standin-iommufd.c): "vmm-standin iommufd [--iommufd=FD --device=ADDR=FD]
+         * ...", or whatever groupctl says it handed over. */
+        if ((argc > 1 && streq(argv[1], "iommufd")) || streq_ptr(getenv("GROUPD_DELIVERY"), "iommufd"))
+                return iommufd_main(argc > 1 && streq(argv[1], "iommufd") ? argc - 1 : argc,
+                                    argc > 1 && streq(argv[1], "iommufd") ? argv + 1 : argv);
+        if ((argc > 1 && streq(argv[1], "node-grant")) || streq_ptr(getenv("GROUPD_DELIVERY"), "node-grant"))
+                return node_grant_main(argc > 1 && streq(argv[1], "node-grant") ? argc - 1 : argc,
+                                       argc > 1 && streq(argv[1], "node-grant") ? argv + 1 : argv);
 
         r = parse_argv(argc, argv);
         if (r <= 0)

@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdio.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -26,14 +27,20 @@ void audit_lease_granted(const Lease *l) {
         lease_groups_to_text(l, groups, sizeof groups);
         if (l->memlock > 0)
                 (void) memlock_format_size(l->memlock, ml, sizeof ml);
-        log_info("Lease %s (\"%s\") granted to uid %u pid %i: groups %s, owner %s%s%s%s%s.", l->id,
-                 strempty(l->label), (unsigned) l->uid, (int) l->pid, groups, owner_kind_to_string(l->owner_kind),
+        char grant[64] = "";
+        if (l->delivery == LEASE_DELIVERY_NODE_GRANT)
+                (void) snprintf(grant, sizeof grant, " to uid %u", (unsigned) l->grant_uid);
+        log_info("Lease %s (\"%s\") granted to uid %u pid %i: groups %s, delivery %s%s, owner %s%s%s%s%s.", l->id,
+                 strempty(l->label), (unsigned) l->uid, (int) l->pid, groups, lease_delivery_to_string(l->delivery),
+                 grant, owner_kind_to_string(l->owner_kind),
                  l->owner_kind == OWNER_PROCESS ? " (pid watched)" : "",
                  l->kvm_registered ? ", registered with its VM by the client" : "",
                  l->memlock > 0 ? ", RLIMIT_MEMLOCK raised to " : "", ml);
         (void) sd_journal_send("MESSAGE=Lease %s granted: groups %s", l->id, groups,
                                "MESSAGE_ID=" MESSAGE_ID_LEASE_STARTED, "LEASE=%s", l->id, "GROUP=%s", groups,
                                "OWNER_UID=%u", (unsigned) l->uid, "LABEL=%s", strempty(l->label),
+                               "DELIVERY=%s", lease_delivery_to_string(l->delivery),
+                               "GRANT_UID=%i", l->delivery == LEASE_DELIVERY_NODE_GRANT ? (int) l->grant_uid : -1,
                                "PRIORITY=%i", LOG_INFO, NULL);
 }
 

@@ -10,14 +10,19 @@ typedef enum LeaseFdKind {
         LEASE_FD_CONTAINER,
         LEASE_FD_GROUP,
         LEASE_FD_OWNER,
+        LEASE_FD_IOMMUFD,
+        LEASE_FD_DEVICE,        /* by the device's index in the lease (an address has ':', which FDNAME= refuses) */
 } LeaseFdKind;
 
 /* Names keep to what systemd accepts in FDNAME= (printable ASCII, no ':', at most 255 characters). */
 static void lease_fd_name(const Lease *l, LeaseFdKind kind, unsigned group, char *buf, size_t size) {
         if (kind == LEASE_FD_GROUP)
                 (void) snprintf(buf, size, "lease-%s-group-%u", l->id, group);
+        else if (kind == LEASE_FD_DEVICE)
+                (void) snprintf(buf, size, "lease-%s-device-%u", l->id, group);
         else
-                (void) snprintf(buf, size, "lease-%s-%s", l->id, kind == LEASE_FD_CONTAINER ? "container" : "owner");
+                (void) snprintf(buf, size, "lease-%s-%s", l->id, kind == LEASE_FD_CONTAINER ? "container" :
+                                kind == LEASE_FD_IOMMUFD ? "iommufd" : "owner");
 }
 
 /* Connection- and bus-name-owned leases store nothing: their owner dies with the daemon, and so do they. */
@@ -52,6 +57,11 @@ void manager_store_lease_fds(Manager *m, Lease *l) {
         for (size_t i = 0; i < l->n_groups; i++)
                 if (l->group_fds[i] >= 0)
                         manager_store_fd(m, l, LEASE_FD_GROUP, l->groups[i], l->group_fds[i]);
+        if (l->iommufd >= 0)
+                manager_store_fd(m, l, LEASE_FD_IOMMUFD, 0, l->iommufd);
+        for (size_t i = 0; i < l->n_devices; i++)
+                if (l->device_fds[i] >= 0)
+                        manager_store_fd(m, l, LEASE_FD_DEVICE, (unsigned) i, l->device_fds[i]);
         if (lease_owner_fd(l) >= 0)
                 manager_store_fd(m, l, LEASE_FD_OWNER, 0, lease_owner_fd(l));
         l->fds_stored = true;
@@ -78,6 +88,11 @@ void manager_unstore_lease_fds(Manager *m, Lease *l) {
         manager_store_fd(m, l, LEASE_FD_CONTAINER, 0, -EBADF);
         for (size_t i = 0; i < l->n_groups; i++)
                 manager_store_fd(m, l, LEASE_FD_GROUP, l->groups[i], -EBADF);
+        if (l->delivery == LEASE_DELIVERY_IOMMUFD) {
+                manager_store_fd(m, l, LEASE_FD_IOMMUFD, 0, -EBADF);
+                for (size_t i = 0; i < l->n_devices; i++)
+                        manager_store_fd(m, l, LEASE_FD_DEVICE, (unsigned) i, -EBADF);
+        }
         manager_store_fd(m, l, LEASE_FD_OWNER, 0, -EBADF);
 }
 
@@ -128,6 +143,12 @@ int manager_recover_lease_fds(Manager *m, Lease *l) {
         for (size_t i = 0; i < l->n_groups; i++) {
                 l->group_fds[i] = manager_claim_stored_fd(m, l, LEASE_FD_GROUP, l->groups[i]);
                 any = any || l->group_fds[i] >= 0;
+        }
+        l->iommufd = manager_claim_stored_fd(m, l, LEASE_FD_IOMMUFD, 0);
+        any = any || l->iommufd >= 0;
+        for (size_t i = 0; i < l->n_devices; i++) {
+                l->device_fds[i] = manager_claim_stored_fd(m, l, LEASE_FD_DEVICE, (unsigned) i);
+                any = any || l->device_fds[i] >= 0;
         }
         owner_fd = manager_claim_stored_fd(m, l, LEASE_FD_OWNER, 0);
         any = any || owner_fd >= 0;

@@ -280,7 +280,15 @@ int manager_dma_info(Manager *m, const char *spec, DmaView *ret, ManagerError *e
         if (holder && holder->state == LEASE_ACTIVE && holder->dma.flags != 0) {
                 d.source = DMA_SOURCE_CONTAINER;
                 d.dma = holder->dma;
-        } else if (holder && holder->state == LEASE_ACTIVE && holder->dma_errno != 0)
+                if (holder->delivery == LEASE_DELIVERY_IOMMUFD)
+                        /* No container: what the lease's iommufd says before any device is bound. */
+                        (void) snprintf(d.note, sizeof d.note, "lease %s's iommufd: the IOVA ranges of an IOAS with "
+                                        "nothing attached, the groups' reserved regions cut out; page sizes and "
+                                        "IOMMU_GET_HW_INFO need a bound device, and groupd binds none", holder->id);
+        } else if (holder && holder->state == LEASE_ACTIVE && holder->delivery == LEASE_DELIVERY_NODE_GRANT)
+                (void) snprintf(d.note, sizeof d.note, "lease %s is a node grant: groupd opened nothing to ask; only "
+                                "the reserved regions are known", holder->id);
+        else if (holder && holder->state == LEASE_ACTIVE && holder->dma_errno != 0)
                 (void) snprintf(d.note, sizeof d.note, "VFIO_IOMMU_GET_INFO on lease %s's container failed: %s",
                                 holder->id, strerror(holder->dma_errno));
         else if (holder && holder->state == LEASE_ACTIVE && holder->recovered)

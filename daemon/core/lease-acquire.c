@@ -48,10 +48,19 @@ static void acquire_job_done(int result, void *userdata) {
                 goto finish;
         }
 
-        /* The fds move from the job to the lease. */
+        /* The fds (and grants) move from the job to the lease. */
+        l->delivery = p->delivery;
         l->container_fd = TAKE_FD(p->container_fd);
         for (size_t i = 0; i < l->n_groups; i++)
                 l->group_fds[i] = TAKE_FD(p->group_fds[i]);
+        l->iommufd = TAKE_FD(p->iommufd);
+        for (size_t i = 0; i < l->n_devices; i++)
+                l->device_fds[i] = TAKE_FD(p->device_fds[i]);
+        for (size_t i = 0; i < p->n_grants; i++)
+                if (lease_add_grant(l, &p->grants[i]) < 0)
+                        /* Cannot happen but for memory: the release would not know to revoke it. */
+                        log_error("Lease %s: out of memory recording the grant of /dev/%s.", l->id,
+                                  p->grants[i].node);
         l->iommu_type = p->iommu_type;
         l->dma = p->dma;
         l->dma_errno = p->dma_errno;
@@ -222,7 +231,63 @@ static int acquire_request_check(const AcquireRequest *req, ManagerError *err) {
                               "VIOMMU only says how to count memlock: it needs MEMLOCK");
                 return -EINVAL;
         }
+        if (req->delivery < 0 || req->delivery >= _LEASE_DELIVERY_MAX) {
+                manager_error(err, MANAGER_ERROR_INVALID, EINVAL,
+                              "unknown delivery mode %i (iommufd, legacy, node-grant or auto)", (int) req->delivery);
+                return -EINVAL;
+        }
+        if (req->grant_uid_set && req->delivery != LEASE_DELIVERY_NODE_GRANT) {
+                manager_error(err, MANAGER_ERROR_INVALID, EINVAL, "a grant uid goes with node-grant delivery only");
+                return -EINVAL;
+        }
+        if (req->grant_uid_set && req->grant_uid == (uid_t) -1) {
+                manager_error(err, MANAGER_ERROR_INVALID, EINVAL, "uid %u cannot be granted anything",
+                              (unsigned) req->grant_uid);
+                return -EINVAL;
+        }
+        if (req->delivery == LEASE_DELIVERY_NODE_GRANT && req->configure_iommu) {
+                manager_error(err, MANAGER_ERROR_INVALID, EINVAL,
+                              "node-grant opens no container, so it cannot set its IOMMU type (CONFIGURE_IOMMU)");
+                return -EINVAL;
+        }
         return 0;
+}
+
+/* What the caller may have delivered, and how, before anything is looked up or touched. */
+static int acquire_check_delivery(Manager *m, Lease *l, const Caller *c, const AcquireRequest *req,
+                                  ManagerError *err) {
+        l->delivery = req->delivery;
+        if (req->delivery == LEASE_DELIVERY_NODE_GRANT) {
+                l->grant_uid = req->grant_uid_set ? req->grant_uid : c->uid;
+                if (c->uid != 0 && l->grant_uid != c->uid) {
+                        manager_error(err, MANAGER_ERROR_DENIED, EPERM,
+                                      "only root may grant node access to another uid (uid %u asked for uid %u)",
+                                      (unsigned) c->uid, (unsigned) l->grant_uid);
+                        return -EPERM;
+                }
+        }
+        if (req->delivery == LEASE_DELIVERY_IOMMUFD && !host_has_iommufd(m->host)) {
+                manager_error(err, MANAGER_ERROR_HOST, EOPNOTSUPP,
+                              "delivery iommufd: this kernel has no /dev/iommu (CONFIG_IOMMUFD); ask for legacy "
+                              "or auto");
+                return -EOPNOTSUPP;
+        }
+        return 0;
+}
+
+/* An iommufd lease's fds must fit in one message. */
+static int acquire_check_device_count(Lease *l, ManagerError *err) {
+        if (l->n_devices <= LEASE_DEVICE_FDS_MAX)
+                return 0;
+        if (l->delivery == LEASE_DELIVERY_AUTO) {
+                l->delivery = LEASE_DELIVERY_LEGACY;
+                return 0;
+        }
+        if (l->delivery != LEASE_DELIVERY_IOMMUFD)
+                return 0;
+        manager_error(err, MANAGER_ERROR_LIMIT, E2BIG, "delivery iommufd hands one fd per device, at most %u; "
+                      "this lease has %zu devices", LEASE_DEVICE_FDS_MAX, l->n_devices);
+        return -E2BIG;
 }
 
 /* Ties the new lease to its owner; *client_lease_fd gets the client's end of a lease fd. */
@@ -355,6 +420,8 @@ static int acquire_submit(Manager *m, Lease *l, AcquireDone done, void *userdata
         }
         p = op->prepare;
         p->configure_iommu = l->configure_iommu;
+        p->delivery = l->delivery;
+        p->grant_uid = l->grant_uid;
         p->memlock = l->memlock_asked;
         p->viommu = l->viommu;
         p->guest_ram = l->guest_ram;
@@ -433,7 +500,13 @@ int manager_acquire(Manager *m, const Caller *c, const AcquireRequest *req, Acqu
         if (r < 0)
                 return r;
 
+        r = acquire_check_delivery(m, l, c, req, err);
+        if (r < 0)
+                return r;
         r = acquire_add_groups(m, l, c, req, err);
+        if (r < 0)
+                return r;
+        r = acquire_check_device_count(l, err);
         if (r < 0)
                 return r;
 

@@ -90,6 +90,8 @@ static int lease_release_run(Manager *m, Lease *l) {
                 r = -ENOMEM;
         else
                 r = prepare_new(m->host, l->devices, l->n_devices, l->groups, l->n_groups, &op->prepare);
+        if (r >= 0)
+                r = prepare_set_grants(op->prepare, l->grants, l->n_grants);
         if (r >= 0) {
                 op->lease = l;
                 r = worker_submit(m->worker, release_job_run, release_job_done, op);

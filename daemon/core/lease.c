@@ -26,6 +26,14 @@ static const char *const lease_reason_table[_LEASE_REASON_MAX] = {
 };
 DEFINE_STRING_TABLE_LOOKUP(lease_reason, LeaseReason, lease_reason_table);
 
+static const char *const lease_delivery_table[_LEASE_DELIVERY_MAX] = {
+        [LEASE_DELIVERY_LEGACY] = "legacy",
+        [LEASE_DELIVERY_IOMMUFD] = "iommufd",
+        [LEASE_DELIVERY_NODE_GRANT] = "node-grant",
+        [LEASE_DELIVERY_AUTO] = "auto",
+};
+DEFINE_STRING_TABLE_LOOKUP(lease_delivery, LeaseDelivery, lease_delivery_table);
+
 static const char *const owner_kind_table[_OWNER_KIND_MAX] = {
         [OWNER_CONNECTION] = "connection",
         [OWNER_PROCESS] = "process",
@@ -48,6 +56,7 @@ int lease_new(Manager *m, Lease **ret) {
         l->revoke_pidfd = -EBADF;
         l->lease_fd = -EBADF;
         l->container_fd = -EBADF;
+        l->iommufd = -EBADF;
         l->state = LEASE_ACQUIRING;
 
         r = lease_id_generate(l->id);
@@ -66,6 +75,9 @@ void lease_close_fds(Lease *l) {
         l->container_fd = safe_close(l->container_fd);
         if (l->group_fds)
                 close_many(l->group_fds, l->n_groups);
+        l->iommufd = safe_close(l->iommufd);
+        if (l->device_fds)
+                close_many(l->device_fds, l->n_devices);
 }
 
 Lease *lease_free(Lease *l) {
@@ -85,7 +97,9 @@ Lease *lease_free(Lease *l) {
         free(l->bus_name);
         free(l->groups);
         free(l->group_fds);
+        free(l->device_fds);
         free(l->devices);
+        free(l->grants);
         free(l);
         return NULL;
 }
@@ -154,11 +168,31 @@ int lease_add_device(Lease *l, const char *address, unsigned group, const char *
         if (!d)
                 return -ENOMEM;
         l->devices = d;
+        {
+                int *f = reallocarray(l->device_fds, l->n_devices + 1, sizeof *f);
+                if (!f)
+                        return -ENOMEM;
+                l->device_fds = f;
+                f[l->n_devices] = -EBADF;
+        }
         d = &l->devices[l->n_devices++];
         *d = (LeaseDevice) { .group = group };
         strcpy(d->address, address);
         strcpy(d->driver, strempty(driver));
         strcpy(d->override, strempty(override));
+        return 0;
+}
+
+int lease_add_grant(Lease *l, const LeaseGrant *g) {
+        LeaseGrant *a;
+
+        assert(l);
+        assert(g);
+        a = reallocarray(l->grants, l->n_grants + 1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        l->grants = a;
+        l->grants[l->n_grants++] = *g;
         return 0;
 }
 

@@ -58,6 +58,8 @@ typedef enum OwnerKind {
         _OWNER_KIND_INVALID = -EINVAL,
 } OwnerKind;
 
+const char *lease_delivery_to_string(LeaseDelivery d) _pure_;
+LeaseDelivery lease_delivery_from_string(const char *s) _pure_;
 const char *lease_state_to_string(LeaseState s) _pure_;
 LeaseState lease_state_from_string(const char *s) _pure_;
 const char *lease_reason_to_string(LeaseReason r) _pure_;
@@ -134,6 +136,14 @@ struct Lease {
         int container_fd;               /* the daemon's own copies; -EBADF when closed or not recovered */
         int *group_fds;                 /* n_groups entries */
 
+        /* Delivery: what the acquire asked (AUTO until prepared), then what it got. */
+        LeaseDelivery delivery;
+        uid_t grant_uid;                /* LEASE_DELIVERY_NODE_GRANT: who may open the nodes */
+        int iommufd;                    /* LEASE_DELIVERY_IOMMUFD: the daemon's copies, as the others */
+        int *device_fds;                /* n_devices entries: each device's cdev, in devices[] order */
+        LeaseGrant *grants;             /* the nodes granted, with what they were before */
+        size_t n_grants;
+
         Lease *prev, *next;
 };
 
@@ -146,6 +156,7 @@ void lease_close_fds(Lease *l);
 int lease_add_group(Lease *l, unsigned group);
 /* A device the lease claims, with the driver and driver_override it had (either NULL or "" for none). */
 int lease_add_device(Lease *l, const char *address, unsigned group, const char *driver, const char *override);
+int lease_add_grant(Lease *l, const LeaseGrant *g);
 bool lease_has_group(const Lease *l, unsigned group);
 /* The lease's groups as text, "3, 7". */
 void lease_groups_to_text(const Lease *l, char *buf, size_t size);

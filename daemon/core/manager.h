@@ -70,12 +70,21 @@ typedef struct AcquireRequest {
         bool memlock;                /* raise the owner's RLIMIT_MEMLOCK for guest_ram */
         bool viommu;                 /* with memlock: the guest has a vIOMMU */
         uint64_t guest_ram;          /* with memlock: bytes */
+        LeaseDelivery delivery;      /* zero is legacy: what a request that does not say always got */
+        bool grant_uid_set;          /* node-grant: grant_uid names the uid (root may name any, others only
+                                      * themselves); unset, the caller's own */
+        uid_t grant_uid;
 } AcquireRequest;
+
+/* An iommufd lease hands one fd per device, and a message carries at most 66 (the iommufd and a lease fd
+ * besides): more devices than this take legacy delivery (auto) or are refused (iommufd). */
+#define LEASE_DEVICE_FDS_MAX 64u
 
 typedef struct Manager Manager;
 
 /* Called on the loop when an acquire finishes. On success lease is set and err NULL; the lease's fds
- * (lease->container_fd, lease->group_fds) are the daemon's copies, to be sent (not closed) by the edge;
+ * (lease->container_fd and lease->group_fds for legacy delivery, lease->iommufd and lease->device_fds for
+ * iommufd, none for node-grant: lease->delivery says which) are the daemon's copies, to be sent (not closed) by the edge;
  * *lease_fd is the client's end of the lease fd (if one was asked), which the edge takes (TAKE_FD) and
  * closes once sent. Return < 0 if the reply could not be delivered: the lease is then released at once.
  * On failure lease is NULL and err says what failed; nothing was left changed. */

@@ -91,6 +91,11 @@ Prepare *prepare_free(Prepare *p) {
         if (p->group_fds)
                 close_many(p->group_fds, p->n_groups);
         free(p->group_fds);
+        safe_close(p->iommufd);
+        if (p->device_fds)
+                close_many(p->device_fds, p->n_devices);
+        free(p->device_fds);
+        free(p->grants);
         free(p->devices);
         free(p->groups);
         free(p);
@@ -116,8 +121,12 @@ int prepare_new(Host *h, const LeaseDevice *devices, size_t n_devices, const uns
         p->devices = calloc(MAX(n_devices, (size_t) 1), sizeof *p->devices);
         p->groups = calloc(MAX(n_groups, (size_t) 1), sizeof *p->groups);
         p->group_fds = calloc(MAX(n_groups, (size_t) 1), sizeof *p->group_fds);
-        if (!p->devices || !p->groups || !p->group_fds)
+        p->device_fds = calloc(MAX(n_devices, (size_t) 1), sizeof *p->device_fds);
+        if (!p->devices || !p->groups || !p->group_fds || !p->device_fds)
                 return -ENOMEM;
+        p->iommufd = -EBADF;
+        for (size_t i = 0; i < n_devices; i++)
+                p->device_fds[i] = -EBADF;
         if (n_devices > 0)
                 memcpy(p->devices, devices, n_devices * sizeof *devices);
         if (n_groups > 0)
@@ -126,6 +135,41 @@ int prepare_new(Host *h, const LeaseDevice *devices, size_t n_devices, const uns
                 p->group_fds[i] = -EBADF;
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+int prepare_set_grants(Prepare *p, const LeaseGrant *grants, size_t n) {
+        assert(p);
+        assert(grants || n == 0);
+        free(p->grants);
+        p->grants = NULL;
+        p->n_grants = 0;
+        if (n == 0)
+                return 0;
+        p->grants = calloc(n, sizeof *p->grants);
+        if (!p->grants)
+                return -ENOMEM;
+        memcpy(p->grants, grants, n * sizeof *grants);
+        p->n_grants = n;
+        return 0;
+}
+
+/* Puts each granted node's ACL and mode back as they were. A node that is gone (the kernel removes
+ * /dev/vfio/N when its group leaves vfio-pci) has nothing to put back. */
+static int revoke_grants(Host *h, const LeaseGrant *grants, size_t n, char *detail, size_t size) {
+        int first_error = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                int r = host_node_restore(h, grants[i].node, &grants[i].before);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0) {
+                        text_append(detail, size, "/dev/%s: access not put back (%s)", grants[i].node, strerror(-r));
+                        if (first_error == 0)
+                                first_error = r;
+                } else
+                        text_append(detail, size, "/dev/%s: access as before", grants[i].node);
+        }
+        return first_error;
 }
 
 /* Puts devices back exactly as found: driver and driver_override both. First every device leaves the
@@ -228,9 +272,14 @@ static int restore_devices(Host *h, const LeaseDevice *devices, size_t n, char *
 }
 
 int prepare_restore(Prepare *p) {
+        int r, k;
+
         assert(p);
-        return restore_devices(p->host, p->devices, p->n_devices, p->detail, sizeof p->detail, &p->us_unbind,
-                               &p->us_rebind);
+        /* Grants first: the nodes go with the unbind, and a device that stays on vfio-pci keeps its node. */
+        k = revoke_grants(p->host, p->grants, p->n_grants, p->detail, sizeof p->detail);
+        r = restore_devices(p->host, p->devices, p->n_devices, p->detail, sizeof p->detail, &p->us_unbind,
+                            &p->us_rebind);
+        return r < 0 ? r : k;
 }
 
 /* 1. Every device onto its VFIO driver (vfio-pci, or the variant driver chosen). What it moved goes to
@@ -348,6 +397,131 @@ static int prepare_open(Prepare *p) {
         return 0;
 }
 
+/* 2, iommufd: AUTO decided (now that the devices are on vfio-pci, their cdevs exist or not). */
+static int prepare_resolve_delivery(Prepare *p) {
+        Host *h = p->host;
+        char cdev[HOST_CDEV_MAX];
+        bool cdevs = true;
+
+        if (p->delivery != LEASE_DELIVERY_AUTO && p->delivery != LEASE_DELIVERY_IOMMUFD)
+                return 0;
+        for (size_t i = 0; i < p->n_devices && cdevs; i++)
+                if (host_device_cdev(h, p->devices[i].address, cdev) < 0) {
+                        if (p->delivery == LEASE_DELIVERY_IOMMUFD) {
+                                manager_error(&p->error, MANAGER_ERROR_HOST, EOPNOTSUPP,
+                                              "delivery iommufd: device %s has no VFIO cdev (no "
+                                              "/sys/bus/pci/devices/%s/vfio-dev/: a kernel without "
+                                              "VFIO_DEVICE_CDEV)", p->devices[i].address, p->devices[i].address);
+                                return -EOPNOTSUPP;
+                        }
+                        cdevs = false;
+                }
+        if (p->delivery == LEASE_DELIVERY_AUTO)
+                p->delivery = cdevs && host_has_iommufd(h) ? LEASE_DELIVERY_IOMMUFD : LEASE_DELIVERY_LEGACY;
+        return 0;
+}
+
+/* Cuts [start, end] out of the IOVA ranges. */
+static void iova_cut(HostIommuInfo *info, uint64_t start, uint64_t end) {
+        HostIommuInfo out = *info;
+
+        out.n_iova = 0;
+        for (uint32_t i = 0; i < info->n_iova; i++) {
+                HostIovaRange r = info->iova[i];
+                if (r.end < start || r.start > end) {
+                        if (out.n_iova < HOST_IOVA_RANGES_MAX)
+                                out.iova[out.n_iova++] = r;
+                        continue;
+                }
+                if (r.start < start && out.n_iova < HOST_IOVA_RANGES_MAX)
+                        out.iova[out.n_iova++] = (HostIovaRange) { r.start, start - 1 };
+                if (r.end > end && out.n_iova < HOST_IOVA_RANGES_MAX)
+                        out.iova[out.n_iova++] = (HostIovaRange) { end + 1, r.end };
+        }
+        *info = out;
+}
+
+/* 3, iommufd: one /dev/iommu with per-process memlock accounting (read back), one unbound cdev per device.
+ * /dev/vfio/N is never opened: a group open and a cdev bind exclude each other. */
+static int prepare_open_iommufd(Prepare *p) {
+        Host *h = p->host;
+        uint64_t t = now_us();
+        bool per_process = false;
+        int r;
+
+        r = host_open_iommufd(h, &p->iommufd);
+        if (r < 0) {
+                manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot open /dev/iommu: %s", strerror(-r));
+                return r;
+        }
+        r = host_iommufd_set_rlimit_mode(h, p->iommufd, true);
+        if (r >= 0)
+                r = host_iommufd_get_rlimit_mode(h, p->iommufd, &per_process);
+        if (r >= 0 && !per_process)
+                r = -EIO;
+        if (r < 0) {
+                manager_error(&p->error, MANAGER_ERROR_HOST, r,
+                              "cannot set IOMMU_OPTION_RLIMIT_MODE to per-process on the iommufd: %s%s", strerror(-r),
+                              r == -EPERM ? " (groupd needs CAP_SYS_RESOURCE for this)" : "");
+                return r;
+        }
+        for (size_t i = 0; i < p->n_devices; i++) {
+                r = host_open_device_cdev(h, p->devices[i].address, &p->device_fds[i]);
+                if (r < 0) {
+                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot open the VFIO cdev of %s: %s",
+                                      p->devices[i].address, strerror(-r));
+                        return r;
+                }
+        }
+        p->us_open += now_us() - t;
+
+        /* The DMA facts iommufd gives without a bound device: a scratch IOAS's IOVA ranges, with every
+         * group's reserved regions (sysfs) cut out. Not having them fails nothing. */
+        r = host_iommufd_iova_ranges(h, p->iommufd, &p->dma);
+        for (size_t i = 0; r >= 0 && i < p->n_groups; i++) {
+                HostGroup hg = {};
+                if (host_read_group(h, p->groups[i], &hg) < 0)
+                        continue;
+                for (size_t k = 0; k < hg.n_regions; k++)
+                        if (!streq(hg.regions[k].type, "direct-relaxable"))
+                                iova_cut(&p->dma, hg.regions[k].start, hg.regions[k].end);
+                host_group_done(&hg);
+        }
+        if (r < 0) {
+                p->dma = (HostIommuInfo) {};
+                p->dma_errno = -r;
+        }
+        return 0;
+}
+
+/* 3, node-grant: nothing opened; the uid gets read and write on each group's node. */
+static int prepare_grant(Prepare *p) {
+        Host *h = p->host;
+
+        free(p->grants);
+        p->n_grants = 0;
+        p->grants = calloc(MAX(p->n_groups, (size_t) 1), sizeof *p->grants);
+        if (!p->grants) {
+                manager_error(&p->error, MANAGER_ERROR_INTERNAL, ENOMEM, "out of memory");
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < p->n_groups; i++) {
+                LeaseGrant *g = &p->grants[p->n_grants];
+                int r;
+
+                (void) snprintf(g->node, sizeof g->node, "vfio/%u", p->groups[i]);
+                r = host_node_grant(h, g->node, p->grant_uid, &g->before);
+                if (r < 0) {
+                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot grant uid %u access to /dev/%s: %s%s",
+                                      (unsigned) p->grant_uid, g->node, strerror(-r),
+                                      r == -EOPNOTSUPP ? " (no POSIX ACLs on this /dev)" : "");
+                        return r;
+                }
+                p->n_grants++;
+        }
+        return 0;
+}
+
 /* 4. The owner's locked-memory limit, when asked, within the policy's ceiling. */
 static int prepare_memlock(Prepare *p) {
         uint64_t window = (p->dma.flags & HOST_IOMMU_SPAPR) ? p->dma.spapr_dma32_size : 0, want = 0;
@@ -413,7 +587,18 @@ int prepare_acquire(Prepare *p) {
         r = prepare_bind(p, touched, &n_touched);
         p->us_bind = now_us() - t;
         if (r >= 0)
-                r = prepare_open(p);
+                r = prepare_resolve_delivery(p);
+        if (r >= 0)
+                switch (p->delivery) {
+                case LEASE_DELIVERY_IOMMUFD:
+                        r = prepare_open_iommufd(p);
+                        break;
+                case LEASE_DELIVERY_NODE_GRANT:
+                        r = prepare_grant(p);
+                        break;
+                default:
+                        r = prepare_open(p);
+                }
         if (r >= 0)
                 r = prepare_memlock(p);
         if (r >= 0)
@@ -421,6 +606,10 @@ int prepare_acquire(Prepare *p) {
 
         p->container_fd = safe_close(p->container_fd);
         close_many(p->group_fds, p->n_groups);
+        p->iommufd = safe_close(p->iommufd);
+        close_many(p->device_fds, p->n_devices);
+        (void) revoke_grants(p->host, p->grants, p->n_grants, p->detail, sizeof p->detail);
+        p->n_grants = 0;
         (void) restore_devices(p->host, touched, n_touched, p->detail, sizeof p->detail, NULL, NULL);
         return -abs(p->error.errno_value ?: EIO);
 }

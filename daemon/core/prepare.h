@@ -9,7 +9,11 @@
  *                      container and the groups opened and attached, the IOMMU type set if asked, the DMA
  *                      facts read, the owner's RLIMIT_MEMLOCK raised if asked. All or nothing: on failure
  *                      what this call changed, and only that, is undone, and the fds are closed.
- *   prepare_restore()  every device back as it was found. Idempotent: each step looks at the device
+ *                      The delivery decides what is opened: the container and the groups (legacy), one
+ *                      /dev/iommu and the devices' cdevs, never /dev/vfio/N (iommufd), or nothing but an
+ *                      ACL entry on each /dev/vfio/N for one uid (node-grant).
+ *   prepare_restore()  the grants revoked (each node's ACL and mode as before), then every device back as
+ *                      it was found. Idempotent: each step looks at the device
  *                      first, so it also finishes a half-done acquire or release found after a crash. */
 
 #include <stdbool.h>
@@ -28,6 +32,23 @@ typedef struct LeaseDevice {
         char vfio_driver[HOST_DRIVER_MAX];/* the VFIO driver the acquire binds ("" means vfio-pci); unused
                                            * when the device was on a VFIO driver already */
 } LeaseDevice;
+
+/* How a lease's devices reach the VMM. Zero is legacy, so that a request that does not say (an old
+ * client, an edge that does not know the modes) gets what it always got. */
+typedef enum LeaseDelivery {
+        LEASE_DELIVERY_LEGACY,            /* the container fd and the group fds (/dev/vfio/N) */
+        LEASE_DELIVERY_IOMMUFD,           /* one /dev/iommu fd and one unbound cdev fd per device */
+        LEASE_DELIVERY_NODE_GRANT,        /* nothing opened: one uid may open the group nodes itself */
+        LEASE_DELIVERY_AUTO,              /* asked only: iommufd where the kernel has it, else legacy */
+        _LEASE_DELIVERY_MAX,
+        _LEASE_DELIVERY_INVALID = -EINVAL,
+} LeaseDelivery;
+
+/* A node granted to a uid for a node-grant lease, and what it was before, to be put back exactly. */
+typedef struct LeaseGrant {
+        char node[HOST_NODE_MAX];       /* relative to the dev root: "vfio/3" */
+        HostNodeAccess before;
+} LeaseGrant;
 
 /* Does an acquire assign this device (put it on a VFIO driver and hand it over)? Every device but a
  * bridge (PCI header type 1 or 2): vfio-pci refuses bridges, and the kernel accepts a group with its
@@ -51,6 +72,9 @@ typedef struct Prepare {
         size_t n_groups;
 
         /* What the acquire asks. */
+        LeaseDelivery delivery;        /* AUTO is resolved here (iommufd where /dev/iommu and
+                                        * every device's cdev exist once bound, else legacy) */
+        uid_t grant_uid;               /* node-grant */
         bool configure_iommu;
         bool memlock;                  /* raise memlock_pid's RLIMIT_MEMLOCK */
         bool viommu;
@@ -61,6 +85,10 @@ typedef struct Prepare {
         /* Results of prepare_acquire(): the fds until the loop takes them (TAKE_FD). */
         int container_fd;
         int *group_fds;                /* n_groups entries */
+        int iommufd;                   /* iommufd delivery: RLIMIT_MODE per-process, checked */
+        int *device_fds;               /* iommufd delivery: n_devices entries, unbound cdevs */
+        LeaseGrant *grants;            /* node-grant: in, to revoke (restore); out, what was granted */
+        size_t n_grants;
         uint32_t iommu_type;
         HostIommuInfo dma;
         int dma_errno;                 /* why GET_INFO failed, if it did (the acquire goes on) */
@@ -77,6 +105,8 @@ typedef struct Prepare {
 
 int prepare_new(Host *h, const LeaseDevice *devices, size_t n_devices, const unsigned *groups, size_t n_groups,
                 Prepare **ret);
+/* Copies the grants a release must revoke into p. */
+int prepare_set_grants(Prepare *p, const LeaseGrant *grants, size_t n);
 Prepare *prepare_free(Prepare *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Prepare *, prepare_free);
 

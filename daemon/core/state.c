@@ -71,6 +71,21 @@ int state_write(const char *path, Lease *leases) {
                         (unsigned) l->pid, (unsigned) l->owner_pid, l->owner_starttime, l->connection_id,
                         (unsigned) l->configure_iommu, l->since_usec, (unsigned) l->kvm_registered, l->memlock);
                 escape(f, l->label);
+                /* Delivery and grants (after the label; keys an older daemon skips). A grant is the node and
+                 * what it was before: owner, mode, and the ACL's bytes in hex ("-" for none). */
+                fprintf(f, " delivery=%s", lease_delivery_to_string(l->delivery));
+                if (l->delivery == LEASE_DELIVERY_NODE_GRANT)
+                        fprintf(f, " grant-uid=%u", (unsigned) l->grant_uid);
+                for (size_t i = 0; i < l->n_grants; i++) {
+                        const HostNodeAccess *b = &l->grants[i].before;
+                        fputs(" grant=", f);
+                        escape(f, l->grants[i].node);
+                        fprintf(f, ",%u,%u,%04o,", (unsigned) b->uid, (unsigned) b->gid, (unsigned) b->mode);
+                        if (!b->has_acl)
+                                fputc('-', f);
+                        for (size_t k = 0; b->has_acl && k < b->acl_size; k++)
+                                fprintf(f, "%02x", b->acl[k]);
+                }
                 fputc('\n', f);
                 for (size_t i = 0; i < l->n_groups; i++)
                         fprintf(f, "group %u\n", l->groups[i]);
@@ -98,6 +113,44 @@ int state_write(const char *path, Lease *leases) {
         if (r < 0)
                 (void) unlink(tmp);
         return r;
+}
+
+/* "vfio/3,0,0,0600,-" or "...,0600,02000000010006..." */
+static int parse_grant(const char *v, Lease *l) {
+        _cleanup_free_ char *node = NULL;
+        LeaseGrant g = {};
+        unsigned uid, gid, mode;
+        const char *comma = strchr(v, ','), *hex;
+        char raw[HOST_NODE_MAX * 3 + 1];
+        int r, n = 0;
+
+        if (!comma || (size_t) (comma - v) >= sizeof raw)
+                return -EBADMSG;
+        memcpy(raw, v, (size_t) (comma - v));
+        raw[comma - v] = 0;
+        r = unescape(raw, &node);
+        if (r < 0)
+                return r;
+        if (strlen(node) >= sizeof g.node ||
+            sscanf(comma + 1, "%u,%u,%o,%n", &uid, &gid, &mode, &n) != 3 || n == 0)
+                return -EBADMSG;
+        strcpy(g.node, node);
+        g.before = (HostNodeAccess) { .uid = uid, .gid = gid, .mode = mode & 07777 };
+        hex = comma + 1 + n;
+        if (!streq(hex, "-")) {
+                size_t len = strlen(hex);
+                if (len == 0 || len % 2 != 0 || len / 2 > sizeof g.before.acl)
+                        return -EBADMSG;
+                for (size_t k = 0; k < len / 2; k++) {
+                        unsigned byte;
+                        if (sscanf(hex + 2 * k, "%2x", &byte) != 1)
+                                return -EBADMSG;
+                        g.before.acl[k] = (uint8_t) byte;
+                }
+                g.before.has_acl = true;
+                g.before.acl_size = len / 2;
+        }
+        return lease_add_grant(l, &g);
 }
 
 static int parse_lease_line(char *line, Lease *l) {
@@ -152,7 +205,18 @@ static int parse_lease_line(char *line, Lease *l) {
                                 l->memlock = strtoull(v, NULL, 10);
                         else if ((v = startswith_word(w, "since=")))
                                 l->since_usec = strtoull(v, NULL, 10);
-                        else if ((v = startswith_word(w, "label="))) {
+                        else if ((v = startswith_word(w, "delivery="))) {
+                                r = lease_delivery_from_string(v);
+                                if (r < 0)
+                                        return -EBADMSG;
+                                l->delivery = r;
+                        } else if ((v = startswith_word(w, "grant-uid=")))
+                                l->grant_uid = (uid_t) strtoul(v, NULL, 10);
+                        else if ((v = startswith_word(w, "grant="))) {
+                                r = parse_grant(v, l);
+                                if (r < 0)
+                                        return r;
+                        } else if ((v = startswith_word(w, "label="))) {
                                 free(l->label);
                                 l->label = NULL;
                                 r = unescape(v, &l->label);

@@ -542,12 +542,14 @@ typedef struct AcquireCtx {
         Server *server;
         uint64_t client_id;
         uint32_t serial;
+        bool delivery_block;    /* the ACQUIRE had GD_ACQUIRE_DELIVERY: so has the reply */
 } AcquireCtx;
 
 static int on_acquire_done(Manager *m, Lease *l, int *lease_fd, const ManagerError *err, void *userdata) {
         AcquireCtx *ctx = userdata;
         Client *c = server_find_client(ctx->server, ctx->client_id);
         uint32_t serial = ctx->serial;
+        bool delivery_block = ctx->delivery_block;
         int fds[GD_FDS_PER_MSG_MAX], r;
         size_t n_fds = 0;
 
@@ -562,20 +564,32 @@ static int on_acquire_done(Manager *m, Lease *l, int *lease_fd, const ManagerErr
                 return 0;
         }
 
-        GdMsg reply = { .type = GD_MSG_ACQUIRED, .serial = serial };
+        GdMsg reply = { .type = delivery_block ? GD_MSG_ACQUIRED_DELIVERY : GD_MSG_ACQUIRED, .serial = serial };
         reply.acquired.token = l->token;
         reply.acquired.iommu_type = l->iommu_type;
         reply.acquired.memlock = l->memlock;
         wire_dma(&l->dma, &reply.acquired.dma);
         wire_lease(l, &reply.acquired.lease);
 
-        fds[n_fds++] = l->container_fd;
-        for (size_t i = 0; i < l->n_groups; i++)
-                fds[n_fds++] = l->group_fds[i];
+        if (delivery_block && wire_acquired_delivery(l, &reply.acquired) < 0) {
+                log_oom();
+                client_disconnect(c);
+                return -ENOMEM;
+        }
+        if (l->delivery == LEASE_DELIVERY_IOMMUFD) {
+                fds[n_fds++] = l->iommufd;
+                for (size_t i = 0; i < l->n_devices; i++)
+                        fds[n_fds++] = l->device_fds[i];
+        } else if (l->delivery == LEASE_DELIVERY_LEGACY) {
+                fds[n_fds++] = l->container_fd;
+                for (size_t i = 0; i < l->n_groups; i++)
+                        fds[n_fds++] = l->group_fds[i];
+        }
         if (*lease_fd >= 0)
                 fds[n_fds++] = *lease_fd;
 
         r = client_send(c, &reply, fds, n_fds);
+        wire_acquired_delivery_done(&reply.acquired);
         if (r < 0) {
                 client_log(c->server, c, LOG_WARNING, "Failed to hand lease %s to client %" PRIu64 ": %s", l->id,
                            c->id, strerror(-r));
@@ -644,7 +658,8 @@ static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
                 ctx = calloc(1, sizeof *ctx);
                 if (!ctx)
                         return client_send_error(c, m->serial, GD_ERR_INTERNAL, ENOMEM, "out of memory");
-                *ctx = (AcquireCtx) { .server = s, .client_id = c->id, .serial = m->serial };
+                *ctx = (AcquireCtx) { .server = s, .client_id = c->id, .serial = m->serial,
+                                      .delivery_block = m->acquire.flags & GD_ACQUIRE_DELIVERY };
 
                 r = manager_acquire(s->manager, &c->caller, &req, on_acquire_done, ctx, &err);
                 if (r < 0) {

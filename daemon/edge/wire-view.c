@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "wire-view.h"
 
@@ -240,6 +243,60 @@ oom:
         return -ENOMEM;
 }
 
+static_assert((int) LEASE_DELIVERY_LEGACY == (int) GD_DELIVERY_LEGACY, "delivery numbers");
+static_assert((int) LEASE_DELIVERY_IOMMUFD == (int) GD_DELIVERY_IOMMUFD, "delivery numbers");
+static_assert((int) LEASE_DELIVERY_NODE_GRANT == (int) GD_DELIVERY_NODE_GRANT, "delivery numbers");
+static_assert((int) LEASE_DELIVERY_AUTO == (int) GD_DELIVERY_AUTO, "delivery numbers");
+static_assert((int) _LEASE_DELIVERY_MAX == (int) _GD_DELIVERY_MAX, "delivery numbers");
+static_assert(LEASE_DEVICE_FDS_MAX == GD_DEVICES_PER_ACQUIRE_MAX, "device fds per ACQUIRED");
+
+void wire_acquired_delivery_done(GdAcquired *a) {
+        assert(a);
+        if (a->devices)
+                for (size_t i = 0; i < a->n_devices; i++)
+                        free(a->devices[i]);
+        free(a->devices);
+        if (a->nodes)
+                for (size_t i = 0; i < a->n_nodes; i++)
+                        free(a->nodes[i]);
+        free(a->nodes);
+        a->devices = a->nodes = NULL;
+        a->n_devices = a->n_nodes = 0;
+}
+
+int wire_acquired_delivery(const Lease *l, GdAcquired *ret) {
+        assert(l);
+        assert(ret);
+
+        ret->delivery = (uint32_t) l->delivery;
+        ret->grant_uid = l->delivery == LEASE_DELIVERY_NODE_GRANT ? (uint32_t) l->grant_uid : 0;
+        if (l->delivery == LEASE_DELIVERY_IOMMUFD) {
+                ret->devices = calloc(MAX(l->n_devices, (size_t) 1), sizeof(char *));
+                if (!ret->devices)
+                        return -ENOMEM;
+                for (size_t i = 0; i < l->n_devices; i++) {
+                        ret->devices[i] = strdup(l->devices[i].address);
+                        if (!ret->devices[i])
+                                goto oom;
+                        ret->n_devices++;
+                }
+        }
+        if (l->delivery == LEASE_DELIVERY_NODE_GRANT) {
+                ret->nodes = calloc(MAX(l->n_grants, (size_t) 1), sizeof(char *));
+                if (!ret->nodes)
+                        goto oom;
+                for (size_t i = 0; i < l->n_grants; i++) {
+                        if (asprintf(&ret->nodes[i], "/dev/%s", l->grants[i].node) < 0)
+                                goto oom;
+                        ret->n_nodes++;
+                }
+        }
+        return 0;
+oom:
+        wire_acquired_delivery_done(ret);
+        return -ENOMEM;
+}
+
 int wire_acquire_request(const GdAcquire *a, int owner_pidfd, AcquireRequest *ret, ManagerError *err) {
         assert(a);
         assert(ret);
@@ -265,6 +322,18 @@ int wire_acquire_request(const GdAcquire *a, int owner_pidfd, AcquireRequest *re
                 .memlock = a->flags & GD_ACQUIRE_MEMLOCK,
                 .viommu = a->flags & GD_ACQUIRE_VIOMMU,
                 .guest_ram = a->guest_ram,
+                /* Unknown modes go on to the core, which names them in its refusal. */
+                .delivery = (a->flags & GD_ACQUIRE_DELIVERY) ?
+                        (a->delivery < _GD_DELIVERY_MAX ? (LeaseDelivery) a->delivery : _LEASE_DELIVERY_MAX) :
+                        LEASE_DELIVERY_LEGACY,
+                .grant_uid_set = (a->flags & GD_ACQUIRE_DELIVERY) && a->grant_uid != GD_GRANT_UID_CALLER,
+                .grant_uid = (a->flags & GD_ACQUIRE_DELIVERY) ? (uid_t) a->grant_uid : 0,
         };
+        if (ret->delivery == _LEASE_DELIVERY_MAX) {
+                manager_error(err, MANAGER_ERROR_INVALID, EINVAL,
+                              "unknown delivery mode %" PRIu32 " (0 legacy, 1 iommufd, 2 node-grant, 3 auto)",
+                              a->delivery);
+                return -EINVAL;
+        }
         return 0;
 }

@@ -28,3 +28,8 @@ int wire_dma_info(const DmaView *v, GdDmaInfo **ret);
 /* An ACQUIRE's flags and fields as the core's request (specs and label point into a, not copied).
  * -EINVAL (with *err) for flags the core has no word for. */
 int wire_acquire_request(const GdAcquire *a, int owner_pidfd, AcquireRequest *ret, ManagerError *err);
+
+/* ACQUIRED_DELIVERY's delivery block for a lease (the device addresses and node paths are allocated: free
+ * them with wire_acquired_delivery_done()). */
+int wire_acquired_delivery(const Lease *l, GdAcquired *ret);
+void wire_acquired_delivery_done(GdAcquired *a);

@@ -36,6 +36,11 @@ typedef struct HostOps {
         int (*modules_alias)(Host *h, char **ret);
         /* Optional: vfio-pci's deny list as this host has it; without it, the kernel's table is used. */
         bool (*denylisted)(Host *h, const HostDevice *d);
+        /* iommufd and the device cdev: the cdev found in sysfs by host.c, opened here. */
+        int (*open_device_cdev)(Host *h, const char *address, const char *cdev, int *ret_fd);
+        int (*open_iommufd)(Host *h, int *ret_fd);
+        int (*iommufd_rlimit_mode)(Host *h, int iommufd, bool set, bool *per_process);
+        int (*iommufd_iova_ranges)(Host *h, int iommufd, HostIommuInfo *ret);
 
 } HostOps;
 
@@ -81,7 +86,8 @@ struct Host {
         const HostOps *ops;
         HostKind kind;
         int sysfs_fd;           /* O_PATH|O_DIRECTORY: the sysfs root ("/sys", or the sim's state_dir/sys) */
-        int dev_fd;             /* O_PATH|O_DIRECTORY: the dev root (linux only; -EBADF for the sim) */
+        int dev_fd;             /* O_PATH|O_DIRECTORY: the dev root ("/dev", or the sim's state_dir/dev, where its
+                                 * node stand-ins live: vfio/N, vfio/devices/vfioN, iommu) */
         SysfsCache *cache;
         HostBusy busy;
         void *data;             /* the backend's own state */

@@ -13,6 +13,7 @@
 
 #include "fd-util.h"
 #include "host-internal.h"
+#include "iommufd-uapi.h"
 #include "log.h"
 
 static int linux_set_override(Host *h, const char *address, const char *driver) {
@@ -299,7 +300,75 @@ static int linux_modules_alias(Host *h, char **ret) {
         return 0;
 }
 
+static int linux_open_device_cdev(Host *h, const char *address, const char *cdev, int *ret_fd) {
+        char path[32 + HOST_CDEV_MAX];
+        int fd;
+
+        (void) snprintf(path, sizeof path, "vfio/devices/%s", cdev);
+        fd = openat(h->dev_fd, path, O_RDWR|O_CLOEXEC|O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        return 0;
+}
+
+static int linux_open_iommufd(Host *h, int *ret_fd) {
+        int fd = openat(h->dev_fd, "iommu", O_RDWR|O_CLOEXEC|O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        return 0;
+}
+
+static int linux_iommufd_rlimit_mode(Host *h, int iommufd, bool set, bool *per_process) {
+        struct iommu_option opt = {
+                .size = sizeof opt,
+                .option_id = IOMMU_OPTION_RLIMIT_MODE,
+                .op = set ? IOMMU_OPTION_OP_SET : IOMMU_OPTION_OP_GET,
+                .val64 = set && *per_process ? 1 : 0,
+        };
+
+        if (ioctl(iommufd, IOMMU_OPTION, &opt) < 0)
+                return -errno;
+        if (!set)
+                *per_process = opt.val64 == 1;
+        return 0;
+}
+
+static int linux_iommufd_iova_ranges(Host *h, int iommufd, HostIommuInfo *ret) {
+        struct iommu_iova_range ranges[HOST_IOVA_RANGES_MAX] = {};
+        struct iommu_ioas_alloc alloc = { .size = sizeof alloc };
+        struct iommu_ioas_iova_ranges q;
+        int r = 0;
+
+        if (ioctl(iommufd, IOMMU_IOAS_ALLOC, &alloc) < 0)
+                return -errno;
+        q = (struct iommu_ioas_iova_ranges) {
+                .size = sizeof q,
+                .ioas_id = alloc.out_ioas_id,
+                .num_iovas = HOST_IOVA_RANGES_MAX,
+                .allowed_iovas = (uintptr_t) ranges,
+        };
+        if (ioctl(iommufd, IOMMU_IOAS_IOVA_RANGES, &q) < 0)
+                r = -errno; /* EMSGSIZE: more than we can hold */
+        else {
+                ret->flags |= HOST_IOMMU_IOVA;
+                ret->n_iova = MIN(q.num_iovas, HOST_IOVA_RANGES_MAX);
+                for (uint32_t i = 0; i < ret->n_iova; i++)
+                        ret->iova[i] = (HostIovaRange) { ranges[i].start, ranges[i].last };
+        }
+        {
+                struct iommu_destroy d = { .size = sizeof d, .id = alloc.out_ioas_id };
+                (void) ioctl(iommufd, IOMMU_DESTROY, &d);
+        }
+        return r;
+}
+
 static const HostOps linux_ops = {
+        .open_device_cdev = linux_open_device_cdev,
+        .open_iommufd = linux_open_iommufd,
+        .iommufd_rlimit_mode = linux_iommufd_rlimit_mode,
+        .iommufd_iova_ranges = linux_iommufd_iova_ranges,
         .set_override = linux_set_override,
         .unbind = linux_unbind,
         .bind = linux_bind,

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <limits.h>
+#include <assert.h>
+#include <dirent.h>
+#include <endian.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
@@ -8,6 +12,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include "host-internal.h"
 
@@ -557,4 +563,306 @@ int host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_sof
         if (prlimit(pid, RLIMIT_MEMLOCK, &new, NULL) < 0)
                 return -errno;
         return 0;
+}
+
+/* ---------------------------------------------------------------- iommufd and the device cdev */
+
+bool host_has_iommufd(Host *h) {
+        if (!h || h->dev_fd < 0)
+                return false;
+        return faccessat(h->dev_fd, "iommu", F_OK, AT_EACCESS) >= 0;
+}
+
+static int find_cdev_entry(const struct dirent64 *de, void *userdata) {
+        char *ret = userdata;
+
+        if (strncmp(de->d_name, "vfio", 4) != 0 || !sysfs_name_is_valid(de->d_name, HOST_CDEV_MAX))
+                return 0;
+        strcpy(ret, de->d_name);
+        return 1;
+}
+
+int host_device_cdev(Host *h, const char *address, char ret[HOST_CDEV_MAX]) {
+        char path[64 + HOST_ADDR_MAX], name[HOST_CDEV_MAX] = "";
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (!h || !address_ok(address) || !ret)
+                return -EINVAL;
+        (void) snprintf(path, sizeof path, "bus/pci/devices/%s/vfio-dev", address);
+        fd = openat(h->sysfs_fd, path, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOTDIR ? -ENOENT : -errno;
+        r = dir_for_each(fd, find_cdev_entry, name);
+        if (r < 0)
+                return r;
+        if (isempty(name))
+                return -ENOENT;
+        strcpy(ret, name);
+        return 0;
+}
+
+int host_open_device_cdev(Host *h, const char *address, int *ret_fd) {
+        char cdev[HOST_CDEV_MAX];
+        int r;
+
+        if (!h || !ret_fd)
+                return -EINVAL;
+        r = host_device_cdev(h, address, cdev);
+        if (r < 0)
+                return r;
+        return h->ops->open_device_cdev(h, address, cdev, ret_fd);
+}
+
+int host_open_iommufd(Host *h, int *ret_fd) {
+        if (!h || !ret_fd)
+                return -EINVAL;
+        return h->ops->open_iommufd(h, ret_fd);
+}
+
+int host_iommufd_set_rlimit_mode(Host *h, int iommufd, bool per_process) {
+        if (!h)
+                return -EINVAL;
+        if (iommufd < 0)
+                return -EBADF;
+        return h->ops->iommufd_rlimit_mode(h, iommufd, true, &per_process);
+}
+
+int host_iommufd_get_rlimit_mode(Host *h, int iommufd, bool *ret_per_process) {
+        if (!h || !ret_per_process)
+                return -EINVAL;
+        if (iommufd < 0)
+                return -EBADF;
+        return h->ops->iommufd_rlimit_mode(h, iommufd, false, ret_per_process);
+}
+
+int host_iommufd_iova_ranges(Host *h, int iommufd, HostIommuInfo *ret) {
+        if (!h || !ret)
+                return -EINVAL;
+        if (iommufd < 0)
+                return -EBADF;
+        *ret = (HostIommuInfo) {};
+        return h->ops->iommufd_iova_ranges(h, iommufd, ret);
+}
+
+/* ---------------------------------------------------------------- node access: POSIX ACLs by hand
+ *
+ * system.posix_acl_access is a u32 version (2) and entries of { u16 tag, u16 perm, u32 id }, sorted by
+ * tag and then id; ids are meaningful for named users and groups only. */
+
+#define ACL_XATTR "system.posix_acl_access"
+#define ACL_VERSION 2u
+#define ACL_TAG_USER_OBJ 0x01u
+#define ACL_TAG_USER 0x02u
+#define ACL_TAG_GROUP_OBJ 0x04u
+#define ACL_TAG_GROUP 0x08u
+#define ACL_TAG_MASK 0x10u
+#define ACL_TAG_OTHER 0x20u
+#define ACL_UNDEFINED_ID 0xffffffffu
+#define ACL_ENTRIES_MAX ((HOST_ACL_MAX - 4) / 8)
+
+typedef struct AclEntry {
+        uint16_t tag;
+        uint16_t perm;
+        uint32_t id;
+} AclEntry;
+
+static bool node_name_ok(const char *node) {
+        return !isempty(node) && strlen(node) < HOST_NODE_MAX && node[0] != '/' && !strstr(node, "..");
+}
+
+/* An O_PATH fd of the node (no open of the device itself: opening /dev/vfio/N would take the group), and
+ * its /proc/self/fd path for the *xattr() and chmod() calls, which O_PATH fds do not take. */
+static int node_open(Host *h, const char *node, int *ret_fd, char proc[64]) {
+        int fd;
+
+        if (h->dev_fd < 0)
+                return -ENOENT;
+        fd = openat(h->dev_fd, node, O_PATH|O_NOFOLLOW|O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        (void) snprintf(proc, 64, "/proc/self/fd/%i", fd);
+        *ret_fd = fd;
+        return 0;
+}
+
+static int node_read(int fd, const char *proc, HostNodeAccess *ret) {
+        struct stat st;
+        ssize_t n;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        *ret = (HostNodeAccess) { .uid = st.st_uid, .gid = st.st_gid, .mode = st.st_mode & 07777 };
+        n = getxattr(proc, ACL_XATTR, ret->acl, sizeof ret->acl);
+        if (n < 0) {
+                if (errno == ENODATA || errno == EOPNOTSUPP)
+                        return 0;
+                return -errno;
+        }
+        ret->has_acl = true;
+        ret->acl_size = (size_t) n;
+        return 0;
+}
+
+int host_node_read_access(Host *h, const char *node, HostNodeAccess *ret) {
+        _cleanup_close_ int fd = -EBADF;
+        char proc[64];
+        int r;
+
+        if (!h || !node_name_ok(node) || !ret)
+                return -EINVAL;
+        r = node_open(h, node, &fd, proc);
+        if (r < 0)
+                return r;
+        return node_read(fd, proc, ret);
+}
+
+static int acl_parse(const uint8_t *buf, size_t size, AclEntry *e, size_t *ret_n) {
+        uint32_t version;
+        size_t n;
+
+        if (size < 4 || (size - 4) % 8 != 0 || (size - 4) / 8 > ACL_ENTRIES_MAX)
+                return -EBADMSG;
+        memcpy(&version, buf, 4);
+        if (le32toh(version) != ACL_VERSION)
+                return -EBADMSG;
+        n = (size - 4) / 8;
+        for (size_t i = 0; i < n; i++) {
+                uint16_t tag, perm;
+                uint32_t id;
+
+                memcpy(&tag, buf + 4 + 8 * i, 2);
+                memcpy(&perm, buf + 6 + 8 * i, 2);
+                memcpy(&id, buf + 8 + 8 * i, 4);
+                e[i] = (AclEntry) { .tag = le16toh(tag), .perm = le16toh(perm), .id = le32toh(id) };
+        }
+        *ret_n = n;
+        return 0;
+}
+
+static size_t acl_build(const AclEntry *e, size_t n, uint8_t *buf) {
+        uint32_t version = htole32(ACL_VERSION);
+
+        memcpy(buf, &version, 4);
+        for (size_t i = 0; i < n; i++) {
+                uint16_t tag = htole16(e[i].tag), perm = htole16(e[i].perm);
+                uint32_t id = htole32(e[i].id);
+                memcpy(buf + 4 + 8 * i, &tag, 2);
+                memcpy(buf + 6 + 8 * i, &perm, 2);
+                memcpy(buf + 8 + 8 * i, &id, 4);
+        }
+        return 4 + 8 * n;
+}
+
+static int acl_entry_cmp(const void *a, const void *b) {
+        const AclEntry *x = a, *y = b;
+        if (x->tag != y->tag)
+                return x->tag < y->tag ? -1 : 1;
+        if (x->id != y->id)
+                return x->id < y->id ? -1 : 1;
+        return 0;
+}
+
+int host_node_grant(Host *h, const char *node, uid_t uid, HostNodeAccess *ret_before) {
+        _cleanup_close_ int fd = -EBADF;
+        AclEntry e[ACL_ENTRIES_MAX];
+        HostNodeAccess before;
+        uint8_t buf[HOST_ACL_MAX];
+        uint16_t mask = 0;
+        size_t n = 0, size;
+        bool found = false, has_mask = false;
+        char proc[64];
+        int r;
+
+        if (!h || !node_name_ok(node) || uid == (uid_t) -1)
+                return -EINVAL;
+        r = node_open(h, node, &fd, proc);
+        if (r < 0)
+                return r;
+        r = node_read(fd, proc, &before);
+        if (r < 0)
+                return r;
+
+        if (before.has_acl) {
+                r = acl_parse(before.acl, before.acl_size, e, &n);
+                if (r < 0)
+                        return r;
+        } else {
+                /* The minimal ACL the mode stands for. */
+                e[n++] = (AclEntry) { ACL_TAG_USER_OBJ, (before.mode >> 6) & 7, ACL_UNDEFINED_ID };
+                e[n++] = (AclEntry) { ACL_TAG_GROUP_OBJ, (before.mode >> 3) & 7, ACL_UNDEFINED_ID };
+                e[n++] = (AclEntry) { ACL_TAG_OTHER, before.mode & 7, ACL_UNDEFINED_ID };
+        }
+        for (size_t i = 0; i < n; i++)
+                if (e[i].tag == ACL_TAG_USER && e[i].id == (uint32_t) uid) {
+                        e[i].perm |= 6;
+                        found = true;
+                }
+        if (!found) {
+                if (n + 2 > ACL_ENTRIES_MAX)
+                        return -E2BIG;
+                e[n++] = (AclEntry) { ACL_TAG_USER, 6, (uint32_t) uid };
+        }
+        /* The mask: the union of the group class (named users, the owning group, named groups), as setfacl
+         * recomputes it. */
+        for (size_t i = 0; i < n; i++)
+                if (e[i].tag == ACL_TAG_USER || e[i].tag == ACL_TAG_GROUP_OBJ || e[i].tag == ACL_TAG_GROUP)
+                        mask |= e[i].perm;
+        for (size_t i = 0; i < n; i++)
+                if (e[i].tag == ACL_TAG_MASK) {
+                        e[i].perm = mask;
+                        has_mask = true;
+                }
+        if (!has_mask)
+                e[n++] = (AclEntry) { ACL_TAG_MASK, mask, ACL_UNDEFINED_ID };
+        qsort(e, n, sizeof *e, acl_entry_cmp);
+
+        size = acl_build(e, n, buf);
+        if (setxattr(proc, ACL_XATTR, buf, size, 0) < 0)
+                return -errno;
+        if (ret_before)
+                *ret_before = before;
+        return 0;
+}
+
+int host_node_restore(Host *h, const char *node, const HostNodeAccess *before) {
+        _cleanup_close_ int fd = -EBADF;
+        char proc[64];
+        int r;
+
+        if (!h || !node_name_ok(node) || !before)
+                return -EINVAL;
+        r = node_open(h, node, &fd, proc);
+        if (r < 0)
+                return r;
+        if (before->has_acl) {
+                if (setxattr(proc, ACL_XATTR, before->acl, before->acl_size, 0) < 0)
+                        return -errno;
+        } else if (removexattr(proc, ACL_XATTR) < 0 && errno != ENODATA)
+                return -errno;
+        /* Setting or removing the ACL rewrote the group bits of the mode: the mode as it was. */
+        if (chmod(proc, before->mode) < 0)
+                return -errno;
+        return 0;
+}
+
+void host_acl_to_text(const uint8_t *acl, size_t size, char *buf, size_t buf_size) {
+        AclEntry e[ACL_ENTRIES_MAX];
+        size_t n = 0, off = 0;
+
+        assert(buf && buf_size > 0);
+        buf[0] = 0;
+        if (size == 0 || acl_parse(acl, size, e, &n) < 0)
+                return;
+        for (size_t i = 0; i < n && off < buf_size; i++) {
+                const char *t = e[i].tag == ACL_TAG_USER_OBJ || e[i].tag == ACL_TAG_USER ? "u" :
+                        e[i].tag == ACL_TAG_GROUP_OBJ || e[i].tag == ACL_TAG_GROUP ? "g" :
+                        e[i].tag == ACL_TAG_MASK ? "m" : "o";
+                char id[16] = "";
+                if (e[i].tag == ACL_TAG_USER || e[i].tag == ACL_TAG_GROUP)
+                        (void) snprintf(id, sizeof id, "%u", e[i].id);
+                off += (size_t) snprintf(buf + off, buf_size - off, "%s%s:%s:%c%c%c", i > 0 ? "," : "", t, id,
+                                         e[i].perm & 4 ? 'r' : '-', e[i].perm & 2 ? 'w' : '-',
+                                         e[i].perm & 1 ? 'x' : '-');
+        }
 }

@@ -207,3 +207,61 @@ int host_container_get_info(Host *h, int container_fd, uint32_t iommu_type, Host
  * ret_old_soft/ret_old_hard (either may be NULL). Processes are real on either backend, so this is the
  * same for both. */
 int host_raise_memlock(Host *h, pid_t pid, uint64_t bytes, uint64_t *ret_old_soft, uint64_t *ret_old_hard);
+
+/* ---------------------------------------------------------------- iommufd and the VFIO device cdev
+ *
+ * Kernels built with IOMMUFD and VFIO_DEVICE_CDEV have /dev/iommu, and give each device on vfio-pci a
+ * character device /dev/vfio/devices/vfioN, named in sysfs by /sys/bus/pci/devices/ADDR/vfio-dev/vfioN.
+ * A cdev fd is useless until the VMM binds it to an iommufd (VFIO_DEVICE_BIND_IOMMUFD); binding it while
+ * the device's group is open (/dev/vfio/N) fails with EBUSY, and so does opening the group while a cdev
+ * of it is bound. So the daemon opens the cdevs and /dev/iommu, never /dev/vfio/N, and binds nothing. */
+
+#define HOST_CDEV_MAX 32      /* "vfio12" and NUL */
+
+/* /dev/iommu exists (the kernel has IOMMUFD). */
+bool host_has_iommufd(Host *h);
+/* The device's cdev name ("vfio3") from sysfs vfio-dev/: -ENOENT while it has none (not on vfio-pci, or a
+ * kernel without VFIO_DEVICE_CDEV). */
+int host_device_cdev(Host *h, const char *address, char ret[HOST_CDEV_MAX]);
+/* Opens the device's cdev (unbound). -ENOENT: no cdev. */
+int host_open_device_cdev(Host *h, const char *address, int *ret_fd);
+/* Opens /dev/iommu. */
+int host_open_iommufd(Host *h, int *ret_fd);
+/* IOMMU_OPTION_RLIMIT_MODE (IOMMU_OPTION_OP_SET / _GET): per-process (true) or per-user (false, the
+ * kernel's default) memlock accounting on this iommufd. Setting needs CAP_SYS_RESOURCE (-EPERM). */
+int host_iommufd_set_rlimit_mode(Host *h, int iommufd, bool per_process);
+int host_iommufd_get_rlimit_mode(Host *h, int iommufd, bool *ret_per_process);
+/* What an IOAS of this iommufd may map, from a scratch IOAS (IOMMU_IOAS_ALLOC, IOMMU_IOAS_IOVA_RANGES,
+ * IOMMU_DESTROY): the IOVA ranges (HOST_IOMMU_IOVA) and nothing else. Before a device is attached (the
+ * daemon attaches none) that is the whole space the iommufd allows; the reserved regions of the groups
+ * come on top (sysfs). Page sizes and IOMMU_GET_HW_INFO need a bound device: not here. */
+int host_iommufd_iova_ranges(Host *h, int iommufd, HostIommuInfo *ret);
+
+/* ---------------------------------------------------------------- device-node access (node grants)
+ *
+ * A node is named relative to the dev root ("vfio/3"). Access is granted with a POSIX ACL entry for the
+ * uid (the xattr system.posix_acl_access, written without libacl), which leaves the node's owner and
+ * group as udev made them; the node's owner (root) may do that without CAP_FOWNER or CAP_CHOWN. The
+ * restore puts back exactly what was read before: the ACL (or its absence) and the mode. */
+
+#define HOST_ACL_MAX 1024     /* bytes of system.posix_acl_access: 4 + 8 per entry */
+#define HOST_NODE_MAX 64      /* "vfio/devices/vfio12" */
+
+typedef struct HostNodeAccess {
+        uid_t uid;
+        gid_t gid;
+        mode_t mode;               /* permission bits (07777) */
+        bool has_acl;              /* an extended ACL was set */
+        size_t acl_size;
+        uint8_t acl[HOST_ACL_MAX]; /* the xattr's bytes, as the kernel gave them */
+} HostNodeAccess;
+
+int host_node_read_access(Host *h, const char *node, HostNodeAccess *ret);
+/* Adds (or widens) an ACL entry giving uid read and write, with the mask recomputed; *ret_before (may be
+ * NULL) gets what was there. */
+int host_node_grant(Host *h, const char *node, uid_t uid, HostNodeAccess *ret_before);
+/* Puts back the ACL (or removes it) and the mode, as before. -ENOENT when the node is gone (the kernel
+ * removes /dev/vfio/N once no device of the group is on vfio-pci: nothing is left to restore then). */
+int host_node_restore(Host *h, const char *node, const HostNodeAccess *before);
+/* ACL bytes as text, "u::rw-,u:1000:rw-,g::---,m::rw-,o::---", for logs and tests; "" when none. */
+void host_acl_to_text(const uint8_t *acl, size_t size, char *buf, size_t buf_size);

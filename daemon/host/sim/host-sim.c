@@ -31,6 +31,22 @@
  *   on a container fd  "STATUS"       -> "container iommu=type1v2 groups=1,3" ("iommu=none" until set)
  *   anything else                     -> "error=EINVAL"
  *
+ * With the topology's "cdev" line (a kernel with IOMMUFD and VFIO_DEVICE_CDEV) there are also:
+ *
+ *   on an iommufd      "STATUS"       -> "iommufd rlimit-mode=process devices=0000:03:00.0" ("user" until
+ *                                        IOMMU_OPTION_RLIMIT_MODE is set; the devices bound to it)
+ *   on a device cdev   "BIND" with the iommufd attached (SCM_RIGHTS): VFIO_DEVICE_BIND_IOMMUFD ->
+ *                                        "bound device=0000:03:00.0", or "error=EBUSY" while the group is
+ *                                        open, "error=EINVAL" bound already or no iommufd of ours attached
+ *                      "STATUS"       -> "device=0000:03:00.0 vendor=0x1234 device=0x11e8 driver=vfio-pci
+ *                                        bound=yes"; before the bind every request but BIND gets
+ *                                        "error=EINVAL", as the kernel answers an unbound cdev
+ *
+ * and the dev tree state_dir/dev holds stand-ins of the device nodes (regular files, made and removed as
+ * the kernel makes and removes the nodes): vfio/N while a device of group N is on vfio-pci, and with
+ * "cdev" iommu and vfio/devices/vfioN. Their owner, mode and ACL are what node grants change; the fds
+ * handed out are the socket ends above, not opens of these files.
+ *
  * One message per request and per reply, no trailing newline (a trailing newline in a request is
  * ignored). Every request on a group fd counts in usage-N.
  *
@@ -70,6 +86,8 @@
 typedef enum SimFileKind {
         SIM_FILE_GROUP,
         SIM_FILE_CONTAINER,
+        SIM_FILE_DEVICE,        /* a device cdev */
+        SIM_FILE_IOMMUFD,
 } SimFileKind;
 
 typedef struct SimFile SimFile;
@@ -82,6 +100,9 @@ struct SimFile {
         unsigned group;         /* SIM_FILE_GROUP */
         SimFile *container;     /* SIM_FILE_GROUP: the container it is attached to */
         uint32_t iommu_type;    /* SIM_FILE_CONTAINER: 0 until set */
+        char address[HOST_ADDR_MAX]; /* SIM_FILE_DEVICE */
+        SimFile *iommufd;       /* SIM_FILE_DEVICE: the iommufd it is bound to, or NULL */
+        bool rlimit_process;    /* SIM_FILE_IOMMUFD: IOMMU_OPTION_RLIMIT_MODE set to per-process */
         SimFile *next;
 };
 
@@ -94,6 +115,7 @@ typedef struct Sim {
         SimTopology *topology;
         SimGroupState *groups;  /* parallel to topology->groups */
         int state_fd;           /* state_dir */
+        int dev_fd;             /* state_dir/dev (also h->dev_fd, as O_PATH) */
         int book_fd;            /* state_dir/sim */
 
         pthread_mutex_t mutex;
@@ -505,6 +527,150 @@ static int tree_build(int sys_fd, const SimTopology *t) {
         return 0;
 }
 
+/* ---------------------------------------------------------------- the dev tree */
+
+static void cdev_name(const Sim *s, const SimTopoDevice *td, char buf[HOST_CDEV_MAX]) {
+        (void) snprintf(buf, HOST_CDEV_MAX, "vfio%zu", (size_t) (td - s->topology->devices));
+}
+
+/* A node stand-in as the kernel makes one: root's (the daemon's), mode 0600, no ACL. Kept if present. */
+static int dev_node_make(int dev_fd, const char *path, mode_t mode) {
+        _cleanup_close_ int fd = -EBADF;
+
+        fd = openat(dev_fd, path, O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC|O_NOFOLLOW|O_NOCTTY, mode);
+        if (fd < 0)
+                return errno == EEXIST ? 0 : -errno;
+        if (fchmod(fd, mode) < 0) /* past the umask */
+                return -errno;
+        return 0;
+}
+
+static int dev_node_remove(int dev_fd, const char *path) {
+        if (unlinkat(dev_fd, path, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+/* Makes the device's nodes and its vfio-dev/vfioN match its driver, as the kernel does when a VFIO driver
+ * (vfio-pci or a variant) binds or unbinds it: the cdev while it is on one (with "cdev"), the group node
+ * while any device of the group is. (tree_bind() makes vfio-dev/ itself for a VFIO driver, and
+ * tree_unbind() takes it away.) Mutex held (or the sim not yet running). */
+static int sim_dev_sync(Host *h, Sim *s, const SimTopoDevice *td) {
+        char driver[HOST_DRIVER_MAX], dir[128], path[PATH_MAX], cdev[HOST_CDEV_MAX];
+        bool on_vfio, group_on_vfio = false;
+        int r;
+
+        r = sysfs_read_device_driver(h->sysfs_fd, td->address, driver);
+        if (r < 0)
+                return r;
+        on_vfio = !isempty(driver) && sim_topology_is_vfio_driver(s->topology, driver);
+        cdev_name(s, td, cdev);
+        device_dir(td->address, dir, sizeof dir);
+
+        if (on_vfio && s->topology->cdev) {
+                (void) snprintf(path, sizeof path, "%s/vfio-dev", dir);
+                r = mkdir_at(h->sysfs_fd, path);
+                if (r >= 0) {
+                        (void) snprintf(path, sizeof path, "%s/vfio-dev/%s", dir, cdev);
+                        r = mkdir_at(h->sysfs_fd, path);
+                }
+                if (r >= 0) {
+                        (void) snprintf(path, sizeof path, "vfio/devices/%s", cdev);
+                        r = dev_node_make(s->dev_fd, path, 0600);
+                }
+        } else {
+                (void) snprintf(path, sizeof path, "%s/vfio-dev/%s", dir, cdev);
+                r = rm_rf_at(h->sysfs_fd, path);
+                if (r >= 0) {
+                        (void) snprintf(path, sizeof path, "vfio/devices/%s", cdev);
+                        r = dev_node_remove(s->dev_fd, path);
+                }
+        }
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < s->topology->n_devices && !group_on_vfio; i++) {
+                const SimTopoDevice *o = &s->topology->devices[i];
+                if (o->group != td->group)
+                        continue;
+                if (o == td)
+                        group_on_vfio = on_vfio;
+                else if (sysfs_read_device_driver(h->sysfs_fd, o->address, driver) >= 0)
+                        group_on_vfio = !isempty(driver) && sim_topology_is_vfio_driver(s->topology, driver);
+        }
+        (void) snprintf(path, sizeof path, "vfio/%u", td->group);
+        return group_on_vfio ? dev_node_make(s->dev_fd, path, 0600) : dev_node_remove(s->dev_fd, path);
+}
+
+typedef struct DevSweep {
+        int dir_fd;
+        const HostDevice *vfio;         /* the devices on vfio-pci */
+        size_t n_vfio;
+        const Sim *s;
+        bool cdevs;                     /* sweeping vfio/devices/ (else vfio/) */
+} DevSweep;
+
+static int dev_sweep_entry(const struct dirent64 *de, void *userdata) {
+        DevSweep *w = userdata;
+        bool keep = false;
+
+        for (size_t i = 0; i < w->n_vfio && !keep; i++) {
+                char name[HOST_CDEV_MAX];
+                const SimTopoDevice *td;
+
+                if (w->cdevs) {
+                        td = sim_topology_find_device(w->s->topology, w->vfio[i].address);
+                        if (!td || !w->s->topology->cdev)
+                                continue;
+                        cdev_name(w->s, td, name);
+                } else
+                        (void) snprintf(name, sizeof name, "%u", w->vfio[i].group);
+                keep = streq(name, de->d_name);
+        }
+        if (keep || streq(de->d_name, "devices"))
+                return 0;
+        return dev_node_remove(w->dir_fd, de->d_name);
+}
+
+/* At start: the dev tree as the tree's drivers say (one read of vfio-pci's directory, so that thousands
+ * of devices cost nothing). */
+static int sim_dev_setup(Host *h, Sim *s, const char *state_dir) {
+        _cleanup_free_ HostDevice *vfio = NULL;
+        size_t n_vfio = 0;
+        int r;
+
+        r = mkdir_at(s->state_fd, "dev");
+        if (r >= 0) {
+                s->dev_fd = openat(s->state_fd, "dev", O_PATH|O_DIRECTORY|O_CLOEXEC);
+                r = s->dev_fd < 0 ? -errno : 0;
+        }
+        if (r >= 0)
+                r = mkdir_at(s->dev_fd, "vfio");
+        if (r >= 0)
+                r = mkdir_at(s->dev_fd, "vfio/devices");
+        if (r >= 0)
+                r = s->topology->cdev ? dev_node_make(s->dev_fd, "iommu", 0660) : dev_node_remove(s->dev_fd, "iommu");
+        if (r >= 0)
+                r = sysfs_list_driver_devices(h->sysfs_fd, NULL, VFIO_PCI_DRIVER, &vfio, &n_vfio);
+        for (size_t i = 0; r >= 0 && i < n_vfio; i++) {
+                const SimTopoDevice *td = sim_topology_find_device(s->topology, vfio[i].address);
+                if (td)
+                        r = sim_dev_sync(h, s, td);
+        }
+        for (int k = 0; r >= 0 && k < 2; k++) {
+                _cleanup_close_ int fd = openat(s->dev_fd, k ? "vfio/devices" : "vfio",
+                                                O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+                DevSweep w = { .dir_fd = fd, .vfio = vfio, .n_vfio = n_vfio, .s = s, .cdevs = k };
+                r = fd < 0 ? -errno : dir_for_each(fd, dev_sweep_entry, &w);
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the simulated dev tree in %s/dev: %m", state_dir);
+        h->dev_fd = fcntl(s->dev_fd, F_DUPFD_CLOEXEC, 3);
+        if (h->dev_fd < 0)
+                return log_error_errno(-errno, "Failed to duplicate an fd: %m");
+        return 0;
+}
+
 /* Checks that a tree left by an earlier run holds what the topology describes. */
 static int tree_verify(int sys_fd, SysfsCache *cache, const SimTopology *t, const char *where) {
         _cleanup_free_ unsigned *ids = NULL;
@@ -595,6 +761,13 @@ static bool container_has_groups(Sim *s, SimFile *c) {
         return false;
 }
 
+static bool iommufd_has_devices(Sim *s, SimFile *i) {
+        for (SimFile *f = s->files; f; f = f->next)
+                if (f->kind == SIM_FILE_DEVICE && !f->closed && f->iommufd == i)
+                        return true;
+        return false;
+}
+
 /* Every copy of the client end is closed: the kernel's release(). Mutex held. */
 static void sim_file_release(Sim *s, SimFile *f) {
         if (f->closed)
@@ -612,6 +785,8 @@ static void sim_file_release(Sim *s, SimFile *f) {
                 if (c && !container_has_groups(s, c))
                         c->iommu_type = 0;
         }
+        if (f->kind == SIM_FILE_DEVICE)
+                f->iommufd = NULL; /* the kernel unbinds a cdev when its last fd closes */
 
         (void) pthread_cond_broadcast(&s->cond);
         sim_wake(s);
@@ -633,6 +808,22 @@ static bool sim_file_check_closed(Sim *s, SimFile *f) {
 
 static bool sim_group_is_open(Sim *s, SimGroupState *gs) {
         return gs->file && !sim_file_check_closed(s, gs->file);
+}
+
+/* A cdev of the device is open (bound or not): the kernel's unbind waits for it. */
+static bool sim_device_is_open(Sim *s, const char *address) {
+        for (SimFile *f = s->files; f; f = f->next)
+                if (f->kind == SIM_FILE_DEVICE && streq(f->address, address) && !sim_file_check_closed(s, f))
+                        return true;
+        return false;
+}
+
+/* A cdev of a device of the group is bound to an iommufd: the group cannot be opened (EBUSY). */
+static bool sim_group_has_bound_cdev(Sim *s, unsigned group) {
+        for (SimFile *f = s->files; f; f = f->next)
+                if (f->kind == SIM_FILE_DEVICE && f->group == group && f->iommufd && !sim_file_check_closed(s, f))
+                        return true;
+        return false;
 }
 
 static int sim_file_new(Sim *s, SimFileKind kind, unsigned group, SimFile **ret_file, int *ret_fd) {
@@ -682,7 +873,8 @@ static void sim_reap(Sim *s) {
                         continue;
                 }
                 f->peer_fd = safe_close(f->peer_fd);
-                if (f->kind == SIM_FILE_CONTAINER && container_has_groups(s, f)) {
+                if ((f->kind == SIM_FILE_CONTAINER && container_has_groups(s, f)) ||
+                    (f->kind == SIM_FILE_IOMMUFD && iommufd_has_devices(s, f))) {
                         p = &f->next;
                         continue;
                 }
@@ -773,6 +965,8 @@ static int sim_control(Host *h, Sim *s, char *line) {
                  * there), then the device goes (a remove uevent) a moment later. */
                 if (!isempty(driver)) {
                         r = tree_unbind(h->sysfs_fd, address, driver);
+                        if (r >= 0)
+                                r = sim_dev_sync(h, s, td);   /* its nodes go with vfio-pci */
                         if (r < 0)
                                 return r;
                         sim_queue_change(s, HOST_CHANGE_UNBIND, address, NULL);
@@ -794,6 +988,8 @@ static int sim_control(Host *h, Sim *s, char *line) {
                         return -EINVAL;
                 if (!isempty(driver)) {
                         r = tree_unbind(h->sysfs_fd, address, driver);
+                        if (r >= 0)
+                                r = sim_dev_sync(h, s, td);
                         if (r < 0)
                                 return r;
                         sim_queue_change(s, HOST_CHANGE_UNBIND, address, NULL);
@@ -806,6 +1002,8 @@ static int sim_control(Host *h, Sim *s, char *line) {
                                 return r;
                 }
                 r = tree_bind(h->sysfs_fd, s->topology, address, to);
+                if (r >= 0)
+                        r = sim_dev_sync(h, s, td);
                 if (r < 0)
                         return r;
                 sim_queue_change(s, HOST_CHANGE_BIND, address, to);
@@ -1025,9 +1223,64 @@ static void sim_answer_container(Sim *s, SimFile *c, const char *req, char *repl
         }
 }
 
+static void sim_answer_device(Host *h, Sim *s, SimFile *f, const char *req, int passed_fd, char *reply,
+                              size_t size) {
+        HostDevice d;
+
+        if (streq(req, "BIND")) {
+                SimGroupState *gs = sim_group_state(s, f->group);
+                SimFile *i = passed_fd >= 0 ? sim_find_file(s, passed_fd, SIM_FILE_IOMMUFD) : NULL;
+
+                if (!i || f->iommufd)
+                        (void) snprintf(reply, size, "error=EINVAL");
+                else if (gs && sim_group_is_open(s, gs))
+                        (void) snprintf(reply, size, "error=EBUSY"); /* the group is open: a cdev cannot bind */
+                else {
+                        f->iommufd = i;
+                        (void) snprintf(reply, size, "bound device=%s", f->address);
+                }
+                return;
+        }
+        if (!f->iommufd) {
+                (void) snprintf(reply, size, "error=EINVAL"); /* an unbound cdev is good for nothing else */
+                return;
+        }
+        sim_count_usage(s, f->group);
+        if (streq(req, "STATUS") && sysfs_read_device(h->sysfs_fd, NULL, f->address, &d) >= 0)
+                (void) snprintf(reply, size, "device=%s vendor=0x%04x device=0x%04x driver=%s bound=yes", d.address,
+                                d.vendor, d.device, isempty(d.driver) ? "none" : d.driver);
+        else
+                (void) snprintf(reply, size, "error=EINVAL");
+}
+
+static void sim_answer_iommufd(Sim *s, SimFile *i, const char *req, char *reply, size_t size) {
+        size_t off;
+        bool first = true;
+
+        if (!streq(req, "STATUS")) {
+                (void) snprintf(reply, size, "error=EINVAL");
+                return;
+        }
+        off = (size_t) snprintf(reply, size, "iommufd rlimit-mode=%s devices=", i->rlimit_process ? "process" : "user");
+        for (SimFile *f = s->files; f && off < size; f = f->next) {
+                if (f->kind != SIM_FILE_DEVICE || f->closed || f->iommufd != i)
+                        continue;
+                off += (size_t) snprintf(reply + off, size - off, "%s%s", first ? "" : ",", f->address);
+                first = false;
+        }
+}
+
 /* One request waits on f's peer end (or the client went away). Mutex held. */
 static void sim_serve(Host *h, Sim *s, SimFile *f, short revents) {
         char req[SIM_REQUEST_MAX + 1], reply[SIM_REPLY_MAX];
+        union {
+                struct cmsghdr h;
+                uint8_t buf[CMSG_SPACE(sizeof(int) * 4)];
+        } control;
+        struct iovec iov = { .iov_base = req, .iov_len = SIM_REQUEST_MAX };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control };
+        int passed[4], n_passed = 0;
         ssize_t n;
 
         if (!(revents & POLLIN)) {
@@ -1036,7 +1289,14 @@ static void sim_serve(Host *h, Sim *s, SimFile *f, short revents) {
                 return;
         }
 
-        n = recv(f->peer_fd, req, SIM_REQUEST_MAX, MSG_DONTWAIT);
+        n = recvmsg(f->peer_fd, &mh, MSG_DONTWAIT|MSG_CMSG_CLOEXEC);
+        if (n >= 0)
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                                for (size_t j = 0; j < k && n_passed < 4; j++)
+                                        memcpy(&passed[n_passed++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+                        }
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                         return;
@@ -1044,6 +1304,7 @@ static void sim_serve(Host *h, Sim *s, SimFile *f, short revents) {
                 return;
         }
         if (n == 0 && (revents & POLLHUP)) {
+                close_many(passed, (size_t) n_passed);
                 sim_file_release(s, f);
                 return;
         }
@@ -1053,8 +1314,13 @@ static void sim_serve(Host *h, Sim *s, SimFile *f, short revents) {
 
         if (f->kind == SIM_FILE_GROUP)
                 sim_answer_group(h, s, f, req, reply, sizeof reply);
-        else
+        else if (f->kind == SIM_FILE_CONTAINER)
                 sim_answer_container(s, f, req, reply, sizeof reply);
+        else if (f->kind == SIM_FILE_DEVICE)
+                sim_answer_device(h, s, f, req, n_passed > 0 ? passed[0] : -EBADF, reply, sizeof reply);
+        else
+                sim_answer_iommufd(s, f, req, reply, sizeof reply);
+        close_many(passed, (size_t) n_passed);
 
         (void) send(f->peer_fd, reply, strnlen(reply, sizeof reply), MSG_DONTWAIT|MSG_NOSIGNAL);
 }
@@ -1167,7 +1433,8 @@ static int sim_unbind(Host *h, const char *address) {
                 /* The kernel holds the unbind of a VFIO device up until nobody uses it: here, until its
                  * group is closed. No timeout, as in the kernel; the caller is a worker thread. */
                 gs = sim_group_state(s, sim_topology_find_device(s->topology, address)->group);
-                if (streq(driver, VFIO_PCI_DRIVER) && gs && sim_group_is_open(s, gs)) {
+                if (streq(driver, VFIO_PCI_DRIVER) &&
+                    ((gs && sim_group_is_open(s, gs)) || sim_device_is_open(s, address))) {
                         s->n_waiters++;
                         (void) pthread_cond_wait(&s->cond, &s->mutex);
                         s->n_waiters--;
@@ -1177,6 +1444,8 @@ static int sim_unbind(Host *h, const char *address) {
                 }
 
                 r = tree_unbind(h->sysfs_fd, address, driver);
+                if (r >= 0)
+                        r = sim_dev_sync(h, s, sim_topology_find_device(s->topology, address));
                 break;
         }
         (void) pthread_mutex_unlock(&s->mutex);
@@ -1221,6 +1490,8 @@ static int sim_bind(Host *h, const char *address, const char *driver) {
                 r = sim_check_bind(h, s, td, &d, driver);
         if (r >= 0)
                 r = tree_bind(h->sysfs_fd, s->topology, address, driver);
+        if (r >= 0)
+                r = sim_dev_sync(h, s, td);
         (void) pthread_mutex_unlock(&s->mutex);
         return r;
 }
@@ -1248,8 +1519,11 @@ static int sim_probe(Host *h, const char *address) {
                 goto finish;
         /* drivers_probe does not report a driver that would not bind (not loaded, refused): the device
          * just stays unbound, and the write succeeds. */
-        if (sim_check_bind(h, s, td, &d, driver) >= 0)
+        if (sim_check_bind(h, s, td, &d, driver) >= 0) {
                 r = tree_bind(h->sysfs_fd, s->topology, address, driver);
+                if (r >= 0)
+                        r = sim_dev_sync(h, s, td);
+        }
 finish:
         (void) pthread_mutex_unlock(&s->mutex);
         return r < 0 ? r : 0;
@@ -1289,8 +1563,8 @@ static int sim_open_group(Host *h, unsigned id, int *ret_fd) {
                 r = -ENOENT; /* no /dev/vfio/N while no device of the group is on vfio-pci */
                 goto finish;
         }
-        if (sim_group_is_open(s, gs)) {
-                r = -EBUSY;
+        if (sim_group_is_open(s, gs) || sim_group_has_bound_cdev(s, id)) {
+                r = -EBUSY; /* open, or a cdev of it is bound to an iommufd */
                 goto finish;
         }
         r = sim_file_new(s, SIM_FILE_GROUP, id, &gs->file, ret_fd);
@@ -1432,6 +1706,79 @@ static int sim_container_get_info(Host *h, int container_fd, uint8_t *buf, size_
         return r == -ENOBUFS || r >= 0 ? 0 : r;
 }
 
+/* ---------------------------------------------------------------- iommufd and the device cdev */
+
+static int sim_open_device_cdev(Host *h, const char *address, const char *cdev, int *ret_fd) {
+        const SimTopoDevice *td;
+        char want[HOST_CDEV_MAX], path[32 + HOST_CDEV_MAX];
+        Sim *s = sim_of(h);
+        SimFile *f;
+        int r;
+
+        td = sim_topology_find_device(s->topology, address);
+        if (!td || !s->topology->cdev)
+                return -ENOENT;
+        cdev_name(s, td, want);
+        if (!streq(want, cdev))
+                return -ENODEV;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        (void) snprintf(path, sizeof path, "vfio/devices/%s", cdev);
+        if (faccessat(s->dev_fd, path, F_OK, 0) < 0)
+                r = -errno;     /* no node: the device left vfio-pci */
+        else
+                r = sim_file_new(s, SIM_FILE_DEVICE, td->group, &f, ret_fd);
+        if (r >= 0)
+                strcpy(f->address, td->address);
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+static int sim_open_iommufd(Host *h, int *ret_fd) {
+        Sim *s = sim_of(h);
+        int r;
+
+        if (!s->topology->cdev)
+                return -ENOENT; /* no /dev/iommu */
+        (void) pthread_mutex_lock(&s->mutex);
+        r = sim_file_new(s, SIM_FILE_IOMMUFD, 0, NULL, ret_fd);
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+static int sim_iommufd_rlimit_mode(Host *h, int iommufd, bool set, bool *per_process) {
+        Sim *s = sim_of(h);
+        SimFile *i;
+        int r = 0;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        i = sim_find_file(s, iommufd, SIM_FILE_IOMMUFD);
+        if (!i)
+                r = -ENOTTY;
+        else if (set)
+                i->rlimit_process = *per_process;
+        else
+                *per_process = i->rlimit_process;
+        (void) pthread_mutex_unlock(&s->mutex);
+        return r;
+}
+
+/* A scratch IOAS with nothing attached allows the whole space, as the kernel's does. */
+static int sim_iommufd_iova_ranges(Host *h, int iommufd, HostIommuInfo *ret) {
+        Sim *s = sim_of(h);
+        SimFile *i;
+
+        (void) pthread_mutex_lock(&s->mutex);
+        i = sim_find_file(s, iommufd, SIM_FILE_IOMMUFD);
+        (void) pthread_mutex_unlock(&s->mutex);
+        if (!i)
+                return -ENOTTY;
+        ret->flags |= HOST_IOMMU_IOVA;
+        ret->n_iova = 1;
+        ret->iova[0] = (HostIovaRange) { 0, UINT64_MAX };
+        return 0;
+}
+
 /* ---------------------------------------------------------------- life cycle */
 
 static void sim_free(Host *h) {
@@ -1466,6 +1813,7 @@ static void sim_free(Host *h) {
         free(s->uses);
         free(s->changes);
         safe_close(s->state_fd);
+        safe_close(s->dev_fd);
         safe_close(s->book_fd);
         free(s->groups);
         sim_topology_free(s->topology);
@@ -1490,6 +1838,10 @@ static const HostOps sim_ops = {
         .watch_drain = sim_watch_drain,
         .denylisted = sim_denylisted,
         .modules_alias = sim_modules_alias,
+        .open_device_cdev = sim_open_device_cdev,
+        .open_iommufd = sim_open_iommufd,
+        .iommufd_rlimit_mode = sim_iommufd_rlimit_mode,
+        .iommufd_iova_ranges = sim_iommufd_iova_ranges,
 };
 
 static int mkdir_parents(const char *path) {
@@ -1642,7 +1994,7 @@ int host_new_sim(const HostSimConfig *cfg, Host **ret) {
         if (!s)
                 return log_oom();
         h->data = s;
-        s->state_fd = s->book_fd = s->wake_fd = s->control_fd = s->change_fd = -EBADF;
+        s->state_fd = s->book_fd = s->wake_fd = s->control_fd = s->change_fd = s->dev_fd = -EBADF;
         (void) pthread_mutex_init(&s->mutex, NULL);
         (void) pthread_cond_init(&s->cond, NULL);
 
@@ -1671,6 +2023,9 @@ int host_new_sim(const HostSimConfig *cfg, Host **ret) {
                 return log_error_errno(-errno, "Failed to open %s/sim: %m", cfg->state_dir);
 
         r = sim_setup_tree(h, s, cfg->state_dir);
+        if (r < 0)
+                return r;
+        r = sim_dev_setup(h, s, cfg->state_dir);
         if (r < 0)
                 return r;
 

@@ -464,6 +464,14 @@ int sim_topology_parse(const char *text, SimTopology **ret, char **ret_error) {
                         }
                         r = parse_iommu_line(io, tok, n, line, ret_error);
                 }
+                else if (streq(tok[0], "cdev")) {
+                        if (cur >= 0 || n != 1)
+                                r = topo_error(ret_error, line, "\"cdev\" stands alone, before the first group");
+                        else {
+                                t->cdev = true;
+                                r = 0;
+                        }
+                }
                 else if (streq(tok[0], "device"))
                         r = parse_device_line(t, cur >= 0 ? &t->groups[cur] : NULL, tok, n, line, ret_error);
                 else

@@ -50,6 +50,12 @@
  *           host has the default's x86 facts: page sizes 4K|2M|1G, 65535 mappings, IOVA 0-0xfedfffff and
  *           0xfef00000-0xffffffffffff (the MSI window cut out), migration 0x1000:0x10000000, kernel=6.12.
  *
+ *   cdev
+ *           Before the first group line: the simulated kernel has IOMMUFD and VFIO_DEVICE_CDEV. dev/iommu
+ *           exists, and each device on vfio-pci gets sys/bus/pci/devices/ADDR/vfio-dev/vfioN and
+ *           dev/vfio/devices/vfioN (N: the device's place in the topology, by address). Without it (the
+ *           default, as Debian's kernels) there is neither.
+ *
  * A device must come after a group line; every group needs at least one device; group ids and device
  * addresses are unique. Errors name the line: "line 7: duplicate device 0000:01:00.0 (first on line 4)".
  *
@@ -103,6 +109,7 @@ typedef struct SimTopology {
         SimTopoDevice *devices;         /* sorted by address */
         size_t n_devices;
         SimIommu iommu;                 /* the host-wide facts */
+        bool cdev;                      /* IOMMUFD and VFIO_DEVICE_CDEV */
 } SimTopology;
 
 const char *sim_topology_default_text(void);
