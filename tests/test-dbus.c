@@ -1566,6 +1566,134 @@ START_TEST(test_revoke_by_force) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- delivery modes */
+
+typedef struct Delivered {
+        char error[256], message[512];
+        char delivery[32], path[128], token[64];
+        unsigned n_container, n_groups, n_iommufd, n_devices, n_nodes;
+        char node[64];
+        uint32_t grant_uid;
+} Delivered;
+
+/* AcquireDelivery(specs, {delivery, grant-uid}); every fd of the reply closed. */
+static bool acquire_delivery(DBusConnection *c, const char *spec, const char *delivery, int64_t grant_uid,
+                             Delivered *d) {
+        DBusMessage *m = dbus_message_new_method_call(NAME, PATH, MGR, "AcquireDelivery"), *r;
+        DBusMessageIter it, arr, dict, e, v, sub, st;
+        const char *key, *val;
+        dbus_uint32_t u;
+
+        *d = (Delivered) {};
+        dbus_message_iter_init_append(m, &it);
+        ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "s", &arr));
+        ck_assert(dbus_message_iter_append_basic(&arr, DBUS_TYPE_STRING, &spec));
+        ck_assert(dbus_message_iter_close_container(&it, &arr));
+        ck_assert(dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict));
+        if (delivery) {
+                key = "delivery";
+                val = delivery;
+                ck_assert(dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &e) &&
+                          dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key) &&
+                          dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "s", &v) &&
+                          dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &val) &&
+                          dbus_message_iter_close_container(&e, &v) && dbus_message_iter_close_container(&dict, &e));
+        }
+        if (grant_uid >= 0) {
+                key = "grant-uid";
+                u = (dbus_uint32_t) grant_uid;
+                ck_assert(dbus_message_iter_open_container(&dict, DBUS_TYPE_DICT_ENTRY, NULL, &e) &&
+                          dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key) &&
+                          dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "u", &v) &&
+                          dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &u) &&
+                          dbus_message_iter_close_container(&e, &v) && dbus_message_iter_close_container(&dict, &e));
+        }
+        ck_assert(dbus_message_iter_close_container(&it, &dict));
+        r = send_call(c, m, d->error, sizeof d->error, d->message, sizeof d->message);
+        if (!r)
+                return false;
+        ck_assert_str_eq(dbus_message_get_signature(r), "ossaha(uh)aha(sh)asuah");
+        dbus_message_iter_init(r, &it);
+        dbus_message_iter_get_basic(&it, &val);
+        snprintf(d->path, sizeof d->path, "%s", val);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &val);
+        snprintf(d->token, sizeof d->token, "%s", val);
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &val);
+        snprintf(d->delivery, sizeof d->delivery, "%s", val);
+        /* container (ah), groups (a(uh)), iommufd (ah), devices (a(sh)), nodes (as), grant_uid, lease fd */
+        for (int part = 0; part < 5; part++) {
+                unsigned *count = (unsigned *[]) { &d->n_container, &d->n_groups, &d->n_iommufd, &d->n_devices,
+                                                   &d->n_nodes }[part];
+                dbus_message_iter_next(&it);
+                dbus_message_iter_recurse(&it, &sub);
+                for (; dbus_message_iter_get_arg_type(&sub) != DBUS_TYPE_INVALID; dbus_message_iter_next(&sub)) {
+                        int fd;
+                        (*count)++;
+                        if (dbus_message_iter_get_arg_type(&sub) == DBUS_TYPE_UNIX_FD) {
+                                dbus_message_iter_get_basic(&sub, &fd);
+                                close(fd);
+                        } else if (dbus_message_iter_get_arg_type(&sub) == DBUS_TYPE_STRUCT) {
+                                dbus_message_iter_recurse(&sub, &st);
+                                dbus_message_iter_next(&st);
+                                dbus_message_iter_get_basic(&st, &fd);
+                                close(fd);
+                        } else {
+                                dbus_message_iter_get_basic(&sub, &val);
+                                snprintf(d->node, sizeof d->node, "%s", val);
+                        }
+                }
+        }
+        dbus_message_iter_next(&it);
+        dbus_message_iter_get_basic(&it, &d->grant_uid);
+        dbus_message_unref(r);
+        return true;
+}
+
+/* AcquireDelivery: auto is legacy on a host without iommufd (the default sim, as Debian's kernels);
+ * node-grant hands over no fd and names the node and the uid; Acquire refuses the other modes, naming
+ * the method to call. */
+START_TEST(test_acquire_delivery) {
+        DBusConnection *c = connect_bus();
+        const char *specs[] = { "6", NULL };
+        const Opt iommufd[] = { { "delivery", DBUS_TYPE_STRING, .s = "iommufd" } };
+        char reason[64];
+        Delivered d;
+        Acquired a;
+
+        settle(c);
+        subscribe(c);
+        ck_assert_msg(acquire_delivery(c, "6", NULL, -1, &d), "%s: %s", d.error, d.message);
+        ck_assert_str_eq(d.delivery, "legacy");
+        ck_assert_uint_eq(d.n_container, 1);
+        ck_assert_uint_eq(d.n_groups, 1);
+        ck_assert_uint_eq(d.n_iommufd + d.n_devices + d.n_nodes, 0);
+        ck_assert(release_token(c, d.token, NULL, 0));
+        wait_lease_ended(c, d.path, reason, sizeof reason);
+
+        ck_assert_msg(acquire_delivery(c, "6", "node-grant", 65534, &d), "%s: %s", d.error, d.message);
+        ck_assert_str_eq(d.delivery, "node-grant");
+        ck_assert_uint_eq(d.n_container + d.n_groups + d.n_iommufd + d.n_devices, 0);
+        ck_assert_uint_eq(d.n_nodes, 1);
+        ck_assert_str_eq(d.node, "/dev/vfio/6");
+        ck_assert_uint_eq(d.grant_uid, 65534);
+        ck_assert(release_token(c, d.token, NULL, 0));
+        wait_lease_ended(c, d.path, reason, sizeof reason);
+
+        /* Bad: an unknown mode, a grant uid without node-grant, and a mode Acquire cannot hand over. */
+        ck_assert(!acquire_delivery(c, "6", "carrier-pigeon", -1, &d));
+        ck_assert_msg(strstr(d.message, "\"delivery\""), "%s", d.message);
+        ck_assert(!acquire_delivery(c, "6", "legacy", 0, &d));
+        ck_assert_msg(strstr(d.message, "grant-uid"), "%s", d.message);
+        ck_assert(!acquire_with(c, specs, iommufd, 1, &a));
+        ck_assert_msg(strstr(a.message, "AcquireDelivery"), "%s", a.message);
+        acquired_done(&a);
+        ck_assert_uint_eq(count_leases(c), 0);
+        disconnect_bus(c);
+}
+END_TEST
+
 static Suite *dbus_suite(void) {
         Suite *s = suite_create("dbus");
         TCase *tc = tcase_create("private bus and polkitd");
@@ -1590,6 +1718,7 @@ static Suite *dbus_suite(void) {
         tcase_add_test(tc, test_memlock_limit);
         tcase_add_test(tc, test_owner_of_another_uid_needs_polkit);
         tcase_add_test(tc, test_revoke_by_force);
+        tcase_add_test(tc, test_acquire_delivery);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("without polkitd");

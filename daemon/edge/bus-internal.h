@@ -111,6 +111,10 @@ struct Request {
         bool configure_iommu;
         bool kvm;
         bool memlock;
+        LeaseDelivery delivery;          /* ACQUIRE: as the option "delivery" says (legacy when not given) */
+        bool delivery_reply;             /* AcquireDelivery: the reply says what came, in every mode */
+        bool grant_uid_set;
+        uid_t grant_uid;
         int owner_pidfd;
         uint64_t guest_ram;              /* ACQUIRE with memlock; MEMLOCK_LIMIT */
         bool viommu;                     /* MEMLOCK_LIMIT */

@@ -134,6 +134,51 @@ static void execute_list_leases(Request *r) {
         request_free(r);
 }
 
+/* AcquireDelivery's reply after the lease path and token: (s delivery, ah container, a(uh) groups,
+ * ah iommufd, a(sh) devices, as nodes, u grant_uid), each part filled in the mode that has it. */
+static bool append_delivery(DBusMessageIter *it, const Lease *l) {
+        const char *mode = lease_delivery_to_string(l->delivery);
+        bool legacy = l->delivery == LEASE_DELIVERY_LEGACY, iommufd = l->delivery == LEASE_DELIVERY_IOMMUFD;
+        dbus_uint32_t grant_uid = l->delivery == LEASE_DELIVERY_NODE_GRANT ? (dbus_uint32_t) l->grant_uid : 0;
+        DBusMessageIter a, st;
+        bool ok;
+
+        ok = dbus_message_iter_append_basic(it, DBUS_TYPE_STRING, &mode) &&
+             dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "h", &a) &&
+             (!legacy || dbus_message_iter_append_basic(&a, DBUS_TYPE_UNIX_FD, &l->container_fd)) &&
+             dbus_message_iter_close_container(it, &a) &&
+             dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "(uh)", &a);
+        for (size_t i = 0; legacy && i < l->n_groups && ok; i++) {
+                dbus_uint32_t g = l->groups[i];
+                ok = dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT32, &g) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_UNIX_FD, &l->group_fds[i]) &&
+                     dbus_message_iter_close_container(&a, &st);
+        }
+        ok = ok && dbus_message_iter_close_container(it, &a) &&
+             dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "h", &a) &&
+             (!iommufd || dbus_message_iter_append_basic(&a, DBUS_TYPE_UNIX_FD, &l->iommufd)) &&
+             dbus_message_iter_close_container(it, &a) &&
+             dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "(sh)", &a);
+        for (size_t i = 0; iommufd && i < l->n_devices && ok; i++) {
+                const char *addr = l->devices[i].address;
+                ok = dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &addr) &&
+                     dbus_message_iter_append_basic(&st, DBUS_TYPE_UNIX_FD, &l->device_fds[i]) &&
+                     dbus_message_iter_close_container(&a, &st);
+        }
+        ok = ok && dbus_message_iter_close_container(it, &a) &&
+             dbus_message_iter_open_container(it, DBUS_TYPE_ARRAY, "s", &a);
+        for (size_t i = 0; i < l->n_grants && ok; i++) {
+                char node[HOST_NODE_MAX + 8];
+                const char *n = node;
+                (void) snprintf(node, sizeof node, "/dev/%s", l->grants[i].node);
+                ok = dbus_message_iter_append_basic(&a, DBUS_TYPE_STRING, &n);
+        }
+        return ok && dbus_message_iter_close_container(it, &a) &&
+               dbus_message_iter_append_basic(it, DBUS_TYPE_UINT32, &grant_uid);
+}
+
 static int on_acquire_done(Manager *m, Lease *l, int *lease_fd, const ManagerError *err, void *userdata) {
         Request *r = userdata;
         DBusMessage *reply = NULL;
@@ -159,19 +204,23 @@ static int on_acquire_done(Manager *m, Lease *l, int *lease_fd, const ManagerErr
         if (ok) {
                 dbus_message_iter_init_append(reply, &it);
                 ok = dbus_message_iter_append_basic(&it, DBUS_TYPE_OBJECT_PATH, &p) &&
-                     dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &token) &&
-                     dbus_message_iter_append_basic(&it, DBUS_TYPE_UNIX_FD, &l->container_fd) &&
-                     dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "(uh)", &a);
+                     dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &token);
         }
-        for (size_t i = 0; i < l->n_groups && ok; i++) {
+        if (ok && r->delivery_reply)
+                ok = append_delivery(&it, l) && dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "h", &fa);
+        else if (ok)
+                ok = dbus_message_iter_append_basic(&it, DBUS_TYPE_UNIX_FD, &l->container_fd) &&
+                     dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "(uh)", &a);
+        for (size_t i = 0; !r->delivery_reply && i < l->n_groups && ok; i++) {
                 dbus_uint32_t g = l->groups[i];
                 ok = dbus_message_iter_open_container(&a, DBUS_TYPE_STRUCT, NULL, &st) &&
                      dbus_message_iter_append_basic(&st, DBUS_TYPE_UINT32, &g) &&
                      dbus_message_iter_append_basic(&st, DBUS_TYPE_UNIX_FD, &l->group_fds[i]) &&
                      dbus_message_iter_close_container(&a, &st);
         }
-        ok = ok && dbus_message_iter_close_container(&it, &a) &&
-             dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "h", &fa);
+        if (!r->delivery_reply)
+                ok = ok && dbus_message_iter_close_container(&it, &a) &&
+                     dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "h", &fa);
         if (ok && *lease_fd >= 0)
                 ok = dbus_message_iter_append_basic(&fa, DBUS_TYPE_UNIX_FD, lease_fd);
         ok = ok && dbus_message_iter_close_container(&it, &fa);
@@ -196,6 +245,9 @@ static void execute_acquire(Request *r) {
                 .label = r->label,
                 .owner = r->owner,
                 .owner_pidfd = r->owner_pidfd,
+                .delivery = r->delivery,
+                .grant_uid_set = r->grant_uid_set,
+                .grant_uid = r->grant_uid,
                 .configure_iommu = r->configure_iommu,
                 .kvm = r->kvm,
                 .memlock = r->memlock,
@@ -387,6 +439,32 @@ static bool option_guest_ram(Bus *b, DBusMessage *m, DBusMessageIter *var, const
 }
 
 /* Each option once: its name, its type, its parser. */
+static bool option_delivery(Bus *b, DBusMessage *m, DBusMessageIter *var, const AcquireOption *opt,
+                            Request *r, AcquireOptions *o) {
+        const char *v;
+        LeaseDelivery d;
+
+        dbus_message_iter_get_basic(var, &v);
+        d = lease_delivery_from_string(v);
+        if (d < 0) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID), "option \"delivery\" is \"%.64s\": want \"auto\", "
+                            "\"iommufd\", \"legacy\" or \"node-grant\"", v);
+                return false;
+        }
+        r->delivery = d;
+        return true;
+}
+
+static bool option_grant_uid(Bus *b, DBusMessage *m, DBusMessageIter *var, const AcquireOption *opt,
+                             Request *r, AcquireOptions *o) {
+        dbus_uint32_t v;
+
+        dbus_message_iter_get_basic(var, &v);
+        r->grant_uid = (uid_t) v;
+        r->grant_uid_set = true;
+        return true;
+}
+
 static const AcquireOption acquire_options[] = {
         { "label", DBUS_TYPE_STRING, option_label },
         { "owner", DBUS_TYPE_STRING, option_owner },
@@ -396,6 +474,8 @@ static const AcquireOption acquire_options[] = {
         { "guest-ram", DBUS_TYPE_UINT64, option_guest_ram },
         { "viommu", DBUS_TYPE_BOOLEAN, option_bool, offsetof(Request, viommu) },
         { "kvm", DBUS_TYPE_BOOLEAN, option_bool, offsetof(Request, kvm) },
+        { "delivery", DBUS_TYPE_STRING, option_delivery },
+        { "grant-uid", DBUS_TYPE_UINT32, option_grant_uid },
 };
 
 static const AcquireOption *acquire_option_find(const char *key) {
@@ -482,6 +562,22 @@ static bool parse_acquire(Bus *b, DBusMessage *m, Request *r) {
                             "option \"viommu\" only says how to count memlock: it goes with \"memlock\" only");
                 return false;
         }
+        if (r->grant_uid_set && r->delivery != LEASE_DELIVERY_NODE_GRANT) {
+                reply_error(b, m, bus_error_name(GD_ERR_INVALID),
+                            "option \"grant-uid\" goes with delivery \"node-grant\" only");
+                return false;
+        }
+        /* Acquire's reply carries a container and group fds: legacy delivery only (auto means it there). */
+        if (!r->delivery_reply) {
+                if (r->delivery == LEASE_DELIVERY_AUTO)
+                        r->delivery = LEASE_DELIVERY_LEGACY;
+                if (r->delivery != LEASE_DELIVERY_LEGACY) {
+                        reply_error(b, m, DBUS_ERROR_INVALID_ARGS, "Acquire hands over container and group fds "
+                                    "only: for delivery \"%s\" call AcquireDelivery",
+                                    lease_delivery_to_string(r->delivery));
+                        return false;
+                }
+        }
         return true;
 }
 
@@ -557,6 +653,19 @@ static void method_acquire(Bus *b, DBusMessage *m, const BusObject *o) {
         request_start(r);
 }
 
+/* AcquireDelivery: the same request, any delivery mode (auto by default), and a reply that says what came. */
+static void method_acquire_delivery(Bus *b, DBusMessage *m, const BusObject *o) {
+        Request *r;
+
+        if (request_new(b, m, REQUEST_ACQUIRE, execute_acquire, &r) < 0)
+                return;
+        r->delivery_reply = true;
+        r->delivery = LEASE_DELIVERY_AUTO;
+        if (!parse_acquire(b, m, r))
+                return (void) request_free(r);
+        request_start(r);
+}
+
 static void method_memlock_limit(Bus *b, DBusMessage *m, const BusObject *o) {
         Request *r;
 
@@ -572,6 +681,7 @@ static const BusMethod manager_methods[] = {
         { "GetGroup", "s", method_get_group },
         { "ListLeases", "", method_list_leases },
         { "Acquire", "asa{sv}", method_acquire },
+        { "AcquireDelivery", "asa{sv}", method_acquire_delivery },
         { "Release", "s", method_release },
         { "MemlockLimit", "astb", method_memlock_limit },
         {}

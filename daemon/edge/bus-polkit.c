@@ -63,7 +63,8 @@ static bool append_details_acquire(Request *r, DBusMessageIter *details) {
              append_dict_ss(details, "label", strempty(r->label)) &&
              append_dict_ss(details, "owner",
                             r->owner == OWNER_PROCESS ? "process" :
-                            r->owner == OWNER_LEASE_FD ? "lease-fd" : "bus-name");
+                            r->owner == OWNER_LEASE_FD ? "lease-fd" : "bus-name") &&
+             append_dict_ss(details, "delivery", lease_delivery_to_string(r->delivery));
         if (ok && r->memlock) {
                 (void) snprintf(text, sizeof text, "%" PRIu64, r->guest_ram);
                 ok = append_dict_ss(details, "guest-ram", text) &&
