@@ -754,7 +754,7 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         if (kvmfd >= 0) {
                 r = gd_client_lease_kvm_add(c, l, kvmfd);
                 if (r < 0) {
-                        char msg[GD_TEXT_MAX];
+                        char msg[GD_TEXT_MAX + 1];
                         int code = gd_client_error_code(c);
 
                         snprintf(msg, sizeof msg, "%s", gd_client_error_message(c));
