@@ -37,7 +37,7 @@ triplet=powerpc64le-linux-gnu
 xbuild=$build_dir/ppc64el
 out=$build_dir/vm-ppc
 mkdir -p "$out"
-for b in groupd groupctl vmm-standin vfio-raw; do
+for b in groupd groupctl vmm-standin vfio-raw spapr-standin; do
         [ -x "$xbuild/$b" ] || die "$xbuild/$b is missing: run tests/vm/ppc/cross-build.sh first"
 done
 sysroot=$(readlink -f "$xbuild/sysroot")
@@ -192,12 +192,12 @@ add_libs() {
                 add_libs "$found"
         done
 }
-for b in groupd groupctl vmm-standin vfio-raw; do
+for b in groupd groupctl vmm-standin vfio-raw spapr-standin; do
         cp "$xbuild/$b" "$pst/groupd/$b"
         add_libs "$xbuild/$b"
 done
 cp -L "/usr/$triplet/lib/ld64.so.2" "$pst/lib64/ld64.so.2"
-cp "$vm/guest-lib.sh" "$vm/guest-run.sh" "$here"/scenario-*.sh "$pst/groupd/"
+cp "$vm/guest-lib.sh" "$vm/guest-run.sh" "$here/ppc-lib.sh" "$here"/scenario-*.sh "$pst/groupd/"
 install -m 0755 "$here/guest-scenarios.sh" "$pst/groupd/scenarios.sh"
 payload_stamp=$( (cd "$pst" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum) | sha256sum | cut -c1-16)
 if [ "$(cat "$out/payload.stamp" 2>/dev/null)" != "$payload_stamp" ] || [ ! -f "$out/payload.cpio.gz" ]; then

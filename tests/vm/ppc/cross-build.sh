@@ -103,8 +103,15 @@ if ! nice make -C "$out" -s -j"${PPC_JOBS:-2}" all >"$out/make.log" 2>&1; then
         cat "$out/make.log" >&2
         exit 1
 fi
-for b in groupd groupctl vmm-standin vfio-raw; do
+# The tier's own stand-in VMM (sPAPR and KVM-HV steps), against the static libgroupd just built.
+if [ ! -x "$out/spapr-standin" ] || [ "$here/spapr-standin.c" -nt "$out/spapr-standin" ] ||
+        [ "$out/.libs/libgroupd.a" -nt "$out/spapr-standin" ]; then
+        $triplet-gcc -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror -I"$top/client" -I"$top/proto" -o "$out/spapr-standin.tmp" \
+                "$here/spapr-standin.c" "$out/.libs/libgroupd.a"
+        mv "$out/spapr-standin.tmp" "$out/spapr-standin"
+fi
+for b in groupd groupctl vmm-standin vfio-raw spapr-standin; do
         readelf -h "$out/$b" 2>/dev/null | grep -q 'Machine: *PowerPC64' ||
                 { log "$out/$b is not a ppc64 executable"; exit 1; }
 done
-log "built groupd groupctl vmm-standin vfio-raw for $triplet ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }'))"
+log "built groupd groupctl vmm-standin vfio-raw spapr-standin for $triplet ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }'))"
