@@ -1,0 +1,39 @@
+#!/bin/sh
+# shellcheck shell=dash
+# KVM-HV on POWER: a stand-in VMM with a real VM (spapr-standin kvm) acquires the lone edu's group through
+# libgroupd with its kvm-vfio device; libgroupd registers the group (a second ADD gets EEXIST). The VM's
+# TCE table for the DMA32 window is refused by the kernel before the group's hardware window exists
+# (EINVAL), and gd_client_lease_set_spapr_tce() succeeds anyway (the library makes the default window
+# exist first); the window takes a map; the release deletes the group from KVM (DEL: ENOENT) and the
+# device goes back to no driver.
+. /groupd/ppc-lib.sh
+
+if [ ! -c /dev/kvm ]; then
+        skip kvm "no /dev/kvm (kvm_hv did not load)"
+        exit 0
+fi
+if ! daemon_start; then
+        fail kvm "groupd did not start"
+        exit 0
+fi
+spapr-standin kvm "$EDU_GROUP" >/tmp/kvm.out 2>&1
+st=$?
+sed 's/^/    /' /tmp/kvm.out
+if [ $st -eq 77 ]; then
+        skip kvm "no KVM-HV VM here: $(grep -E '^(SKIP|STEP create-vm)' /tmp/kvm.out)"
+else
+        for c in kvm-registered iommu-type kernel-refuses-early library-orders-tce window-usable kvm-deleted; do
+                line=$(grep "^CHECK $c " /tmp/kvm.out)
+                case $line in
+                "CHECK $c PASS"*) pass "kvm-$c" "${line#CHECK $c PASS }" ;;
+                "") fail "kvm-$c" "the stand-in did not get that far (exit $st)" ;;
+                *) fail "kvm-$c" "${line#CHECK $c FAIL }" ;;
+                esac
+        done
+fi
+if wait_until 150 node_gone "$EDU_GROUP" && [ -z "$(driver_of "$EDU_DEV")" ] && wait_until 50 no_leases; then
+        pass kvm-released "/dev/vfio/$EDU_GROUP gone, $EDU_DEV on no driver, no lease"
+else
+        fail kvm-released "after the release: $EDU_DEV on '$(driver_of "$EDU_DEV")', leases '$(groupctl leases --no-legend)'"
+fi
+daemon_stop
