@@ -15,6 +15,7 @@
 #   ppc_apt_init BUILD_DIR      sets PPC_CACHE and PPC_APT (the options for apt-get/apt-cache)
 #   ppc_apt_update              refreshes the lists when older than a day (or missing); false offline
 #   ppc_apt_version PKG         the candidate version of PKG (empty when unknown)
+#   ppc_apt_versions PKG...     "PKG=VERSION" lines, in one apt-cache run (each run reads every list)
 #   ppc_apt_fetch DIR PKG...    downloads PKG=candidate into DIR unless there already
 
 ppc_apt_init() {
@@ -56,15 +57,21 @@ ppc_apt_version() {
         apt-cache "${PPC_APT[@]}" show --no-all-versions "$1" 2>/dev/null | awk '$1 == "Version:" { print $2; exit }'
 }
 
+ppc_apt_versions() {
+        apt-cache "${PPC_APT[@]}" show --no-all-versions "$@" 2>/dev/null |
+                awk '$1 == "Package:" { p = $2 } $1 == "Version:" { print p "=" $2 }'
+}
+
 ppc_apt_fetch() {
-        local dir=$1 p v f want=()
+        local dir=$1 p v pv want=()
         shift
         mkdir -p "$dir"
+        declare -A ver=()
+        while IFS= read -r pv; do ver[${pv%%=*}]=${pv#*=}; done < <(ppc_apt_versions "$@")
         for p in "$@"; do
-                v=$(ppc_apt_version "$p")
+                v=${ver[$p]:-}
                 [ -n "$v" ] || { echo "apt-ppc64el: no package $p for ppc64el" >&2; return 1; }
-                f="${p}_${v//:/%3a}_"
-                compgen -G "$dir/$f*.deb" >/dev/null || want+=("$p=$v")
+                compgen -G "$dir/${p}_${v//:/%3a}_*.deb" >/dev/null || want+=("$p=$v")
         done
         [ ${#want[@]} -eq 0 ] && return 0
         (cd "$dir" && apt-get "${PPC_APT[@]}" download -qq "${want[@]}" 2>&1 |

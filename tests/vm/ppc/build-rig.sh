@@ -55,8 +55,9 @@ ppc_apt_update || log "apt-get update for ppc64el failed; trying with the lists 
 kpkg=$(apt-cache "${PPC_APT[@]}" pkgnames linux-image-6.12 2>/dev/null |
         grep -E '^linux-image-6\.12\.[0-9]+\+[a-z0-9]+-powerpc64le-64k$' | sort -V | tail -n 1 || true)
 [ -n "$kpkg" ] || unavailable "no linux-image-6.12*-powerpc64le-64k in bookworm-backports for ppc64el (offline?)"
-kver_pkg=$(ppc_apt_version "$kpkg")
-bb_ver=$(ppc_apt_version busybox-static)
+vers=$(ppc_apt_versions "$kpkg" busybox-static)
+kver_pkg=$(echo "$vers" | sed -n "s/^$kpkg=//p")
+bb_ver=$(echo "$vers" | sed -n 's/^busybox-static=//p')
 [ -n "$bb_ver" ] || unavailable "no busybox-static for ppc64el"
 script_sum=$(sha256sum <"$here/build-rig.sh" | cut -c1-16)
 kdir=$PPC_CACHE/kernel-$(echo "$kpkg $kver_pkg $bb_ver $script_sum" | sha256sum | cut -c1-16)
@@ -126,6 +127,7 @@ if [ ! -f "$kdir/.done" ]; then
         echo "$kpkg $kver_pkg" >"$kdir.tmp/.done"
         rm -rf "$tmp" "$kdir"
         mv "$kdir.tmp" "$kdir"
+        find "$PPC_CACHE" -maxdepth 1 -name 'kernel-*' ! -path "$kdir" -exec rm -rf {} +
         log "kernel $kver and busybox ready in $kdir ($(since "$t0"))"
 fi
 exec 8>&-

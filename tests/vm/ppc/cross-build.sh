@@ -50,11 +50,9 @@ ppc_apt_init "$build_dir"
 exec 8>"$PPC_CACHE/.lock"
 flock 8
 ppc_apt_update || log "apt-get update for ppc64el failed; trying with the lists there are"
-key=
+key=$(ppc_apt_versions "${SYSROOT_PKGS[@]}" | sort -u | tr '\n' ' ')
 for p in "${SYSROOT_PKGS[@]}"; do
-        v=$(ppc_apt_version "$p")
-        [ -n "$v" ] || unavailable "no ppc64el package $p (apt-get update for ppc64el failed?)"
-        key="$key $p=$v"
+        case " $key" in *" $p="*) ;; *) unavailable "no ppc64el package $p (apt-get update for ppc64el failed?)" ;; esac
 done
 sysroot=$PPC_CACHE/sysroot-$(echo "$key" | sha256sum | cut -c1-16)
 if [ ! -f "$sysroot/.done" ]; then
@@ -62,8 +60,8 @@ if [ ! -f "$sysroot/.done" ]; then
         ppc_apt_fetch "$PPC_CACHE/debs" "${SYSROOT_PKGS[@]}" || unavailable "cannot download the sysroot packages"
         rm -rf "$sysroot.tmp"
         mkdir -p "$sysroot.tmp"
-        for p in "${SYSROOT_PKGS[@]}"; do
-                v=$(ppc_apt_version "$p")
+        for pv in $key; do
+                p=${pv%%=*} v=${pv#*=}
                 dpkg-deb -x "$(compgen -G "$PPC_CACHE/debs/${p}_${v//:/%3a}_*.deb" | head -n 1)" "$sysroot.tmp"
         done
         # -dev packages link their .so to /lib/...: point those into the sysroot.
@@ -73,6 +71,8 @@ if [ ! -f "$sysroot/.done" ]; then
         echo "$key" >"$sysroot.tmp/.done"
         rm -rf "$sysroot"
         mv "$sysroot.tmp" "$sysroot"
+        # Older sysroots (other package versions) go; their builds reconfigure against this one.
+        find "$PPC_CACHE" -maxdepth 1 -name 'sysroot-*' ! -path "$sysroot" -exec rm -rf {} +
         log "sysroot $sysroot ready ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }'))"
 fi
 exec 8>&-
