@@ -55,12 +55,15 @@ ppc_apt_update || log "apt-get update for ppc64el failed; trying with the lists 
 kpkg=$(apt-cache "${PPC_APT[@]}" pkgnames linux-image-6.12 2>/dev/null |
         grep -E '^linux-image-6\.12\.[0-9]+\+[a-z0-9]+-powerpc64le-64k$' | sort -V | tail -n 1 || true)
 [ -n "$kpkg" ] || unavailable "no linux-image-6.12*-powerpc64le-64k in bookworm-backports for ppc64el (offline?)"
-vers=$(ppc_apt_versions "$kpkg" busybox-static)
+# The guest's own D-Bus system bus (dbus-daemon, dbus-send): the memlock scenario compares the D-Bus
+# MemlockLimit with groupctl's. Their libraries beyond the sysroot's come along.
+GUEST_PKGS=(busybox-static dbus-daemon dbus-bin libexpat1 libapparmor1 libaudit1 libselinux1 libpcre2-8-0)
+vers=$(ppc_apt_versions "$kpkg" "${GUEST_PKGS[@]}")
 kver_pkg=$(echo "$vers" | sed -n "s/^$kpkg=//p")
 bb_ver=$(echo "$vers" | sed -n 's/^busybox-static=//p')
 [ -n "$bb_ver" ] || unavailable "no busybox-static for ppc64el"
 script_sum=$(sha256sum <"$here/build-rig.sh" | cut -c1-16)
-kdir=$PPC_CACHE/kernel-$(echo "$kpkg $kver_pkg $bb_ver $script_sum" | sha256sum | cut -c1-16)
+kdir=$PPC_CACHE/kernel-$(echo "$vers $script_sum" | sha256sum | cut -c1-16)
 
 modname() {
         local n=${1##*/}
@@ -69,7 +72,8 @@ modname() {
 }
 if [ ! -f "$kdir/.done" ]; then
         t0=$(now)
-        ppc_apt_fetch "$PPC_CACHE/debs" "$kpkg" busybox-static || unavailable "cannot download $kpkg or busybox-static"
+        ppc_apt_fetch "$PPC_CACHE/debs" "$kpkg" "${GUEST_PKGS[@]}" ||
+                unavailable "cannot download $kpkg or the guest's packages (${GUEST_PKGS[*]})"
         tmp=$kdir.unpack
         rm -rf "$tmp" "$kdir.tmp"
         mkdir -p "$tmp" "$kdir.tmp"
@@ -122,8 +126,13 @@ if [ ! -f "$kdir/.done" ]; then
         done
         cp "$tmp/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$mods/" 2>/dev/null || true
         depmod -b "$kdir.tmp/modroot" "$kver"
-        mkdir -p "$kdir.tmp/busybox"
-        dpkg-deb -x "$(compgen -G "$PPC_CACHE/debs/busybox-static_*.deb" | head -n 1)" "$kdir.tmp/busybox"
+        mkdir -p "$kdir.tmp/busybox" "$kdir.tmp/guest"
+        for pv in $vers; do
+                p=${pv%%=*} v=${pv#*=}
+                [ "$p" = "$kpkg" ] && continue
+                dpkg-deb -x "$(compgen -G "$PPC_CACHE/debs/${p}_${v//:/%3a}_*.deb" | head -n 1)" \
+                        "$kdir.tmp/$([ "$p" = busybox-static ] && echo busybox || echo guest)"
+        done
         echo "$kpkg $kver_pkg" >"$kdir.tmp/.done"
         rm -rf "$tmp" "$kdir"
         mv "$kdir.tmp" "$kdir"
@@ -178,7 +187,8 @@ fi
 pst=$out/payload.staging
 rm -rf "$pst"
 mkdir -p "$pst/groupd/lib" "$pst/lib64"
-libpath=("$sysroot/usr/lib/$triplet" "$sysroot/lib/$triplet" "/usr/$triplet/lib")
+libpath=("$sysroot/usr/lib/$triplet" "$sysroot/lib/$triplet" "$kdir/guest/usr/lib/$triplet"
+        "$kdir/guest/lib/$triplet" "/usr/$triplet/lib")
 declare -A lib_seen
 add_libs() {
         local so d found
@@ -197,6 +207,10 @@ add_libs() {
 for b in groupd groupctl vmm-standin vfio-raw spapr-standin; do
         cp "$xbuild/$b" "$pst/groupd/$b"
         add_libs "$xbuild/$b"
+done
+for b in dbus-daemon dbus-send; do
+        cp "$kdir/guest/usr/bin/$b" "$pst/groupd/$b"
+        add_libs "$kdir/guest/usr/bin/$b"
 done
 cp -L "/usr/$triplet/lib/ld64.so.2" "$pst/lib64/ld64.so.2"
 cp "$vm/guest-lib.sh" "$vm/guest-run.sh" "$here/ppc-lib.sh" "$here"/scenario-*.sh "$pst/groupd/"
