@@ -4,7 +4,8 @@
 # libgroupd with its kvm-vfio device; libgroupd registers the group (a second ADD gets EEXIST). The VM's
 # TCE table for the DMA32 window is refused by the kernel before the group's hardware window exists
 # (EINVAL), and gd_client_lease_set_spapr_tce() succeeds anyway (the library makes the default window
-# exist first); the window takes a map; the release deletes the group from KVM (DEL: ENOENT) and the
+# exist first); a table for a 64-bit window nobody created is refused with an error naming what to do
+# first; the DMA32 window takes a map; the release deletes the group from KVM (DEL: ENOENT) and the
 # device goes back to no driver. And the kernel has no WARNING to give: 6.12 warns once when a group
 # leaves kvm-vfio without ever having had its TCE table set (the x86 order), which this order avoids.
 . /groupd/ppc-lib.sh
@@ -24,7 +25,7 @@ sed 's/^/    /' /tmp/kvm.out
 if [ $st -eq 77 ]; then
         skip kvm "no KVM-HV VM here: $(grep -E '^(SKIP|STEP create-vm)' /tmp/kvm.out)"
 else
-        for c in kvm-registered iommu-type kernel-refuses-early library-orders-tce window-usable kvm-deleted; do
+        for c in kvm-registered iommu-type kernel-refuses-early library-orders-tce library-explains-64bit window-usable kvm-deleted; do
                 line=$(grep "^CHECK $c " /tmp/kvm.out)
                 case $line in
                 "CHECK $c PASS"*) pass "kvm-$c" "${line#CHECK $c PASS }" ;;

@@ -22,7 +22,8 @@
  *           libgroupd registers the group. Creates the VM's TCE table for the DMA32 window
  *           (KVM_CREATE_SPAPR_TCE_64), shows that the kernel refuses KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE
  *           before the group's hardware window exists, then calls gd_client_lease_set_spapr_tce() (which
- *           makes the window exist first), maps a buffer through the window, releases with
+ *           makes the window exist first), that a table for a 64-bit window nobody created is refused
+ *           with an error that says what to do, maps a buffer through the window, releases with
  *           gd_client_release_lease() and checks that the group is no longer in KVM (DEL: ENOENT).
  *           Exit 0 all passed, 1 a check failed, 77 no KVM-HV here.
  *
@@ -313,6 +314,23 @@ static int cmd_kvm(const char *group) {
         step("set-spapr-tce", r, "%s", r < 0 ? gd_client_error_message(c) : "gd_client_lease_set_spapr_tce");
         check("library-orders-tce", r == 0, "gd_client_lease_set_spapr_tce %s",
               r == 0 ? "succeeded right after the acquire" : gd_client_error_message(c));
+
+        /* A table for a 64-bit window the VMM has not created: the library cannot make that one, and says
+         * what the caller must do first. */
+        struct kvm_create_spapr_tce_64 t64 = {
+                .liobn = 0x80000001u, .page_shift = 16,
+                .offset = (UINT64_C(1) << 59) >> 16, .size = (UINT64_C(1) << 30) >> 16,
+        };
+        int table64 = xioctl(vm, KVM_CREATE_SPAPR_TCE_64, &t64);
+        if (step("create-tce-table-64", table64, "KVM_CREATE_SPAPR_TCE_64 liobn 0x%llx at bus 0x%llx, 64 KiB pages",
+                 (unsigned long long) t64.liobn, (unsigned long long) t64.offset << 16) >= 0) {
+                r = gd_client_lease_set_spapr_tce(c, l, l->lease.groups[0], table64);
+                step("set-spapr-tce-64", r, "%s", r < 0 ? gd_client_error_message(c) : "accepted");
+                check("library-explains-64bit", r == -EINVAL &&
+                      strstr(gd_client_error_message(c), "VFIO_IOMMU_SPAPR_TCE_CREATE") != NULL,
+                      "a table for a window that does not exist: %s", r < 0 ? gd_client_error_message(c) : "accepted");
+                close(table64);
+        }
 
         /* The window is usable: register and map a buffer through it, as the guest's first H_PUT_TCE would. */
         size_t sz = 1u << 20;
