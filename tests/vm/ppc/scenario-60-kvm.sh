@@ -28,9 +28,9 @@ else
         for c in kvm-registered iommu-type kernel-refuses-early library-orders-tce library-explains-64bit window-usable kvm-deleted; do
                 line=$(grep "^CHECK $c " /tmp/kvm.out)
                 case $line in
-                "CHECK $c PASS"*) pass "kvm-$c" "${line#CHECK $c PASS }" ;;
+                "CHECK $c PASS"*) pass "kvm-$c" "${line#"CHECK $c PASS "}" ;;
                 "") fail "kvm-$c" "the stand-in did not get that far (exit $st)" ;;
-                *) fail "kvm-$c" "${line#CHECK $c FAIL }" ;;
+                *) fail "kvm-$c" "${line#"CHECK $c FAIL "}" ;;
                 esac
         done
 fi
