@@ -136,17 +136,22 @@ boot() {
                         /RIG-DAEMON-LOG-BEGIN/ { quiet = 1 }
                         /RIG-DAEMON-LOG-END/ { quiet = 0; next }
                         quiet { next }
-                        /^KERNEL: |^MACHINE: |RIG-MODULE-FAIL|RIG-TIMEOUT|RIG-DONE|RIG-SCENARIOS-NONE|RIG-TOPIC-TIME|SCENARIO [^ ]+ (PASS|FAIL|SKIP)|Kernel panic|RCU stall|blocked for more than/ {
+                        /^KERNEL: |^MACHINE: |RIG-RESULT|RIG-FAILED|RIG-MODULE-FAIL|RIG-TIMEOUT|RIG-DONE|RIG-SCENARIOS-NONE|RIG-TOPIC-TIME|SCENARIO [^ ]+ (PASS|FAIL|SKIP)|Kernel panic|RCU stall|blocked for more than/ {
                                 sub(/^.*SCENARIO /, "SCENARIO ")
                                 print "  " $0; fflush()
                         }'
                 fi
         } || rc=$?
         t1=$(now)
-        local n_pass n_fail why=
-        n_pass=$(grep -cE 'SCENARIO [^ ]+ PASS' "$log" || true)
-        n_fail=$(grep -cE 'SCENARIO [^ ]+ FAIL' "$log" || true)
-        [ "$n_fail" -eq 0 ] || why="$n_fail failed"
+        local n_pass n_fail result why=
+        # The guest's own count (the serial output may have a line cut by the firmware's messages), and
+        # any FAIL the host sees besides.
+        result=$(sed -n 's/^.*RIG-RESULT \(pass=[0-9]* fail=[0-9]* skip=[0-9]*\).*$/\1/p' "$log" | tail -n 1)
+        n_pass=$(echo "$result" | sed -n 's/^pass=\([0-9]*\) .*/\1/p')
+        n_fail=$(echo "$result" | sed -n 's/.* fail=\([0-9]*\) .*/\1/p')
+        [ -n "$result" ] || { n_pass=0 n_fail=0 why="no RIG-RESULT from the guest"; }
+        [ "$(grep -cE '^SCENARIO [^ ]+ FAIL' "$log" || true)" -le "$n_fail" ] || n_fail=$(grep -cE '^SCENARIO [^ ]+ FAIL' "$log")
+        [ "$n_fail" -eq 0 ] || why="${why:+$why, }$n_fail failed"
         grep -q RIG-DONE "$log" || why="${why:+$why, }no RIG-DONE (hung or crashed)"
         grep -q RIG-TIMEOUT "$log" && why="${why:+$why, }guest watchdog fired"
         [ "$n_pass" -gt 0 ] || why="${why:+$why, }no scenario passed"
