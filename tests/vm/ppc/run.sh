@@ -122,7 +122,8 @@ boot() {
         local m=$1 log=$logs/$1.log cmdline t0 t1 rc=0 args
         # shellcheck disable=SC2207 # words, on purpose
         args=($(machine_args "$m"))
-        cmdline="console=hvc0 panic=-1 quiet rig.timeout=$GUEST_TIMEOUT rig.label=$m"
+        # Each topic's limit: TCG on POWER is slower than on x86, and the CI machine is shared.
+        cmdline="console=hvc0 panic=-1 quiet rig.timeout=$GUEST_TIMEOUT rig.scenario_timeout=120 rig.label=$m"
         [ -n "$only" ] && cmdline="$cmdline rig.only=$only"
         bold "=== $m ($RIG_PKG $RIG_PKG_VERSION)"
         t0=$(now)
