@@ -245,7 +245,7 @@ int verb_memlock(int argc, char **argv) {
         _cleanup_free_ MemlockGroup *groups = NULL;
         GdClient *c = NULL;
         MemlockInput in = {};
-        uint64_t limit = 0, window;
+        uint64_t limit = 0;
         char a[32], b[32];
         int r;
 
@@ -271,18 +271,13 @@ int verb_memlock(int argc, char **argv) {
                         gd_client_free(c);
                         return r;
                 }
-                groups[i] = (MemlockGroup) {
-                        .id = d->group,
-                        .n_devices = d->n_devices,
-                        .spapr_dma32_window = (d->dma.flags & GD_DMA_SPAPR) ? d->dma.spapr_dma32_size : 0,
-                };
+                groups[i] = (MemlockGroup) { .id = d->group, .n_devices = d->n_devices };
                 gd_dma_info_free(d);
         }
         gd_client_free(c);
 
-        /* The one rule (common/memlock.c): a group named twice counts once, the window once. */
+        /* The one rule (common/memlock.c): a group named twice counts once; the host's rule. */
         r = memlock_limit_for_groups(arg.guest_ram, arg.viommu, groups, (size_t) argc, &limit, &in);
-        window = in.spapr_dma32_window;
         if (r < 0) {
                 log_error_errno(r, "Cannot compute the limit: %m%s",
                                 r == -EINVAL ? " (the groups have no device to assign)" : "");
@@ -298,8 +293,8 @@ int verb_memlock(int argc, char **argv) {
                 printf("%u", in.n_devices);
                 json_key(stdout, &first, "viommu");
                 fputs(in.viommu ? "true" : "false", stdout);
-                json_key(stdout, &first, "spapr_dma32_window");
-                printf("%" PRIu64, window);
+                json_key(stdout, &first, "rule");
+                json_string(stdout, memlock_rule_to_string(in.rule));
                 json_key(stdout, &first, "memlock");
                 printf("%" PRIu64, limit);
                 puts("}");
@@ -309,16 +304,19 @@ int verb_memlock(int argc, char **argv) {
         printf("%s%" PRIu64 "%s bytes (%s): RLIMIT_MEMLOCK for a guest of %s with %u assigned device%s",
                ansi_bold(), limit, ansi_normal(), memlock_format_size(limit, a, sizeof a),
                memlock_format_size(in.guest_ram, b, sizeof b), in.n_devices, in.n_devices == 1 ? "" : "s");
-        printf("%s%s.\n", in.viommu ? " behind a vIOMMU" : "",
-               window > 0 ? " on sPAPR" : "");
+        if (in.rule == MEMLOCK_RULE_PPC64)
+                puts(" (a pseries guest with one PCI host bridge).");
+        else
+                printf("%s.\n", in.viommu ? " behind a vIOMMU" : "");
         if (arg.legend) {
-                if (in.viommu)
+                if (in.rule == MEMLOCK_RULE_PPC64)
+                        fputs("Rule (ppc64): RAM / 128 (hash page table) + 4 MiB per PHB + 8 MiB (TCE tables), plus "
+                              "the larger of 2 GiB per PHB (the DMA32 window, charged whole at VFIO_IOMMU_ENABLE) "
+                              "and RAM + RAM / 512 per PHB + 8 MiB (DDW)", stdout);
+                else if (in.viommu)
                         printf("Rule: guest RAM x %u devices (each has its own IOMMU address space) + 1 GiB", in.n_devices);
                 else
                         printf("Rule: guest RAM (pinned once for the container) + 1 GiB");
-                if (window > 0)
-                        printf(" + the DMA32 window (%s, charged when the IOMMU is enabled)",
-                               memlock_format_size(window, a, sizeof a));
                 puts(", as libvirt computes it.");
         }
         return EXIT_OK;

@@ -122,7 +122,15 @@ int gd_client_revoke(GdClient *c, const char *lease_id, uint32_t deadline_sec, u
  * client/kvm-vfio.h, a memfd named "groupd-sim-kvm-vfio") is understood as well. */
 int gd_client_lease_kvm_add(GdClient *c, GdClientLease *l, int kvm_fd);
 int gd_client_lease_kvm_del(GdClient *c, GdClientLease *l);
-/* KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE for one group of a registered lease (ppc64; ENXIO elsewhere). */
+/* KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE for one group of a registered lease (ppc64; ENXIO elsewhere): attaches
+ * the VM's TCE table (table_fd, from KVM_CREATE_SPAPR_TCE_64 on the VM) to the group's hardware DMA window,
+ * so that KVM can update the window in real mode. The kernel needs that window to exist and to match the
+ * table (same bus offset, page size no smaller, size no larger). With the sPAPR v2 IOMMU the default DMA32
+ * window is only created by the container's first map, so the library makes it exist (a SPAPR_TCE_CREATE
+ * the kernel refuses after making the default window; nothing is mapped) when the kernel refuses, and asks
+ * again: call this any time after
+ * the acquire (configure_iommu, or after the VMM's own VFIO_SET_IOMMU) for a table over the DMA32 window.
+ * For a 64-bit window the VMM creates it first (VFIO_IOMMU_SPAPR_TCE_CREATE); EINVAL says so. */
 int gd_client_lease_set_spapr_tce(GdClient *c, GdClientLease *l, unsigned group, int table_fd);
 /* Deletes the groups from KVM, then RELEASE with the lease's token. */
 int gd_client_release_lease(GdClient *c, GdClientLease *l);

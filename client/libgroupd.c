@@ -17,9 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
+#include <linux/vfio.h>
 
 #include "fd-util.h"
 #include "groupd-client.h"
@@ -754,7 +756,7 @@ int gd_client_acquire(GdClient *c, const char *const *specs, size_t n_specs, con
         if (kvmfd >= 0) {
                 r = gd_client_lease_kvm_add(c, l, kvmfd);
                 if (r < 0) {
-                        char msg[GD_TEXT_MAX];
+                        char msg[GD_TEXT_MAX + 1];
                         int code = gd_client_error_code(c);
 
                         snprintf(msg, sizeof msg, "%s", gd_client_error_message(c));
@@ -843,6 +845,31 @@ int gd_client_lease_kvm_del(GdClient *c, GdClientLease *l) {
         return 0;
 }
 
+/* The kernel attaches a VM's TCE table only to a hardware DMA window of the group that exists and matches
+ * it (same bus offset, IOMMU pages no larger than the table's, at least as big: kvm_spapr_tce_attach_
+ * iommu_group()); before that KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE gets EINVAL. With the sPAPR v2 IOMMU the
+ * container's default DMA32 window is created lazily, by the container's first MAP_DMA, UNMAP_DMA,
+ * SPAPR_TCE_CREATE or SPAPR_TCE_REMOVE (seen on 6.12: EINVAL right after SET_IOMMU, success after the
+ * first map). MAP and UNMAP need registered memory first (EPERM before); SPAPR_TCE_CREATE does not, and
+ * makes the default window before it looks at its own arguments: asked for a window of 1-byte pages, which
+ * no PHB has, it creates the default window and refuses the new one (EINVAL), leaving nothing else
+ * behind. That is what the VMM's first map would have done anyway. */
+static int spapr_make_default_window(int container_fd) {
+        struct vfio_iommu_spapr_tce_info info = { .argsz = sizeof info };
+        struct vfio_iommu_spapr_tce_create create = { .argsz = sizeof create, .page_shift = 0 };
+
+        if (ioctl(container_fd, VFIO_IOMMU_SPAPR_TCE_GET_INFO, &info) < 0)
+                return -errno;          /* not an sPAPR container (or no IOMMU type set yet) */
+        if (!(info.flags & VFIO_IOMMU_SPAPR_INFO_DDW))
+                return -EOPNOTSUPP;     /* v1: the window is there from ENABLE on */
+        if (ioctl(container_fd, VFIO_IOMMU_SPAPR_TCE_CREATE, &create) == 0) {
+                /* Not expected; take the stray window away again. */
+                struct vfio_iommu_spapr_tce_remove rm = { .argsz = sizeof rm, .start_addr = create.start_addr };
+                (void) ioctl(container_fd, VFIO_IOMMU_SPAPR_TCE_REMOVE, &rm);
+        }
+        return 0;
+}
+
 int gd_client_lease_set_spapr_tce(GdClient *c, GdClientLease *l, unsigned group, int table_fd) {
         if (!c || !l)
                 return -EINVAL;
@@ -851,16 +878,30 @@ int gd_client_lease_set_spapr_tce(GdClient *c, GdClientLease *l, unsigned group,
                 return client_fail(c, -ENOENT, GD_ERR_INVALID, "lease %s is not registered with a kvm-vfio device",
                                    l->lease.id);
         for (size_t i = 0; i < l->n_group_fds; i++) {
-                int r;
+                int r, w = 0;
 
                 if (l->lease.groups[i] != group)
                         continue;
                 r = kvm_vfio_set_spapr_tce(l->kvm_fd, l->group_fds[i], table_fd);
+                if (r == -EINVAL && l->container_fd >= 0) {
+                        /* No hardware window yet: make the default one exist, then ask again. */
+                        w = spapr_make_default_window(l->container_fd);
+                        if (w >= 0)
+                                r = kvm_vfio_set_spapr_tce(l->kvm_fd, l->group_fds[i], table_fd);
+                }
+                if (r == -EINVAL)
+                        return client_fail(c, r, GD_ERR_INVALID,
+                                           "KVM refused SET_SPAPR_TCE for group %u: no DMA window of the group "
+                                           "matches the TCE table%s%s%s. Set the sPAPR IOMMU type on the container "
+                                           "(acquire with configure_iommu, or VFIO_SET_IOMMU) and create the "
+                                           "window the table describes first (VFIO_IOMMU_SPAPR_TCE_CREATE for a "
+                                           "64-bit window): the table's bus offset must be the window's, its page "
+                                           "size at least the window's, its size at most the window's",
+                                           group, w < 0 ? " (and the default window could not be made: " : "",
+                                           w < 0 ? strerror(-w) : "", w < 0 ? ")" : "");
                 if (r < 0)
                         return client_fail(c, r, kvm_error_code(r), "KVM refused SET_SPAPR_TCE for group %u: %s%s",
-                                           group, strerror(-r),
-                                           r == -EINVAL ? " (its TCE table is not set up yet: map something first)"
-                                                        : kvm_vfio_error_hint(r));
+                                           group, strerror(-r), kvm_vfio_error_hint(r));
                 return 0;
         }
         return client_fail(c, -ENOENT, GD_ERR_NOT_FOUND, "lease %s does not hold group %u", l->lease.id, group);

@@ -19,12 +19,80 @@ static int add_u64(uint64_t a, uint64_t b, uint64_t *ret) {
         return 0;
 }
 
+MemlockRule memlock_rule_host(void) {
+#if defined(__powerpc64__)
+        return MEMLOCK_RULE_PPC64;
+#else
+        return MEMLOCK_RULE_DEFAULT;
+#endif
+}
+
+static const char *const rule_names[_MEMLOCK_RULE_MAX] = {
+        [MEMLOCK_RULE_DEFAULT] = "default",
+        [MEMLOCK_RULE_PPC64] = "ppc64",
+};
+
+const char *memlock_rule_to_string(MemlockRule r) {
+        return r >= 0 && r < _MEMLOCK_RULE_MAX ? rule_names[r] : NULL;
+}
+
+MemlockRule memlock_rule_from_string(const char *s) {
+        for (int i = 0; s && i < _MEMLOCK_RULE_MAX; i++)
+                if (strcmp(s, rule_names[i]) == 0)
+                        return (MemlockRule) i;
+        return _MEMLOCK_RULE_INVALID;
+}
+
+/* libvirt's ppc64 rule, in KiB as libvirt computes it (see memlock.h). */
+static int limit_ppc64(const MemlockInput *in, uint64_t *ret) {
+        const uint64_t MiB = 1024, GiB = 1024 * 1024;   /* in KiB */
+        uint64_t memory = in->guest_ram / 1024, max = (in->max_memory ?: in->guest_ram) / 1024;
+        uint64_t phbs = in->n_phbs ?: 1, base, a, b, pt, v;
+        int r;
+
+        /* base = max / 128 + 4 MiB * PHBs + 8 MiB */
+        r = mul_u64(4 * MiB, phbs, &v);
+        if (r >= 0)
+                r = add_u64(max / 128, v, &base);
+        if (r >= 0)
+                r = add_u64(base, 8 * MiB, &base);
+        /* passthrough = MAX(2 GiB * PHBs, memory + memory / 512 * PHBs + 8 MiB) */
+        if (r >= 0)
+                r = mul_u64(2 * GiB, phbs, &a);
+        if (r >= 0)
+                r = mul_u64(memory / 512, phbs, &b);
+        if (r >= 0)
+                r = add_u64(b, memory, &b);
+        if (r >= 0)
+                r = add_u64(b, 8 * MiB, &b);
+        if (r < 0)
+                return r;
+        pt = a > b ? a : b;
+        r = add_u64(base, pt, &v);
+        if (r < 0)
+                return r;
+        if (v > UINT64_MAX >> 10)
+                return -ERANGE;
+        *ret = v << 10;
+        return 0;
+}
+
 int memlock_limit(const MemlockInput *in, uint64_t *ret) {
         uint64_t factor, v;
         int r;
 
         if (!in || !ret || in->guest_ram == 0)
                 return -EINVAL;
+        switch (in->rule) {
+        case MEMLOCK_RULE_PPC64:
+                if (in->max_memory != 0 && in->max_memory < in->guest_ram)
+                        return -EINVAL;
+                return limit_ppc64(in, ret);
+        case MEMLOCK_RULE_DEFAULT:
+                break;
+        default:
+                return -EINVAL;
+        }
         if (in->viommu && in->n_devices == 0)
                 return -EINVAL;
 
@@ -32,8 +100,6 @@ int memlock_limit(const MemlockInput *in, uint64_t *ret) {
         r = mul_u64(factor, in->guest_ram, &v);
         if (r >= 0)
                 r = add_u64(v, MEMLOCK_EXTRA_BYTES, &v);
-        if (r >= 0)
-                r = add_u64(v, in->spapr_dma32_window, &v);
         if (r < 0)
                 return r;
         *ret = v;
@@ -42,7 +108,7 @@ int memlock_limit(const MemlockInput *in, uint64_t *ret) {
 
 int memlock_limit_for_groups(uint64_t guest_ram, bool viommu, const MemlockGroup *groups, size_t n_groups,
                              uint64_t *ret, MemlockInput *ret_input) {
-        MemlockInput in = { .guest_ram = guest_ram, .viommu = viommu };
+        MemlockInput in = { .guest_ram = guest_ram, .viommu = viommu, .rule = memlock_rule_host() };
         int r;
 
         if (!ret || (n_groups > 0 && !groups))
@@ -55,8 +121,6 @@ int memlock_limit_for_groups(uint64_t guest_ram, bool viommu, const MemlockGroup
                 if (seen)
                         continue;
                 in.n_devices += groups[i].n_devices;
-                if (groups[i].spapr_dma32_window > in.spapr_dma32_window)
-                        in.spapr_dma32_window = groups[i].spapr_dma32_window;
         }
         r = memlock_limit(&in, ret);
         if (r >= 0 && ret_input)

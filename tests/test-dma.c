@@ -367,22 +367,38 @@ START_TEST(test_memlock_arithmetic) {
         ck_assert_uint_eq(v, 25 * G);
         ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = 8 * G, .n_devices = 1, .viommu = true }, &v), 0);
         ck_assert_uint_eq(v, 9 * G);
-        /* sPAPR: the DMA32 window on top. */
-        ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = 4 * G, .n_devices = 1,
-                                                         .spapr_dma32_window = 2 * G }, &v), 0);
-        ck_assert_uint_eq(v, 7 * G);
+        /* ppc64 (libvirt's figures in KiB, << 10): base RAM/128 + 4 MiB per PHB + 8 MiB, and the larger of
+         * 2 GiB per PHB and RAM + RAM/512 per PHB + 8 MiB. A vIOMMU changes nothing there. */
+        ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = 256 << 20, .rule = MEMLOCK_RULE_PPC64 }, &v), 0);
+        ck_assert_uint_eq(v, UINT64_C(2111488) << 10);
+        ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = 8 * G, .n_devices = 3, .viommu = true,
+                                                         .rule = MEMLOCK_RULE_PPC64 }, &v), 0);
+        ck_assert_uint_eq(v, UINT64_C(8491008) << 10);
+        ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = 8 * G, .max_memory = 16 * G, .n_phbs = 2,
+                                                         .rule = MEMLOCK_RULE_PPC64 }, &v), 0);
+        ck_assert_uint_eq(v, UINT64_C(8577024) << 10);
+        ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = G, .n_phbs = 3, .rule = MEMLOCK_RULE_PPC64 },
+                                       &v), 0);
+        ck_assert_uint_eq(v, UINT64_C(6320128) << 10);
+        ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = 2 * G, .max_memory = G,
+                                                         .rule = MEMLOCK_RULE_PPC64 }, &v), -EINVAL);
+        ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = G, .rule = _MEMLOCK_RULE_MAX }, &v), -EINVAL);
+        ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = UINT64_MAX, .rule = MEMLOCK_RULE_PPC64 }, &v),
+                         -ERANGE);
+        for (int i = 0; i < _MEMLOCK_RULE_MAX; i++)
+                ck_assert_int_eq(memlock_rule_from_string(memlock_rule_to_string((MemlockRule) i)), i);
+        ck_assert_int_eq(memlock_rule_from_string("sparc"), _MEMLOCK_RULE_INVALID);
+        ck_assert_ptr_null(memlock_rule_to_string(_MEMLOCK_RULE_MAX));
         /* Bad input and overflow. */
         ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = 0 }, &v), -EINVAL);
         ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = G, .viommu = true }, &v), -EINVAL);
         ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = UINT64_MAX - G + 1 }, &v), -ERANGE);
         ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = UINT64_MAX / 2, .n_devices = 3,
                                                          .viommu = true }, &v), -ERANGE);
-        ck_assert_int_eq(memlock_limit(&(MemlockInput) { .guest_ram = UINT64_MAX - G - 5, .spapr_dma32_window = 6 }, &v),
-                         -ERANGE);
 }
 END_TEST
 
-/* The one rule for a set of groups: a group named twice is one group; the DMA32 window once. */
+/* The one rule for a set of groups: a group named twice is one group. */
 START_TEST(test_memlock_for_groups) {
         const uint64_t G = UINT64_C(1) << 30;
         MemlockGroup g[] = {
@@ -405,12 +421,7 @@ START_TEST(test_memlock_for_groups) {
         ck_assert_uint_eq(v, 3 * 8 * G + G);
         ck_assert_uint_eq(in.n_devices, 3);
 
-        /* The groups share one container: the largest DMA32 window counts, once. */
-        MemlockGroup spapr[] = { { .id = 1, .n_devices = 1, .spapr_dma32_window = G },
-                                 { .id = 2, .n_devices = 1, .spapr_dma32_window = 2 * G } };
-        ck_assert_int_eq(memlock_limit_for_groups(4 * G, false, spapr, 2, &v, &in), 0);
-        ck_assert_uint_eq(v, 4 * G + G + 2 * G);
-        ck_assert_uint_eq(in.spapr_dma32_window, 2 * G);
+        ck_assert_int_eq(in.rule, memlock_rule_host());
 
         ck_assert_int_eq(memlock_limit_for_groups(0, false, g, 3, &v, NULL), -EINVAL);
         ck_assert_int_eq(memlock_limit_for_groups(G, true, NULL, 0, &v, NULL), -EINVAL);

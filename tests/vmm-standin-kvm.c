@@ -160,7 +160,7 @@ static int vmm(char **specs, size_t n_specs, int report_fd) {
         if (arg_guest_ram > 0) {
                 struct rlimit rl = {};
                 uint64_t want = 0;
-                MemlockInput in = { .guest_ram = arg_guest_ram, .viommu = arg_viommu };
+                MemlockInput in = { .guest_ram = arg_guest_ram, .viommu = arg_viommu, .rule = memlock_rule_host() };
 
                 for (size_t i = 0; i < l->lease.n_groups; i++) {
                         GdDmaInfo *d = NULL;
@@ -168,8 +168,6 @@ static int vmm(char **specs, size_t n_specs, int report_fd) {
                         snprintf(spec, sizeof spec, "%u", l->lease.groups[i]);
                         if (gd_client_dma_info(c, spec, &d) >= 0) {
                                 in.n_devices += d->n_devices;
-                                if (d->dma.flags & GD_DMA_SPAPR)
-                                        in.spapr_dma32_window = MAX(in.spapr_dma32_window, d->dma.spapr_dma32_size);
                                 gd_dma_info_free(d);
                         }
                 }

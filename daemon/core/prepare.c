@@ -524,7 +524,7 @@ static int prepare_grant(Prepare *p) {
 
 /* 4. The owner's locked-memory limit, when asked, within the policy's ceiling. */
 static int prepare_memlock(Prepare *p) {
-        uint64_t window = (p->dma.flags & HOST_IOMMU_SPAPR) ? p->dma.spapr_dma32_size : 0, want = 0;
+        uint64_t want = 0;
         _cleanup_free_ MemlockGroup *g = NULL;
         char a[32], b[32];
         int r;
@@ -538,7 +538,7 @@ static int prepare_memlock(Prepare *p) {
                 return -ENOMEM;
         }
         for (size_t i = 0; i < p->n_groups; i++) {
-                g[i] = (MemlockGroup) { .id = p->groups[i], .spapr_dma32_window = window };
+                g[i] = (MemlockGroup) { .id = p->groups[i] };
                 for (size_t k = 0; k < p->n_devices; k++)
                         if (p->devices[k].group == p->groups[i])
                                 g[i].n_devices++;

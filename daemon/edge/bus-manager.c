@@ -277,7 +277,7 @@ static void execute_release_token(Request *r) {
 }
 
 /* The memlock rule for the groups the specs name (memlock_limit_for_groups(): a repeated group counts
- * once), with the devices and the sPAPR window the manager reports for them (as groupctl memlock). */
+ * once), with the devices the manager reports for them (as groupctl memlock). */
 static void execute_memlock_limit(Request *r) {
         ManagerError err = {};
         MemlockGroup groups[LEASE_GROUPS_MAX];
@@ -291,11 +291,7 @@ static void execute_memlock_limit(Request *r) {
 
                 if (manager_dma_info(r->bus->manager, r->specs[i], &d, &err) < 0)
                         return request_fail_manager(r, &err);
-                groups[i] = (MemlockGroup) {
-                        .id = d.group,
-                        .n_devices = d.n_devices,
-                        .spapr_dma32_window = (d.dma.flags & HOST_IOMMU_SPAPR) ? d.dma.spapr_dma32_size : 0,
-                };
+                groups[i] = (MemlockGroup) { .id = d.group, .n_devices = d.n_devices };
         }
         k = memlock_limit_for_groups(r->guest_ram, r->viommu, groups, MIN(r->n_specs, (size_t) LEASE_GROUPS_MAX),
                                      &l64, &in);
@@ -427,7 +423,8 @@ static bool option_guest_ram(Bus *b, DBusMessage *m, DBusMessageIter *var, const
                 return false;
         }
         /* Refused here rather than after the devices were bound: the limit must fit. */
-        if (memlock_limit(&(MemlockInput) { .guest_ram = v, .n_devices = 1 }, &limit) < 0) {
+        if (memlock_limit(&(MemlockInput) { .guest_ram = v, .n_devices = 1, .rule = memlock_rule_host() },
+                          &limit) < 0) {
                 reply_error(b, m, bus_error_name(GD_ERR_INVALID),
                             "option \"guest-ram\" is %" PRIu64 " bytes: the memlock limit for it does not fit in "
                             "64 bits", (uint64_t) v);
