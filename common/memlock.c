@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "macro.h"
 #include "memlock.h"
 
 static int mul_u64(uint64_t a, uint64_t b, uint64_t *ret) {
@@ -32,16 +33,7 @@ static const char *const rule_names[_MEMLOCK_RULE_MAX] = {
         [MEMLOCK_RULE_PPC64] = "ppc64",
 };
 
-const char *memlock_rule_to_string(MemlockRule r) {
-        return r >= 0 && r < _MEMLOCK_RULE_MAX ? rule_names[r] : NULL;
-}
-
-MemlockRule memlock_rule_from_string(const char *s) {
-        for (int i = 0; s && i < _MEMLOCK_RULE_MAX; i++)
-                if (strcmp(s, rule_names[i]) == 0)
-                        return (MemlockRule) i;
-        return _MEMLOCK_RULE_INVALID;
-}
+DEFINE_STRING_TABLE_LOOKUP(memlock_rule, MemlockRule, rule_names);
 
 /* libvirt's ppc64 rule, in KiB as libvirt computes it (see memlock.h). */
 static int limit_ppc64(const MemlockInput *in, uint64_t *ret) {
