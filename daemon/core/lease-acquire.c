@@ -24,6 +24,12 @@ static AcquireOp *acquire_op_free(AcquireOp *op) {
         return NULL;
 }
 
+/* An acquire whose done never ran (the daemon stopped first): the state file keeps the lease as acquiring,
+ * and the next start puts its devices back. */
+static void acquire_op_destroy(void *userdata) {
+        acquire_op_free(userdata);
+}
+
 static int acquire_job_run(void *userdata) {
         AcquireOp *op = userdata;
         return prepare_acquire(op->prepare);
@@ -435,7 +441,7 @@ static int acquire_submit(Manager *m, Lease *l, AcquireDone done, void *userdata
         manager_link_lease(m, l);
         manager_save(m);
 
-        r = worker_submit(m->worker, acquire_job_run, acquire_job_done, op);
+        r = worker_submit_full(m->worker, acquire_job_run, acquire_job_done, acquire_op_destroy, op);
         if (r < 0) {
                 acquire_op_free(op);
                 manager_unlink_lease(m, l);

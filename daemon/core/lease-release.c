@@ -20,6 +20,13 @@ static int release_job_run(void *userdata) {
         return prepare_restore(op->prepare);
 }
 
+/* A release whose done never ran (the daemon stopped first): the state file keeps the lease. */
+static void release_op_destroy(void *userdata) {
+        ReleaseOp *op = userdata;
+        prepare_free(op->prepare);
+        free(op);
+}
+
 void manager_finish_lease(Manager *m, Lease *l, int error, const char *detail) {
         _cleanup_free_ char *marked = NULL;
 
@@ -94,7 +101,7 @@ static int lease_release_run(Manager *m, Lease *l) {
                 r = prepare_set_grants(op->prepare, l->grants, l->n_grants);
         if (r >= 0) {
                 op->lease = l;
-                r = worker_submit(m->worker, release_job_run, release_job_done, op);
+                r = worker_submit_full(m->worker, release_job_run, release_job_done, release_op_destroy, op);
         }
         if (r < 0) {
                 if (op)

@@ -13,6 +13,7 @@ struct Job {
         WorkerShared *shared;
         WorkerFunc func;
         WorkerDone done;
+        WorkerDestroy destroy;
         void *userdata;
         int result;
         Job *next;
@@ -44,8 +45,17 @@ struct Worker {
 static void shared_unref(WorkerShared *s) {
         if (atomic_fetch_sub(&s->refs, 1) != 1)
                 return;
+        /* Finished jobs the loop never took, and jobs no thread took: their done never runs. */
         for (Job *j = s->finished, *n; j; j = n) {
                 n = j->next;
+                if (j->destroy)
+                        j->destroy(j->userdata);
+                free(j);
+        }
+        for (Job *j = s->pending, *n; j; j = n) {
+                n = j->next;
+                if (j->destroy)
+                        j->destroy(j->userdata);
                 free(j);
         }
         safe_close(s->efd);
@@ -180,6 +190,10 @@ Worker *worker_free(Worker *w) {
 }
 
 int worker_submit(Worker *w, WorkerFunc func, WorkerDone done, void *userdata) {
+        return worker_submit_full(w, func, done, NULL, userdata);
+}
+
+int worker_submit_full(Worker *w, WorkerFunc func, WorkerDone done, WorkerDestroy destroy, void *userdata) {
         pthread_attr_t attr;
         pthread_t t;
         sigset_t all, old;
@@ -192,6 +206,7 @@ int worker_submit(Worker *w, WorkerFunc func, WorkerDone done, void *userdata) {
         j->shared = w->shared;
         j->func = func;
         j->done = done;
+        j->destroy = destroy;
         j->userdata = userdata;
 
         /* An idle thread takes it. */

@@ -18,12 +18,16 @@ typedef struct Worker Worker;
 
 typedef int (*WorkerFunc)(void *userdata);                  /* off the loop */
 typedef void (*WorkerDone)(int result, void *userdata);     /* on the loop, with WorkerFunc's result */
+typedef void (*WorkerDestroy)(void *userdata);              /* a job whose done never ran */
 
 int worker_new(sd_event *e, Worker **ret);
-/* Jobs still running are abandoned: their done callbacks never run (their data leaks deliberately, the
- * thread may still use it). */
+/* Jobs still running are abandoned: their done callbacks never run. A job's destroy (if it has one) frees
+ * its data once no thread can use it any more: when its thread has finished it, or at once for a job no
+ * thread took. A job the kernel holds up for good keeps its data (its thread may still use it). */
 Worker *worker_free(Worker *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Worker *, worker_free);
 
 int worker_submit(Worker *w, WorkerFunc func, WorkerDone done, void *userdata);
+/* The same, with destroy for the data of a job whose done never runs (the worker freed first). */
+int worker_submit_full(Worker *w, WorkerFunc func, WorkerDone done, WorkerDestroy destroy, void *userdata);
 unsigned worker_running(Worker *w);

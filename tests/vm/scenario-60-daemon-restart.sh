@@ -46,7 +46,7 @@ if ! daemon_start -v; then
 fi
 if wait_until 100 is_on 0000:00:03.0 e1000e && wait_until 50 node_gone "$g3"; then
         t1=$(now_ms)
-        if [ -z "$(override_of 0000:00:03.0)" ] && grep -q 'has no live owner' "$DAEMON_LOG"; then
+        if [ -z "$(override_of 0000:00:03.0)" ] && grep -q 'is gone; restoring its devices' "$DAEMON_LOG"; then
                 pass daemon-restart-reconcile "e1000e back on 00:03.0 $((t1 - t0)) ms after the restart, /dev/vfio/$g3 gone"
         else
                 fail daemon-restart-reconcile "override '$(override_of 0000:00:03.0)'"
