@@ -665,6 +665,41 @@ START_TEST(test_restart_owner_gone_meanwhile) {
 }
 END_TEST
 
+/* What a restart does with a lease follows the state file, which is written only when that would change:
+ * a lease-fd lease is recorded active once acquired (a restart keeps it while the fd is open) and
+ * releasing once its release starts (a restart then puts the devices back, fd or not); a connection's
+ * lease is recorded from before its devices move until they are back, whatever it says of its state. */
+START_TEST(test_state_file_follows_what_a_restart_does) {
+        Heard heard = {};
+        Manager *m = new_manager(&heard);
+        char path[PATH_MAX + 32], line[256], id[LEASE_ID_LEN + 1];
+        Answer a, b;
+        Lease *l, *c;
+
+        snprintf(path, sizeof path, "%s/state", runtime);
+        l = acquire(m, &root, "6", OWNER_LEASE_FD, -EBADF, &a);
+        snprintf(line, sizeof line, "lease %s %s active lease-fd", l->id, l->token);
+        ck_assert_msg(test_file_contains(path, line), "no \"%s\" in the state file", line);
+
+        c = acquire(m, &root, "2", OWNER_CONNECTION, -EBADF, &b);
+        ck_assert(test_file_contains(path, c->id));
+        ck_assert_int_eq(manager_release_lease(m, c, LEASE_REASON_RELEASED), 0);
+        ck_assert(test_file_contains(path, c->id));   /* its devices are on their way back */
+        ck_assert(test_file_contains(path, "group 2"));
+        run_until_ended(&heard, 1);
+        ck_assert(!test_file_contains(path, "group 2"));
+
+        ck_assert_int_eq(manager_release_lease(m, l, LEASE_REASON_RELEASED), 0);
+        snprintf(line, sizeof line, "lease %s %s releasing lease-fd", l->id, l->token);
+        ck_assert_msg(test_file_contains(path, line), "no \"%s\" in the state file", line);
+        snprintf(id, sizeof id, "%s", l->id);
+        run_until_ended(&heard, 2);
+        ck_assert(!test_file_contains(path, id));
+        close(a.lease_fd);
+        manager_free(m);
+}
+END_TEST
+
 static Suite *manager_suite(void) {
         Suite *s = suite_create("manager");
         TCase *tc = tcase_create("sim");
@@ -683,6 +718,7 @@ static Suite *manager_suite(void) {
         tcase_add_test(tc, test_busy_while_acquiring_and_releasing);
         tcase_add_test(tc, test_memlock_raised_on_owner);
         tcase_add_test(tc, test_restart_owner_gone_meanwhile);
+        tcase_add_test(tc, test_state_file_follows_what_a_restart_does);
         suite_add_tcase(s, tc);
         return s;
 }

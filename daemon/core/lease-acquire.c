@@ -70,7 +70,7 @@ static void acquire_job_done(int result, void *userdata) {
         r = lease_watch_owner(l);
         if (r < 0)
                 log_error_errno(r, "Failed to watch the owner of lease %s: %m", l->id);
-        manager_save(m);
+        manager_save_state_change(m, l);
         audit_lease_granted(l);
 
         t_hand = now_usec(CLOCK_MONOTONIC);

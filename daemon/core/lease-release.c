@@ -81,7 +81,7 @@ static int lease_release_run(Manager *m, Lease *l) {
         l->lease_fd = safe_close(l->lease_fd);
         lease_close_fds(l);
 
-        manager_save(m);
+        manager_save_state_change(m, l);
         log_info("Releasing lease %s (\"%s\"): %s", l->id, strempty(l->label), lease_reason_to_string(l->reason));
         manager_emit(m, MANAGER_EVENT_LEASE_RELEASING, l, 0, 0, lease_reason_to_string(l->reason));
 

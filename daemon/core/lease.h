@@ -94,6 +94,7 @@ struct Lease {
         sd_event_source *deadline_source;
 
         LeaseState state;
+        LeaseState saved_state;         /* the state the state file last gave it (manager_save) */
         LeaseReason reason;               /* why it ended, once RELEASING */
         bool owner_gone;                /* the owner ended while ACQUIRING: release once prepared */
         bool recovered;                 /* taken back from the state file after a restart */

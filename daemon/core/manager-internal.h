@@ -77,7 +77,11 @@ void manager_unhold_lease(Manager *m, Lease *l);
 void manager_link_lease(Manager *m, Lease *l);
 /* Unlinks l from the registry (its groups are free again); the caller frees it. */
 void manager_unlink_lease(Manager *m, Lease *l);
+/* Writes the state file (write, fsync, rename): at a lease's coming and going, and at start-up. */
 void manager_save(Manager *m);
+/* After l changed state: writes the state file only if a restart would act differently on the new state
+ * (a state file write, fsync'ed, is the dearest step of a cycle on a fast host). */
+void manager_save_state_change(Manager *m, Lease *l);
 void manager_check_shutdown(Manager *m);
 
 /* group-view.c */
