@@ -39,8 +39,10 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         (void) vsnprintf(buf, sizeof buf, format, ap);
         va_end(ap);
 
+        /* One write per line (stderr is unbuffered): a line is never interleaved, and costs one syscall. */
+        char prio[8] = "";
         if (show_priority)
-                (void) fprintf(stderr, "<%i>", level & LOG_PRIMASK);
-        (void) fprintf(stderr, "%s%s%s\n", strempty(log_prefix), log_prefix ? ": " : "", buf);
+                (void) snprintf(prio, sizeof prio, "<%i>", level & LOG_PRIMASK);
+        (void) fprintf(stderr, "%s%s%s%s\n", prio, strempty(log_prefix), log_prefix ? ": " : "", buf);
         return -abs(error);
 }
