@@ -176,7 +176,7 @@ fi
 # Group 3 of the rig (00:03.0, e1000e) acquired and released through groupd, phase by phase, and the same
 # sysfs + ioctl sequence by vfio-raw, in one boot of Debian's 6.1 kernel with the Intel IOMMU (TCG: slow,
 # but both sides equally so). Skipped in --quick and where the rig cannot run.
-if [ $quick -eq 0 ] && [ -x "$here/../tests/vm/run.sh" ]; then
+if [ -z "${BENCH_NO_VM:-}" ] && [ $quick -eq 0 ] && [ -x "$here/../tests/vm/run.sh" ]; then
         say "bench: real kernel (qemu, Debian 6.1, VT-d): group 3 through groupd and raw"
         rc=0
         "$here/../tests/vm/run.sh" --build-dir "$build" --line 6.1 --iommu intel --only 90-bench >"$work/vm.out" 2>&1 || rc=$?
