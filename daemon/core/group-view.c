@@ -118,6 +118,8 @@ static int group_view_make(Manager *m, HostGroup *hg, const HostUse *uses, size_
                 v.never = true;
                 (void) snprintf(note, sizeof note, "%s", e.message);
         }
+        for (size_t i = 0; i < v.group.n_devices && !v.never && isempty(note); i++)
+                (void) policy_device_standby(m->policy, &v.group.devices[i], note, sizeof note);
         v.holder = manager_group_holder(m, v.group.id);
         v.viability = strdup(reason);
         v.policy_note = strdup(note);

@@ -43,7 +43,8 @@ static void acquire_job_done(int result, void *userdata) {
                 (void) lease_set_state(l, LEASE_RELEASED);
                 op->done(m, NULL, NULL, &p->error, op->userdata);
                 manager_unlink_lease(m, l);
-                manager_save(m);
+                if (lease_needs_record(l))
+                        manager_save(m);
                 lease_free(l);
                 goto finish;
         }
@@ -393,6 +394,7 @@ static int acquire_add_groups(Manager *m, Lease *l, const Caller *c, const Acqui
                                         log_info("%s goes to its VFIO variant driver %s.", d->address,
                                                  ld->vfio_driver);
                         }
+                        l->devices[l->n_devices - 1].standby = policy_device_standby(m->policy, d, NULL, 0);
                 }
         }
         return 0;
@@ -433,13 +435,15 @@ static int acquire_submit(Manager *m, Lease *l, AcquireDone done, void *userdata
         op->client_lease_fd = TAKE_FD(*client_lease_fd);
 
         manager_link_lease(m, l);
-        manager_save(m);
+        if (lease_needs_record(l))
+                manager_save(m);
 
         r = worker_submit(m->worker, acquire_job_run, acquire_job_done, op);
         if (r < 0) {
                 acquire_op_free(op);
                 manager_unlink_lease(m, l);
-                manager_save(m);
+                if (lease_needs_record(l))
+                        manager_save(m);
                 manager_error(err, MANAGER_ERROR_INTERNAL, r, "cannot start the acquire: %s", strerror(-r));
                 return r;
         }

@@ -196,6 +196,21 @@ int lease_add_grant(Lease *l, const LeaseGrant *g) {
         return 0;
 }
 
+bool lease_all_standby(const Lease *l) {
+        assert(l);
+        for (size_t i = 0; i < l->n_devices; i++)
+                if (!l->devices[i].standby)
+                        return false;
+        return l->n_devices > 0;
+}
+
+bool lease_needs_record(const Lease *l) {
+        assert(l);
+        /* Node grants are put back by a restart too: a node-grant lease is always recorded. */
+        return l->owner_kind == OWNER_PROCESS || l->owner_kind == OWNER_LEASE_FD ||
+               l->delivery == LEASE_DELIVERY_NODE_GRANT || l->n_grants > 0 || !lease_all_standby(l);
+}
+
 pid_t lease_holder_pid(const Lease *l) {
         assert(l);
         return l->owner_kind == OWNER_PROCESS ? l->owner_pid : l->pid;

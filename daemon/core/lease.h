@@ -163,5 +163,10 @@ bool lease_has_group(const Lease *l, unsigned group);
 void lease_groups_to_text(const Lease *l, char *buf, size_t size);
 /* The pid that stands for the lease's holder: the owner process if it has one, else the caller. */
 pid_t lease_holder_pid(const Lease *l);
+/* Does a restart need l's record in the state file? Not when it would find nothing to do: an owner that
+ * dies with the daemon (a connection, a bus name) and only standby devices, which stay on vfio-pci. */
+bool lease_needs_record(const Lease *l);
+/* Every device of l is on standby: its release has no kernel work. */
+bool lease_all_standby(const Lease *l);
 /* Still holding its groups for its owner (not being released, nor ended). */
 bool lease_is_live(const Lease *l);

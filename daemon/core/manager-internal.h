@@ -84,6 +84,9 @@ void manager_save(Manager *m);
 void manager_save_state_change(Manager *m, Lease *l);
 void manager_check_shutdown(Manager *m);
 
+/* standby.c: moves the standby rules' devices no lease holds to vfio-pci, off the loop. */
+int manager_standby_start(Manager *m);
+
 /* group-view.c */
 int manager_resolve_spec(Manager *m, const char *spec, unsigned *ret, ManagerError *err);
 int manager_read_group(Manager *m, unsigned id, HostGroup *ret, ManagerError *err);

@@ -218,7 +218,11 @@ int manager_start(Manager *m, ManagerError *err) {
         r = manager_watch_host(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to watch the host for changes: %m");
-        return manager_reconcile(m);
+        r = manager_reconcile(m);
+        if (r < 0)
+                return r;
+        (void) manager_standby_start(m);
+        return 0;
 }
 
 int manager_new(sd_event *e, Host *host, const ManagerConfig *config, Manager **ret) {

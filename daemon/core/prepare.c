@@ -190,6 +190,8 @@ static void restore_unbind_one(size_t i, void *userdata) {
         HostDevice d;
         int r;
 
+        if (devices[i].standby)
+                return; /* stays on vfio-pci */
         r = host_read_device(h, devices[i].address, &d);
         if (r < 0)
                 return; /* gone: reported below */
@@ -210,6 +212,10 @@ static void restore_rebind_one(size_t i, void *userdata) {
         HostDevice d;
         int r;
 
+        if (ld->standby) {
+                text_append(detail, size, "%s stays on vfio-pci (standby)", ld->address);
+                return;
+        }
         r = host_read_device(h, ld->address, &d);
         if (r == -ENOENT) {
                 /* Gone from the host (removed, or hot-unplugged): nothing to put back, and nothing

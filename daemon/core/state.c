@@ -61,7 +61,7 @@ int state_write(const char *path, Lease *leases) {
 
         fprintf(f, "groupd-state 1\n");
         for (Lease *l = leases; l; l = l->next) {
-                if (l->state == LEASE_RELEASED)
+                if (l->state == LEASE_RELEASED || !lease_needs_record(l))
                         continue;
                 fprintf(f,
                         "lease %s %s %s %s uid=%u gid=%u pid=%u owner-pid=%u owner-start=%" PRIu64
@@ -97,6 +97,8 @@ int state_write(const char *path, Lease *leases) {
                                 fprintf(f, " override=%s", d->override);
                         if (!isempty(d->vfio_driver))
                                 fprintf(f, " vfio=%s", d->vfio_driver);
+                        if (d->standby)
+                                fputs(" standby", f); /* issue 16 */
                         fputc('\n', f);
                 }
                 fprintf(f, "end\n");
@@ -280,11 +282,11 @@ int state_read(const char *path, Manager *m, Lease **ret, unsigned *ret_line) {
                                 break;
                         }
                 } else if (startswith_word(line, "device ")) {
-                        char addr[HOST_ADDR_MAX], drv[HOST_DRIVER_MAX], extra[2][80] = {};
+                        char addr[HOST_ADDR_MAX], drv[HOST_DRIVER_MAX], extra[3][80] = {};
                         unsigned g;
                         int k;
-                        if (!cur || (k = sscanf(line, "device %31s %u %63s %79s %79s", addr, &g, drv, extra[0],
-                                                extra[1])) < 3) {
+                        if (!cur || (k = sscanf(line, "device %31s %u %63s %79s %79s %79s", addr, &g, drv,
+                                                extra[0], extra[1], extra[2])) < 3) {
                                 r = -EBADMSG;
                                 break;
                         }
@@ -300,6 +302,8 @@ int state_read(const char *path, Manager *m, Lease **ret, unsigned *ret_line) {
                                         strcpy(ld->override, v);
                                 else if ((v = startswith_word(extra[e], "vfio=")) && strlen(v) < sizeof ld->vfio_driver)
                                         strcpy(ld->vfio_driver, v);
+                                else if (streq(extra[e], "standby")) /* issue 16 */
+                                        ld->standby = true;
                                 else
                                         r = -EBADMSG;
                         }
