@@ -93,6 +93,9 @@ Lease *lease_free(Lease *l) {
         safe_close(l->lease_fd);
         /* Wipe the token before the memory goes back to the allocator. */
         explicit_bzero(l->token, sizeof l->token);
+        if (l->state_record)
+                explicit_bzero(l->state_record, l->state_record_len);
+        free(l->state_record);
         free(l->label);
         free(l->bus_name);
         free(l->groups);

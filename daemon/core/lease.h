@@ -95,6 +95,13 @@ struct Lease {
 
         LeaseState state;
         LeaseState saved_state;         /* the state the state file last gave it (manager_save) */
+        /* Its record in the state file, as last formatted (state.c): a write with many leases copies the
+         * records of those that did not change instead of formatting them again. Holds the token. */
+        char *state_record;
+        size_t state_record_len;
+        LeaseState state_record_state;
+        uint64_t state_record_memlock;
+        size_t state_record_n_grants;
         LeaseReason reason;               /* why it ended, once RELEASING */
         bool owner_gone;                /* the owner ended while ACQUIRING: release once prepared */
         bool recovered;                 /* taken back from the state file after a restart */
