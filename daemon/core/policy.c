@@ -682,6 +682,13 @@ int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup 
  * start, kept there at release), so that acquiring them is only opening and attaching. A standby rule
  * grants nothing: it is not an allow rule, and a never rule still forbids. */
 
+bool policy_has_standby(const Policy *p) {
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].standby)
+                        return true;
+        return false;
+}
+
 bool policy_device_standby(const Policy *p, const HostDevice *d, char *note, size_t size) {
         for (size_t i = 0; i < p->n_rules; i++)
                 if (p->rules[i].standby && rule_matches_device(&p->rules[i], d)) {

@@ -104,3 +104,5 @@ int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup 
 /* True if a standby rule keeps this device on vfio-pci while no lease holds it; a note naming the rule
  * goes to note. */
 bool policy_device_standby(const Policy *p, const HostDevice *d, char *note, size_t size);
+/* Whether the policy has a standby rule at all (without one, start-up reads no group for it). */
+bool policy_has_standby(const Policy *p);

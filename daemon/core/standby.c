@@ -74,6 +74,10 @@ int manager_standby_start(Manager *m) {
         assert(m);
         assert(m->policy);
 
+        /* Without a standby rule there is nothing to look for: reading every group here cost a big host
+         * its start-up time and the memory of the host's discovery cache. */
+        if (!policy_has_standby(m->policy))
+                return 0;
         r = host_list_groups(m->host, &ids, &n_ids);
         if (r < 0)
                 return log_warning_errno(r, "Standby: cannot list the IOMMU groups: %m");
