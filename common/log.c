@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -35,12 +37,24 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         if (error != 0)
                 errno = abs(error);
 
-        va_start(ap, format);
-        (void) vsnprintf(buf, sizeof buf, format, ap);
-        va_end(ap);
+        /* One write per line, assembled here: never interleaved with another thread's line, one syscall,
+         * and none of stdio's per-character work on the unbuffered stderr. */
+        int saved_errno = errno;
+        size_t n;
 
+        buf[0] = 0;
         if (show_priority)
-                (void) fprintf(stderr, "<%i>", level & LOG_PRIMASK);
-        (void) fprintf(stderr, "%s%s%s\n", strempty(log_prefix), log_prefix ? ": " : "", buf);
+                (void) snprintf(buf, sizeof buf, "<%i>", level & LOG_PRIMASK);
+        n = strlen(buf);
+        if (log_prefix)
+                (void) snprintf(buf + n, sizeof buf - n, "%s: ", log_prefix);
+        n = strlen(buf);
+        errno = saved_errno; /* for %m */
+        va_start(ap, format);
+        (void) vsnprintf(buf + n, sizeof buf - n, format, ap);
+        va_end(ap);
+        n = strnlen(buf, sizeof buf - 1);
+        buf[n++] = '\n';
+        (void) !write(STDERR_FILENO, buf, n);
         return -abs(error);
 }

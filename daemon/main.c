@@ -438,6 +438,7 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
         watch = uevent_watch_free(watch);
+        service_detach();
         bus = bus_free(bus);
         server = server_free(server);
         return 0;

@@ -665,6 +665,100 @@ START_TEST(test_restart_owner_gone_meanwhile) {
 }
 END_TEST
 
+/* What a restart does with a lease follows the state file, which is written only when that would change:
+ * a lease-fd lease is recorded active once acquired (a restart keeps it while the fd is open) and
+ * releasing once its release starts (a restart then puts the devices back, fd or not); a connection's
+ * lease is recorded from before its devices move until they are back, whatever it says of its state. */
+START_TEST(test_state_file_follows_what_a_restart_does) {
+        Heard heard = {};
+        Manager *m = new_manager(&heard);
+        char path[PATH_MAX + 32], line[256], id[LEASE_ID_LEN + 1];
+        Answer a, b;
+        Lease *l, *c;
+
+        snprintf(path, sizeof path, "%s/state", runtime);
+        l = acquire(m, &root, "6", OWNER_LEASE_FD, -EBADF, &a);
+        snprintf(line, sizeof line, "lease %s %s active lease-fd", l->id, l->token);
+        ck_assert_msg(test_file_contains(path, line), "no \"%s\" in the state file", line);
+
+        c = acquire(m, &root, "2", OWNER_CONNECTION, -EBADF, &b);
+        ck_assert(test_file_contains(path, c->id));
+        ck_assert_int_eq(manager_release_lease(m, c, LEASE_REASON_RELEASED), 0);
+        ck_assert(test_file_contains(path, c->id));   /* its devices are on their way back */
+        ck_assert(test_file_contains(path, "group 2"));
+        run_until_ended(&heard, 1);
+        ck_assert(!test_file_contains(path, "group 2"));
+
+        ck_assert_int_eq(manager_release_lease(m, l, LEASE_REASON_RELEASED), 0);
+        snprintf(line, sizeof line, "lease %s %s releasing lease-fd", l->id, l->token);
+        ck_assert_msg(test_file_contains(path, line), "no \"%s\" in the state file", line);
+        snprintf(id, sizeof id, "%s", l->id);
+        run_until_ended(&heard, 2);
+        ck_assert(!test_file_contains(path, id));
+        close(a.lease_fd);
+        manager_free(m);
+}
+END_TEST
+
+/* A standby rule: the device goes to vfio-pci at start; a lease of it takes it as it is and its release
+ * leaves it there (no host driver back), and a connection's lease of it is never written to the state
+ * file (a restart would find nothing to put back). A group without the rule is put back as before. The
+ * group's view says it is on standby, and after a restart the device is still there. */
+START_TEST(test_standby_kept_on_vfio_pci) {
+        ManagerConfig cfg = { .runtime_dir = runtime, .release_deadline_usec = 5 * 1000000ULL };
+        char policy[PATH_MAX + 32], path[PATH_MAX + 32], drv[64];
+        Heard heard = {};
+        ManagerError err = {};
+        GroupView v = {};
+        Manager *m = NULL;
+        Answer a;
+        Lease *l;
+
+        snprintf(policy, sizeof policy, "%s/policy.conf", dir);
+        test_write_file(policy, "standby pci=0000:02:00.0\n");
+        cfg.policy_path = policy;
+        snprintf(path, sizeof path, "%s/state", runtime);
+
+        ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
+        ck_assert_int_eq(manager_add_listener(m, on_event, &heard), 0);
+        ck_assert_msg(manager_start(m, &err) >= 0, "%s", err.message);
+        for (int i = 0; i < 1000; i++) {
+                host_driver("0000:02:00.0", drv, sizeof drv);
+                if (streq(drv, "vfio-pci"))
+                        break;
+                ck_assert_int_ge(sd_event_run(event, 10 * 1000), 0);
+        }
+        ck_assert_str_eq(drv, "vfio-pci");
+        ck_assert_int_ge(manager_get_group(m, "2", &v, &err), 0);
+        ck_assert_msg(strstr(v.policy_note, "standby"), "policy note: %s", v.policy_note);
+        group_view_done(&v);
+
+        l = acquire(m, &root, "2", OWNER_CONNECTION, -EBADF, &a);
+        ck_assert(l->devices[0].standby);
+        ck_assert(!test_file_contains(path, l->id));
+        ck_assert_int_eq(manager_release_lease(m, l, LEASE_REASON_RELEASED), 0);
+        run_until_ended(&heard, 1);
+        ck_assert_msg(strstr(heard.last_detail, "0000:02:00.0 stays on vfio-pci"), "%s", heard.last_detail);
+        assert_driver(m, "2", "0000:02:00.0", "vfio-pci");
+
+        /* Without the rule, the same group goes back to e1000e at its release. */
+        l = acquire(m, &root, "6", OWNER_CONNECTION, -EBADF, &a);
+        ck_assert(!l->devices[0].standby);
+        ck_assert(test_file_contains(path, l->id));
+        ck_assert_int_eq(manager_release_lease(m, l, LEASE_REASON_RELEASED), 0);
+        run_until_ended(&heard, 2);
+        assert_driver(m, "6", "0000:06:00.0", "xhci_hcd");
+        manager_free(m);
+
+        /* A restart leaves the standby device where it is. */
+        m = NULL;
+        ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
+        ck_assert_msg(manager_start(m, &err) >= 0, "%s", err.message);
+        assert_driver(m, "2", "0000:02:00.0", "vfio-pci");
+        manager_free(m);
+}
+END_TEST
+
 static Suite *manager_suite(void) {
         Suite *s = suite_create("manager");
         TCase *tc = tcase_create("sim");
@@ -683,6 +777,8 @@ static Suite *manager_suite(void) {
         tcase_add_test(tc, test_busy_while_acquiring_and_releasing);
         tcase_add_test(tc, test_memlock_raised_on_owner);
         tcase_add_test(tc, test_restart_owner_gone_meanwhile);
+        tcase_add_test(tc, test_state_file_follows_what_a_restart_does);
+        tcase_add_test(tc, test_standby_kept_on_vfio_pci);
         suite_add_tcase(s, tc);
         return s;
 }

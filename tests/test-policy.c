@@ -113,6 +113,35 @@ START_TEST(test_policy_supplementary_gid_granted) {
 }
 END_TEST
 
+/* A standby rule names the devices kept on vfio-pci; it gives no group (a caller with only a standby rule
+ * matching the group is refused), a never rule still wins, and it needs a MATCH. */
+START_TEST(test_policy_standby_rule_gives_no_group) {
+        Policy *p = NULL;
+        char msg[256], note[256], *err = NULL;
+        HostDevice nic = dev("0000:02:00.0", 2, 0x8086, 0x10d3, 0x020000);
+        HostDevice gpu = dev("0000:01:00.0", 1, 0x10de, 0x1eb8, 0x030200);
+        HostGroup g2 = { .id = 2, .devices = &nic, .n_devices = 1 };
+        PolicySubject anyone = { .uid = 1002, .gid = 1002 }, root = { .uid = 0 };
+
+        ck_assert_int_eq(policy_parse("standby class=0x02\n", "t.conf", &p, &err), 0);
+        ck_assert(policy_device_standby(p, &nic, note, sizeof note));
+        ck_assert_msg(strstr(note, "0000:02:00.0") && strstr(note, "t.conf:1: standby class=0x02"), "%s", note);
+        ck_assert(!policy_device_standby(p, &gpu, NULL, 0));
+        ck_assert_int_eq(policy_check_group(p, &anyone, &g2, msg, sizeof msg), -EPERM);
+        ck_assert_msg(strstr(msg, "no allow rule"), "%s", msg);
+        ck_assert_int_eq(policy_check_group(p, &root, &g2, msg, sizeof msg), 0);
+        policy_free(p);
+
+        ck_assert_int_eq(policy_parse("standby class=0x02\nnever vendor=0x8086\n", "t.conf", &p, &err), 0);
+        ck_assert_int_eq(policy_check_group(p, &root, &g2, msg, sizeof msg), -EPERM);
+        policy_free(p);
+
+        ck_assert_int_eq(policy_parse("standby\n", "t.conf", &p, &err), -EINVAL);
+        ck_assert_msg(strstr(err, "t.conf:1") && strstr(err, "'standby' needs at least one MATCH"), "%s", err);
+        free(err);
+}
+END_TEST
+
 START_TEST(test_policy_errors) {
         static const struct {
                 const char *text;
@@ -249,6 +278,7 @@ static Suite *policy_suite(void) {
 
         tcase_add_test(tc, test_policy_default);
         tcase_add_test(tc, test_policy_rules);
+        tcase_add_test(tc, test_policy_standby_rule_gives_no_group);
         tcase_add_test(tc, test_policy_errors);
         tcase_add_test(tc, test_policy_callers);
         tcase_add_test(tc, test_policy_owner_any);

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "host-sim.h"
 #include "sim-topology.h"
@@ -32,13 +33,40 @@ static const char *const op_names[_OP_MAX] = {
         "raise_memlock",
 };
 
+/* The devices' shares run on threads of their own (fanout.h): the counters are atomic, and "call N" is
+ * the N-th to start, whichever device it is for. */
 static unsigned calls[_OP_MAX];
 static Op fail_op = _OP_MAX;
 static unsigned fail_at;     /* 1-based call number of fail_op that fails */
 
+/* Overlap watch: calls of meet_op wait (at most MEET_WAIT_MS) until another is in flight with them, and the
+ * most ever in flight at once is kept. One after the other, no call ever meets another. */
+#define MEET_WAIT_MS 500
+static Op meet_op = _OP_MAX;
+static unsigned in_flight, max_in_flight;
+
+static void meet_begin(Op op) {
+        unsigned now;
+
+        if (op != meet_op)
+                return;
+        now = __atomic_add_fetch(&in_flight, 1, __ATOMIC_SEQ_CST);
+        for (unsigned seen = __atomic_load_n(&max_in_flight, __ATOMIC_SEQ_CST); now > seen;)
+                if (__atomic_compare_exchange_n(&max_in_flight, &seen, now, false, __ATOMIC_SEQ_CST,
+                                                __ATOMIC_SEQ_CST))
+                        break;
+        for (unsigned ms = 0; ms < MEET_WAIT_MS && __atomic_load_n(&max_in_flight, __ATOMIC_SEQ_CST) < 2; ms++)
+                usleep(1000);
+}
+
+static void meet_end(Op op) {
+        if (op == meet_op)
+                __atomic_sub_fetch(&in_flight, 1, __ATOMIC_SEQ_CST);
+}
+
 static bool inject(Op op) {
-        calls[op]++;
-        return op == fail_op && calls[op] == fail_at;
+        unsigned n = __atomic_add_fetch(&calls[op], 1, __ATOMIC_SEQ_CST);
+        return op == fail_op && n == fail_at;
 }
 
 int __real_host_device_set_override(Host *h, const char *address, const char *driver);
@@ -50,13 +78,23 @@ int __wrap_host_device_set_override(Host *h, const char *address, const char *dr
 int __real_host_device_unbind(Host *h, const char *address);
 int __wrap_host_device_unbind(Host *h, const char *address);
 int __wrap_host_device_unbind(Host *h, const char *address) {
-        return inject(OP_UNBIND) ? -EIO : __real_host_device_unbind(h, address);
+        int r;
+
+        meet_begin(OP_UNBIND);
+        r = inject(OP_UNBIND) ? -EIO : __real_host_device_unbind(h, address);
+        meet_end(OP_UNBIND);
+        return r;
 }
 
 int __real_host_device_bind(Host *h, const char *address, const char *driver);
 int __wrap_host_device_bind(Host *h, const char *address, const char *driver);
 int __wrap_host_device_bind(Host *h, const char *address, const char *driver) {
-        return inject(OP_BIND) ? -EINVAL : __real_host_device_bind(h, address, driver);
+        int r;
+
+        meet_begin(OP_BIND);
+        r = inject(OP_BIND) ? -EINVAL : __real_host_device_bind(h, address, driver);
+        meet_end(OP_BIND);
+        return r;
 }
 
 int __real_host_open_container(Host *h, int *ret_fd);
@@ -144,6 +182,11 @@ static void inject_reset(Op op, unsigned at) {
         fail_at = at;
 }
 
+static void meet_reset(Op op) {
+        meet_op = op;
+        in_flight = max_in_flight = 0;
+}
+
 /* ---------------------------------------------------------------- the host as it was */
 
 static char dir[PATH_MAX], simdir[PATH_MAX + 16];
@@ -217,6 +260,7 @@ static void setup(void) {
         cfg.state_dir = simdir;
         ck_assert_int_eq(host_new_sim(&cfg, &host), 0);
         inject_reset(_OP_MAX, 0);
+        meet_reset(_OP_MAX);
 }
 
 static void teardown(void) {
@@ -373,6 +417,47 @@ START_TEST(test_rollback_delivery) {
 }
 END_TEST
 
+/* The devices of a lease move at once, across its groups and within one (group 1: nouveau and
+ * snd_hda_intel): the unbinds of an acquire overlap, so do the binds and the unbinds of the restore. And
+ * a bind that fails while the others are under way still leaves the host exactly as it was. */
+START_TEST(test_devices_move_at_once) {
+        Snapshot before;
+        Prepare *p;
+
+        snapshot(&before);
+        p = new_prepare();
+        ck_assert_uint_ge(p->n_devices, 4);
+        meet_reset(OP_UNBIND);
+        ck_assert_int_eq(prepare_acquire(p), 0);
+        ck_assert_msg(max_in_flight >= 2, "the acquire's unbinds ran one after the other");
+        p->container_fd = safe_close(p->container_fd);
+        close_many(p->group_fds, p->n_groups);
+        meet_reset(OP_UNBIND);
+        ck_assert_int_eq(prepare_restore(p), 0);
+        ck_assert_msg(max_in_flight >= 2, "the restore's unbinds ran one after the other");
+        ck_assert_msg(strstr(p->detail, "0000:01:00.0 → nouveau, 0000:01:00.1 → snd_hda_intel"),
+                      "the detail is not in the devices' order: %s", p->detail);
+        assert_same(&before, "after restore");
+        prepare_free(p);
+
+        for (unsigned at = 1; at <= 3; at++) {
+                char when[64];
+
+                p = new_prepare();
+                meet_reset(OP_BIND);
+                inject_reset(OP_BIND, at);
+                ck_assert_int_lt(prepare_acquire(p), 0);
+                ck_assert_msg(max_in_flight >= 2, "the acquire's binds ran one after the other");
+                ck_assert_msg(strstr(p->error.message, "cannot bind"), "%s", p->error.message);
+                ck_assert(p->container_fd < 0);
+                inject_reset(_OP_MAX, 0);
+                snprintf(when, sizeof when, "bind %u of the parallel binds failed", at);
+                assert_same(&before, when);
+                prepare_free(p);
+        }
+}
+END_TEST
+
 /* Devices already on vfio-pci before the acquire (bound by hand) are not touched by its rollback. */
 START_TEST(test_rollback_leaves_what_it_did_not_move) {
         Snapshot before;
@@ -464,6 +549,7 @@ static Suite *prepare_suite(void) {
         tcase_add_test(tc, test_acquire_then_restore);
         tcase_add_test(tc, test_rollback_delivery);
         tcase_add_test(tc, test_rollback_after_each_step);
+        tcase_add_test(tc, test_devices_move_at_once);
         tcase_add_test(tc, test_rollback_leaves_what_it_did_not_move);
         tcase_add_test(tc, test_memlock_ceiling);
         tcase_add_test(tc, test_restore_binds_by_name);

@@ -61,6 +61,7 @@ START_TEST(test_state_round_trip) {
         ck_assert_int_eq(lease_add_group(a, 1), 0);
         ck_assert_int_eq(lease_add_device(a, "0000:01:00.0", 1, "nouveau", NULL), 0);
         ck_assert_int_eq(lease_add_device(a, "0000:01:00.1", 1, "", "vfio-pci"), 0);
+        a->devices[1].standby = true;            /* kept on vfio-pci at release */
         ck_assert_int_eq(lease_new(NULL, &b), 0); /* still acquiring: recorded too */
         ck_assert_int_eq(lease_add_group(b, 12), 0);
         ck_assert_int_eq(lease_add_group(b, 13), 0);
@@ -89,6 +90,8 @@ START_TEST(test_state_round_trip) {
         ck_assert_str_eq(back->devices[0].override, "");
         ck_assert_str_eq(back->devices[1].driver, "");
         ck_assert_str_eq(back->devices[1].override, "vfio-pci");
+        ck_assert(!back->devices[0].standby);
+        ck_assert(back->devices[1].standby);
         ck_assert_ptr_nonnull(back->next);
         ck_assert_int_eq(back->next->state, LEASE_ACQUIRING);
         ck_assert_uint_eq(back->next->n_groups, 2);

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/uio.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +23,38 @@
 #define MESSAGE_ID_OWNER_REFUSED "8a1f3c5e2b7d4e0f9a6c1d2e3f405168"
 #define MESSAGE_ID_DEVICE_CHANGED "8a1f3c5e2b7d4e0f9a6c1d2e3f405169"
 
+/* A journal record of up to JOURNAL_FIELDS_MAX fields, each "NAME=value" formatted into a buffer of its
+ * own on the stack and sent in one sd_journal_sendv(): sd_journal_send() formats each field with
+ * vasprintf, which was a fifth of a standby cycle's instructions. Fields are cut at JOURNAL_FIELD_MAX
+ * bytes. Used for the records of every lease (granted, ended); the rarer ones keep sd_journal_send(). */
+#define JOURNAL_FIELDS_MAX 10
+#define JOURNAL_FIELD_MAX 1280
+
+typedef struct JournalRecord {
+        char fields[JOURNAL_FIELDS_MAX][JOURNAL_FIELD_MAX];
+        struct iovec iov[JOURNAL_FIELDS_MAX];
+        size_t n;
+} JournalRecord;
+
+_printf_(2, 3) static void jr_add(JournalRecord *r, const char *fmt, ...) {
+        va_list ap;
+        int k;
+
+        if (r->n >= JOURNAL_FIELDS_MAX)
+                return;
+        va_start(ap, fmt);
+        k = vsnprintf(r->fields[r->n], JOURNAL_FIELD_MAX, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return;
+        r->iov[r->n] = (struct iovec) { r->fields[r->n], MIN((size_t) k, (size_t) JOURNAL_FIELD_MAX - 1) };
+        r->n++;
+}
+
+static void jr_send(JournalRecord *r) {
+        (void) sd_journal_sendv(r->iov, (int) r->n);
+}
+
 void audit_lease_granted(const Lease *l) {
         char groups[256], ml[32] = "";
 
@@ -36,12 +71,18 @@ void audit_lease_granted(const Lease *l) {
                  l->owner_kind == OWNER_PROCESS ? " (pid watched)" : "",
                  l->kvm_registered ? ", registered with its VM by the client" : "",
                  l->memlock > 0 ? ", RLIMIT_MEMLOCK raised to " : "", ml);
-        (void) sd_journal_send("MESSAGE=Lease %s granted: groups %s", l->id, groups,
-                               "MESSAGE_ID=" MESSAGE_ID_LEASE_STARTED, "LEASE=%s", l->id, "GROUP=%s", groups,
-                               "OWNER_UID=%u", (unsigned) l->uid, "LABEL=%s", strempty(l->label),
-                               "DELIVERY=%s", lease_delivery_to_string(l->delivery),
-                               "GRANT_UID=%i", l->delivery == LEASE_DELIVERY_NODE_GRANT ? (int) l->grant_uid : -1,
-                               "PRIORITY=%i", LOG_INFO, NULL);
+        JournalRecord r;
+        r.n = 0;
+        jr_add(&r, "MESSAGE=Lease %s granted: groups %s", l->id, groups);
+        jr_add(&r, "MESSAGE_ID=" MESSAGE_ID_LEASE_STARTED);
+        jr_add(&r, "LEASE=%s", l->id);
+        jr_add(&r, "GROUP=%s", groups);
+        jr_add(&r, "OWNER_UID=%u", (unsigned) l->uid);
+        jr_add(&r, "LABEL=%s", strempty(l->label));
+        jr_add(&r, "DELIVERY=%s", lease_delivery_to_string(l->delivery));
+        jr_add(&r, "GRANT_UID=%i", l->delivery == LEASE_DELIVERY_NODE_GRANT ? (int) l->grant_uid : -1);
+        jr_add(&r, "PRIORITY=%i", LOG_INFO);
+        jr_send(&r);
 }
 
 void audit_lease_ended(const Lease *l, int error, const char *detail) {
@@ -58,11 +99,18 @@ void audit_lease_ended(const Lease *l, int error, const char *detail) {
                 log_error_errno(error, "Lease %s (\"%s\") ended: %s; groups %s; restoring failed: %s", l->id,
                                 strempty(l->label), reason, groups, strempty(detail));
 
-        (void) sd_journal_send("MESSAGE=Lease %s ended: %s", l->id, reason, "MESSAGE_ID=%s",
-                               l->reason == LEASE_REASON_REVOKED ? MESSAGE_ID_LEASE_REVOKED : MESSAGE_ID_LEASE_ENDED,
-                               "LEASE=%s", l->id, "GROUP=%s", groups, "OWNER_UID=%u", (unsigned) l->uid,
-                               "REASON=%s", reason, "DETAIL=%s", strempty(detail), "PRIORITY=%i",
-                               error == 0 ? LOG_INFO : LOG_ERR, NULL);
+        JournalRecord r;
+        r.n = 0;
+        jr_add(&r, "MESSAGE=Lease %s ended: %s", l->id, reason);
+        jr_add(&r, "MESSAGE_ID=%s",
+               l->reason == LEASE_REASON_REVOKED ? MESSAGE_ID_LEASE_REVOKED : MESSAGE_ID_LEASE_ENDED);
+        jr_add(&r, "LEASE=%s", l->id);
+        jr_add(&r, "GROUP=%s", groups);
+        jr_add(&r, "OWNER_UID=%u", (unsigned) l->uid);
+        jr_add(&r, "REASON=%s", reason);
+        jr_add(&r, "DETAIL=%s", strempty(detail));
+        jr_add(&r, "PRIORITY=%i", error == 0 ? LOG_INFO : LOG_ERR);
+        jr_send(&r);
 }
 
 void audit_acquire_refused(const Caller *c, unsigned group, const char *why) {

@@ -118,6 +118,8 @@ static int group_view_make(Manager *m, HostGroup *hg, const HostUse *uses, size_
                 v.never = true;
                 (void) snprintf(note, sizeof note, "%s", e.message);
         }
+        for (size_t i = 0; i < v.group.n_devices && !v.never && isempty(note); i++)
+                (void) policy_device_standby(m->policy, &v.group.devices[i], note, sizeof note);
         v.holder = manager_group_holder(m, v.group.id);
         v.viability = strdup(reason);
         v.policy_note = strdup(note);
@@ -129,20 +131,17 @@ static int group_view_make(Manager *m, HostGroup *hg, const HostUse *uses, size_
         return 0;
 }
 
-int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n) {
-        _cleanup_free_ unsigned *ids = NULL;
+int manager_group_views(Manager *m, const unsigned *ids, size_t n_ids, GroupView **ret, size_t *ret_n) {
         _cleanup_free_ HostUse *uses = NULL;
         GroupView *views = NULL;
-        size_t n_ids = 0, n = 0, n_uses = 0;
+        size_t n = 0, n_uses = 0;
         int r;
 
         assert(m);
+        assert(ids || n_ids == 0);
         assert(ret && ret_n);
 
-        r = host_list_groups(m->host, &ids, &n_ids);
-        if (r < 0)
-                return r;
-        /* Once for the whole list. Not knowing what the host stands on refuses nothing. */
+        /* Once for the whole batch. Not knowing what the host stands on refuses nothing. */
         (void) host_list_uses(m->host, &uses, &n_uses);
         if (n_ids > 0) {
                 views = calloc(n_ids, sizeof *views);
@@ -167,6 +166,20 @@ int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n) {
         *ret = views;
         *ret_n = n;
         return 0;
+}
+
+int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n) {
+        _cleanup_free_ unsigned *ids = NULL;
+        size_t n_ids = 0;
+        int r;
+
+        assert(m);
+        assert(ret && ret_n);
+
+        r = host_list_groups(m->host, &ids, &n_ids);
+        if (r < 0)
+                return r;
+        return manager_group_views(m, ids, n_ids, ret, ret_n);
 }
 
 /* Resolves "7", "0000:01:00.0" or "01:00.0" to a group number. */

@@ -49,7 +49,8 @@ static void acquire_job_done(int result, void *userdata) {
                 (void) lease_set_state(l, LEASE_RELEASED);
                 op->done(m, NULL, NULL, &p->error, op->userdata);
                 manager_unlink_lease(m, l);
-                manager_save(m);
+                if (lease_needs_record(l))
+                        manager_save(m);
                 lease_free(l);
                 goto finish;
         }
@@ -76,7 +77,7 @@ static void acquire_job_done(int result, void *userdata) {
         r = lease_watch_owner(l);
         if (r < 0)
                 log_error_errno(r, "Failed to watch the owner of lease %s: %m", l->id);
-        manager_save(m);
+        manager_save_state_change(m, l);
         audit_lease_granted(l);
 
         t_hand = now_usec(CLOCK_MONOTONIC);
@@ -399,6 +400,7 @@ static int acquire_add_groups(Manager *m, Lease *l, const Caller *c, const Acqui
                                         log_info("%s goes to its VFIO variant driver %s.", d->address,
                                                  ld->vfio_driver);
                         }
+                        l->devices[l->n_devices - 1].standby = policy_device_standby(m->policy, d, NULL, 0);
                 }
         }
         return 0;
@@ -439,13 +441,15 @@ static int acquire_submit(Manager *m, Lease *l, AcquireDone done, void *userdata
         op->client_lease_fd = TAKE_FD(*client_lease_fd);
 
         manager_link_lease(m, l);
-        manager_save(m);
+        if (lease_needs_record(l))
+                manager_save(m);
 
         r = worker_submit_full(m->worker, acquire_job_run, acquire_job_done, acquire_op_destroy, op);
         if (r < 0) {
                 acquire_op_free(op);
                 manager_unlink_lease(m, l);
-                manager_save(m);
+                if (lease_needs_record(l))
+                        manager_save(m);
                 manager_error(err, MANAGER_ERROR_INTERNAL, r, "cannot start the acquire: %s", strerror(-r));
                 return r;
         }

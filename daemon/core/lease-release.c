@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "manager-internal.h"
+#include "text-util.h"
 
 typedef struct ReleaseOp {
         Lease *lease;                  /* loop side only: the job never touches it */
@@ -42,7 +43,8 @@ void manager_finish_lease(Manager *m, Lease *l, int error, const char *detail) {
 
         /* Off the registry first, so that listeners see the world without it. */
         manager_unlink_lease(m, l);
-        manager_save(m);
+        if (lease_needs_record(l))
+                manager_save(m);
         manager_emit(m, MANAGER_EVENT_LEASE_ENDED, l, 0, -error, detail);
         lease_free(l);
         manager_check_shutdown(m);
@@ -57,6 +59,18 @@ static void release_job_done(int result, void *userdata) {
         manager_finish_lease(l->manager, l, result, op->prepare->detail);
         prepare_free(op->prepare);
         free(op);
+}
+
+/* A lease of standby devices only: nothing to put back, so no job; it ends on the next turn of the loop
+ * (never inside manager_release_lease(), whose callers still use the lease). */
+static int on_standby_release(sd_event_source *s, void *userdata) {
+        Lease *l = userdata;
+        char detail[MANAGER_TEXT_MAX] = "";
+
+        for (size_t i = 0; i < l->n_devices; i++)
+                text_append(detail, sizeof detail, "%s stays on vfio-pci (standby)", l->devices[i].address);
+        manager_finish_lease(l->manager, l, 0, detail);
+        return 0;
 }
 
 static int on_release_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -88,9 +102,16 @@ static int lease_release_run(Manager *m, Lease *l) {
         l->lease_fd = safe_close(l->lease_fd);
         lease_close_fds(l);
 
-        manager_save(m);
+        manager_save_state_change(m, l);
         log_info("Releasing lease %s (\"%s\"): %s", l->id, strempty(l->label), lease_reason_to_string(l->reason));
         manager_emit(m, MANAGER_EVENT_LEASE_RELEASING, l, 0, 0, lease_reason_to_string(l->reason));
+
+        if (lease_all_standby(l) && l->n_grants == 0) { /* node grants are revoked by the job */
+                r = sd_event_add_defer(m->event, &l->deadline_source, on_standby_release, l);
+                if (r >= 0)
+                        return 0;
+                /* No event source: the job below does the same (it leaves standby devices alone). */
+        }
 
         op = calloc(1, sizeof *op);
         if (!op)

@@ -93,6 +93,9 @@ Lease *lease_free(Lease *l) {
         safe_close(l->lease_fd);
         /* Wipe the token before the memory goes back to the allocator. */
         explicit_bzero(l->token, sizeof l->token);
+        if (l->state_record)
+                explicit_bzero(l->state_record, l->state_record_len);
+        free(l->state_record);
         free(l->label);
         free(l->bus_name);
         free(l->groups);
@@ -194,6 +197,21 @@ int lease_add_grant(Lease *l, const LeaseGrant *g) {
         l->grants = a;
         l->grants[l->n_grants++] = *g;
         return 0;
+}
+
+bool lease_all_standby(const Lease *l) {
+        assert(l);
+        for (size_t i = 0; i < l->n_devices; i++)
+                if (!l->devices[i].standby)
+                        return false;
+        return l->n_devices > 0;
+}
+
+bool lease_needs_record(const Lease *l) {
+        assert(l);
+        /* Node grants are put back by a restart too: a node-grant lease is always recorded. */
+        return l->owner_kind == OWNER_PROCESS || l->owner_kind == OWNER_LEASE_FD ||
+               l->delivery == LEASE_DELIVERY_NODE_GRANT || l->n_grants > 0 || !lease_all_standby(l);
 }
 
 pid_t lease_holder_pid(const Lease *l) {

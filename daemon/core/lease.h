@@ -94,6 +94,14 @@ struct Lease {
         sd_event_source *deadline_source;
 
         LeaseState state;
+        LeaseState saved_state;         /* the state the state file last gave it (manager_save) */
+        /* Its record in the state file, as last formatted (state.c): a write with many leases copies the
+         * records of those that did not change instead of formatting them again. Holds the token. */
+        char *state_record;
+        size_t state_record_len;
+        LeaseState state_record_state;
+        uint64_t state_record_memlock;
+        size_t state_record_n_grants;
         LeaseReason reason;               /* why it ended, once RELEASING */
         bool owner_gone;                /* the owner ended while ACQUIRING: release once prepared */
         bool recovered;                 /* taken back from the state file after a restart */
@@ -162,5 +170,10 @@ bool lease_has_group(const Lease *l, unsigned group);
 void lease_groups_to_text(const Lease *l, char *buf, size_t size);
 /* The pid that stands for the lease's holder: the owner process if it has one, else the caller. */
 pid_t lease_holder_pid(const Lease *l);
+/* Does a restart need l's record in the state file? Not when it would find nothing to do: an owner that
+ * dies with the daemon (a connection, a bus name) and only standby devices, which stay on vfio-pci. */
+bool lease_needs_record(const Lease *l);
+/* Every device of l is on standby: its release has no kernel work. */
+bool lease_all_standby(const Lease *l);
 /* Still holding its groups for its owner (not being released, nor ended). */
 bool lease_is_live(const Lease *l);

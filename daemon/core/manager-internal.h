@@ -77,8 +77,15 @@ void manager_unhold_lease(Manager *m, Lease *l);
 void manager_link_lease(Manager *m, Lease *l);
 /* Unlinks l from the registry (its groups are free again); the caller frees it. */
 void manager_unlink_lease(Manager *m, Lease *l);
+/* Writes the state file (write, fsync, rename): at a lease's coming and going, and at start-up. */
 void manager_save(Manager *m);
+/* After l changed state: writes the state file only if a restart would act differently on the new state
+ * (a state file write, fsync'ed, is the dearest step of a cycle on a fast host). */
+void manager_save_state_change(Manager *m, Lease *l);
 void manager_check_shutdown(Manager *m);
+
+/* standby.c: moves the standby rules' devices no lease holds to vfio-pci, off the loop. */
+int manager_standby_start(Manager *m);
 
 /* group-view.c */
 int manager_resolve_spec(Manager *m, const char *spec, unsigned *ret, ManagerError *err);

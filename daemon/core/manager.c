@@ -163,8 +163,28 @@ void manager_save(Manager *m) {
 
         assert(m);
         r = state_write(m->state_path, m->leases);
-        if (r < 0)
+        if (r < 0) {
                 log_error_errno(r, "Failed to write state file %s: %m", m->state_path);
+                return;
+        }
+        for (Lease *l = m->leases; l; l = l->next)
+                l->saved_state = l->state;
+}
+
+/* Does a restart act on what the state file says of l's state? Only where the lease can outlive the daemon
+ * (fd-store.c stores exactly these): an ACTIVE process- or lease-fd-owned lease is kept when its owner is
+ * still there, anything else is put back. A connection's or a bus name's lease dies with the daemon, so
+ * for the restart its record only has to exist (written before a device is touched) and go (once the
+ * devices are back); whether it says acquiring, active or releasing changes nothing. */
+static bool lease_state_survives_restart(const Lease *l) {
+        return l->owner_kind == OWNER_PROCESS || l->owner_kind == OWNER_LEASE_FD;
+}
+
+void manager_save_state_change(Manager *m, Lease *l) {
+        assert(m);
+        assert(l);
+        if (lease_state_survives_restart(l) && l->saved_state != l->state)
+                manager_save(m);
 }
 
 int manager_check_request_size(size_t n_specs, ManagerError *err) {
@@ -198,7 +218,11 @@ int manager_start(Manager *m, ManagerError *err) {
         r = manager_watch_host(m);
         if (r < 0)
                 log_warning_errno(r, "Failed to watch the host for changes: %m");
-        return manager_reconcile(m);
+        r = manager_reconcile(m);
+        if (r < 0)
+                return r;
+        (void) manager_standby_start(m);
+        return 0;
 }
 
 int manager_new(sd_event *e, Host *host, const ManagerConfig *config, Manager **ret) {

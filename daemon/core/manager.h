@@ -122,6 +122,9 @@ void group_views_free(GroupView *v, size_t n);
 
 /* Views; free with group_views_free(). */
 int manager_list_groups(Manager *m, GroupView **ret, size_t *ret_n);
+/* Views of the groups ids[0..n) (from manager_list_group_ids()), skipping any that vanished meanwhile: a
+ * big host's list read a batch at a time, so that it never holds every group at once. */
+int manager_group_views(Manager *m, const unsigned *ids, size_t n, GroupView **ret, size_t *ret_n);
 int manager_get_group(Manager *m, const char *spec, GroupView *ret, ManagerError *err);
 /* The group numbers the host has, ascending (cheaper than the views when only they matter). */
 int manager_list_group_ids(Manager *m, unsigned **ret, size_t *ret_n);

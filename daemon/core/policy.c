@@ -40,6 +40,7 @@ typedef struct Match {
 
 typedef struct Rule {
         bool never;
+        bool standby;            /* "standby MATCH...": see the standby section below */
         bool memlock;            /* "memlock WHO [max=SIZE]" */
         bool revoke;             /* "revoke WHO [force]" */
         bool variant;            /* "variant MATCH...": a VFIO variant driver, when one matches */
@@ -299,6 +300,9 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                 } else if (streq(words[0], "variant")) {
                         r.variant = true;
                         first_match = 1;
+                } else if (streq(words[0], "standby")) {
+                        r.standby = true;
+                        first_match = 1;
                 } else if (streq(words[0], "allow")) {
                         if (n_words < 2) {
                                 set_error(ret_error, "%s:%u: 'allow' needs WHO and a MATCH", origin,
@@ -320,12 +324,12 @@ int policy_parse(const char *text, const char *origin, Policy **ret, char **ret_
                         }
                         first_match = 2;
                 } else {
-                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow, never, memlock, revoke, variant or owner-any)", origin,
-                                        line_no, words[0]);
+                        set_error(ret_error, "%s:%u: unknown rule \"%s\" (want allow, never, memlock, revoke, variant, "
+                                  "owner-any or standby)", origin, line_no, words[0]);
                         return -EINVAL;
                 }
 
-                if (!r.never && !r.memlock && !r.revoke && !r.variant && !r.owner_any &&
+                if (!r.never && !r.memlock && !r.revoke && !r.variant && !r.owner_any && !r.standby &&
                     streq(words[n_words - 1], "host-critical")) {
                         r.host_critical = true;
                         n_words--;
@@ -512,7 +516,7 @@ int policy_unit_of_cgroup(const char *cgroup, char *ret, size_t size) {
 
 /* An allow rule: what none of the other kinds of rule is. The one place that says so. */
 static bool rule_is_allow(const Rule *r) {
-        return !r->never && !r->memlock && !r->revoke && !r->variant && !r->owner_any;
+        return !r->never && !r->memlock && !r->revoke && !r->variant && !r->owner_any && !r->standby;
 }
 
 static bool who_matches(const Rule *r, const PolicySubject *s) {
@@ -671,4 +675,27 @@ int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup 
                 return -EPERM;
         }
         return 0;
+}
+
+/* ---------------------------------------------------------------- standby (issue 16)
+ * "standby MATCH...": devices matching every MATCH stay on vfio-pci while no lease holds them (bound at
+ * start, kept there at release), so that acquiring them is only opening and attaching. A standby rule
+ * grants nothing: it is not an allow rule, and a never rule still forbids. */
+
+bool policy_has_standby(const Policy *p) {
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].standby)
+                        return true;
+        return false;
+}
+
+bool policy_device_standby(const Policy *p, const HostDevice *d, char *note, size_t size) {
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].standby && rule_matches_device(&p->rules[i], d)) {
+                        if (note)
+                                snprintf(note, size, "%s is on standby: kept on vfio-pci while no lease holds "
+                                         "it (%s: %s)", d->address, p->rules[i].where, p->rules[i].text);
+                        return true;
+                }
+        return false;
 }

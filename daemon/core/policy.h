@@ -9,6 +9,9 @@
  *         allow  WHO MATCH... [host-critical]
  *                                         WHO may acquire what matches all MATCHes; with host-critical and
  *                                         an exact pci=ADDRESS, also a device the host stands on
+ *         standby MATCH...                devices that match all MATCHes stay on vfio-pci while no lease
+ *                                         holds them (bound at start, kept there at release): an acquire
+ *                                         of them is only open and attach. Grants nothing by itself
  *         memlock WHO [max=SIZE]          WHO may ask groupd to raise its RLIMIT_MEMLOCK at acquire (up to
  *                                         SIZE, like 64G; without max= as far as the guest needs); root
  *                                         may always
@@ -97,3 +100,9 @@ int policy_check_owner_any(const Policy *p, const PolicySubject *s, char *rule, 
 
 /* 0 if subject may acquire group g, else -EPERM with the reason in msg. */
 int policy_check_group(const Policy *p, const PolicySubject *s, const HostGroup *g, char *msg, size_t size);
+
+/* True if a standby rule keeps this device on vfio-pci while no lease holds it; a note naming the rule
+ * goes to note. */
+bool policy_device_standby(const Policy *p, const HostDevice *d, char *note, size_t size);
+/* Whether the policy has a standby rule at all (without one, start-up reads no group for it). */
+bool policy_has_standby(const Policy *p);

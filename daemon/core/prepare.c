@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "fanout.h"
 #include "memlock.h"
 #include "prepare.h"
 #include "text-util.h"
@@ -172,102 +173,155 @@ static int revoke_grants(Host *h, const LeaseGrant *grants, size_t n, char *deta
         return first_error;
 }
 
+/* Each device's share of a restore, in a slot of its own: the devices are put back at once (fanout.h). */
+typedef struct RestoreShare {
+        Host *host;
+        const LeaseDevice *devices;
+        int *unbind_errors;            /* step 1's result per device */
+        int *rebind_errors;            /* step 2's */
+        char (*details)[MANAGER_TEXT_MAX];
+} RestoreShare;
+
+/* 1. Off the driver the lease put it on. */
+static void restore_unbind_one(size_t i, void *userdata) {
+        RestoreShare *s = userdata;
+        Host *h = s->host;
+        const LeaseDevice *devices = s->devices;
+        HostDevice d;
+        int r;
+
+        if (devices[i].standby)
+                return; /* stays on vfio-pci */
+        r = host_read_device(h, devices[i].address, &d);
+        if (r < 0)
+                return; /* gone: reported below */
+        if (!isempty(d.driver) && !streq(d.driver, devices[i].driver)) {
+                r = host_device_unbind(h, d.address);
+                if (r < 0 && s->unbind_errors[i] == 0)
+                        s->unbind_errors[i] = r;
+        }
+}
+
+/* 2. The override and the driver it had back. */
+static void restore_rebind_one(size_t i, void *userdata) {
+        RestoreShare *s = userdata;
+        Host *h = s->host;
+        const LeaseDevice *ld = &s->devices[i];
+        char *detail = s->details[i];
+        size_t size = sizeof s->details[i];
+        HostDevice d;
+        int r;
+
+        if (ld->standby) {
+                text_append(detail, size, "%s stays on vfio-pci (standby)", ld->address);
+                return;
+        }
+        r = host_read_device(h, ld->address, &d);
+        if (r == -ENOENT) {
+                /* Gone from the host (removed, or hot-unplugged): nothing to put back, and nothing
+                 * that failed. */
+                text_append(detail, size, "%s vanished", ld->address);
+                return;
+        }
+        if (r < 0) {
+                text_append(detail, size, "%s: cannot read it (%s)", ld->address, strerror(-r));
+                s->rebind_errors[i] = r;
+                return;
+        }
+        /* The override first: with it back, a probe finds what it found before the lease. */
+        if (!streq(d.driver_override, ld->override)) {
+                r = host_device_set_override(h, ld->address, ld->override);
+                if (r < 0) {
+                        text_append(detail, size, "%s: driver_override \"%s\" did not come back (%s)",
+                                    ld->address, ld->override, strerror(-r));
+                        if (s->rebind_errors[i] == 0)
+                                s->rebind_errors[i] = r;
+                }
+        }
+        if (isempty(ld->driver)) {
+                if (isempty(d.driver))
+                        text_append(detail, size, "%s → (no driver)", ld->address);
+                else
+                        text_append(detail, size, "%s → %s (had no driver)", ld->address, d.driver);
+                return;
+        }
+        if (streq(d.driver, ld->driver)) {
+                text_append(detail, size, "%s → %s", ld->address, d.driver);
+                return;
+        }
+        r = 0;
+        if (isempty(d.driver)) {
+                /* By name: what matches its id table (a host driver) binds so. */
+                r = host_device_bind(h, ld->address, ld->driver);
+                if (r < 0 && !streq(ld->override, ld->driver)) {
+                        /* A driver that binds only when the override names it (pci-stub without
+                         * ids=, a VFIO variant driver): name it for a moment. */
+                        r = host_device_set_override(h, ld->address, ld->driver);
+                        if (r >= 0)
+                                r = host_device_bind(h, ld->address, ld->driver);
+                        (void) host_device_set_override(h, ld->address, ld->override);
+                }
+                if (r < 0)
+                        (void) host_device_probe(h, ld->address);
+                r = host_read_device(h, ld->address, &d);
+        }
+        if (r >= 0 && streq(d.driver, ld->driver))
+                text_append(detail, size, "%s → %s", ld->address, d.driver);
+        else {
+                if (r >= 0)
+                        r = -ENXIO;
+                text_append(detail, size, "%s: %s did not come back (%s%s%s)", ld->address, ld->driver,
+                            strerror(-r), isempty(d.driver) ? "" : ", now on ", d.driver);
+                if (s->rebind_errors[i] == 0)
+                        s->rebind_errors[i] = r;
+        }
+}
+
 /* Puts devices back exactly as found: driver and driver_override both. First every device leaves the
  * driver the lease put it on (the kernel holds an unbind from a VFIO driver up while a VMM still has the
  * device open), then the drivers come back, since a host driver cannot bind while another device of the
  * group is still in use through VFIO. A device already on its old driver (one that was on a VFIO driver
- * before the lease, used as it was) is left alone but for its override. */
+ * before the lease, used as it was) is left alone but for its override. Within each of the two steps the
+ * devices go at once (fanout.h); the second starts when the first is done for all. The first error
+ * (step 1's first, in device order) is returned; detail lists the devices in order. */
 static int restore_devices(Host *h, const LeaseDevice *devices, size_t n, char *detail, size_t size,
                            uint64_t *us_unbind, uint64_t *us_rebind) {
+        RestoreShare s = { .host = h, .devices = devices };
         uint64_t t0 = now_us(), t1;
         int first_error = 0;
 
-        for (size_t i = 0; i < n; i++) {
-                HostDevice d;
-                int r;
-
-                r = host_read_device(h, devices[i].address, &d);
-                if (r < 0)
-                        continue; /* gone: reported below */
-                if (!isempty(d.driver) && !streq(d.driver, devices[i].driver)) {
-                        r = host_device_unbind(h, d.address);
-                        if (r < 0 && first_error == 0)
-                                first_error = r;
-                }
+        s.unbind_errors = calloc(MAX(n, (size_t) 1), sizeof *s.unbind_errors);
+        s.rebind_errors = calloc(MAX(n, (size_t) 1), sizeof *s.rebind_errors);
+        s.details = calloc(MAX(n, (size_t) 1), sizeof *s.details);
+        if (!s.unbind_errors || !s.rebind_errors || !s.details) {
+                free(s.unbind_errors);
+                free(s.rebind_errors);
+                free(s.details);
+                text_append(detail, size, "out of memory: nothing was put back");
+                return -ENOMEM;
         }
 
+        fanout_run(n, restore_unbind_one, &s);
         t1 = now_us();
         if (us_unbind)
                 *us_unbind = t1 - t0;
 
-        for (size_t i = 0; i < n; i++) {
-                const LeaseDevice *ld = &devices[i];
-                HostDevice d;
-                int r;
-
-                r = host_read_device(h, ld->address, &d);
-                if (r == -ENOENT) {
-                        /* Gone from the host (removed, or hot-unplugged): nothing to put back, and nothing
-                         * that failed. */
-                        text_append(detail, size, "%s vanished", ld->address);
-                        continue;
-                }
-                if (r < 0) {
-                        text_append(detail, size, "%s: cannot read it (%s)", ld->address, strerror(-r));
-                        if (first_error == 0)
-                                first_error = r;
-                        continue;
-                }
-                /* The override first: with it back, a probe finds what it found before the lease. */
-                if (!streq(d.driver_override, ld->override)) {
-                        r = host_device_set_override(h, ld->address, ld->override);
-                        if (r < 0) {
-                                text_append(detail, size, "%s: driver_override \"%s\" did not come back (%s)",
-                                            ld->address, ld->override, strerror(-r));
-                                if (first_error == 0)
-                                        first_error = r;
-                        }
-                }
-                if (isempty(ld->driver)) {
-                        if (isempty(d.driver))
-                                text_append(detail, size, "%s → (no driver)", ld->address);
-                        else
-                                text_append(detail, size, "%s → %s (had no driver)", ld->address, d.driver);
-                        continue;
-                }
-                if (streq(d.driver, ld->driver)) {
-                        text_append(detail, size, "%s → %s", ld->address, d.driver);
-                        continue;
-                }
-                r = 0;
-                if (isempty(d.driver)) {
-                        /* By name: what matches its id table (a host driver) binds so. */
-                        r = host_device_bind(h, ld->address, ld->driver);
-                        if (r < 0 && !streq(ld->override, ld->driver)) {
-                                /* A driver that binds only when the override names it (pci-stub without
-                                 * ids=, a VFIO variant driver): name it for a moment. */
-                                r = host_device_set_override(h, ld->address, ld->driver);
-                                if (r >= 0)
-                                        r = host_device_bind(h, ld->address, ld->driver);
-                                (void) host_device_set_override(h, ld->address, ld->override);
-                        }
-                        if (r < 0)
-                                (void) host_device_probe(h, ld->address);
-                        r = host_read_device(h, ld->address, &d);
-                }
-                if (r >= 0 && streq(d.driver, ld->driver))
-                        text_append(detail, size, "%s → %s", ld->address, d.driver);
-                else {
-                        if (r >= 0)
-                                r = -ENXIO;
-                        text_append(detail, size, "%s: %s did not come back (%s%s%s)", ld->address, ld->driver,
-                                    strerror(-r), isempty(d.driver) ? "" : ", now on ", d.driver);
-                        if (first_error == 0)
-                                first_error = r;
-                }
-        }
+        fanout_run(n, restore_rebind_one, &s);
         if (us_rebind)
                 *us_rebind = now_us() - t1;
+
+        for (size_t i = 0; i < n; i++)
+                if (first_error == 0)
+                        first_error = s.unbind_errors[i];
+        for (size_t i = 0; i < n; i++) {
+                if (first_error == 0)
+                        first_error = s.rebind_errors[i];
+                if (!isempty(s.details[i]))
+                        text_append(detail, size, "%s", s.details[i]);
+        }
+        free(s.unbind_errors);
+        free(s.rebind_errors);
+        free(s.details);
         return first_error;
 }
 
@@ -282,50 +336,90 @@ int prepare_restore(Prepare *p) {
         return r < 0 ? r : k;
 }
 
-/* 1. Every device onto its VFIO driver (vfio-pci, or the variant driver chosen). What it moved goes to
- * touched, so that a rollback undoes only that: a device of the request already on a VFIO driver (bound by
- * hand, by driverctl, by libvirt's unmanaged mode) is used as it is and stays. */
-static int prepare_bind(Prepare *p, LeaseDevice *touched, size_t *n_touched) {
-        Host *h = p->host;
+/* Each device's share of step 1, in a slot of its own: the devices go at once (fanout.h). */
+typedef struct BindShare {
+        Prepare *p;
+        bool *moved;                   /* the share changed the device (so a rollback puts it back) */
+        int *results;
+        ManagerError *errors;
+} BindShare;
+
+static void bind_one(size_t i, void *userdata) {
+        BindShare *s = userdata;
+        Host *h = s->p->host;
+        const LeaseDevice *ld = &s->p->devices[i];
+        ManagerError *err = &s->errors[i];
+        const char *target;
+        HostDevice d;
         int r;
 
-        for (size_t i = 0; i < p->n_devices; i++) {
-                const LeaseDevice *ld = &p->devices[i];
-                HostDevice d;
-
-                r = host_read_device(h, ld->address, &d);
+        r = host_read_device(h, ld->address, &d);
+        if (r < 0) {
+                manager_error(err, MANAGER_ERROR_HOST, r, "cannot read device %s: %s", ld->address,
+                              strerror(-r));
+                goto finish;
+        }
+        if (d.vfio_driver)
+                goto finish;
+        target = isempty(ld->vfio_driver) ? VFIO_PCI_DRIVER : ld->vfio_driver;
+        s->moved[i] = true;
+        r = host_device_set_override(h, ld->address, target);
+        if (r < 0) {
+                manager_error(err, MANAGER_ERROR_HOST, r, "cannot set driver_override of %s: %s",
+                              ld->address, strerror(-r));
+                goto finish;
+        }
+        if (!isempty(d.driver)) {
+                r = host_device_unbind(h, ld->address);
                 if (r < 0) {
-                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot read device %s: %s", ld->address,
-                                      strerror(-r));
-                        return r;
-                }
-                if (d.vfio_driver)
-                        continue;
-                const char *target = isempty(ld->vfio_driver) ? VFIO_PCI_DRIVER : ld->vfio_driver;
-                touched[(*n_touched)++] = *ld;
-                r = host_device_set_override(h, ld->address, target);
-                if (r < 0) {
-                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot set driver_override of %s: %s",
-                                      ld->address, strerror(-r));
-                        return r;
-                }
-                if (!isempty(d.driver)) {
-                        r = host_device_unbind(h, ld->address);
-                        if (r < 0) {
-                                manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot unbind %s from %s: %s",
-                                              ld->address, d.driver, strerror(-r));
-                                return r;
-                        }
-                }
-                r = host_device_bind(h, ld->address, target);
-                if (r < 0) {
-                        manager_error(&p->error, MANAGER_ERROR_HOST, r, "cannot bind %s to %s: %s%s",
-                                      ld->address, target, strerror(-r),
-                                      r == -ENOENT ? " (is the module loaded?)" : "");
-                        return r;
+                        manager_error(err, MANAGER_ERROR_HOST, r, "cannot unbind %s from %s: %s",
+                                      ld->address, d.driver, strerror(-r));
+                        goto finish;
                 }
         }
-        return 0;
+        r = host_device_bind(h, ld->address, target);
+        if (r < 0)
+                manager_error(err, MANAGER_ERROR_HOST, r, "cannot bind %s to %s: %s%s",
+                              ld->address, target, strerror(-r),
+                              r == -ENOENT ? " (is the module loaded?)" : "");
+finish:
+        s->results[i] = r < 0 ? r : 0;
+}
+
+/* 1. Every device onto its VFIO driver (vfio-pci, or the variant driver chosen), all at once. What it moved
+ * goes to touched, so that a rollback undoes only that: a device of the request already on a VFIO driver
+ * (bound by hand, by driverctl, by libvirt's unmanaged mode) is used as it is and stays. Every device's
+ * share runs to its end even when another's failed (the rollback then puts back all that moved); the
+ * error reported is the first device's, in the request's order. */
+static int prepare_bind(Prepare *p, LeaseDevice *touched, size_t *n_touched) {
+        size_t n = MAX(p->n_devices, (size_t) 1);
+        BindShare s = { .p = p };
+        int r = 0;
+
+        s.moved = calloc(n, sizeof *s.moved);
+        s.results = calloc(n, sizeof *s.results);
+        s.errors = calloc(n, sizeof *s.errors);
+        if (!s.moved || !s.results || !s.errors) {
+                manager_error(&p->error, MANAGER_ERROR_INTERNAL, ENOMEM, "out of memory");
+                r = -ENOMEM;
+                goto finish;
+        }
+
+        fanout_run(p->n_devices, bind_one, &s);
+
+        for (size_t i = 0; i < p->n_devices; i++) {
+                if (s.moved[i])
+                        touched[(*n_touched)++] = p->devices[i];
+                if (s.results[i] < 0 && r == 0) {
+                        r = s.results[i];
+                        p->error = s.errors[i];
+                }
+        }
+finish:
+        free(s.moved);
+        free(s.results);
+        free(s.errors);
+        return r;
 }
 
 /* 2. The container and the groups, opened by us, as root, and attached; the IOMMU type if asked. */

@@ -31,6 +31,7 @@ typedef struct LeaseDevice {
         char override[HOST_DRIVER_MAX];   /* its driver_override before the lease; "" none */
         char vfio_driver[HOST_DRIVER_MAX];/* the VFIO driver the acquire binds ("" means vfio-pci); unused
                                            * when the device was on a VFIO driver already */
+        bool standby;                     /* a standby rule keeps it on vfio-pci: a restore leaves it there */
 } LeaseDevice;
 
 /* How a lease's devices reach the VMM. Zero is legacy, so that a request that does not say (an old

@@ -26,6 +26,8 @@ static void manager_scan_orphans(Manager *m) {
                         continue;
                 if (d->group != UINT_MAX && manager_group_holder(m, d->group))
                         continue;
+                if (policy_device_standby(m->policy, d, NULL, 0))
+                        continue; /* on standby: ours */
                 log_notice("Device %s (group %u) is on vfio-pci with a vfio-pci driver_override, and no lease "
                             "holds it: prepared beforehand (driverctl, libvirt's unmanaged mode), or left by "
                             "a groupd that lost its state file. Leases use it as it is and leave it so. If it "

@@ -41,6 +41,72 @@ static int unescape(const char *s, char **ret) {
         return 0;
 }
 
+/* l's lines, formatted again only when what they say changed since the last time: after its acquire only
+ * its state, its memlock limit and its node grants change (everything else is written once, before a
+ * device moves). */
+static int lease_record(Lease *l) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        if (l->state_record && l->state_record_state == l->state && l->state_record_memlock == l->memlock &&
+            l->state_record_n_grants == l->n_grants)
+                return 0;
+        f = open_memstream(&buf, &len);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f,
+                "lease %s %s %s %s uid=%u gid=%u pid=%u owner-pid=%u owner-start=%" PRIu64
+                " conn=%" PRIu64 " iommu=%u since=%" PRIu64 " kvm=%u memlock=%" PRIu64 " label=",
+                l->id, l->token, lease_state_to_string(l->state),
+                owner_kind_to_string(l->owner_kind), (unsigned) l->uid, (unsigned) l->gid,
+                (unsigned) l->pid, (unsigned) l->owner_pid, l->owner_starttime, l->connection_id,
+                (unsigned) l->configure_iommu, l->since_usec, (unsigned) l->kvm_registered, l->memlock);
+        escape(f, l->label);
+        /* Delivery and grants (after the label; keys an older daemon skips). A grant is the node and
+         * what it was before: owner, mode, and the ACL's bytes in hex ("-" for none). */
+        fprintf(f, " delivery=%s", lease_delivery_to_string(l->delivery));
+        if (l->delivery == LEASE_DELIVERY_NODE_GRANT)
+                fprintf(f, " grant-uid=%u", (unsigned) l->grant_uid);
+        for (size_t i = 0; i < l->n_grants; i++) {
+                const HostNodeAccess *b = &l->grants[i].before;
+                fputs(" grant=", f);
+                escape(f, l->grants[i].node);
+                fprintf(f, ",%u,%u,%04o,", (unsigned) b->uid, (unsigned) b->gid, (unsigned) b->mode);
+                if (!b->has_acl)
+                        fputc('-', f);
+                for (size_t k = 0; b->has_acl && k < b->acl_size; k++)
+                        fprintf(f, "%02x", b->acl[k]);
+        }
+        fputc('\n', f);
+        for (size_t i = 0; i < l->n_groups; i++)
+                fprintf(f, "group %u\n", l->groups[i]);
+        for (size_t i = 0; i < l->n_devices; i++) {
+                const LeaseDevice *d = &l->devices[i];
+                fprintf(f, "device %s %u %s", d->address, d->group, isempty(d->driver) ? "-" : d->driver);
+                /* Optional fields after the third: older readers ignore them. */
+                if (!isempty(d->override))
+                        fprintf(f, " override=%s", d->override);
+                if (!isempty(d->vfio_driver))
+                        fprintf(f, " vfio=%s", d->vfio_driver);
+                if (d->standby)
+                        fputs(" standby", f); /* issue 16 */
+                fputc('\n', f);
+        }
+        fprintf(f, "end\n");
+        if (fclose(f) != 0 || !buf)
+                return -ENOMEM;
+        if (l->state_record)
+                explicit_bzero(l->state_record, l->state_record_len);
+        free(l->state_record);
+        l->state_record = TAKE_PTR(buf);
+        l->state_record_len = len;
+        l->state_record_state = l->state;
+        l->state_record_memlock = l->memlock;
+        l->state_record_n_grants = l->n_grants;
+        return 0;
+}
+
 int state_write(const char *path, Lease *leases) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -61,45 +127,12 @@ int state_write(const char *path, Lease *leases) {
 
         fprintf(f, "groupd-state 1\n");
         for (Lease *l = leases; l; l = l->next) {
-                if (l->state == LEASE_RELEASED)
+                if (l->state == LEASE_RELEASED || !lease_needs_record(l))
                         continue;
-                fprintf(f,
-                        "lease %s %s %s %s uid=%u gid=%u pid=%u owner-pid=%u owner-start=%" PRIu64
-                        " conn=%" PRIu64 " iommu=%u since=%" PRIu64 " kvm=%u memlock=%" PRIu64 " label=",
-                        l->id, l->token, lease_state_to_string(l->state),
-                        owner_kind_to_string(l->owner_kind), (unsigned) l->uid, (unsigned) l->gid,
-                        (unsigned) l->pid, (unsigned) l->owner_pid, l->owner_starttime, l->connection_id,
-                        (unsigned) l->configure_iommu, l->since_usec, (unsigned) l->kvm_registered, l->memlock);
-                escape(f, l->label);
-                /* Delivery and grants (after the label; keys an older daemon skips). A grant is the node and
-                 * what it was before: owner, mode, and the ACL's bytes in hex ("-" for none). */
-                fprintf(f, " delivery=%s", lease_delivery_to_string(l->delivery));
-                if (l->delivery == LEASE_DELIVERY_NODE_GRANT)
-                        fprintf(f, " grant-uid=%u", (unsigned) l->grant_uid);
-                for (size_t i = 0; i < l->n_grants; i++) {
-                        const HostNodeAccess *b = &l->grants[i].before;
-                        fputs(" grant=", f);
-                        escape(f, l->grants[i].node);
-                        fprintf(f, ",%u,%u,%04o,", (unsigned) b->uid, (unsigned) b->gid, (unsigned) b->mode);
-                        if (!b->has_acl)
-                                fputc('-', f);
-                        for (size_t k = 0; b->has_acl && k < b->acl_size; k++)
-                                fprintf(f, "%02x", b->acl[k]);
-                }
-                fputc('\n', f);
-                for (size_t i = 0; i < l->n_groups; i++)
-                        fprintf(f, "group %u\n", l->groups[i]);
-                for (size_t i = 0; i < l->n_devices; i++) {
-                        const LeaseDevice *d = &l->devices[i];
-                        fprintf(f, "device %s %u %s", d->address, d->group, isempty(d->driver) ? "-" : d->driver);
-                        /* Optional fields after the third: older readers ignore them. */
-                        if (!isempty(d->override))
-                                fprintf(f, " override=%s", d->override);
-                        if (!isempty(d->vfio_driver))
-                                fprintf(f, " vfio=%s", d->vfio_driver);
-                        fputc('\n', f);
-                }
-                fprintf(f, "end\n");
+                r = lease_record(l);
+                if (r < 0)
+                        break;
+                (void) fwrite(l->state_record, 1, l->state_record_len, f);
         }
 
         if (fflush(f) != 0 || ferror(f))
@@ -280,11 +313,11 @@ int state_read(const char *path, Manager *m, Lease **ret, unsigned *ret_line) {
                                 break;
                         }
                 } else if (startswith_word(line, "device ")) {
-                        char addr[HOST_ADDR_MAX], drv[HOST_DRIVER_MAX], extra[2][80] = {};
+                        char addr[HOST_ADDR_MAX], drv[HOST_DRIVER_MAX], extra[3][80] = {};
                         unsigned g;
                         int k;
-                        if (!cur || (k = sscanf(line, "device %31s %u %63s %79s %79s", addr, &g, drv, extra[0],
-                                                extra[1])) < 3) {
+                        if (!cur || (k = sscanf(line, "device %31s %u %63s %79s %79s %79s", addr, &g, drv,
+                                                extra[0], extra[1], extra[2])) < 3) {
                                 r = -EBADMSG;
                                 break;
                         }
@@ -300,6 +333,8 @@ int state_read(const char *path, Manager *m, Lease **ret, unsigned *ret_line) {
                                         strcpy(ld->override, v);
                                 else if ((v = startswith_word(extra[e], "vfio=")) && strlen(v) < sizeof ld->vfio_driver)
                                         strcpy(ld->vfio_driver, v);
+                                else if (streq(extra[e], "standby")) /* issue 16 */
+                                        ld->standby = true;
                                 else
                                         r = -EBADMSG;
                         }

@@ -75,9 +75,12 @@ static void *job_thread(void *p) {
                 j->result = j->func(j->userdata);
 
                 pthread_mutex_lock(&s->lock);
+                /* The loop drains the whole list at each wake-up: only the first finished job of a batch
+                 * needs to wake it (under load, many finish between two wake-ups). */
+                if (!s->finished)
+                        (void) !write(s->efd, &one, sizeof one);
                 j->next = s->finished;
                 s->finished = j;
-                (void) !write(s->efd, &one, sizeof one);
 
                 /* Wait for another job, for a while. */
                 s->idle++;

@@ -113,8 +113,18 @@ static void fill_group(PropWriter *w, const void *a, const void *c) {
         group_props((Manager *) a, c, w);
 }
 
-/* signal: GroupChanged too (a holder or the devices changed), not only PropertiesChanged. */
-void bus_group_emit_changed(Bus *b, unsigned group, bool signal) {
+/* The properties a lease's coming and going can change (Type, Regions, Never and PolicyNote cannot), and
+ * those its release's start does. */
+static const char *const holder_props[] = {
+        "Viable", "Viability", "Devices", "Leased", "Lease", "HolderLabel", "HolderUid", "HolderPid",
+        "DmaSource", "IovaRanges", "PageSizes", "DmaAvailable", NULL,
+};
+static const char *const dma_props[] = { "DmaSource", "IovaRanges", "PageSizes", "DmaAvailable", NULL };
+
+void bus_group_emit_changed(Bus *b, unsigned group, GroupChange what) {
+        const char *const *subset = what == GROUP_CHANGE_HOLDER ? holder_props :
+                                    what == GROUP_CHANGE_DMA ? dma_props : NULL;
+        bool signal = what != GROUP_CHANGE_DMA;
         GroupView g = {};
         char path[128], id[16];
         const char *p = path;
@@ -125,7 +135,8 @@ void bus_group_emit_changed(Bus *b, unsigned group, bool signal) {
         group_path(group, path, sizeof path);
         (void) snprintf(id, sizeof id, "%u", group);
         if (manager_get_group(b->manager, id, &g, NULL) >= 0) {
-                emit_properties_changed(b, path, IFACE_GROUP, fill_group, b->manager, &g, "DmaNote");
+                emit_properties_changed_subset(b, path, IFACE_GROUP, fill_group, b->manager, &g, "DmaNote",
+                                               subset);
                 group_view_done(&g);
         }
         if (!signal)

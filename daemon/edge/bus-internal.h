@@ -82,6 +82,7 @@ struct Bus {
         BusGlue *glue;
         bool accepting;
         bool registered;
+        uint32_t n_leases_sent;          /* NLeases as last announced (UINT32_MAX: never) */
         Request *requests;
         size_t n_requests;
         /* The interface blocks of proto/org.groupd1.xml, verbatim. */
@@ -151,6 +152,10 @@ DBusMessage *new_signal(const char *path, const char *iface, const char *member)
 void emit_properties_changed(Bus *b, const char *path, const char *iface,
                              void (*fill)(PropWriter *w, const void *a, const void *c), const void *a,
                              const void *c, const char *invalidated);
+/* The same with only the properties named in subset (NULL-terminated; NULL: every changeable one). */
+void emit_properties_changed_subset(Bus *b, const char *path, const char *iface,
+                                    void (*fill)(PropWriter *w, const void *a, const void *c), const void *a,
+                                    const void *c, const char *invalidated, const char *const *subset);
 
 /* The request lifecycle: request_new() → the method parses its arguments into the request →
  * request_start() (who: bus-caller.c) → request_authorize() (may they: bus-polkit.c) → request_execute()

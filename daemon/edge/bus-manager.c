@@ -743,8 +743,15 @@ void bus_manager_emit_lease_ended(Bus *b, const Lease *l, const char *detail) {
         bus_send(b, m);
 }
 
+/* Only when the count is not the one last announced (events that leave it as it was announce nothing). */
 void bus_manager_emit_n_leases(Bus *b) {
+        uint32_t n;
+
         assert(b);
-        emit_properties_changed(b, BUS_PATH, IFACE_MANAGER, fill_manager_nleases, NULL,
-                                (const void *) (uintptr_t) manager_n_leases(b->manager), NULL);
+        n = (uint32_t) manager_n_leases(b->manager);
+        if (n == b->n_leases_sent)
+                return;
+        b->n_leases_sent = n;
+        emit_properties_changed(b, BUS_PATH, IFACE_MANAGER, fill_manager_nleases, NULL, (const void *) (uintptr_t) n,
+                                NULL);
 }

@@ -10,7 +10,7 @@ bool pw_open(PropWriter *w, const char *name, const char *sig) {
         assert(w->iter);
         assert(name);
         assert(sig);
-        if (w->oom || (w->only && !streq(w->only, name)))
+        if (!pw_wants(w, name))
                 return false;
         w->found = true;
         if (w->only)
@@ -84,8 +84,17 @@ bool append_groups_array(DBusMessageIter *iter, const unsigned *groups, size_t n
         return append_u32_array(iter, v, n);
 }
 
+static bool in_subset(const char *const *subset, const char *name) {
+        if (!subset)
+                return true;
+        for (; *subset; subset++)
+                if (streq(*subset, name))
+                        return true;
+        return false;
+}
+
 bool pw_wants(const PropWriter *w, const char *name) {
-        return !w->oom && (!w->only || streq(w->only, name));
+        return !w->oom && (!w->only || streq(w->only, name)) && in_subset(w->subset, name);
 }
 
 static void pw_iova(PropWriter *w, const char *name, const HostIommuInfo *d) {

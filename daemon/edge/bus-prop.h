@@ -12,6 +12,7 @@ typedef struct PropWriter {
         DBusMessageIter *iter;
         const char *only;
         bool changes_only;      /* PropertiesChanged: leave out the const ones */
+        const char *const *subset; /* PropertiesChanged: only these (NULL-terminated; NULL: every one) */
         bool found;
         bool oom;
         DBusMessageIter entry, var;

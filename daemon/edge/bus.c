@@ -85,9 +85,15 @@ DBusMessage *new_signal(const char *path, const char *iface, const char *member)
 void emit_properties_changed(Bus *b, const char *path, const char *iface,
                              void (*fill)(PropWriter *w, const void *a, const void *c), const void *a,
                              const void *c, const char *invalidated) {
+        emit_properties_changed_subset(b, path, iface, fill, a, c, invalidated, NULL);
+}
+
+void emit_properties_changed_subset(Bus *b, const char *path, const char *iface,
+                                    void (*fill)(PropWriter *w, const void *a, const void *c), const void *a,
+                                    const void *c, const char *invalidated, const char *const *subset) {
         DBusMessage *m;
         DBusMessageIter it, dict, inval;
-        PropWriter w = {};
+        PropWriter w = { .subset = subset };
 
         assert(b);
         assert(path);
@@ -732,27 +738,27 @@ static void on_manager_event(Manager *mgr, ManagerEvent kind, const Lease *l, un
                 emit_interfaces(b, l, true);
                 bus_manager_emit_lease_started(b, l);
                 for (size_t i = 0; i < l->n_groups; i++)
-                        bus_group_emit_changed(b, l->groups[i], true);
+                        bus_group_emit_changed(b, l->groups[i], GROUP_CHANGE_HOLDER);
                 bus_manager_emit_n_leases(b);
                 break;
         case MANAGER_EVENT_LEASE_RELEASING:
                 assert(l);
                 bus_lease_emit_state(b, l, "releasing");
-                /* Its groups' DMA facts are the container's no more. */
+                /* Its groups' DMA facts are the container's no more (nothing else of them changed yet). */
                 for (size_t i = 0; i < l->n_groups; i++)
-                        bus_group_emit_changed(b, l->groups[i], false);
+                        bus_group_emit_changed(b, l->groups[i], GROUP_CHANGE_DMA);
                 break;
         case MANAGER_EVENT_LEASE_ENDED:
                 assert(l);
                 bus_manager_emit_lease_ended(b, l, detail);
                 emit_interfaces(b, l, false);
                 for (size_t i = 0; i < l->n_groups; i++)
-                        bus_group_emit_changed(b, l->groups[i], true);
+                        bus_group_emit_changed(b, l->groups[i], GROUP_CHANGE_HOLDER);
                 /* The manager has dropped the lease already: the count is the one that stays. */
                 bus_manager_emit_n_leases(b);
                 break;
         case MANAGER_EVENT_GROUP_CHANGED:
-                bus_group_emit_changed(b, group, true);
+                bus_group_emit_changed(b, group, GROUP_CHANGE_ANY);
                 break;
         default:
                 break;
@@ -788,6 +794,7 @@ int bus_new(sd_event *e, Manager *m, Bus **ret) {
         b = calloc(1, sizeof *b);
         if (!b)
                 return -ENOMEM;
+        b->n_leases_sent = UINT32_MAX;
         b->event = sd_event_ref(e);
         b->manager = m;
         b->xml_manager = xml_interface_block(IFACE_MANAGER);

@@ -22,5 +22,7 @@ int service_take_fds(Manager *m, int *ret_listen_fd);
  * lines on lease events. Call before manager_start(), so that recovered leases are stored too. */
 int service_attach(Manager *m);
 
+/* Drops a STATUS= line still owed (the rate limit's timer). Call before freeing the manager. */
+void service_detach(void);
 /* READY=1 with a STATUS= line. */
 void service_notify_ready(Manager *m);

@@ -117,20 +117,33 @@ bool host_busy_wait_idle(HostBusy *b, unsigned timeout_ms) {
         return idle;
 }
 
-/* Lock held. NULL when not there and add is false, or out of memory. */
+/* Lock held. NULL when not there and add is false, or out of memory. Entries stay (their override is what
+ * this host last wrote) and are kept sorted by address: every device ever touched has one, and a lookup is
+ * made at every read of a device, so a linear scan grew with the host (a sixth of a cycle's instructions
+ * with 64 clients on 256 groups). */
 static HostBusyEntry *busy_entry(HostBusy *b, const char *address, bool add) {
+        size_t lo = 0, hi = b->n_entries;
         HostBusyEntry *e;
 
-        for (size_t i = 0; i < b->n_entries; i++)
-                if (streq(b->entries[i].address, address))
-                        return &b->entries[i];
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(b->entries[mid].address, address);
+                if (c == 0)
+                        return &b->entries[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
         if (!add)
                 return NULL;
         e = reallocarray(b->entries, b->n_entries + 1, sizeof *e);
         if (!e)
                 return NULL;
         b->entries = e;
-        e = &b->entries[b->n_entries++];
+        memmove(e + lo + 1, e + lo, (b->n_entries - lo) * sizeof *e);
+        b->n_entries++;
+        e = &b->entries[lo];
         *e = (HostBusyEntry) {};
         (void) snprintf(e->address, sizeof e->address, "%s", address);
         return e;
