@@ -525,12 +525,14 @@ START_TEST(test_malformed) {
         ck_assert_int_eq(gd_msg_encode(&acq, buf, sizeof buf, &len), 0);
         expect_error(fd, buf, len, NULL, 0, GD_ERR_PROTOCOL);
 
-        /* Two owners at once: refused as invalid, nothing held. */
-        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        /* Two owners at once (with a real pidfd, so nothing else can refuse it): invalid, nothing held. */
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC), self = (int) syscall(SYS_pidfd_open, getpid(), 0);
         ck_assert_int_ge(devnull, 0);
+        ck_assert_int_ge(self, 0);
         acq.acquire.flags = GD_ACQUIRE_OWNER_PROCESS | GD_ACQUIRE_LEASE_FD;
         ck_assert_int_eq(gd_msg_encode(&acq, buf, sizeof buf, &len), 0);
-        expect_error(fd, buf, len, &devnull, 1, GD_ERR_INVALID);
+        expect_error(fd, buf, len, &self, 1, GD_ERR_INVALID);
+        close(self);
         /* An owner "pidfd" that is no pidfd: refused as invalid, not taken for some process. */
         acq.acquire.flags = GD_ACQUIRE_OWNER_PROCESS;
         ck_assert_int_eq(gd_msg_encode(&acq, buf, sizeof buf, &len), 0);
@@ -836,6 +838,28 @@ START_TEST(test_groupctl_memlock_counts_a_group_once) {
 }
 END_TEST
 
+/* A connection's end ends the leases it owns, and only those: another client's hang-up leaves them. */
+START_TEST(test_other_connection_closing_leaves_lease) {
+        GdClient *a = test_connect(socket_path), *b = test_connect(socket_path);
+        GdClientLease *l = test_acquire(a, "2", NULL);
+
+        ck_assert_uint_eq(test_count_leases(a), 1);
+        gd_client_free(b);                      /* another client hangs up */
+        usleep(200000);
+        ck_assert_uint_eq(test_count_leases(a), 1);
+        assert_reported_driver(a, "2", "0000:02:00.0", "vfio-pci");
+        gd_client_lease_free(l);
+        gd_client_free(a);                      /* its own owner goes: now it ends */
+        {
+                GdClient *c = test_connect(socket_path);
+                for (int i = 0; i < 100 && test_count_leases(c) > 0; i++)
+                        usleep(50000);
+                ck_assert_uint_eq(test_count_leases(c), 0);
+                gd_client_free(c);
+        }
+}
+END_TEST
+
 static Suite *integration_suite(void) {
         Suite *s = suite_create("integration");
         TCase *tc = tcase_create("sim");
@@ -855,6 +879,7 @@ static Suite *integration_suite(void) {
         tcase_add_test(tc, test_kvm_standin);
         tcase_add_test(tc, test_memlock);
         tcase_add_test(tc, test_groupctl_memlock_counts_a_group_once);
+        tcase_add_test(tc, test_other_connection_closing_leaves_lease);
         suite_add_tcase(s, tc);
         return s;
 }
