@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per acquire+release cycle in the daemon (callgrind: counts, immune to the shared machine's
-# noise): two runs of N1 and N2 cycles, the difference over N2 - N1. prof/callgrind-cycle.sh BUILD_DIR
+# noise): two runs of N1 and N2 cycles, the difference over N2 - N1. bench/prof/callgrind-cycle.sh BUILD_DIR
 # [POLICY_TEXT] [GROUP]; keeps the N2 run's profile as /tmp/cg.cycle.N2 for callgrind_annotate.
 set -euo pipefail
 build=$(cd "$1" && pwd); policy=${2:-}; group=${3:-2}

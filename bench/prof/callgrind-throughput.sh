@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per cycle in the daemon with CLIENTS clients cycling at once (callgrind; the daemon runs
-# ~50x slower under it, so this is instructions, not throughput): prof/callgrind-throughput.sh BUILD CLIENTS
+# ~50x slower under it, so this is instructions, not throughput): bench/prof/callgrind-throughput.sh BUILD CLIENTS
 set -euo pipefail
 build=$(cd "$1" && pwd); n=$2
 rt=$(mktemp -d /dev/shm/groupd-cg.XXXXXX)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # D-Bus Acquire+Release cycle of two builds, alternated on one private bus (A/B under the same load):
-# prof/dbus-ab.sh BUILD_A BUILD_B [N] [ROUNDS]
+# bench/prof/dbus-ab.sh BUILD_A BUILD_B [N] [ROUNDS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 A=$(cd "$1" && pwd) B=$(cd "$2" && pwd) n=${3:-300} rounds=${4:-3}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The daemon's instructions per D-Bus Acquire+Release cycle (callgrind, on a private bus): runs of N1 and
-# N2 cycles, the difference over the cycles between. prof/dbus-callgrind.sh BUILD
+# N2 cycles, the difference over the cycles between. bench/prof/dbus-callgrind.sh BUILD
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 b=$(cd "$1" && pwd) N1=${N1:-20} N2=${N2:-220}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CPU time of `groupctl list --json` of 4096 groups, daemon and client apart (/proc/PID/stat utime+stime,
-# and the client's rusage): CPU, not wall, so the shared machine's load counts less. prof/list-cpu.sh BUILD
+# and the client's rusage): CPU, not wall, so the shared machine's load counts less. bench/prof/list-cpu.sh BUILD
 set -euo pipefail
 build=$(cd "$1" && pwd)
 rt=$(mktemp -d /dev/shm/groupd-prof.XXXXXX)

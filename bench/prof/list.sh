@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# groupctl list --json of 4096 groups, profiled: prof/list.sh BUILD_DIR [callgrind]
+# groupctl list --json of 4096 groups, profiled: bench/prof/list.sh BUILD_DIR [callgrind]
 set -euo pipefail
 build=$(cd "$1" && pwd)
 rt=$(mktemp -d /dev/shm/groupd-prof.XXXXXX)

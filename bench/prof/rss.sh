@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# RSS of groupd idle and with 1000 leases on the 4096-group sim host: prof/rss.sh BUILD_DIR [ENV=VALUE...]
+# RSS of groupd idle and with 1000 leases on the 4096-group sim host: bench/prof/rss.sh BUILD_DIR [ENV=VALUE...]
 set -euo pipefail
 build=$(cd "$1" && pwd); shift
 rt=$(mktemp -d /dev/shm/groupd-prof.XXXXXX)

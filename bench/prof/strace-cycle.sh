@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Syscalls per acquire+release cycle on the sim host: strace -f -c on the daemon for N cycles.
-# prof/strace-cycle.sh BUILD_DIR [N]
+# bench/prof/strace-cycle.sh BUILD_DIR [N]
 set -euo pipefail
 build=$(cd "$1" && pwd); n=${2:-500}
 rt=$(mktemp -d /dev/shm/groupd-prof.XXXXXX)

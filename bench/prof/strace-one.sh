@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The syscalls of cycles on the sim host, in order: prof/strace-one.sh BUILD_DIR OUT
+# The syscalls of cycles on the sim host, in order: bench/prof/strace-one.sh BUILD_DIR OUT
 set -euo pipefail
 build=$(cd "$1" && pwd); out=$2
 rt=$(mktemp -d /dev/shm/groupd-prof.XXXXXX)
