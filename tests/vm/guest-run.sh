@@ -5,12 +5,12 @@
 # the devices as the rig booted them. Add a scenario by adding a file tests/vm/scenario-NN-topic.sh.
 #
 # Kernel command line (run.sh sets them): rig.only=PATTERN runs only the topics whose name matches
-# (grep -E); rig.scenario_timeout=SECONDS is each topic's time limit (default 60; run.sh
+# (grep -E); rig.scenario_timeout=SECONDS is each topic's time limit (default 120; run.sh
 # --scenario-timeout). Exits 1 when any check printed FAIL, a topic exited non-zero or was killed at its
 # limit, or left the devices otherwise than at boot.
 
 cd /groupd || exit 1
-limit=${RIG_SCENARIO_TIMEOUT:-60}
+limit=${RIG_SCENARIO_TIMEOUT:-120}
 only=
 # shellcheck disable=SC2013 # words, not lines
 for arg in $(cat /proc/cmdline); do

@@ -15,9 +15,9 @@
 #
 # --only REGEX runs only the scenario files (tests/vm/scenario-NN-TOPIC.sh) whose NN-TOPIC matches.
 #
-# --scenario-timeout SEC (or RIG_SCENARIO_TIMEOUT): each topic's limit in the guest (default 60); a topic
+# --scenario-timeout SEC (or RIG_SCENARIO_TIMEOUT): each topic's limit in the guest (default 120); a topic
 # killed at it is reported as such. --guest-timeout SEC (or RIG_GUEST_TIMEOUT): the guest's watchdog,
-# which powers it off without RIG-DONE (default 240); the host waits that plus 60 s.
+# which powers it off without RIG-DONE (default 420); the host waits that plus 60 s.
 #
 # --capture DIR: the guests also capture their sysfs (IOMMU groups and PCI devices) and the raw
 # VFIO_IOMMU_GET_INFO buffer (with VFIO_IOMMU_INFO_CAPS, asked again with the argsz the kernel wants)
@@ -128,8 +128,8 @@ if [ "${RIG_PARALLEL_NICS:-0}" = 1 ]; then
                 -device pcie-root-port,id=rp5,chassis=5,slot=5,addr=0a.0
                 -netdev hubport,id=n7,hubid=0 -device e1000e,bus=rp5,netdev=n7,romfile=)
 fi
-GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-240}
-SCENARIO_TIMEOUT=${RIG_SCENARIO_TIMEOUT:-60}
+GUEST_TIMEOUT=${RIG_GUEST_TIMEOUT:-420}
+SCENARIO_TIMEOUT=${RIG_SCENARIO_TIMEOUT:-120}
 case $GUEST_TIMEOUT$SCENARIO_TIMEOUT in *[!0-9]*) echo "run.sh: timeouts are whole seconds" >&2; exit 2 ;; esac
 
 summary=()
