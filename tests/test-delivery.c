@@ -26,53 +26,19 @@
 #include "fd-util.h"
 #include "host-sim.h"
 #include "manager.h"
+#include "test-manager-util.h"
 #include "test-util.h"
 
 static char dir[PATH_MAX], runtime[PATH_MAX + 16], simdir[PATH_MAX + 16], topo[PATH_MAX + 16];
 static sd_event *event;
 static Host *cur_host;           /* the running manager's (borrowed after manager_new) */
 
-typedef struct Heard {
-        unsigned started, ended;
-        LeaseReason last_reason;
-        char last_detail[1024];
-} Heard;
-
-static void on_event(Manager *m, ManagerEvent kind, const Lease *l, unsigned group, int errno_value,
-                     const char *detail, void *userdata) {
-        Heard *h = userdata;
-
-        if (kind == MANAGER_EVENT_LEASE_STARTED)
-                h->started++;
-        if (kind == MANAGER_EVENT_LEASE_ENDED) {
-                h->ended++;
-                h->last_reason = l->reason;
-                snprintf(h->last_detail, sizeof h->last_detail, "%s", detail ?: "");
-        }
-}
-
-typedef struct Answer {
-        bool done;
-        Lease *lease;
-        ManagerError err;
-} Answer;
-
-static int on_acquired(Manager *m, Lease *l, int *lease_fd, const ManagerError *err, void *userdata) {
-        Answer *a = userdata;
-
-        a->done = true;
-        a->lease = l;
-        if (err)
-                a->err = *err;
-        return 0;
-}
-
 /* The same, keeping the client's end of a lease fd. */
 static int kept_lease_fd = -EBADF;
 static int on_acquired_keep_fd(Manager *m, Lease *l, int *lease_fd, const ManagerError *err, void *userdata) {
         if (lease_fd && *lease_fd >= 0)
                 kept_lease_fd = fcntl(*lease_fd, F_DUPFD_CLOEXEC, 3);
-        return on_acquired(m, l, lease_fd, err, userdata);
+        return test_answer_acquired(m, l, NULL, err, userdata);   /* one copy kept, here */
 }
 
 static Manager *new_manager(bool cdev, Heard *heard) {
@@ -86,21 +52,9 @@ static Manager *new_manager(bool cdev, Heard *heard) {
         ck_assert_int_eq(manager_new(event, h, &cfg, &m), 0);
         cur_host = h;
         if (heard)
-                ck_assert_int_eq(manager_add_listener(m, on_event, heard), 0);
+                ck_assert_int_eq(manager_add_listener(m, test_heard_event, heard), 0);
         ck_assert_msg(manager_start(m, &err) >= 0, "%s", err.message);
         return m;
-}
-
-static void run_until(const bool *flag) {
-        for (int i = 0; i < 1000 && !*flag; i++)
-                ck_assert_int_ge(sd_event_run(event, 10 * 1000), 0);
-        ck_assert_msg(*flag, "timed out waiting for the manager");
-}
-
-static void run_until_ended(Heard *h, unsigned n) {
-        for (int i = 0; i < 1000 && h->ended < n; i++)
-                ck_assert_int_ge(sd_event_run(event, 10 * 1000), 0);
-        ck_assert_uint_ge(h->ended, n);
 }
 
 static void driver_of(const char *address, char *buf, size_t size) {
@@ -127,8 +81,8 @@ static Lease *acquire(Manager *m, const Caller *c, AcquireRequest *req, const ch
         a = (Answer) {};
         req->specs = specs;
         req->n_specs = 1;
-        ck_assert_msg(manager_acquire(m, c, req, on_acquired, &a, &err) >= 0, "%s", err.message);
-        run_until(&a.done);
+        ck_assert_msg(manager_acquire(m, c, req, test_answer_acquired, &a, &err) >= 0, "%s", err.message);
+        test_run_until(event, &a.done);
         ck_assert_msg(a.lease, "acquire of %s failed: %s", spec, a.err.message);
         return a.lease;
 }
@@ -276,7 +230,7 @@ START_TEST(test_iommufd) {
                 assert_driver("0000:03:00.0", "vfio-pci");
                 safe_close(held);
         }
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         ck_assert_int_eq(heard.last_reason, LEASE_REASON_OWNER_EXITED);
         assert_driver("0000:03:00.0", "");
         assert_driver("0000:03:00.1", "e1000");
@@ -300,7 +254,7 @@ START_TEST(test_auto) {
         ck_assert_int_eq(l->delivery, LEASE_DELIVERY_IOMMUFD);
         ck_assert_int_ge(l->iommufd, 0);
         ck_assert_int_eq(manager_release_token(m, &root, l->token, &err), 0);
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         manager_free(m);
 
         heard = (Heard) {};
@@ -311,7 +265,7 @@ START_TEST(test_auto) {
         ck_assert_int_ge(l->group_fds[0], 0);
         ck_assert_int_lt(l->iommufd, 0);
         ck_assert_int_eq(manager_release_token(m, &root, l->token, &err), 0);
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         assert_driver("0000:02:00.0", "e1000e");
 
         /* A request that does not say (zero) is legacy, as it always was. */
@@ -319,10 +273,10 @@ START_TEST(test_auto) {
         l = acquire(m, &root, &req, "2");
         ck_assert_int_eq(l->delivery, LEASE_DELIVERY_LEGACY);
         ck_assert_int_eq(manager_release_token(m, &root, l->token, &err), 0);
-        run_until_ended(&heard, 2);
+        test_run_until_ended(event, &heard, 2);
 
         req = (AcquireRequest) { .specs = specs, .n_specs = 1, .delivery = LEASE_DELIVERY_IOMMUFD };
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EOPNOTSUPP);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), -EOPNOTSUPP);
         ck_assert_int_eq(err.code, MANAGER_ERROR_HOST);
         ck_assert_msg(strstr(err.message, "/dev/iommu"), "%s", err.message);
         ck_assert(!a.done);
@@ -416,7 +370,7 @@ static void release_and_check(Manager *m, Lease *l, Heard *heard, const char *no
         unsigned ended = heard->ended;
 
         ck_assert_int_eq(manager_release_token(m, &root, l->token, &err), 0);
-        run_until_ended(heard, ended + 1);
+        test_run_until_ended(event, heard, ended + 1);
         ck_assert_msg(strstr(heard->last_detail, "/dev/vfio/2: access as before"), "%s", heard->last_detail);
         assert_driver("0000:02:00.0", "vfio-pci");
         assert_node_as_before(node, before);
@@ -505,28 +459,6 @@ END_TEST
 
 /* ---------------------------------------------------------------- a restart with the fd store */
 
-typedef struct Stored {
-        char names[16][128];
-        int fds[16];
-        size_t n;
-} Stored;
-
-static void store_fd(Manager *m, const char *name, int fd, void *userdata) {
-        Stored *s = userdata;
-
-        for (size_t i = 0; i < s->n; i++)
-                if (streq(s->names[i], name)) {
-                        s->fds[i] = safe_close(s->fds[i]);
-                        if (fd >= 0)
-                                s->fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                        return;
-                }
-        if (fd < 0 || s->n >= ELEMENTSOF(s->fds))
-                return;
-        snprintf(s->names[s->n], sizeof s->names[0], "%s", name);
-        s->fds[s->n++] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-}
-
 static ino_t file_ino(int fd) {
         struct stat st;
         ck_assert_int_eq(fstat(fd, &st), 0);
@@ -560,14 +492,14 @@ START_TEST(test_iommufd_fd_store) {
         ck_assert_int_eq(host_new_sim(&hc, &h), 0);
         ck_assert_int_eq(manager_new(event, h, &cfg, &m), 0);
         cur_host = h;
-        manager_set_fd_store(m, store_fd, &stored);
+        manager_set_fd_store(m, test_store_fd, &stored);
         ck_assert_int_ge(manager_start(m, &err), 0);
 
         /* The lease fd's client end comes through the done callback: keep it open as the owner. */
         req.specs = specs;
         req.n_specs = 1;
         ck_assert_int_ge(manager_acquire(m, &root, &req, on_acquired_keep_fd, &a, &err), 0);
-        run_until(&a.done);
+        test_run_until(event, &a.done);
         ck_assert_ptr_nonnull(a.lease);
         l = a.lease;
         client_fd = kept_lease_fd;
@@ -589,8 +521,8 @@ START_TEST(test_iommufd_fd_store) {
         ck_assert_int_eq(host_new_sim(&hc, &h), 0);
         ck_assert_int_eq(manager_new(event, h, &cfg, &m), 0);
         cur_host = h;
-        ck_assert_int_eq(manager_add_listener(m, on_event, &heard), 0);
-        manager_set_fd_store(m, store_fd, &stored);
+        ck_assert_int_eq(manager_add_listener(m, test_heard_event, &heard), 0);
+        manager_set_fd_store(m, test_store_fd, &stored);
         for (size_t i = 0; i < stored.n; i++)
                 if (stored.fds[i] >= 0)
                         ck_assert_int_eq(manager_offer_stored_fd(m, stored.names[i],
@@ -609,7 +541,7 @@ START_TEST(test_iommufd_fd_store) {
 
         /* The owner lets go: the stored fds are dropped, the drivers come back. */
         close(client_fd);
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         ck_assert_int_eq(heard.last_reason, LEASE_REASON_LEASE_FD_CLOSED);
         for (size_t i = 0; i < stored.n; i++)
                 ck_assert_msg(stored.fds[i] < 0, "fd \"%s\" is still stored", stored.names[i]);
@@ -636,21 +568,21 @@ START_TEST(test_refusals_change_nothing) {
         req.delivery = LEASE_DELIVERY_NODE_GRANT;
         req.grant_uid_set = true;
         req.grant_uid = 1001;
-        ck_assert_int_eq(manager_acquire(m, &user, &req, on_acquired, &a, &err), -EPERM);
+        ck_assert_int_eq(manager_acquire(m, &user, &req, test_answer_acquired, &a, &err), -EPERM);
         ck_assert_int_eq(err.code, MANAGER_ERROR_DENIED);
         ck_assert_msg(strstr(err.message, "only root may grant"), "%s", err.message);
 
         /* A grant uid without node-grant; node-grant with CONFIGURE_IOMMU; a mode nobody knows. */
         req.delivery = LEASE_DELIVERY_LEGACY;
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EINVAL);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), -EINVAL);
         ck_assert_msg(strstr(err.message, "node-grant"), "%s", err.message);
         req.grant_uid_set = false;
         req.delivery = LEASE_DELIVERY_NODE_GRANT;
         req.configure_iommu = true;
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EINVAL);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), -EINVAL);
         req.configure_iommu = false;
         req.delivery = (LeaseDelivery) 7;
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EINVAL);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), -EINVAL);
         ck_assert_int_eq(err.code, MANAGER_ERROR_INVALID);
         ck_assert_msg(strstr(err.message, "unknown delivery mode 7"), "%s", err.message);
 

@@ -15,6 +15,7 @@
 #include "host-sim.h"
 #include "manager.h"
 #include "state.h"
+#include "test-manager-util.h"
 #include "test-util.h"
 #include "worker.h"
 
@@ -53,57 +54,6 @@ int __wrap_host_device_bind(Host *h, const char *address, const char *driver) {
 static char dir[PATH_MAX], runtime[PATH_MAX + 16], simdir[PATH_MAX + 16];
 static sd_event *event;
 
-/* What the listener heard. */
-typedef struct Heard {
-        unsigned started, releasing, ended;
-        LeaseReason last_reason;
-        unsigned reasons;            /* a bit per reason heard with LEASE_ENDED */
-        size_t n_leases_at_end;      /* manager_n_leases() when LEASE_ENDED came */
-        char last_detail[512];
-} Heard;
-
-static void on_event(Manager *m, ManagerEvent kind, const Lease *l, unsigned group, int errno_value,
-                     const char *detail, void *userdata) {
-        Heard *h = userdata;
-
-        switch (kind) {
-        case MANAGER_EVENT_LEASE_STARTED:
-                h->started++;
-                break;
-        case MANAGER_EVENT_LEASE_RELEASING:
-                h->releasing++;
-                break;
-        case MANAGER_EVENT_LEASE_ENDED:
-                h->ended++;
-                h->last_reason = l->reason;
-                h->reasons |= 1u << l->reason;
-                h->n_leases_at_end = manager_n_leases(m);
-                snprintf(h->last_detail, sizeof h->last_detail, "%s", detail ?: "");
-                break;
-        default:
-                break;
-        }
-}
-
-/* The acquire's answer. */
-typedef struct Answer {
-        bool done;
-        Lease *lease;
-        ManagerError err;
-        int lease_fd;               /* the client's end, with OWNER_LEASE_FD */
-} Answer;
-
-static int on_acquired(Manager *m, Lease *l, int *lease_fd, const ManagerError *err, void *userdata) {
-        Answer *a = userdata;
-
-        a->done = true;
-        a->lease = l;
-        if (err)
-                a->err = *err;
-        if (lease_fd && *lease_fd >= 0)
-                a->lease_fd = fcntl(*lease_fd, F_DUPFD_CLOEXEC, 3);
-        return 0;
-}
 
 static Host *new_host(void) {
         HostSimConfig cfg = { .state_dir = simdir };
@@ -121,22 +71,9 @@ static Manager *new_manager(Heard *heard) {
 
         ck_assert_int_eq(manager_new(event, h, &cfg, &m), 0);
         if (heard)
-                ck_assert_int_eq(manager_add_listener(m, on_event, heard), 0);
+                ck_assert_int_eq(manager_add_listener(m, test_heard_event, heard), 0);
         ck_assert_msg(manager_start(m, &err) >= 0, "%s", err.message);
         return m;
-}
-
-/* Runs the loop until *flag is true (at most 10 s). */
-static void run_until(const bool *flag) {
-        for (int i = 0; i < 1000 && !*flag; i++)
-                ck_assert_int_ge(sd_event_run(event, 10 * 1000), 0);
-        ck_assert_msg(*flag, "timed out waiting for the manager");
-}
-
-static void run_until_ended(Heard *h, unsigned n) {
-        for (int i = 0; i < 1000 && h->ended < n; i++)
-                ck_assert_int_ge(sd_event_run(event, 10 * 1000), 0);
-        ck_assert_uint_ge(h->ended, n);
 }
 
 static void read_driver(Manager *m, const char *spec, const char *address, char *buf, size_t size) {
@@ -177,8 +114,8 @@ static Lease *acquire(Manager *m, const Caller *c, const char *spec, OwnerKind o
         ManagerError err = {};
 
         *a = (Answer) { .lease_fd = -EBADF };
-        ck_assert_msg(manager_acquire(m, c, &req, on_acquired, a, &err) >= 0, "%s", err.message);
-        run_until(&a->done);
+        ck_assert_msg(manager_acquire(m, c, &req, test_answer_acquired, a, &err) >= 0, "%s", err.message);
+        test_run_until(event, &a->done);
         ck_assert_msg(a->lease, "acquire of %s failed: %s", spec, a->err.message);
         return a->lease;
 }
@@ -222,7 +159,7 @@ START_TEST(test_acquire_busy_release) {
         assert_driver(m, "3", "0000:03:00.1", "vfio-pci");
 
         /* The same group by another name: refused at once, nothing changes. */
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &b, &err), -EBUSY);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &b, &err), -EBUSY);
         ck_assert_int_eq(err.code, MANAGER_ERROR_BUSY);
         ck_assert_msg(strstr(err.message, l->id), "%s", err.message);
         ck_assert(!b.done);
@@ -230,7 +167,7 @@ START_TEST(test_acquire_busy_release) {
 
         /* Released by token; the end is announced after the lease left the registry. */
         ck_assert_int_eq(manager_release_token(m, &root, l->token, &err), 0);
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         ck_assert_int_eq(heard.last_reason, LEASE_REASON_RELEASED);
         ck_assert_uint_eq(heard.n_leases_at_end, 0);
         ck_assert_uint_eq(manager_n_leases(m), 0);
@@ -250,22 +187,22 @@ START_TEST(test_refusals_change_nothing) {
         Answer a = {};
 
         req.specs = bad;
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EINVAL);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), -EINVAL);
         ck_assert_int_eq(err.code, MANAGER_ERROR_INVALID);
         req.specs = unknown;
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -ENOENT);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), -ENOENT);
         ck_assert_int_eq(err.code, MANAGER_ERROR_NOT_FOUND);
         req.specs = storage;
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EPERM);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), -EPERM);
         ck_assert_int_eq(err.code, MANAGER_ERROR_DENIED);
         for (size_t i = 0; i < ELEMENTSOF(many); i++)
                 many[i] = "2";
         req.specs = many;
         req.n_specs = ELEMENTSOF(many);
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EINVAL);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), -EINVAL);
         ck_assert_msg(strstr(err.message, "1 to 64"), "%s", err.message);
         req.n_specs = 0;
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), -EINVAL);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), -EINVAL);
 
         ck_assert(!a.done);
         ck_assert_uint_eq(manager_n_leases(m), 0);
@@ -285,8 +222,8 @@ START_TEST(test_failed_acquire_rolls_back) {
         Answer a = { .lease_fd = -EBADF };
 
         fail_bind_address = "0000:01:00.1";
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), 0);
-        run_until(&a.done);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), 0);
+        test_run_until(event, &a.done);
         ck_assert_ptr_null(a.lease);
         ck_assert_int_eq(a.err.code, MANAGER_ERROR_HOST);
         ck_assert_msg(strstr(a.err.message, "0000:01:00.1"), "%s", a.err.message);
@@ -326,7 +263,7 @@ START_TEST(test_owner_process_death) {
 
         ck_assert_int_eq(kill(pid, SIGKILL), 0);
         ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         ck_assert_int_eq(heard.last_reason, LEASE_REASON_OWNER_EXITED);
         assert_driver(m, "2", "0000:02:00.0", "e1000e");
         manager_free(m);
@@ -348,7 +285,7 @@ START_TEST(test_lease_fd_closed) {
         ck_assert_uint_eq(heard.ended, 0);     /* held while the fd is open */
 
         close(a.lease_fd);
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         ck_assert_int_eq(heard.last_reason, LEASE_REASON_LEASE_FD_CLOSED);
         assert_driver(m, "6", "0000:06:00.0", "xhci_hcd");
         manager_free(m);
@@ -382,7 +319,7 @@ START_TEST(test_reconcile_half_done) {
         fclose(f);
 
         m = new_manager(&heard);
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         /* Its acquire was cut short by the restart, and the reason says so. */
         ck_assert_int_eq(heard.last_reason, LEASE_REASON_DAEMON_RESTARTED);
         assert_driver(m, "2", "0000:02:00.0", "e1000e");
@@ -440,28 +377,6 @@ END_TEST
 
 /* A restart with the fd store: a lease-fd lease whose stored fds come back is kept, watched again, and
  * ends when its owner closes the lease fd. Unclaimed stored fds are dropped. */
-typedef struct Stored {
-        char names[16][128];
-        int fds[16];
-        size_t n;
-} Stored;
-
-static void store_fd(Manager *m, const char *name, int fd, void *userdata) {
-        Stored *s = userdata;
-
-        for (size_t i = 0; i < s->n; i++)
-                if (streq(s->names[i], name)) {
-                        s->fds[i] = safe_close(s->fds[i]);
-                        if (fd >= 0)
-                                s->fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-                        return;
-                }
-        if (fd < 0 || s->n >= ELEMENTSOF(s->fds))
-                return;
-        snprintf(s->names[s->n], sizeof s->names[0], "%s", name);
-        s->fds[s->n++] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-}
-
 START_TEST(test_fd_store_claim) {
         ManagerConfig cfg = { .runtime_dir = runtime, .keep_leases_on_exit = true };
         Heard heard = {};
@@ -475,7 +390,7 @@ START_TEST(test_fd_store_claim) {
 
         m = NULL;
         ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
-        manager_set_fd_store(m, store_fd, &stored);
+        manager_set_fd_store(m, test_store_fd, &stored);
         ck_assert_int_ge(manager_start(m, &err), 0);
         l = acquire(m, &root, "6", OWNER_LEASE_FD, -EBADF, &a);
         snprintf(id, sizeof id, "%s", l->id);
@@ -493,8 +408,8 @@ START_TEST(test_fd_store_claim) {
         /* Started again with the stored fds offered back, and one that nobody claims. */
         m = NULL;
         ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
-        ck_assert_int_eq(manager_add_listener(m, on_event, &heard), 0);
-        manager_set_fd_store(m, store_fd, &stored);
+        ck_assert_int_eq(manager_add_listener(m, test_heard_event, &heard), 0);
+        manager_set_fd_store(m, test_store_fd, &stored);
         for (size_t i = 0; i < stored.n; i++)
                 if (stored.fds[i] >= 0)
                         ck_assert_int_eq(manager_offer_stored_fd(m, stored.names[i],
@@ -511,7 +426,7 @@ START_TEST(test_fd_store_claim) {
 
         /* Its owner lets go: ended, device back, and the stored fds dropped. */
         close(client_fd);
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         ck_assert_int_eq(heard.last_reason, LEASE_REASON_LEASE_FD_CLOSED);
         assert_driver(m, "6", "0000:06:00.0", "xhci_hcd");
         for (size_t i = 0; i < stored.n; i++)
@@ -548,7 +463,7 @@ START_TEST(test_busy_while_acquiring_and_releasing) {
         char path[PATH_MAX + 32];
         Lease *l;
 
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &a, &err), 0);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &a, &err), 0);
         l = manager_first_lease(m);
         ck_assert_ptr_nonnull(l);
         ck_assert_int_eq(l->state, LEASE_ACQUIRING);
@@ -557,18 +472,18 @@ START_TEST(test_busy_while_acquiring_and_releasing) {
 
         /* Still acquiring: refused as busy, naming the lease. */
         req.label = "second";
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &b, &err), -EBUSY);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &b, &err), -EBUSY);
         ck_assert_int_eq(err.code, MANAGER_ERROR_BUSY);
         ck_assert_msg(strstr(err.message, "being acquired by") && strstr(err.message, l->id), "%s", err.message);
 
-        run_until(&a.done);
+        test_run_until(event, &a.done);
         ck_assert_ptr_nonnull(a.lease);
         ck_assert_int_eq(manager_release_lease(m, a.lease, LEASE_REASON_RELEASED), 0);
         ck_assert_int_eq(a.lease->state, LEASE_RELEASING);
         /* Being released: busy too. */
-        ck_assert_int_eq(manager_acquire(m, &root, &req, on_acquired, &b, &err), -EBUSY);
+        ck_assert_int_eq(manager_acquire(m, &root, &req, test_answer_acquired, &b, &err), -EBUSY);
         ck_assert_msg(strstr(err.message, "being released by"), "%s", err.message);
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         ck_assert(!b.done);
         manager_free(m);
 }
@@ -594,8 +509,8 @@ START_TEST(test_memlock_raised_on_owner) {
         req.owner_pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
         ck_assert_int_ge(req.owner_pidfd, 0);
         caller.pid = getpid();
-        ck_assert_int_eq(manager_acquire(m, &caller, &req, on_acquired, &a, &err), 0);
-        run_until(&a.done);
+        ck_assert_int_eq(manager_acquire(m, &caller, &req, test_answer_acquired, &a, &err), 0);
+        test_run_until(event, &a.done);
         ck_assert_msg(a.lease, "%s", a.err.message);
         ck_assert_int_eq(memlock_raised_pid, pid);
         ck_assert_uint_eq(memlock_raised_bytes, UINT64_C(9) << 30);
@@ -620,7 +535,7 @@ START_TEST(test_restart_owner_gone_meanwhile) {
         FILE *f;
 
         ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
-        manager_set_fd_store(m, store_fd, &stored);
+        manager_set_fd_store(m, test_store_fd, &stored);
         ck_assert_int_ge(manager_start(m, &err), 0);
         (void) acquire(m, &root, "6", OWNER_LEASE_FD, -EBADF, &a);
         ck_assert_int_eq(manager_shutdown(m, NULL, NULL), 0);
@@ -647,14 +562,14 @@ START_TEST(test_restart_owner_gone_meanwhile) {
 
         m = NULL;
         ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
-        ck_assert_int_eq(manager_add_listener(m, on_event, &heard), 0);
-        manager_set_fd_store(m, store_fd, &stored);
+        ck_assert_int_eq(manager_add_listener(m, test_heard_event, &heard), 0);
+        manager_set_fd_store(m, test_store_fd, &stored);
         for (size_t i = 0; i < stored.n; i++)
                 if (stored.fds[i] >= 0)
                         ck_assert_int_eq(manager_offer_stored_fd(m, stored.names[i],
                                                                  fcntl(stored.fds[i], F_DUPFD_CLOEXEC, 3)), 0);
         ck_assert_int_ge(manager_start(m, &err), 0);
-        run_until_ended(&heard, 2);
+        test_run_until_ended(event, &heard, 2);
         /* Ended with the reasons that say what happened: the owner let go; the release was cut short. */
         ck_assert_msg((heard.reasons & (1u << LEASE_REASON_LEASE_FD_CLOSED)) &&
                       (heard.reasons & (1u << LEASE_REASON_DAEMON_RESTARTED)), "reasons 0x%x", heard.reasons);
@@ -686,14 +601,14 @@ START_TEST(test_state_file_follows_what_a_restart_does) {
         ck_assert_int_eq(manager_release_lease(m, c, LEASE_REASON_RELEASED), 0);
         ck_assert(test_file_contains(path, c->id));   /* its devices are on their way back */
         ck_assert(test_file_contains(path, "group 2"));
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         ck_assert(!test_file_contains(path, "group 2"));
 
         ck_assert_int_eq(manager_release_lease(m, l, LEASE_REASON_RELEASED), 0);
         snprintf(line, sizeof line, "lease %s %s releasing lease-fd", l->id, l->token);
         ck_assert_msg(test_file_contains(path, line), "no \"%s\" in the state file", line);
         snprintf(id, sizeof id, "%s", l->id);
-        run_until_ended(&heard, 2);
+        test_run_until_ended(event, &heard, 2);
         ck_assert(!test_file_contains(path, id));
         close(a.lease_fd);
         manager_free(m);
@@ -720,7 +635,7 @@ START_TEST(test_standby_kept_on_vfio_pci) {
         snprintf(path, sizeof path, "%s/state", runtime);
 
         ck_assert_int_eq(manager_new(event, new_host(), &cfg, &m), 0);
-        ck_assert_int_eq(manager_add_listener(m, on_event, &heard), 0);
+        ck_assert_int_eq(manager_add_listener(m, test_heard_event, &heard), 0);
         ck_assert_msg(manager_start(m, &err) >= 0, "%s", err.message);
         for (int i = 0; i < 1000; i++) {
                 host_driver("0000:02:00.0", drv, sizeof drv);
@@ -737,7 +652,7 @@ START_TEST(test_standby_kept_on_vfio_pci) {
         ck_assert(l->devices[0].standby);
         ck_assert(!test_file_contains(path, l->id));
         ck_assert_int_eq(manager_release_lease(m, l, LEASE_REASON_RELEASED), 0);
-        run_until_ended(&heard, 1);
+        test_run_until_ended(event, &heard, 1);
         ck_assert_msg(strstr(heard.last_detail, "0000:02:00.0 stays on vfio-pci"), "%s", heard.last_detail);
         assert_driver(m, "2", "0000:02:00.0", "vfio-pci");
 
@@ -746,7 +661,7 @@ START_TEST(test_standby_kept_on_vfio_pci) {
         ck_assert(!l->devices[0].standby);
         ck_assert(test_file_contains(path, l->id));
         ck_assert_int_eq(manager_release_lease(m, l, LEASE_REASON_RELEASED), 0);
-        run_until_ended(&heard, 2);
+        test_run_until_ended(event, &heard, 2);
         assert_driver(m, "6", "0000:06:00.0", "xhci_hcd");
         manager_free(m);
 

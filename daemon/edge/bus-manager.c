@@ -640,27 +640,26 @@ static void method_release(Bus *b, DBusMessage *m, const BusObject *o) {
         start_with_string(b, m, REQUEST_RELEASE_TOKEN, execute_release_token);
 }
 
-static void method_acquire(Bus *b, DBusMessage *m, const BusObject *o) {
+/* Acquire (legacy delivery, its reply the container and group fds) and AcquireDelivery (any mode, auto
+ * by default, and a reply that says what came): one request, two replies. */
+static void start_acquire(Bus *b, DBusMessage *m, bool delivery_reply) {
         Request *r;
 
         if (request_new(b, m, REQUEST_ACQUIRE, execute_acquire, &r) < 0)
                 return;
+        r->delivery_reply = delivery_reply;
+        r->delivery = delivery_reply ? LEASE_DELIVERY_AUTO : LEASE_DELIVERY_LEGACY;
         if (!parse_acquire(b, m, r))
                 return (void) request_free(r);
         request_start(r);
 }
 
-/* AcquireDelivery: the same request, any delivery mode (auto by default), and a reply that says what came. */
-static void method_acquire_delivery(Bus *b, DBusMessage *m, const BusObject *o) {
-        Request *r;
+static void method_acquire(Bus *b, DBusMessage *m, const BusObject *o) {
+        start_acquire(b, m, false);
+}
 
-        if (request_new(b, m, REQUEST_ACQUIRE, execute_acquire, &r) < 0)
-                return;
-        r->delivery_reply = true;
-        r->delivery = LEASE_DELIVERY_AUTO;
-        if (!parse_acquire(b, m, r))
-                return (void) request_free(r);
-        request_start(r);
+static void method_acquire_delivery(Bus *b, DBusMessage *m, const BusObject *o) {
+        start_acquire(b, m, true);
 }
 
 static void method_memlock_limit(Bus *b, DBusMessage *m, const BusObject *o) {
