@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The native server: the listening socket, admitting and bounding connections, and events to
+ * subscribers (server-send.c sends, server-request.c answers). */
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,109 +16,9 @@
 
 #include "fd-util.h"
 #include "log.h"
-#include "ratelimit.h"
-#include "server.h"
-#include "wire-view.h"
+#include "server-internal.h"
 
-/* Every per-client resource has a bound (issue 11), and running out of one never makes the loop spin. */
-#define CLIENTS_MAX 4096                  /* connections at once, if the fd limit allows ... */
-#define FDS_RESERVE 256                   /* ... with this many fds (or 3/4 of a low limit) kept for leases
-                                           * and the host (reading a group takes dozens for a moment) */
-#define CLIENTS_ROOT_RESERVE 64           /* the last connections are root's only (a quarter of them with
-                                           * a low fd limit) */
-#define CLIENTS_PER_UID_MAX 128           /* connections of one non-root uid */
-#define HELLO_TIMEOUT_USEC (5 * USEC_PER_SEC)   /* a new connection's first well-formed message */
-#define PROTOCOL_ERRORS_MAX 8
-#define UNEXPECTED_FDS_MAX GD_FDS_PER_MSG_MAX   /* fds a client may send that no request wanted */
-#define QUEUE_PACKETS_MAX 4096            /* replies queued for one client (it stops being read at
-                                           * REPLY_BACKLOG_MAX, so only a split list gets near) */
-#define REPLY_BACKLOG_MAX 64              /* a client's requests are not read while this many packets
-                                           * wait for it to read them */
-#define CLIENT_EVENTS_MAX 1024            /* events queued for one subscriber */
-#define EVENT_BYTES_MAX (8u << 20)        /* memory of events queued for all subscribers together */
-#define LISTEN_BACKLOG 256                /* connections not yet accepted: each may hold a queue of fds in
-                                           * flight, so not SOMAXCONN's thousands */
-#define ACCEPT_BATCH 32                   /* accepts per wake-up: a crowd of refused connects is drained
-                                           * without a loop iteration each */
-#define TARPIT_MAX 1024                   /* refused connections held before their refusal is sent ... */
-#define TARPIT_USEC (1 * USEC_PER_SEC)    /* ... this long, so that a reconnect loop runs at this pace */
-#define CLIENT_EVENTS_BATCH 64            /* client wake-ups handled per dispatch of the clients' epoll */
-#define UID_SLOTS 8192                    /* per-uid connection counts: open addressing, > CLIENTS_MAX */
-#define ACCEPT_PAUSE_USEC (100 * USEC_PER_MSEC) /* out of fds: stop accepting this long */
-#define HANDOVER_RETRY_USEC (50 * USEC_PER_MSEC)  /* ETOOMANYREFS: retry a send this often ... */
-#define HANDOVER_RETRY_MAX_USEC (30 * USEC_PER_SEC) /* ... for this long */
-#define LOG_CLIENT_INTERVAL_USEC (10 * USEC_PER_SEC)
-#define LOG_CLIENT_BURST 5                /* lines per client per interval */
-#define LOG_SERVER_BURST 20               /* client lines for all clients together per interval */
-
-#ifndef USEC_PER_SEC
-#define USEC_PER_SEC 1000000ULL
-#endif
-#ifndef USEC_PER_MSEC
-#define USEC_PER_MSEC 1000ULL
-#endif
-
-typedef struct Packet Packet;
-struct Packet {
-        uint8_t *data;
-        size_t len;
-        int fds[GD_FDS_PER_MSG_MAX];
-        size_t n_fds;
-        bool event;          /* an event (may be dropped), not a reply */
-        Packet *next;
-};
-
-typedef struct Client Client;
-struct Client {
-        Server *server;
-        uint64_t id;
-        int fd;
-        uint32_t io_events;              /* what the clients' epoll waits for on fd */
-        Caller caller;
-        bool subscribed;
-        uint32_t event_mask;
-        unsigned protocol_errors;
-        unsigned unexpected_fds;
-        bool greeted;                    /* a well-formed message came: the HELLO deadline is off */
-        sd_event_source *hello_timer;
-        Packet *queue_head, *queue_tail;
-        size_t queue_len;
-        size_t queue_events, queue_event_bytes;
-        sd_event_source *retry_timer;    /* a send failed with ETOOMANYREFS: retry then */
-        uint64_t retry_since;
-        RateLimit log_rl;
-        Client *prev, *next;
-};
-
-struct Server {
-        sd_event *event;
-        Manager *manager;
-        int listen_fd;
-        sd_event_source *listen_source;
-        /* The clients' fds live in an epoll of their own, one source for sd-event: with thousands of
-         * connections ready at once (a crowd hanging up), sd-event would dispatch one source per loop
-         * iteration and re-read every ready fd each time (quadratic); this epoll hands them out one by
-         * one, round robin, CLIENT_EVENTS_BATCH per dispatch. */
-        int clients_epoll;
-        sd_event_source *clients_source;
-        Client *clients;
-        size_t n_clients;
-        uint64_t next_client_id;
-        uint64_t hello_timeout_usec;
-        size_t clients_max;              /* CLIENTS_MAX, or less for a low fd limit */
-        struct { uid_t uid; uint32_t n; } uids[UID_SLOTS]; /* connections per uid (n 0: free slot) */
-        size_t root_reserve;
-        struct { int fd; uint64_t until; char why[128]; } tarpit[TARPIT_MAX]; /* a ring, oldest first */
-        size_t tarpit_first, tarpit_n, tarpit_max;
-        sd_event_source *tarpit_timer;
-        sd_event_source *accept_timer;   /* out of fds: accepting again then */
-        unsigned accept_pauses;          /* in the current episode; 0: none */
-        size_t queued_event_bytes;       /* over all clients */
-        RateLimit log_rl;                /* client lines over all clients */
-        uint8_t buf[GD_MSG_SIZE_MAX + 1];
-};
-
-static uint64_t now_mono(void) {
+uint64_t now_mono(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
@@ -125,8 +27,7 @@ static uint64_t now_mono(void) {
 /* A line about what a client did: at most LOG_CLIENT_BURST per client and LOG_SERVER_BURST for all
  * clients per interval; the first line let through after some were held back says how many (c NULL: a
  * connection not yet a client, counted against the server's limit only). */
-static void client_log(Server *s, Client *c, int level, const char *fmt, ...) _printf_(4, 5);
-static void client_log(Server *s, Client *c, int level, const char *fmt, ...) {
+void client_log(Server *s, Client *c, int level, const char *fmt, ...) {
         uint64_t now = now_mono();
         unsigned held_c = 0, held_s = 0;
         char line[512];
@@ -152,10 +53,8 @@ static void client_log(Server *s, Client *c, int level, const char *fmt, ...) {
                 log_full(level, "%s", line);
 }
 
-/* What a queued packet costs in memory, about: its bytes, its record, malloc's overhead for both. */
-#define PACKET_COST(len) ((len) + sizeof(Packet) + 32)
 
-static void packet_free(Packet *p) {
+void packet_free(Packet *p) {
         close_many(p->fds, p->n_fds);
         free(p->data);
         free(p);
@@ -163,7 +62,7 @@ static void packet_free(Packet *p) {
 
 /* The slot of uid in s->uids: where it is, or the free slot where it would go. Linear probing; removal
  * shifts back (no tombstones), so a probe stops at the first free slot. */
-static size_t uid_slot(Server *s, uid_t uid) {
+size_t uid_slot(Server *s, uid_t uid) {
         size_t i = ((size_t) uid * 2654435761u) % UID_SLOTS;
 
         while (s->uids[i].n > 0 && s->uids[i].uid != uid)
@@ -171,14 +70,14 @@ static size_t uid_slot(Server *s, uid_t uid) {
         return i;
 }
 
-static void uid_count_add(Server *s, uid_t uid) {
+void uid_count_add(Server *s, uid_t uid) {
         size_t i = uid_slot(s, uid);
 
         s->uids[i].uid = uid;
         s->uids[i].n++;
 }
 
-static void uid_count_remove(Server *s, uid_t uid) {
+void uid_count_remove(Server *s, uid_t uid) {
         size_t i = uid_slot(s, uid), j = i;
 
         assert(s->uids[i].n > 0);
@@ -200,7 +99,7 @@ static void uid_count_remove(Server *s, uid_t uid) {
         }
 }
 
-static Client *client_free(Client *c) {
+Client *client_free(Client *c) {
         Server *s;
 
         if (!c)
@@ -233,7 +132,7 @@ static Client *client_free(Client *c) {
         return NULL;
 }
 
-static void client_disconnect(Client *c) {
+void client_disconnect(Client *c) {
         Server *s = c->server;
         uint64_t id = c->id;
 
@@ -242,7 +141,7 @@ static void client_disconnect(Client *c) {
         manager_connection_closed(s->manager, id);
 }
 
-static Client *server_find_client(Server *s, uint64_t id) {
+Client *server_find_client(Server *s, uint64_t id) {
         for (Client *c = s->clients; c; c = c->next)
                 if (c->id == id)
                         return c;
@@ -251,655 +150,6 @@ static Client *server_find_client(Server *s, uint64_t id) {
 
 size_t server_n_clients(Server *s) {
         return s->n_clients;
-}
-
-/* ---------------------------------------------------------------- sending */
-
-/* What to wait for: EPOLLOUT while packets wait (unless a retry timer runs); EPOLLIN unless so many
- * packets wait that the client plainly does not read its replies (it is read again once they go). */
-static int client_update_io(Client *c) {
-        uint32_t events = 0;
-
-        if (c->queue_len < REPLY_BACKLOG_MAX)
-                events |= EPOLLIN;
-        if (c->queue_head && !c->retry_timer)
-                events |= EPOLLOUT;
-        if (events == c->io_events)
-                return 0;
-        struct epoll_event ev = { .events = events, .data.ptr = c };
-        if (epoll_ctl(c->server->clients_epoll, EPOLL_CTL_MOD, c->fd, &ev) < 0)
-                return -errno;
-        c->io_events = events;
-        return 0;
-}
-
-static void client_unqueue(Client *c, Packet *p, Packet *prev) {
-        if (prev)
-                prev->next = p->next;
-        else
-                c->queue_head = p->next;
-        if (c->queue_tail == p)
-                c->queue_tail = prev;
-        c->queue_len--;
-        if (p->event) {
-                c->queue_events--;
-                c->queue_event_bytes -= PACKET_COST(p->len);
-                c->server->queued_event_bytes -= PACKET_COST(p->len);
-        }
-        packet_free(p);
-}
-
-static int client_flush(Client *c);
-
-static int on_retry_timer(sd_event_source *src, uint64_t usec, void *userdata) {
-        Client *c = userdata;
-        int r;
-
-        c->retry_timer = sd_event_source_disable_unref(c->retry_timer);
-        r = client_flush(c);
-        if (r < 0) {
-                uint64_t id = c->id;
-                Server *s = c->server;
-
-                log_warning("Dropping client %" PRIu64 " (uid %u): could not hand it its fds for %llu s (%s).", id,
-                            (unsigned) c->caller.uid, (unsigned long long) (HANDOVER_RETRY_MAX_USEC / USEC_PER_SEC),
-                            strerror(-r));
-                client_free(c);
-                manager_connection_closed(s->manager, id);
-        }
-        return 0;
-}
-
-/* The kernel refused to put more fds in flight for our uid (ETOOMANYREFS: every sender of our uid shares
- * one count unless it has CAP_SYS_RESOURCE; another client's fd flood can fill it). That is someone
- * else's doing and passes once they are read: keep the packet and try again shortly, for a while. */
-static int client_retry_later(Client *c) {
-        uint64_t now = now_mono();
-        int r;
-
-        if (c->retry_since == 0) {
-                c->retry_since = now;
-                /* Once per episode and client, and never lost in a flood's rate limit: this is the victim. */
-                log_warning("Hand-over to client %" PRIu64 " (uid %u) delayed: the kernel refuses more fds in "
-                            "flight for groupd's uid (ETOOMANYREFS: another process of that uid has too many "
-                            "queued, and groupd lacks CAP_SYS_RESOURCE); retrying every %llu ms for up to %llu s.",
-                            c->id, (unsigned) c->caller.uid,
-                            (unsigned long long) (HANDOVER_RETRY_USEC / USEC_PER_MSEC),
-                            (unsigned long long) (HANDOVER_RETRY_MAX_USEC / USEC_PER_SEC));
-        } else if (now - c->retry_since > HANDOVER_RETRY_MAX_USEC)
-                return -ETOOMANYREFS;
-        if (!c->retry_timer) {
-                r = sd_event_add_time_relative(c->server->event, &c->retry_timer, CLOCK_MONOTONIC,
-                                               HANDOVER_RETRY_USEC, 0, on_retry_timer, c);
-                if (r < 0)
-                        return r;
-        }
-        return client_update_io(c);
-}
-
-static int client_flush(Client *c) {
-        while (c->queue_head) {
-                Packet *p = c->queue_head;
-                int r = fd_send_msg(c->fd, p->data, p->len, p->fds, p->n_fds);
-                if (r == -EAGAIN)
-                        break;
-                if (r == -ETOOMANYREFS)
-                        return client_retry_later(c);
-                if (r < 0)
-                        return r;
-                c->retry_since = 0;
-                client_unqueue(c, p, NULL);
-        }
-        return client_update_io(c);
-}
-
-static void server_bound_events(Server *s);
-
-/* Sends m with fds (borrowed). If the socket is full (or the kernel refuses more fds in flight for now)
- * the packet is queued with copies of the fds. */
-static int client_send(Client *c, const GdMsg *m, const int *fds, size_t n_fds) {
-        bool event = m->type == GD_MSG_EVENT && m->event.kind != GD_EVENT_EVENTS_DROPPED;
-        size_t len;
-        Packet *p;
-        int r = 0;
-
-        r = gd_msg_encode(m, c->server->buf, sizeof c->server->buf, &len);
-        if (r < 0)
-                return log_error_errno(r, "Failed to encode %s reply: %m", strna(gd_msg_type_to_string(m->type)));
-
-        if (!c->queue_head) {
-                r = fd_send_msg(c->fd, c->server->buf, len, fds, n_fds);
-                if (r != -EAGAIN && r != -ETOOMANYREFS)
-                        return r;
-        }
-
-        if (!event && c->queue_len >= QUEUE_PACKETS_MAX)
-                return -ENOBUFS;
-        p = calloc(1, sizeof *p);
-        if (!p)
-                return -ENOMEM;
-        p->data = malloc(len);
-        if (!p->data) {
-                free(p);
-                return -ENOMEM;
-        }
-        memcpy(p->data, c->server->buf, len);
-        p->len = len;
-        for (size_t i = 0; i < n_fds; i++) {
-                p->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-                if (p->fds[i] < 0) {
-                        r = -errno;
-                        p->n_fds = i;
-                        packet_free(p);
-                        return r;
-                }
-        }
-        p->n_fds = n_fds;
-        p->event = event;
-        if (c->queue_tail)
-                c->queue_tail->next = p;
-        else
-                c->queue_head = p;
-        c->queue_tail = p;
-        c->queue_len++;
-        if (event) {
-                c->queue_events++;
-                c->queue_event_bytes += PACKET_COST(len);
-                c->server->queued_event_bytes += PACKET_COST(len);
-        }
-        if (r == -ETOOMANYREFS)
-                return client_retry_later(c);
-        return client_update_io(c);
-}
-
-/* c fell too far behind its events: forget what is queued for it, end its subscription, and tell it so
- * with one last event (its replies, and their fds, stay queued; its connection, and leases it owns, stay). */
-static int client_drop_events(Client *c, const char *why) {
-        size_t dropped = c->queue_events;
-        Packet *prev = NULL, *next;
-        char detail[256];
-
-        for (Packet *p = c->queue_head; p; p = next) {
-                next = p->next;
-                if (p->event)
-                        client_unqueue(c, p, prev);
-                else
-                        prev = p;
-        }
-        c->subscribed = false;
-        client_log(c->server, c, LOG_WARNING, "Subscriber %" PRIu64 " (uid %u, pid %i) does not read its events "
-                   "(%s): dropped %zu queued event(s) and ended its subscription.", c->id,
-                   (unsigned) c->caller.uid, (int) c->caller.pid, why, dropped);
-
-        (void) snprintf(detail, sizeof detail, "groupd dropped %zu queued event(s) and ended this subscription: "
-                        "%s. SUBSCRIBE again and LIST_LEASES to catch up", dropped, why);
-        GdMsg m = {
-                .type = GD_MSG_EVENT,
-                .event = {
-                        .kind = GD_EVENT_EVENTS_DROPPED,
-                        .errno_value = ENOBUFS,
-                        .detail = detail,
-                        .lease = { .id = (char *) "", .label = (char *) "" },
-                },
-        };
-        return client_send(c, &m, NULL, 0);
-}
-
-/* All subscribers together may have EVENT_BYTES_MAX of events queued: past that the slowest (the one
- * with the most queued) is dropped, until under. */
-static void server_bound_events(Server *s) {
-        while (s->queued_event_bytes > EVENT_BYTES_MAX) {
-                Client *slowest = NULL;
-
-                for (Client *c = s->clients; c; c = c->next)
-                        if (c->queue_event_bytes > 0 && (!slowest || c->queue_event_bytes > slowest->queue_event_bytes))
-                                slowest = c;
-                assert(slowest);
-                (void) client_drop_events(slowest, "the daemon's queue for all subscribers is full, and it is "
-                                          "the furthest behind");
-        }
-}
-
-static int client_send_error(Client *c, uint32_t serial, GdError code, int errno_value, const char *message) {
-        GdMsg m = {
-                .type = GD_MSG_ERROR,
-                .serial = serial,
-                .error = { .code = code, .errno_value = abs(errno_value), .message = (char *) message },
-        };
-        return client_send(c, &m, NULL, 0);
-}
-
-static int client_send_manager_error(Client *c, uint32_t serial, const ManagerError *e) {
-        return client_send_error(c, serial, wire_error(e->code), e->errno_value, e->message);
-}
-
-static int client_send_ok(Client *c, uint32_t serial) {
-        GdMsg m = { .type = GD_MSG_OK, .serial = serial };
-        return client_send(c, &m, NULL, 0);
-}
-
-/* Sends a list (GROUPS or LEASES) in as many packets as it takes, `more` set on all but the last: as many
- * items a packet as fit, halving the batch when one does not. */
-static int client_send_list_part(Client *c, uint32_t serial, GdMsgType type, void *items, size_t n,
-                                 bool more_after) {
-        size_t at = 0, batch = type == GD_MSG_GROUPS ? 128 : 256;
-
-        do {
-                size_t k = MIN(batch, n - at), len;
-                GdMsg m = { .type = type, .serial = serial };
-                int r;
-
-                if (type == GD_MSG_GROUPS)
-                        m.groups = (typeof(m.groups)) { .more = at + k < n || more_after, .n_groups = (uint16_t) k,
-                                                        .groups = items ? (GdGroup *) items + at : NULL };
-                else
-                        m.leases = (typeof(m.leases)) { .more = at + k < n || more_after, .n_leases = (uint16_t) k,
-                                                        .leases = items ? (GdLease *) items + at : NULL };
-                r = gd_msg_encode(&m, c->server->buf, sizeof c->server->buf, &len);
-                if ((r == -EMSGSIZE || r == -ENOBUFS) && k > 1) {
-                        batch = MAX(k / 2, 1u);
-                        continue;
-                }
-                if (r < 0)
-                        return r;
-                r = client_send(c, &m, NULL, 0);
-                if (r < 0)
-                        return r;
-                at += k;
-        } while (at < n);
-        return 0;
-}
-
-
-static int client_send_list(Client *c, uint32_t serial, GdMsgType type, void *items, size_t n) {
-        return client_send_list_part(c, serial, type, items, n, false);
-}
-
-static int client_send_groups_part(Client *c, uint32_t serial, const GroupView *views, size_t n, bool more_after) {
-        GdGroup *groups = NULL;
-        int r;
-
-        r = wire_groups(views, n, &groups);
-        if (r < 0)
-                return client_send_error(c, serial, GD_ERR_INTERNAL, r, "out of memory");
-        r = client_send_list_part(c, serial, GD_MSG_GROUPS, groups, n, more_after);
-        gd_groups_free(groups, n);
-        return r;
-}
-
-static int client_send_groups(Client *c, uint32_t serial, const GroupView *views, size_t n) {
-        return client_send_groups_part(c, serial, views, n, false);
-}
-
-/* Every group, LIST_BATCH_GROUPS at a time: read, made wire records, sent (or queued) and freed before the
- * next batch is read, so that a list of a big host never holds every group twice over (views and wire
- * records: 8 MiB for 4096 groups, most of which malloc kept afterwards). */
-#define LIST_BATCH_GROUPS 128
-
-static int client_send_all_groups(Client *c, uint32_t serial) {
-        _cleanup_free_ unsigned *ids = NULL;
-        size_t n_ids = 0, at = 0;
-        int r;
-
-        r = manager_list_group_ids(c->server->manager, &ids, &n_ids);
-        if (r < 0)
-                return client_send_error(c, serial, GD_ERR_HOST, r, "cannot list the IOMMU groups");
-        do {
-                size_t k = MIN((size_t) LIST_BATCH_GROUPS, n_ids - at), n = 0;
-                GroupView *views = NULL;
-
-                r = manager_group_views(c->server->manager, ids + at, k, &views, &n);
-                if (r < 0)
-                        return client_send_error(c, serial, GD_ERR_HOST, r, "cannot list the IOMMU groups");
-                at += k;
-                r = client_send_groups_part(c, serial, views, n, at < n_ids);
-                group_views_free(views, n);
-                if (r < 0)
-                        return r;
-        } while (at < n_ids);
-        return 0;
-}
-
-static int client_send_leases(Client *c, uint32_t serial) {
-        Manager *mgr = c->server->manager;
-        size_t n = manager_n_leases(mgr), i = 0;
-        _cleanup_free_ GdLease *all = NULL;
-
-        if (n > 0) {
-                all = calloc(n, sizeof *all);
-                if (!all)
-                        return -ENOMEM;
-                for (Lease *l = manager_first_lease(mgr); l && i < n; l = l->next)
-                        wire_lease(l, &all[i++]);
-        }
-        return client_send_list(c, serial, GD_MSG_LEASES, all, i);
-}
-
-/* ---------------------------------------------------------------- requests */
-
-typedef struct AcquireCtx {
-        Server *server;
-        uint64_t client_id;
-        uint32_t serial;
-        bool delivery_block;    /* the ACQUIRE had GD_ACQUIRE_DELIVERY: so has the reply */
-} AcquireCtx;
-
-static int on_acquire_done(Manager *m, Lease *l, int *lease_fd, const ManagerError *err, void *userdata) {
-        AcquireCtx *ctx = userdata;
-        Client *c = server_find_client(ctx->server, ctx->client_id);
-        uint32_t serial = ctx->serial;
-        bool delivery_block = ctx->delivery_block;
-        int fds[GD_FDS_PER_MSG_MAX], r;
-        size_t n_fds = 0;
-
-        free(ctx);
-        if (!c)
-                return -ECONNRESET;
-
-        if (err) {
-                r = client_send_manager_error(c, serial, err);
-                if (r < 0)
-                        client_disconnect(c);
-                return 0;
-        }
-
-        GdMsg reply = { .type = delivery_block ? GD_MSG_ACQUIRED_DELIVERY : GD_MSG_ACQUIRED, .serial = serial };
-        reply.acquired.token = l->token;
-        reply.acquired.iommu_type = l->iommu_type;
-        reply.acquired.memlock = l->memlock;
-        wire_dma(&l->dma, &reply.acquired.dma);
-        wire_lease(l, &reply.acquired.lease);
-
-        if (delivery_block && wire_acquired_delivery(l, &reply.acquired) < 0) {
-                log_oom();
-                client_disconnect(c);
-                return -ENOMEM;
-        }
-        if (l->delivery == LEASE_DELIVERY_IOMMUFD) {
-                fds[n_fds++] = l->iommufd;
-                for (size_t i = 0; i < l->n_devices; i++)
-                        fds[n_fds++] = l->device_fds[i];
-        } else if (l->delivery == LEASE_DELIVERY_LEGACY) {
-                fds[n_fds++] = l->container_fd;
-                for (size_t i = 0; i < l->n_groups; i++)
-                        fds[n_fds++] = l->group_fds[i];
-        }
-        if (*lease_fd >= 0)
-                fds[n_fds++] = *lease_fd;
-
-        r = client_send(c, &reply, fds, n_fds);
-        wire_acquired_delivery_done(&reply.acquired);
-        if (r < 0) {
-                client_log(c->server, c, LOG_WARNING, "Failed to hand lease %s to client %" PRIu64 ": %s", l->id,
-                           c->id, strerror(-r));
-                client_disconnect(c);
-                return r;
-        }
-        return 0;
-}
-
-static int client_handle(Client *c, GdMsg *m, int *fds, size_t n_fds) {
-        Server *s = c->server;
-        ManagerError err = {};
-        int r;
-
-        switch (m->type) {
-        case GD_MSG_HELLO: {
-                if (m->hello.version_min > GD_PROTO_VERSION || m->hello.version_max < GD_PROTO_VERSION) {
-                        char msg[128];
-                        snprintf(msg, sizeof msg, "this daemon speaks protocol version %u only", GD_PROTO_VERSION);
-                        return client_send_error(c, m->serial, GD_ERR_VERSION, EPROTONOSUPPORT, msg);
-                }
-                GdMsg reply = {
-                        .type = GD_MSG_HELLO_REPLY,
-                        .serial = m->serial,
-                        .hello = {
-                                .version_min = GD_PROTO_VERSION,
-                                .version_max = GD_PROTO_VERSION,
-                                .name = (char *) PACKAGE_VERSION,
-                                .host = (char *) manager_host_kind(s->manager),
-                        },
-                };
-                return client_send(c, &reply, NULL, 0);
-        }
-
-        case GD_MSG_LIST_GROUPS:
-                return client_send_all_groups(c, m->serial);
-
-        case GD_MSG_SHOW_GROUP: {
-                GroupView g = {};
-
-                r = manager_get_group(s->manager, m->spec, &g, &err);
-                if (r < 0)
-                        return client_send_manager_error(c, m->serial, &err);
-                r = client_send_groups(c, m->serial, &g, 1);
-                group_view_done(&g);
-                return r;
-        }
-
-        case GD_MSG_ACQUIRE: {
-                AcquireCtx *ctx;
-                AcquireRequest req;
-
-                r = wire_acquire_request(&m->acquire, n_fds > 0 ? fds[0] : -EBADF, &req, &err);
-                if (r < 0)
-                        return client_send_manager_error(c, m->serial, &err);
-
-                ctx = calloc(1, sizeof *ctx);
-                if (!ctx)
-                        return client_send_error(c, m->serial, GD_ERR_INTERNAL, ENOMEM, "out of memory");
-                *ctx = (AcquireCtx) { .server = s, .client_id = c->id, .serial = m->serial,
-                                      .delivery_block = m->acquire.flags & GD_ACQUIRE_DELIVERY };
-
-                r = manager_acquire(s->manager, &c->caller, &req, on_acquire_done, ctx, &err);
-                if (r < 0) {
-                        free(ctx);
-                        return client_send_manager_error(c, m->serial, &err);
-                }
-                return 0;
-        }
-
-        case GD_MSG_RELEASE:
-                r = manager_release_token(s->manager, &c->caller, m->token, &err);
-                if (r < 0)
-                        return client_send_manager_error(c, m->serial, &err);
-                return client_send_ok(c, m->serial);
-
-        case GD_MSG_REVOKE:
-                r = manager_revoke(s->manager, &c->caller, m->revoke.lease_id,
-                                   (uint64_t) m->revoke.deadline_sec * 1000000ULL,
-                                   m->revoke.flags & GD_REVOKE_FORCE, &err);
-                if (r < 0)
-                        return client_send_manager_error(c, m->serial, &err);
-                return client_send_ok(c, m->serial);
-
-        case GD_MSG_LIST_LEASES:
-                return client_send_leases(c, m->serial);
-
-        case GD_MSG_DMA_INFO: {
-                _cleanup_(dma_view_done) DmaView v = {};
-                GdDmaInfo *d = NULL;
-
-                r = manager_dma_info(s->manager, m->spec, &v, &err);
-                if (r < 0)
-                        return client_send_manager_error(c, m->serial, &err);
-                r = wire_dma_info(&v, &d);
-                if (r < 0)
-                        return client_send_error(c, m->serial, GD_ERR_INTERNAL, r, "out of memory");
-                GdMsg reply = { .type = GD_MSG_DMA_INFO_REPLY, .serial = m->serial, .dma_info = *d };
-                r = client_send(c, &reply, NULL, 0);
-                gd_dma_info_free(d);
-                return r;
-        }
-
-        case GD_MSG_SUBSCRIBE:
-                c->subscribed = true;
-                c->event_mask = m->event_mask ?: UINT32_MAX;
-                return client_send_ok(c, m->serial);
-
-        case GD_MSG_STATUS: {
-                _cleanup_free_ unsigned *ids = NULL;
-                size_t n_ids = 0;
-
-                (void) manager_list_group_ids(s->manager, &ids, &n_ids);
-                GdMsg reply = {
-                        .type = GD_MSG_STATUS_REPLY,
-                        .serial = m->serial,
-                        .status = {
-                                .version = (char *) PACKAGE_VERSION,
-                                .host = (char *) manager_host_kind(s->manager),
-                                .n_groups = (uint32_t) n_ids,
-                                .n_leases = (uint32_t) manager_n_leases(s->manager),
-                                .n_clients = (uint32_t) s->n_clients,
-                                .started_usec = manager_started_usec(s->manager),
-                        },
-                };
-                return client_send(c, &reply, NULL, 0);
-        }
-
-        default:
-                return client_send_error(c, m->serial, GD_ERR_PROTOCOL, EBADMSG, "not a request");
-        }
-}
-
-/* Reads the serial from a header we could not decode, so the error reply can name the request. */
-static uint32_t peek_serial(const uint8_t *buf, size_t len) {
-        if (len < GD_HEADER_SIZE)
-                return 0;
-        return (uint32_t) buf[4] | (uint32_t) buf[5] << 8 | (uint32_t) buf[6] << 16 | (uint32_t) buf[7] << 24;
-}
-
-static int client_protocol_error(Client *c, uint32_t serial, GdError code, int errno_value, const char *msg) {
-        c->protocol_errors++;
-        if (c->protocol_errors > PROTOCOL_ERRORS_MAX) {
-                client_log(c->server, c, LOG_WARNING, "Disconnecting client %" PRIu64 " (uid %u, pid %i): %u "
-                           "malformed messages, the last: %s", c->id, (unsigned) c->caller.uid,
-                           (int) c->caller.pid, c->protocol_errors, msg);
-                return -EBADMSG;
-        }
-        return client_send_error(c, serial, code, errno_value, msg);
-}
-
-static int client_read_one(Client *c) {
-        Server *s = c->server;
-        int fds[FD_MSG_MAX];
-        size_t n_fds = 0;
-        GdMsg m = {};
-        ssize_t n;
-        int r;
-
-        n = fd_recv_msg(c->fd, s->buf, sizeof s->buf, fds, ELEMENTSOF(fds), &n_fds);
-        if (n == -EAGAIN)
-                return 0;
-        if (n == -EMSGSIZE && n_fds > GD_FDS_PER_MSG_MAX) {
-                /* More fds than any request carries: a flood, whose fds stay in flight (on the sender's
-                 * uid's count, and ours for a root client) until read. Cut it off: closing drops what it
-                 * queued. */
-                client_log(s, c, LOG_WARNING, "Disconnecting client %" PRIu64 " (uid %u, pid %i): a message with "
-                           "more than %zu fds.", c->id, (unsigned) c->caller.uid, (int) c->caller.pid, n_fds - 1);
-                return -EBADMSG;
-        }
-        if (n == -EMSGSIZE)
-                return client_protocol_error(c, peek_serial(s->buf, GD_HEADER_SIZE), GD_ERR_PROTOCOL, EMSGSIZE,
-                                             "message too large, or with too many fds");
-        if (n < 0)
-                return (int) n;
-        if (n == 0) {
-                /* On SOCK_SEQPACKET 0 is a hang-up, or a packet of 0 bytes: the peer shut down only in the
-                 * first case. */
-                struct pollfd pfd = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
-                if (poll(&pfd, 1, 0) < 0 || (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
-                        return -ECONNRESET;
-                close_many(fds, n_fds);
-                return client_protocol_error(c, 0, GD_ERR_PROTOCOL, EBADMSG,
-                                             "empty packet (a message is at least its 12-byte header)");
-        }
-
-        r = gd_msg_decode(s->buf, (size_t) n, &m);
-        if (r < 0) {
-                close_many(fds, n_fds);
-                if (r == -EPROTONOSUPPORT)
-                        return client_protocol_error(c, peek_serial(s->buf, (size_t) n), GD_ERR_VERSION, -r,
-                                                     "unsupported protocol version");
-                return client_protocol_error(c, peek_serial(s->buf, (size_t) n), GD_ERR_PROTOCOL, -r,
-                                             r == -EMSGSIZE ? "message too large" : "malformed message");
-        }
-
-        if (!c->greeted) {
-                c->greeted = true;
-                c->hello_timer = sd_event_source_disable_unref(c->hello_timer);
-        }
-
-        if (n_fds != gd_msg_expected_fds(&m)) {
-                char msg[128];
-
-                if (n_fds > gd_msg_expected_fds(&m))
-                        c->unexpected_fds += (unsigned) (n_fds - gd_msg_expected_fds(&m));
-                if (c->unexpected_fds > UNEXPECTED_FDS_MAX) {
-                        /* Whoever sends fds nobody asked for keeps them in flight, on their uid's count
-                         * (and ours, for a root client): cut it off, which also drops what it queued. */
-                        client_log(s, c, LOG_WARNING, "Disconnecting client %" PRIu64 " (uid %u, pid %i): it sent "
-                                   "%u fds no request wanted.", c->id, (unsigned) c->caller.uid,
-                                   (int) c->caller.pid, c->unexpected_fds);
-                        close_many(fds, n_fds);
-                        gd_msg_done(&m);
-                        return -EBADMSG;
-                }
-                snprintf(msg, sizeof msg, "%s carries %zu fd(s), expected %zu",
-                         strna(gd_msg_type_to_string(m.type)), n_fds, gd_msg_expected_fds(&m));
-                close_many(fds, n_fds);
-                r = client_protocol_error(c, m.serial, GD_ERR_PROTOCOL, EBADMSG, msg);
-                gd_msg_done(&m);
-                return r;
-        }
-
-        r = client_handle(c, &m, fds, n_fds);
-        close_many(fds, n_fds);
-        gd_msg_done(&m);
-        return r;
-}
-
-static int on_client_io(Client *c, uint32_t revents) {
-        int r = 0;
-
-        if (revents & EPOLLOUT) {
-                r = client_flush(c);
-                if (r < 0)
-                        goto fail;
-        }
-        if ((revents & EPOLLIN) && c->queue_len < REPLY_BACKLOG_MAX) {
-                /* One request per wake-up keeps one busy client from starving the others. */
-                r = client_read_one(c);
-                if (r < 0)
-                        goto fail;
-                return 0;
-        }
-        if (revents & (EPOLLHUP | EPOLLERR)) {
-                r = -ECONNRESET;
-                goto fail;
-        }
-        return 0;
-
-fail:
-        if (r != -ECONNRESET && r != -EPIPE && r != -EBADMSG)
-                client_log(c->server, c, LOG_DEBUG, "Client %" PRIu64 " dropped: %s", c->id, strerror(-r));
-        client_disconnect(c);
-        return 0;
-}
-
-/* One at a time (maxevents 1): a client freed while handling another is out of the epoll already, so no
- * stale pointer can come back; and epoll moves a level-triggered fd to the back of its ready list. */
-static int on_clients_ready(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        Server *s = userdata;
-
-        for (unsigned i = 0; i < CLIENT_EVENTS_BATCH; i++) {
-                struct epoll_event ev;
-                int n = epoll_wait(s->clients_epoll, &ev, 1, 0);
-                if (n <= 0)
-                        break;
-                (void) on_client_io(ev.data.ptr, ev.events);
-        }
-        return 0;
 }
 
 static int on_hello_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
