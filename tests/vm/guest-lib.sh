@@ -127,6 +127,19 @@ debug_tasks() {
 # The stand-in holds its fds, or groupctl gave up.
 acquire_settled() { file_has "$1" 'holding the groups' || dead "$ACQ_PID"; }
 
+# The scenarios were written for legacy delivery (container and group fds). On a kernel with iommufd
+# (own-6.12), groupctl's default, auto, hands out an iommufd and device cdevs instead; a scenario that is
+# about a delivery mode names it (--delivery=...), the others get legacy.
+groupctl() {
+        if [ "${1:-}" = acquire ]; then
+                case " $* " in
+                *" --delivery"*) ;;
+                *) shift; set -- acquire --delivery=legacy "$@" ;;
+                esac
+        fi
+        command groupctl "$@"
+}
+
 # acquire_exec OUT ARGS...: `groupctl acquire ARGS` in the background, its output in OUT; waits until
 # the stand-in VMM says it holds the fds (or groupctl exits). Sets ACQ_PID (groupctl), VMM_PID (the
 # stand-in, from groupctl's "Handed to ... (pid N)") and TOKEN. False when it did not get that far.
