@@ -58,7 +58,8 @@ static void help(void) {
                "                               iommufd and a cdev fd per device), legacy (the container\n"
                "                               and group fds), node-grant (no fds: a uid may open\n"
                "                               /dev/vfio/N itself), auto (the default: iommufd where the\n"
-               "                               kernel has it, else legacy)\n"
+               "                               kernel has it, else legacy); without it,\n"
+               "                               $GROUPCTL_DELIVERY if set, else auto\n"
                "     --grant-uid=UID           acquire --delivery=node-grant: the uid to grant (root may\n"
                "                               name any; others only themselves; default: the caller)\n"
                "     --exec -- CMD ARGS...     acquire: run CMD as the lease's owner; everything after\n"
@@ -377,6 +378,15 @@ int main(int argc, char **argv) {
         if ((arg.label || arg.configure_iommu || arg.delivery || arg.grant_uid_set) && !v->takes_label) {
                 log_error("--label, --configure-iommu, --delivery and --grant-uid go with \"acquire\" only.");
                 return EXIT_USAGE;
+        }
+        /* An acquire that names no mode takes $GROUPCTL_DELIVERY's (a site's or a test rig's default). */
+        if (v->takes_label && !arg.delivery && !isempty(getenv("GROUPCTL_DELIVERY"))) {
+                arg.delivery = getenv("GROUPCTL_DELIVERY");
+                if (gd_delivery_from_string(arg.delivery) < 0) {
+                        log_error("$GROUPCTL_DELIVERY=\"%s\": unknown delivery mode (iommufd, legacy, node-grant or "
+                                  "auto).", arg.delivery);
+                        return EXIT_USAGE;
+                }
         }
         if (arg.grant_uid_set && !streq_ptr(arg.delivery, "node-grant")) {
                 log_error("--grant-uid goes with --delivery=node-grant only.");

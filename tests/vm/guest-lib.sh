@@ -129,16 +129,8 @@ acquire_settled() { file_has "$1" 'holding the groups' || dead "$ACQ_PID"; }
 
 # The scenarios were written for legacy delivery (container and group fds). On a kernel with iommufd
 # (own-6.12), groupctl's default, auto, hands out an iommufd and device cdevs instead; a scenario that is
-# about a delivery mode names it (--delivery=...), the others get legacy.
-groupctl() {
-        if [ "${1:-}" = acquire ]; then
-                case " $* " in
-                *" --delivery"*) ;;
-                *) shift; set -- acquire --delivery=legacy "$@" ;;
-                esac
-        fi
-        command groupctl "$@"
-}
+# about a delivery mode names it (--delivery=...), the others get legacy through groupctl's own default.
+export GROUPCTL_DELIVERY=legacy
 
 # acquire_exec OUT ARGS...: `groupctl acquire ARGS` in the background, its output in OUT; waits until
 # the stand-in VMM says it holds the fds (or groupctl exits). Sets ACQ_PID (groupctl), VMM_PID (the
