@@ -861,6 +861,35 @@ START_TEST(test_other_connection_closing_leaves_lease) {
 }
 END_TEST
 
+/* A client that sends requests and never reads the replies: groupd stops reading it (its replies are
+ * bounded), so its sends soon block; it is not cut off, and its replies are there when it reads. */
+START_TEST(test_unread_replies_stop_the_reading) {
+        GdMsg st = { .type = GD_MSG_STATUS, .serial = 1 };
+        uint8_t buf[64], in[GD_MSG_SIZE_MAX];
+        size_t len, sent = 0;
+        int fd = raw_connect(), e = 0;
+
+        ck_assert_int_eq(gd_msg_encode(&st, buf, sizeof buf, &len), 0);
+        for (; sent < 20000; sent++) {
+                if (send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+                        e = errno;
+                        if (e != EAGAIN)
+                                break;
+                        /* Give the daemon a moment: it must not take more even then. */
+                        usleep(200000);
+                        if (send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && (e = errno) == EAGAIN)
+                                break;
+                }
+        }
+        ck_assert_msg(e == EAGAIN, "sending stopped with %s after %zu requests, not EAGAIN", strerror(e), sent);
+        ck_assert_msg(sent < 4096, "groupd read %zu requests whose replies were not read", sent);
+        /* Still served: the replies come. */
+        test_wait_readable(fd, 10000, "the replies");
+        ck_assert_int_gt(recv(fd, in, sizeof in, 0), 0);
+        close(fd);
+}
+END_TEST
+
 static Suite *integration_suite(void) {
         Suite *s = suite_create("integration");
         TCase *tc = tcase_create("sim");
@@ -881,6 +910,7 @@ static Suite *integration_suite(void) {
         tcase_add_test(tc, test_memlock);
         tcase_add_test(tc, test_groupctl_memlock_counts_a_group_once);
         tcase_add_test(tc, test_other_connection_closing_leaves_lease);
+        tcase_add_test(tc, test_unread_replies_stop_the_reading);
         suite_add_tcase(s, tc);
         return s;
 }
