@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # The systemd tier: groupd as its shipped units run it, under systemd as PID 1 with udev, dbus and
-# polkitd, on Debian's own kernels behind an emulated IOMMU (tests/vm/README.md, "The systemd tier").
+# polkitd, on Debian's own kernels and the rig's own iommufd kernel behind an emulated IOMMU
+# (tests/vm/README.md, "The systemd tier").
 #
-#   tests/vm/systemd/run.sh --build-dir BUILD [--line 6.1|6.12]... [--iommu intel|amd]... [--only REGEX]
-#                           [--all | --ci] [--verbose]
+#   tests/vm/systemd/run.sh --build-dir BUILD [--line 6.1|6.12|own-6.12]... [--iommu intel|amd]...
+#                           [--only REGEX] [--all | --ci] [--verbose]
 #
-# By default each line (6.1, 6.12) boots with each IOMMU (intel, amd). The first boot runs every
-# scenario; the others run only the ones the kernel and IOMMU can change (KERNEL_TOPICS: activation and
-# sandbox, acquire and release, restarts with the fd store): D-Bus activation, the seccomp-kill repeat,
-# stop, the watchdog, polkit and systemd-analyze do not depend on them. --all runs every scenario on
-# every boot; --only REGEX picks topics; --ci (./dev check) boots only the two ends, 6.1 with the Intel
-# IOMMU (every scenario) and 6.12 with the AMD IOMMU (KERNEL_TOPICS), to keep CI's time modest (the
-# tier in tests/vm/ covers VFIO itself on all four).
+# By default each line (6.1, 6.12, own-6.12) boots with each IOMMU (intel, amd). own-6.12 is the kernel
+# tests/vm/build-kernel.sh builds once per machine (cached in /var/cache/groupd-rig), found through
+# tests/vm/build-rig.sh as tests/vm/run.sh finds it; the only one with /dev/iommu, so the only one where
+# the iommufd delivery runs; everything is built in, so it needs no modules (the line is skipped, saying
+# why, where it cannot be had). The first boot runs every scenario; the others run only the ones the
+# kernel and IOMMU can change (KERNEL_TOPICS: activation and sandbox, acquire and release in each delivery
+# mode, the same with the filter made to kill, restarts with the fd store): D-Bus activation, stop, the
+# watchdog, polkit and systemd-analyze do not depend on them. --all runs every scenario on every boot;
+# --only REGEX picks topics; --ci (./dev check) boots two: 6.1 with the Intel IOMMU (every scenario) and
+# own-6.12 with the AMD IOMMU (KERNEL_TOPICS: iommufd, and the other modes on the newer kernel and the
+# other IOMMU), to keep CI's time modest (the tier in tests/vm/ covers VFIO itself on every boot).
 #
 # It configures and builds groupd as a distribution would (--prefix=/usr --sysconfdir=/etc
 # --localstatedir=/var, in BUILD/vm-systemd/pkg) and installs it with `make install DESTDIR=`; builds
@@ -31,7 +36,7 @@ vmdir=$(cd "$here/.." && pwd)
 top=$(cd "$here/../../.." && pwd)
 
 build_dir= verbose=0 only= all=0 ci=0
-KERNEL_TOPICS='^(10|20|30)-'
+KERNEL_TOPICS='^(10|20|25|30)-'
 lines=() iommus=()
 usage() {
         sed -n '5,6p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -54,8 +59,10 @@ while [ $# -gt 0 ]; do
         esac
 done
 [ -n "$build_dir" ] || usage
-[ ${#lines[@]} -gt 0 ] || lines=(6.1 6.12)
+[ ${#lines[@]} -gt 0 ] || lines=(6.1 6.12 own-6.12)
 [ ${#iommus[@]} -gt 0 ] || iommus=(intel amd)
+for l in "${lines[@]}"; do case $l in 6.1 | 6.12 | own-6.12) ;; *) echo "run.sh: unknown kernel line '$l'" >&2; exit 2 ;; esac; done
+for i in "${iommus[@]}"; do case $i in intel | amd) ;; *) echo "run.sh: unknown IOMMU '$i'" >&2; exit 2 ;; esac; done
 mkdir -p "$build_dir"
 build_dir=$(cd "$build_dir" && pwd)
 work=$build_dir/vm-systemd
@@ -127,11 +134,43 @@ echo "  guest root $root_img ($(secs "$t0" "$(now)") s)"
 STAGE1_MODULES=(virtio_pci virtio_blk crc32c_generic ext4)
 ROOT_MODULES=(vfio vfio_iommu_type1 vfio_pci e1000e e1000 kvm kvm_amd kvm_intel ccp autofs4 configfs)
 
+# The own kernel has all of these built in (tests/vm/kernel-rig.config); modprobe finds them in
+# modules.builtin, as on a stock kernel it finds what Debian builds in.
+OWN_BUILTIN=(virtio_blk ext4 autofs4 vfio vfio_iommu_type1 vfio_pci_core vfio_pci iommufd e1000e e1000 kvm kvm_amd
+        kvm_intel)
+
+# own_modules: the own kernel's modules directory: no module, a modules.builtin naming what it builds in.
+own_modules() {
+        local out=$1 kver=$RIG_KVER m
+        local stamp="own $kver $(sha256sum <"$RIG_KERNEL" | cut -c1-16) ${OWN_BUILTIN[*]}"
+        [ "$(cat "$out/modules.stamp" 2>/dev/null)" = "$stamp" ] && return 0
+        rm -rf "$out/modroot"
+        mkdir -p "$out/modroot/lib/modules/$kver"
+        for m in "${OWN_BUILTIN[@]}"; do echo "kernel/builtin/$m.ko"; done >"$out/modroot/lib/modules/$kver/modules.builtin"
+        : >"$out/modroot/lib/modules/$kver/modules.order"
+        depmod -b "$out/modroot" "$kver"
+        : >"$out/stage1.load"
+        echo "$stamp" >"$out/modules.stamp"
+}
+
 # initrd LINE: BUILD/vm-systemd/LINE/initrd.img for the line's kernel; sets RIG_* from its rig.env.
 initrd() {
         local line=$1 out=$work/$1 deb kver tmp st m n
         # shellcheck disable=SC1090
         . "$build_dir/vm/$line/rig.env"
+        mkdir -p "$out"
+        if [ "$line" = own-6.12 ]; then
+                own_modules "$out"
+        else
+                stock_modules "$line" "$out" || return 1
+        fi
+        initrd_image "$out"
+}
+
+# stock_modules LINE OUT: the modules of a Debian kernel package the guest needs, decompressed, with
+# their dependencies and their own modules.dep; OUT/stage1.load lists the first stage's in load order.
+stock_modules() {
+        local line=$1 out=$2 deb kver tmp m n
         deb=$(find "$build_dir/vm/$line/dl" -maxdepth 1 -name '*.deb' | head -n 1)
         [ -n "$deb" ] || { echo "systemd tier: no kernel package in $build_dir/vm/$line/dl" >&2; return 1; }
         mkdir -p "$out"
@@ -193,6 +232,11 @@ initrd() {
                 rm -rf "$tmp"
                 echo "$stamp" >"$out/modules.stamp"
         fi
+}
+
+# initrd_image OUT: the first stage's initramfs (busybox, /init, the modules, the payload).
+initrd_image() {
+        local out=$1 st a
         st=$out/staging
         rm -rf "$st"
         mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,rig,lib,newroot}
@@ -296,7 +340,11 @@ for line in "${lines[@]}"; do
         "$vmdir/build-rig.sh" "$build_dir" "$line" >/dev/null 2>"$work/logs/build-rig-$line.log" || rc=$?
         if [ $rc -eq 77 ]; then
                 bold "=== systemd tier: kernel $line: SKIPPED ($(tail -n 1 "$work/logs/build-rig-$line.log"))"
-                summary+=("SKIP  $line  kernel package not reachable")
+                if [ "$line" = own-6.12 ]; then
+                        summary+=("SKIP  $line  the own kernel cannot be built here (tests/vm/build-kernel.sh)")
+                else
+                        summary+=("SKIP  $line  kernel package not reachable")
+                fi
                 continue
         elif [ $rc -ne 0 ]; then
                 cat "$work/logs/build-rig-$line.log" >&2
@@ -306,7 +354,7 @@ for line in "${lines[@]}"; do
         fi
         initrd "$line" || { summary+=("FAIL  $line  initrd build failed"); failed=1; continue; }
         for iommu in "${iommus[@]}"; do
-                if [ $ci -eq 1 ] && [ "$line-$iommu" != 6.1-intel ] && [ "$line-$iommu" != 6.12-amd ]; then
+                if [ $ci -eq 1 ] && [ "$line-$iommu" != 6.1-intel ] && [ "$line-$iommu" != own-6.12-amd ]; then
                         summary+=("--    $line $iommu  not booted (--ci)")
                         continue
                 fi
