@@ -160,7 +160,7 @@ acquire_once() {
                 ;;
         iommufd)
                 want_stored="5 (iommufd, 3 devices, owner)"
-                cdevs= n_cdev=0
+                cdevs='' n_cdev=0
                 for d in $ACQ_DEVS; do
                         c=$(cdev_of "$d")
                         [ -c "$c" ] && n_cdev=$((n_cdev + 1))
