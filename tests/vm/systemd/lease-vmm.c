@@ -124,7 +124,9 @@ static int from_env(void) {
 }
 
 static int acquire(int argc, char **argv) {
-        GdAcquireOptions o = { .owner_pidfd = -1 };
+        /* A legacy VMM (it checks a container and groups): named, since auto is iommufd on a kernel that has
+         * it (own-6.12). */
+        GdAcquireOptions o = { .owner_pidfd = -1, .delivery = "legacy" };
         GdClient *c = NULL;
         GdClientLease *l = NULL;
         int i = 0, r, pidfd = -1;

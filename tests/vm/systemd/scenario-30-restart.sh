@@ -8,7 +8,8 @@
 # while C, group 00:02.0's, owned by groupctl's connection, ends with the daemon (groupd(8)). Then near
 # FileDescriptorStoreMax: with the store exactly full the leases survive again; of two more leases whose
 # fds no longer fit, R (a process's) is still kept (found by pid and start time, groupd(8)) and S (a lease
-# fd's) ends.
+# fd's) ends. All in the legacy delivery, named (lease-vmm checks a container and groups, and auto is
+# iommufd on own-6.12); scenario-20 takes each mode through acquire and release.
 
 
 has_lease() { groupctl leases --no-legend 2>/dev/null | awk '{ print $2 }' | grep -qx "$1"; }
@@ -32,7 +33,7 @@ recheck() {
 }
 
 groupctl status >/dev/null
-if ! acquire_exec /tmp/p.out 3 --label sd-P --exec -- lease-vmm env; then
+if ! acquire_exec /tmp/p.out 3 --label sd-P --delivery=legacy --exec -- lease-vmm env; then
         fail restart-setup "lease P"
         exit 0
 fi

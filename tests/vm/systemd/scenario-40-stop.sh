@@ -9,7 +9,7 @@ has_lease() { groupctl leases --no-legend 2>/dev/null | awk '{ print $2 }' | gre
 leases_line() { groupctl leases --no-legend 2>/dev/null | awk '{ print $2 }' | sort | tr '\n' ' '; }
 
 groupctl status >/dev/null
-acquire_exec /tmp/sp.out 3 --label st-P --exec -- lease-vmm env || { fail stop-setup "lease P"; exit 0; }
+acquire_exec /tmp/sp.out 3 --label st-P --delivery=legacy --exec -- lease-vmm env || { fail stop-setup "lease P"; exit 0; }
 p_vmm=$VMM_PID
 lease-vmm acquire --lease-fd --label st-F 6 >/tmp/sf.out 2>&1 &
 f_vmm=$!

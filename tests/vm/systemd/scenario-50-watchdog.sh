@@ -15,7 +15,7 @@ systemctl daemon-reload
 systemctl restart groupd.service
 wait_until 100 is_active
 
-acquire_exec /tmp/wp.out 3 --label wd-P --exec -- lease-vmm env || { fail watchdog-setup "lease P"; exit 0; }
+acquire_exec /tmp/wp.out 3 --label wd-P --delivery=legacy --exec -- lease-vmm env || { fail watchdog-setup "lease P"; exit 0; }
 p_vmm=$VMM_PID
 lease-vmm acquire --lease-fd --label wd-F 6 >/tmp/wf.out 2>&1 &
 f_vmm=$!
