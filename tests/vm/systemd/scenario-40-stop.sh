@@ -34,8 +34,10 @@ groupctl status >/dev/null 2>&1
 wait_until 100 is_active
 f_gone() { ! has_lease st-F; }
 wait_until 100 f_gone
+n_before=$(grep -c '^RECHECK' /tmp/sp.out)
 kill -USR2 "$p_vmm"
-sleep 0.5
+rechecked() { [ "$(grep -c '^RECHECK' /tmp/sp.out)" -gt "$n_before" ]; }
+wait_until 100 rechecked
 if has_lease st-P && ! has_lease st-F && ! has_lease st-C && [ "$(driver_of 0000:00:03.0)" = vfio-pci ] &&
         wait_until 100 is_baseline 0000:00:06.1 && wait_until 50 is_baseline 0000:00:06.0 &&
         tail -n 1 /tmp/sp.out | grep -q '^RECHECK ok'; then
