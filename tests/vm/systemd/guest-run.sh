@@ -27,7 +27,14 @@ echo "IOMMU: $iommu, $(ls /sys/kernel/iommu_groups | wc -l) groups"
 echo "SYSTEMD: $(systemctl --version | head -n 1), boot to the rig $(now_ms) ms"
 # udev loads the NICs' drivers (nothing else does here); wait for it before taking the baseline.
 udevadm settle -t 30
-wait_until 100 baseline_clean || note "devices at start: $(baseline_diff)"
+# The devices as the guest booted them (guest-lib.sh's BASELINE_FILE), which every topic must leave as it
+# found them: without it BASELINE_DRIVERS is empty, baseline_diff can never say anything, and is_baseline
+# wants every device driverless.
+wait_until 100 is_on 0000:00:03.0 e1000e && wait_until 100 is_on 0000:00:06.1 e1000 ||
+        note "the NICs' drivers are not bound after udev settled: $(driver_of 0000:00:03.0) $(driver_of 0000:00:06.1)"
+baseline_record
+BASELINE_DRIVERS=$(cat "$BASELINE_FILE")
+echo "BASELINE: $BASELINE_DRIVERS"
 echo "MODULES: $(awk '{print $1}' /proc/modules | sort | tr '\n' ' ')"
 failed_units=$(systemctl list-units --failed --no-legend --plain | awk '{ print $1 }' | tr '\n' ' ')
 [ -z "$failed_units" ] || echo "RIG-FAILED-UNITS: $failed_units"

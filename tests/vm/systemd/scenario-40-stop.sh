@@ -43,7 +43,7 @@ if has_lease st-P && ! has_lease st-F && ! has_lease st-C && [ "$(driver_of 0000
         tail -n 1 /tmp/sp.out | grep -q '^RECHECK ok'; then
         pass stop-start-as-documented "after the start: P kept for its live owner (its VMM's fds work), F ended and group 6 went home, C gone"
 else
-        fail stop-start-as-documented "leases '$(leases_line)', 00:03.0 '$(driver_of 0000:00:03.0)', group 6 '$(group_state 6)', P's recheck: $(tail -n 1 /tmp/sp.out)"
+        fail stop-start-as-documented "leases '$(leases_line)', 00:03.0 '$(driver_of 0000:00:03.0)', group 6 '$(group_state 6)' (overrides '$(override_of 0000:00:06.0)' '$(override_of 0000:00:06.1)'), P's recheck: $(tail -n 1 /tmp/sp.out | tr -d '\n')| BASELINE_DRIVERS: $BASELINE_DRIVERS"
         groupd_journal | tail -n 20 | sed 's/^/    /'
 fi
 note "F's VMM after its lease ended: $(vfio_fds_of "$f_vmm")"
