@@ -128,7 +128,7 @@ start "$TOP_SRCDIR/tests/data/sim-default.topo"
 out=$(ctl acquire 6 --exec -- "$VMM_STANDIN_BIN" 2>&1) || fail "auto without iommufd: $out"
 grep -q "^Delivery: legacy" <<<"$out" || fail "auto chose: $out"
 if out=$(ctl acquire 6 --delivery=iommufd 2>&1); then fail "iommufd without /dev/iommu accepted"; fi
-grep -q "this kernel has no /dev/iommu" <<<"$out" || fail "no iommufd: $out"
+grep -q "groupd sees no /dev/iommu" <<<"$out" || fail "no iommufd: $out"
 no_leases || fail "a lease is left"
 stop
 echo "delivery: all modes as described"

@@ -275,8 +275,8 @@ static int acquire_check_delivery(Manager *m, Lease *l, const Caller *c, const A
         }
         if (req->delivery == LEASE_DELIVERY_IOMMUFD && !host_has_iommufd(m->host)) {
                 manager_error(err, MANAGER_ERROR_HOST, EOPNOTSUPP,
-                              "delivery iommufd: this kernel has no /dev/iommu (CONFIG_IOMMUFD); ask for legacy "
-                              "or auto");
+                              "delivery iommufd: groupd sees no /dev/iommu (a kernel without CONFIG_IOMMUFD, "
+                              "or a unit whose DeviceAllow= leaves it out); ask for legacy or auto");
                 return -EOPNOTSUPP;
         }
         return 0;
