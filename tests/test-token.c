@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests of token.c: lease tokens and lease ids. */
 #include <check.h>
+#include <stdbool.h>
 
 #include "token.h"
 #include "test-util.h"
@@ -54,6 +55,35 @@ START_TEST(test_token_randomness) {
 }
 END_TEST
 
+/* The bytes behind a token are independent, not one byte spread over it: among a token's 16 bytes at
+ * least 8 differ (fewer has a chance of about 1e-10 per token), and a lease id's 6 are not all one byte. */
+static unsigned distinct_bytes(const char *hex, size_t len) {
+        bool seen[256] = {};
+        unsigned n = 0;
+
+        for (size_t i = 0; i + 1 < len; i += 2) {
+                unsigned hi = (unsigned) (hex[i] <= '9' ? hex[i] - '0' : hex[i] - 'a' + 10);
+                unsigned lo = (unsigned) (hex[i + 1] <= '9' ? hex[i + 1] - '0' : hex[i + 1] - 'a' + 10);
+                if (!seen[hi << 4 | lo]) {
+                        seen[hi << 4 | lo] = true;
+                        n++;
+                }
+        }
+        return n;
+}
+
+START_TEST(test_token_bytes_independent) {
+        char t[TOKEN_LEN + 1], id[LEASE_ID_LEN + 1];
+
+        for (int i = 0; i < 200; i++) {
+                ck_assert_int_eq(token_generate(t), 0);
+                ck_assert_msg(distinct_bytes(t, TOKEN_LEN) >= 8, "token %s: its bytes repeat", t);
+                ck_assert_int_eq(lease_id_generate(id), 0);
+                ck_assert_msg(distinct_bytes(id, LEASE_ID_LEN) >= 2, "lease id %s: one byte repeated", id);
+        }
+}
+END_TEST
+
 static Suite *token_suite(void) {
         Suite *s = suite_create("token");
         TCase *tc = tcase_create("token");
@@ -61,6 +91,7 @@ static Suite *token_suite(void) {
         tcase_add_test(tc, test_token_format);
         tcase_add_test(tc, test_token_equal);
         tcase_add_test(tc, test_token_randomness);
+        tcase_add_test(tc, test_token_bytes_independent);
         suite_add_tcase(s, tc);
         return s;
 }
