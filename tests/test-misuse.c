@@ -96,7 +96,9 @@ static void teardown(void) {
         if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
                 test_cat_to_stderr(log_path);
         test_rm_rf(runtime_dir);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "groupd did not exit cleanly on SIGTERM");
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "groupd did not exit cleanly on SIGTERM (%s %d)",
+                      WIFEXITED(status) ? "exit status" : "signal",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 }
 
 static unsigned count_log_lines(const char *needle) {
