@@ -275,6 +275,14 @@ Manager *manager_free(Manager *m) {
         free(m->holders);
         sd_event_source_disable_unref(m->shutdown_timer);
         sd_event_source_disable_unref(m->host_watch_source);
+        /* A release held up past the shutdown deadline still runs on a thread and goes on using the host
+         * after its held-up step returns: stop the host, let the job end, and free the host only then (or
+         * leave it to the job: the daemon is exiting). */
+        host_stop(m->host);
+        if (!worker_wait_idle(m->worker, 2000)) {
+                log_warning("A driver operation is still under way at exit; leaving the host to it.");
+                m->host = NULL;
+        }
         worker_free(m->worker);
         policy_free(m->policy);
         host_free(m->host);

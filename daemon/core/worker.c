@@ -32,6 +32,8 @@ struct WorkerShared {
         Job *pending, *pending_tail; /* handed to idle threads, not yet taken */
         unsigned idle;           /* idle threads not yet promised a pending job */
         bool stopping;
+        unsigned in_func;        /* jobs submitted whose func has not returned */
+        pthread_cond_t func_done; /* signalled as each func returns (worker_wait_idle) */
         int efd;
         atomic_int refs;         /* the Worker and each thread */
 };
@@ -60,6 +62,7 @@ static void shared_unref(WorkerShared *s) {
         }
         safe_close(s->efd);
         pthread_cond_destroy(&s->cond);
+        pthread_cond_destroy(&s->func_done);
         pthread_mutex_destroy(&s->lock);
         free(s);
 }
@@ -75,6 +78,8 @@ static void *job_thread(void *p) {
                 j->result = j->func(j->userdata);
 
                 pthread_mutex_lock(&s->lock);
+                s->in_func--;
+                pthread_cond_broadcast(&s->func_done);
                 /* The loop drains the whole list at each wake-up: only the first finished job of a batch
                  * needs to wake it (under load, many finish between two wake-ups). */
                 if (!s->finished)
@@ -154,6 +159,7 @@ int worker_new(sd_event *e, Worker **ret) {
                 pthread_condattr_init(&ca);
                 pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
                 pthread_cond_init(&s->cond, &ca);
+                pthread_cond_init(&s->func_done, &ca);
                 pthread_condattr_destroy(&ca);
         }
         atomic_init(&s->refs, 1);
@@ -214,6 +220,7 @@ int worker_submit_full(Worker *w, WorkerFunc func, WorkerDone done, WorkerDestro
 
         /* An idle thread takes it. */
         pthread_mutex_lock(&w->shared->lock);
+        w->shared->in_func++;
         if (w->shared->idle > 0) {
                 w->shared->idle--;
                 if (w->shared->pending_tail)
@@ -242,12 +249,39 @@ int worker_submit_full(Worker *w, WorkerFunc func, WorkerDone done, WorkerDestro
         pthread_attr_destroy(&attr);
 
         if (r < 0) {
+                pthread_mutex_lock(&w->shared->lock);
+                w->shared->in_func--;
+                pthread_mutex_unlock(&w->shared->lock);
                 shared_unref(w->shared);
                 free(j);
                 return r;
         }
         w->running++;
         return 0;
+}
+
+/* Waits (blocking: for the daemon's exit only) until no job's func runs, for at most timeout_ms; true if
+ * none does. What the jobs use (the host) may be freed only then. */
+bool worker_wait_idle(Worker *w, unsigned timeout_ms) {
+        struct timespec until;
+        bool idle;
+
+        if (!w)
+                return true;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&w->shared->lock);
+        while (w->shared->in_func > 0)
+                if (pthread_cond_timedwait(&w->shared->func_done, &w->shared->lock, &until) == ETIMEDOUT)
+                        break;
+        idle = w->shared->in_func == 0;
+        pthread_mutex_unlock(&w->shared->lock);
+        return idle;
 }
 
 unsigned worker_running(Worker *w) {

@@ -31,3 +31,4 @@ int worker_submit(Worker *w, WorkerFunc func, WorkerDone done, void *userdata);
 /* The same, with destroy for the data of a job whose done never runs (the worker freed first). */
 int worker_submit_full(Worker *w, WorkerFunc func, WorkerDone done, WorkerDestroy destroy, void *userdata);
 unsigned worker_running(Worker *w);
+bool worker_wait_idle(Worker *w, unsigned timeout_ms);

@@ -11,6 +11,7 @@
 
 typedef struct HostOps {
         /* Frees the backend's private data (h->data); the fds of struct Host are closed by host_free(). */
+        void (*stop)(Host *h);   /* optional: operations held up in it return -ECANCELED */
         void (*free)(Host *h);
 
         int (*set_override)(Host *h, const char *address, const char *driver);

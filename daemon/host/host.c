@@ -63,6 +63,11 @@ Host *host_alloc(HostKind kind, const HostOps *ops) {
         return h;
 }
 
+void host_stop(Host *h) {
+        if (h && h->ops && h->ops->stop)
+                h->ops->stop(h);
+}
+
 Host *host_free(Host *h) {
         if (!h)
                 return NULL;

@@ -99,6 +99,9 @@ typedef struct HostLinuxConfig {
 
 int host_new_linux(const HostLinuxConfig *cfg, Host **ret);
 /* The simulated host is made with host_new_sim() (sim/host-sim.h), by main.c and the tests only. */
+/* The daemon is exiting: a driver operation held up (the sim's unbind of a device in use) returns at once
+ * with -ECANCELED; later ones still work. Call before waiting for the threads that use h, then host_free(). */
+void host_stop(Host *h);
 Host *host_free(Host *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Host *, host_free);
 

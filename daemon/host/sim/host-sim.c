@@ -217,19 +217,28 @@ finish:
 
 /* ---------------------------------------------------------------- life cycle */
 
+/* Held-up unbinds return -ECANCELED, and every later one at once. */
+static void sim_stop(Host *h) {
+        Sim *s = sim_of(h);
+
+        if (!s)
+                return;
+        (void) pthread_mutex_lock(&s->mutex);
+        s->stopping = true;
+        (void) pthread_cond_broadcast(&s->cond);
+        while (s->n_waiters > 0)
+                (void) pthread_cond_wait(&s->cond, &s->mutex);
+        (void) pthread_mutex_unlock(&s->mutex);
+}
+
 static void sim_free(Host *h) {
         Sim *s = sim_of(h);
 
         if (!s)
                 return;
 
+        sim_stop(h);
         if (s->thread_started) {
-                (void) pthread_mutex_lock(&s->mutex);
-                s->stopping = true;
-                (void) pthread_cond_broadcast(&s->cond);
-                while (s->n_waiters > 0)
-                        (void) pthread_cond_wait(&s->cond, &s->mutex);
-                (void) pthread_mutex_unlock(&s->mutex);
                 sim_wake(s);
                 (void) pthread_join(s->thread, NULL);
         }
@@ -258,6 +267,7 @@ static void sim_free(Host *h) {
 }
 
 static const HostOps sim_ops = {
+        .stop = sim_stop,
         .free = sim_free,
         .set_override = sim_set_override,
         .unbind = sim_unbind,
