@@ -77,6 +77,8 @@ typedef struct HostBusy {
 void host_busy_init(HostBusy *b);
 void host_busy_done(HostBusy *b);
 /* Marks a device busy (or not busy again); 0, or -ENOMEM. */
+/* The device's entry; lock held. NULL when not there and add is false, or out of memory. */
+HostBusyEntry *host_busy_entry(HostBusy *b, const char *address, bool add);
 int host_busy_begin(HostBusy *b, const char *address);
 void host_busy_end(HostBusy *b, const char *address);
 void host_busy_set_override(HostBusy *b, const char *address, const char *driver);
