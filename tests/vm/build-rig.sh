@@ -471,14 +471,14 @@ find_libtool() {
         return 1
 }
 
-# vfio-raw and vfio-broker, the rig's own raw VFIO programs, always go in (static, so they need no
-# libraries).
+# vfio-raw and vfio-broker, the rig's own raw VFIO programs (with the sysfs steps they share, rig-sysfs.c),
+# always go in (static, so they need no libraries).
 build_static() {
-        local src=$here/$1.c bin=$build_dir/vm/$1
-        if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+        local src=("$here/$1.c" "$here/rig-sysfs.c") bin=$build_dir/vm/$1
+        if [ ! -x "$bin" ] || [ "${src[0]}" -nt "$bin" ] || [ "${src[1]}" -nt "$bin" ] || [ "$here/rig-sysfs.h" -nt "$bin" ]; then
                 need_packages gcc libc6-dev
-                cc -O2 -Wall -Wextra -static -o "$bin.$$" "$src" 2>/dev/null ||
-                        cc -O2 -Wall -Wextra -o "$bin.$$" "$src" ||
+                cc -O2 -Wall -Wextra -static -o "$bin.$$" "${src[@]}" 2>/dev/null ||
+                        cc -O2 -Wall -Wextra -o "$bin.$$" "${src[@]}" ||
                         die "cannot compile $1.c"
                 mv "$bin.$$" "$bin"
         fi

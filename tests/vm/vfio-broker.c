@@ -68,6 +68,8 @@
 #include <linux/iommufd.h>
 #endif
 #endif
+
+#include "rig-sysfs.h"
 #ifndef IOMMU_OPTION
 struct iommu_option {
         uint32_t size;
@@ -89,16 +91,6 @@ struct iommu_ioas_alloc {
 #define IOMMU_IOAS_ALLOC _IO(';', 0x81)
 #endif
 
-#define SYS_PCI "/sys/bus/pci"
-#define MAX_DEVICES 32
-
-struct dev {
-        char addr[64];
-        char driver[64];   /* the host driver before we started, "" when none */
-        char override[64]; /* driver_override before we started, "" when none */
-        bool moved;
-};
-
 struct opts {
         uid_t uid;
         gid_t gid;
@@ -110,17 +102,6 @@ struct opts {
 };
 
 static pid_t child = -1;
-
-static void fmt(char *buf, size_t size, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void fmt(char *buf, size_t size, const char *f, ...)
-{
-        va_list ap;
-
-        va_start(ap, f);
-        if (vsnprintf(buf, size, f, ap) >= (int)size && size)
-                buf[size - 1] = 0;
-        va_end(ap);
-}
 
 static void fact(const char *f, ...) __attribute__((format(printf, 1, 2)));
 static void fact(const char *f, ...)
@@ -135,194 +116,17 @@ static void fact(const char *f, ...)
         fflush(stdout);
 }
 
-static int err(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static int err(const char *f, ...)
+static int restore_all(struct rig_dev *devs, size_t n)
 {
-        va_list ap;
-
-        fputs("vfio-broker: ", stderr);
-        va_start(ap, f);
-        vfprintf(stderr, f, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        fflush(stderr);
-        return -1;
-}
-
-static uint64_t now_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static int write_file(const char *path, const char *value)
-{
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        ssize_t n;
-        int e;
-
-        if (fd < 0)
-                return -errno;
-        n = write(fd, value, strlen(value));
-        e = n < 0 ? errno : 0;
-        close(fd);
-        return n < 0 ? -e : 0;
-}
-
-static int read_file(const char *path, char *buf, size_t size)
-{
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n;
-
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, size - 1);
-        close(fd);
-        if (n < 0)
-                return -errno;
-        buf[n] = 0;
-        buf[strcspn(buf, "\n")] = 0;
-        return 0;
-}
-
-/* The basename of a symlink's target, "" when there is no link. */
-static void link_name(const char *path, char *out, size_t size)
-{
-        char target[PATH_MAX];
-        ssize_t n = readlink(path, target, sizeof(target) - 1);
-        const char *slash;
-
-        out[0] = 0;
-        if (n < 0)
-                return;
-        target[n] = 0;
-        slash = strrchr(target, '/');
-        fmt(out, size, "%s", slash ? slash + 1 : target);
-}
-
-static void driver_of(const char *addr, char *out, size_t size)
-{
-        char path[PATH_MAX];
-
-        fmt(path, sizeof(path), SYS_PCI "/devices/%s/driver", addr);
-        link_name(path, out, size);
-}
-
-/* The group's members, each with its driver and driver_override as they are now. */
-static int load_group(const char *addr, unsigned *ret_group, struct dev *devs, size_t *ret_n)
-{
-        char path[PATH_MAX], name[64];
-        struct dirent *e;
-        size_t n = 0;
-        DIR *dir;
-
-        fmt(path, sizeof(path), SYS_PCI "/devices/%s/iommu_group", addr);
-        link_name(path, name, sizeof(name));
-        if (!name[0])
-                return err("%s has no IOMMU group (no such device, or no IOMMU)", addr);
-        *ret_group = (unsigned)strtoul(name, NULL, 10);
-        fmt(path, sizeof(path), "/sys/kernel/iommu_groups/%u/devices", *ret_group);
-        dir = opendir(path);
-        if (!dir)
-                return err("cannot list %s: %m", path);
-        while ((e = readdir(dir))) {
-                struct dev *d;
-
-                if (e->d_name[0] == '.')
-                        continue;
-                if (n == MAX_DEVICES) {
-                        closedir(dir);
-                        return err("group %u has more than %d devices", *ret_group, MAX_DEVICES);
-                }
-                d = &devs[n++];
-                memset(d, 0, sizeof(*d));
-                fmt(d->addr, sizeof(d->addr), "%s", e->d_name);
-                driver_of(d->addr, d->driver, sizeof(d->driver));
-                fmt(path, sizeof(path), SYS_PCI "/devices/%s/driver_override", d->addr);
-                if (read_file(path, d->override, sizeof(d->override)) < 0 || !strcmp(d->override, "(null)"))
-                        d->override[0] = 0;
-        }
-        closedir(dir);
-        *ret_n = n;
-        return 0;
-}
-
-/* A bridge (pcieport) stays where it is: the kernel accepts it in a viable group. */
-static bool keeps_driver(const struct dev *d)
-{
-        return !strcmp(d->driver, "vfio-pci") || !strcmp(d->driver, "pcieport");
-}
-
-static int to_vfio(struct dev *d)
-{
-        char path[PATH_MAX], now[64];
-        int r;
-
-        if (keeps_driver(d))
-                return 0;
-        fmt(path, sizeof(path), SYS_PCI "/devices/%s/driver_override", d->addr);
-        r = write_file(path, "vfio-pci");
-        if (r < 0)
-                return err("write %s: %s", path, strerror(-r));
-        d->moved = true;
-        if (d->driver[0]) {
-                fmt(path, sizeof(path), SYS_PCI "/devices/%s/driver/unbind", d->addr);
-                r = write_file(path, d->addr);
-                if (r < 0)
-                        return err("unbind %s from %s: %s", d->addr, d->driver, strerror(-r));
-        }
-        r = write_file(SYS_PCI "/drivers_probe", d->addr);
-        if (r < 0)
-                return err("drivers_probe %s: %s", d->addr, strerror(-r));
-        driver_of(d->addr, now, sizeof(now));
-        if (strcmp(now, "vfio-pci"))
-                return err("%s is on '%s' after the probe, not vfio-pci", d->addr, now);
-        return 0;
-}
-
-static int restore(struct dev *d)
-{
-        char path[PATH_MAX], now[64];
-        int r, ret = 0;
-
-        if (!d->moved)
-                return 0;
-        fmt(path, sizeof(path), SYS_PCI "/devices/%s/driver_override", d->addr);
-        r = write_file(path, d->override[0] ? d->override : "\n");
-        if (r < 0)
-                ret = err("write %s: %s", path, strerror(-r));
-        driver_of(d->addr, now, sizeof(now));
-        if (!strcmp(now, "vfio-pci")) {
-                r = write_file(SYS_PCI "/drivers/vfio-pci/unbind", d->addr);
-                if (r < 0)
-                        ret = err("unbind %s from vfio-pci: %s", d->addr, strerror(-r));
-        }
-        if (d->driver[0]) {
-                r = write_file(SYS_PCI "/drivers_probe", d->addr);
-                if (r < 0)
-                        ret = err("drivers_probe %s: %s", d->addr, strerror(-r));
-        }
-        driver_of(d->addr, now, sizeof(now));
-        if (strcmp(now, d->driver))
-                ret = err("%s is on '%s' after the restore, not '%s'", d->addr, now, d->driver);
-        else
-                d->moved = false;
-        return ret;
-}
-
-static int restore_all(struct dev *devs, size_t n)
-{
-        uint64_t t0 = now_us();
+        uint64_t t0 = rig_now_us();
         int ret = 0;
 
         for (size_t i = 0; i < n; i++)
-                if (restore(&devs[i]) < 0)
+                if (rig_restore(&devs[i]) < 0)
                         ret = -1;
         for (size_t i = 0; i < n; i++)
                 fact("restored %s %s %.1f ms", devs[i].addr, devs[i].driver[0] ? devs[i].driver : "(none)",
-                     (double)(now_us() - t0) / 1000.0);
+                     (double)(rig_now_us() - t0) / 1000.0);
         return ret;
 }
 
@@ -338,16 +142,16 @@ static int open_iommufd(void)
         int fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
 
         if (fd < 0)
-                return err("open /dev/iommu: %m (a kernel without CONFIG_IOMMUFD?)");
+                return rig_err("open /dev/iommu: %m (a kernel without CONFIG_IOMMUFD?)");
         if (ioctl(fd, IOMMU_OPTION, &opt) < 0) {
-                err("IOMMU_OPTION_RLIMIT_MODE set 1: %m");
+                rig_err("IOMMU_OPTION_RLIMIT_MODE set 1: %m");
                 close(fd);
                 return -1;
         }
         opt.op = IOMMU_OPTION_OP_GET;
         opt.val64 = UINT64_MAX;
         if (ioctl(fd, IOMMU_OPTION, &opt) < 0) {
-                err("IOMMU_OPTION_RLIMIT_MODE get: %m");
+                rig_err("IOMMU_OPTION_RLIMIT_MODE get: %m");
                 close(fd);
                 return -1;
         }
@@ -355,7 +159,7 @@ static int open_iommufd(void)
              opt.val64 == 1 ? "per-process" : "per-user");
         if (opt.val64 != 1) {
                 close(fd);
-                return err("IOMMU_OPTION_RLIMIT_MODE reads back %" PRIu64 ", not 1", (uint64_t)opt.val64);
+                return rig_err("IOMMU_OPTION_RLIMIT_MODE reads back %" PRIu64 ", not 1", (uint64_t)opt.val64);
         }
         return fd;
 }
@@ -368,22 +172,22 @@ static int open_cdev(const char *addr)
         DIR *dir;
         int fd;
 
-        fmt(path, sizeof(path), SYS_PCI "/devices/%s/vfio-dev", addr);
+        rig_fmt(path, sizeof(path), RIG_SYS_PCI "/devices/%s/vfio-dev", addr);
         dir = opendir(path);
         if (!dir)
-                return err("no %s: %m (a kernel without CONFIG_VFIO_DEVICE_CDEV?)", path);
+                return rig_err("no %s: %m (a kernel without CONFIG_VFIO_DEVICE_CDEV?)", path);
         node[0] = 0;
         while ((e = readdir(dir)))
                 if (!strncmp(e->d_name, "vfio", 4)) {
-                        fmt(node, sizeof(node), "/dev/vfio/devices/%s", e->d_name);
+                        rig_fmt(node, sizeof(node), "/dev/vfio/devices/%s", e->d_name);
                         break;
                 }
         closedir(dir);
         if (!node[0])
-                return err("%s is empty", path);
+                return rig_err("%s is empty", path);
         fd = open(node, O_RDWR | O_CLOEXEC);
         if (fd < 0)
-                return err("open %s: %m", node);
+                return rig_err("open %s: %m", node);
         fact("cdev %s fd %d", node, fd);
         return fd;
 }
@@ -394,7 +198,7 @@ static int inheritable(int fd)
         int flags = fcntl(fd, F_GETFD);
 
         if (flags < 0 || fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
-                return err("fcntl: %m");
+                return rig_err("fcntl: %m");
         return fd;
 }
 
@@ -441,18 +245,18 @@ static int drop_privileges(const struct opts *o)
                 struct rlimit rl = { o->memlock, o->memlock };
 
                 if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0)
-                        return err("setrlimit(RLIMIT_MEMLOCK, %llu): %m", (unsigned long long)o->memlock);
+                        return rig_err("setrlimit(RLIMIT_MEMLOCK, %llu): %m", (unsigned long long)o->memlock);
         }
         if (o->have_uid || o->have_gid || o->n_groups) {
                 gid_t gid = o->have_gid ? o->gid : (o->have_uid ? (gid_t)o->uid : getgid());
 
                 if (setgroups(o->n_groups, o->groups) < 0)
-                        return err("setgroups: %m");
+                        return rig_err("setgroups: %m");
                 if (setresgid(gid, gid, gid) < 0)
-                        return err("setresgid(%u): %m", (unsigned)gid);
+                        return rig_err("setresgid(%u): %m", (unsigned)gid);
         }
         if (o->have_uid && setresuid(o->uid, o->uid, o->uid) < 0)
-                return err("setresuid(%u): %m", (unsigned)o->uid);
+                return rig_err("setresuid(%u): %m", (unsigned)o->uid);
         return 0;
 }
 
@@ -476,14 +280,14 @@ static int run_vmm(const struct opts *o, char **argv, const char *const *names, 
         while (argv[argc])
                 argc++;
         if (!argc)
-                return err("no VMM command after --");
+                return rig_err("no VMM command after --");
         args = calloc(argc + 1, sizeof(*args));
         if (!args)
-                return err("out of memory");
+                return rig_err("out of memory");
         for (size_t i = 0; i < argc; i++) {
                 args[i] = substitute(argv[i], names, values, n_subst);
                 if (!args[i])
-                        return err("out of memory");
+                        return rig_err("out of memory");
         }
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
@@ -491,14 +295,14 @@ static int run_vmm(const struct opts *o, char **argv, const char *const *names, 
 
         pid = fork();
         if (pid < 0)
-                return err("fork: %m");
+                return rig_err("fork: %m");
         if (pid == 0) {
                 if (drop_privileges(o) < 0)
                         _exit(126);
                 signal(SIGTERM, SIG_DFL);
                 signal(SIGINT, SIG_DFL);
                 execvp(args[0], args);
-                err("exec %s: %m", args[0]);
+                rig_err("exec %s: %m", args[0]);
                 _exit(127);
         }
         child = pid;
@@ -509,7 +313,7 @@ static int run_vmm(const struct opts *o, char **argv, const char *const *names, 
              o->have_memlock ? (unsigned long long)o->memlock : 0ULL);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
-                        return err("waitpid: %m");
+                        return rig_err("waitpid: %m");
         child = -1;
         for (size_t i = 0; i < argc; i++)
                 free(args[i]);
@@ -583,9 +387,9 @@ static int rlimit_option(const struct opts *o)
         /* Root: a fresh fd takes the mode; one with an IOAS refuses it. */
         root_fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
         if (root_fd < 0)
-                return err("open /dev/iommu: %m");
+                return rig_err("open /dev/iommu: %m");
         if (ioctl(root_fd, IOMMU_IOAS_ALLOC, &alloc) < 0)
-                return err("IOMMU_IOAS_ALLOC: %m");
+                return rig_err("IOMMU_IOAS_ALLOC: %m");
         e = option_ioctl(root_fd, IOMMU_OPTION_OP_SET, 1, NULL);
         fact("option-set-busy %s (as root, with IOAS %u on the fd)", errno_name(e), alloc.out_ioas_id);
         ok &= e == EBUSY;
@@ -594,10 +398,10 @@ static int rlimit_option(const struct opts *o)
         /* Opened as root, used after dropping to the uid: what a VMM handed a plain iommufd can do. */
         fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
         if (fd < 0)
-                return err("open /dev/iommu: %m");
+                return rig_err("open /dev/iommu: %m");
         pid = fork();
         if (pid < 0)
-                return err("fork: %m");
+                return rig_err("fork: %m");
         if (pid == 0) {
                 if (drop_privileges(o) < 0)
                         _exit(2);
@@ -624,13 +428,14 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-        struct dev devs[MAX_DEVICES];
+        struct rig_dev devs[RIG_MAX_DEVICES];
         struct opts o = { 0 };
         const char *mode, *addr = NULL;
         size_t n_devs = 0;
         unsigned group = 0;
         int i, rc = 1;
 
+        rig_prog = "vfio-broker";
         if (argc < 2)
                 return usage();
         mode = argv[1];
@@ -673,23 +478,23 @@ int main(int argc, char **argv)
                 if (drop_privileges(&o) < 0)
                         return 126;
                 execvp(argv[0], argv);
-                err("exec %s: %m", argv[0]);
+                rig_err("exec %s: %m", argv[0]);
                 return 127;
         }
 
-        if (load_group(addr, &group, devs, &n_devs) < 0)
+        if (rig_load_group(addr, &group, devs, &n_devs) < 0)
                 return 1;
         fact("group %u %s", group, addr);
         for (size_t k = 0; k < n_devs; k++)
                 fact("was %s %s override %s", devs[k].addr, devs[k].driver[0] ? devs[k].driver : "(none)",
                      devs[k].override[0] ? devs[k].override : "(none)");
         {
-                uint64_t t0 = now_us();
+                uint64_t t0 = rig_now_us();
 
                 for (size_t k = 0; k < n_devs; k++)
-                        if (to_vfio(&devs[k]) < 0)
+                        if (rig_to_vfio(&devs[k]) < 0)
                                 goto out;
-                fact("bound group %u vfio-pci %.1f ms", group, (double)(now_us() - t0) / 1000.0);
+                fact("bound group %u vfio-pci %.1f ms", group, (double)(rig_now_us() - t0) / 1000.0);
         }
 
         if (!strcmp(mode, "iommufd")) {
@@ -712,9 +517,9 @@ int main(int argc, char **argv)
                         close(cdev);
                         goto out;
                 }
-                fmt(s_iommufd, sizeof(s_iommufd), "%d", iommufd);
-                fmt(s_device, sizeof(s_device), "%d", cdev);
-                fmt(s_group, sizeof(s_group), "%u", group);
+                rig_fmt(s_iommufd, sizeof(s_iommufd), "%d", iommufd);
+                rig_fmt(s_device, sizeof(s_device), "%d", cdev);
+                rig_fmt(s_group, sizeof(s_group), "%u", group);
                 fds[0] = iommufd, fds[1] = cdev;
                 rc = run_vmm(&o, argv, names, values, 4, fds, 2);
         } else {
@@ -724,15 +529,15 @@ int main(int argc, char **argv)
                 struct stat st;
                 int r;
 
-                fmt(node, sizeof(node), "/dev/vfio/%u", group);
-                fmt(s_group, sizeof(s_group), "%u", group);
+                rig_fmt(node, sizeof(node), "/dev/vfio/%u", group);
+                rig_fmt(s_group, sizeof(s_group), "%u", group);
                 if (stat(node, &st) < 0) {
-                        err("stat %s: %m", node);
+                        rig_err("stat %s: %m", node);
                         goto out;
                 }
                 if (chown(node, o.have_uid ? o.uid : st.st_uid, o.have_gid ? o.gid : st.st_gid) < 0 ||
                     chmod(node, 0600) < 0) {
-                        err("grant %s: %m", node);
+                        rig_err("grant %s: %m", node);
                         goto out;
                 }
                 fact("granted %s uid %u (was %u:%u mode %04o)", node,
@@ -744,7 +549,7 @@ int main(int argc, char **argv)
                 if (!r && chmod(node, st.st_mode & 07777) < 0)
                         r = -errno;
                 if (r < 0) {
-                        err("ungrant %s: %s", node, strerror(-r));
+                        rig_err("ungrant %s: %s", node, strerror(-r));
                         rc = rc ? rc : 1;
                 } else {
                         fact("ungranted %s %u:%u mode %04o", node, (unsigned)st.st_uid, (unsigned)st.st_gid,

@@ -44,38 +44,11 @@
 
 #include <linux/vfio.h>
 
-#define SYS_PCI "/sys/bus/pci"
-#define MAX_GROUP_DEVICES 32
-
-struct dev {
-        char addr[64];
-        char driver[64]; /* host driver before we started, "" when none */
-        bool moved;      /* we bound it to vfio-pci and must restore it */
-};
+#include "rig-sysfs.h"
 
 static bool quiet;
 static FILE *dump_file;
 static const char *dump_path;
-
-static uint64_t now_us(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* snprintf that cuts silently: sysfs names and paths here are short. */
-static void fmt(char *buf, size_t size, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void fmt(char *buf, size_t size, const char *f, ...)
-{
-        va_list ap;
-
-        va_start(ap, f);
-        if (vsnprintf(buf, size, f, ap) >= (int)size && size)
-                buf[size - 1] = 0;
-        va_end(ap);
-}
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -92,121 +65,7 @@ static void say(const char *fmt, ...)
 
 static int fail(const char *what, int err)
 {
-        fprintf(stderr, "vfio-raw: %s: %s\n", what, strerror(err));
-        fflush(stderr);
-        return -1;
-}
-
-static int write_file(const char *path, const char *value)
-{
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        ssize_t n;
-        int err;
-
-        if (fd < 0)
-                return -errno;
-        n = write(fd, value, strlen(value));
-        err = n < 0 ? errno : 0;
-        close(fd);
-        return n < 0 ? -err : 0;
-}
-
-static int read_file(const char *path, char *buf, size_t size)
-{
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n;
-
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, size - 1);
-        close(fd);
-        if (n < 0)
-                return -errno;
-        buf[n] = 0;
-        buf[strcspn(buf, "\n")] = 0;
-        return 0;
-}
-
-/* Basename of a sysfs symlink's target, "" when the link does not exist. */
-static void link_name(const char *path, char *out, size_t size)
-{
-        char target[PATH_MAX];
-        ssize_t n = readlink(path, target, sizeof(target) - 1);
-        const char *slash;
-
-        out[0] = 0;
-        if (n < 0)
-                return;
-        target[n] = 0;
-        slash = strrchr(target, '/');
-        fmt(out, size, "%s", slash ? slash + 1 : target);
-}
-
-static void current_driver(const char *addr, char *out, size_t size)
-{
-        char path[PATH_MAX];
-
-        fmt(path, sizeof(path), SYS_PCI "/devices/%s/driver", addr);
-        link_name(path, out, size);
-}
-
-static int to_vfio(struct dev *d)
-{
-        char path[PATH_MAX], now[64];
-        int r;
-
-        fmt(path, sizeof(path), SYS_PCI "/devices/%s/driver_override", d->addr);
-        r = write_file(path, "vfio-pci");
-        if (r < 0)
-                return fail("write driver_override", -r);
-        d->moved = true;
-        if (d->driver[0]) {
-                fmt(path, sizeof(path), SYS_PCI "/devices/%s/driver/unbind", d->addr);
-                r = write_file(path, d->addr);
-                if (r < 0)
-                        return fail("unbind host driver", -r);
-        }
-        r = write_file(SYS_PCI "/drivers_probe", d->addr);
-        if (r < 0)
-                return fail("drivers_probe", -r);
-        current_driver(d->addr, now, sizeof(now));
-        if (strcmp(now, "vfio-pci") != 0) {
-                fprintf(stderr, "vfio-raw: %s is on '%s' after the probe, not vfio-pci\n", d->addr, now);
-                return -1;
-        }
-        return 0;
-}
-
-static int restore(struct dev *d)
-{
-        char path[PATH_MAX], now[64];
-        int r, ret = 0;
-
-        if (!d->moved)
-                return 0;
-        fmt(path, sizeof(path), SYS_PCI "/devices/%s/driver_override", d->addr);
-        r = write_file(path, "\n");
-        if (r < 0)
-                ret = fail("clear driver_override", -r);
-        current_driver(d->addr, now, sizeof(now));
-        if (strcmp(now, "vfio-pci") == 0) {
-                r = write_file(SYS_PCI "/drivers/vfio-pci/unbind", d->addr);
-                if (r < 0)
-                        ret = fail("unbind vfio-pci", -r);
-        }
-        if (d->driver[0]) {
-                r = write_file(SYS_PCI "/drivers_probe", d->addr);
-                if (r < 0)
-                        ret = fail("drivers_probe", -r);
-                current_driver(d->addr, now, sizeof(now));
-                if (strcmp(now, d->driver) != 0) {
-                        fprintf(stderr, "vfio-raw: %s is on '%s' after restore, expected %s\n", d->addr,
-                                now[0] ? now : "(none)", d->driver);
-                        ret = -1;
-                }
-        }
-        d->moved = false;
-        return ret;
+        return rig_err("%s: %s", what, strerror(err));
 }
 
 static void dump_hex(const void *buf, size_t len)
@@ -285,78 +144,43 @@ static int read_sysfs_id(const char *addr, const char *attr, unsigned *out)
         char path[PATH_MAX], buf[32];
         int r;
 
-        fmt(path, sizeof(path), SYS_PCI "/devices/%s/%s", addr, attr);
-        r = read_file(path, buf, sizeof(buf));
+        rig_fmt(path, sizeof(path), RIG_SYS_PCI "/devices/%s/%s", addr, attr);
+        r = rig_read_file(path, buf, sizeof(buf));
         if (r < 0)
                 return r;
         *out = (unsigned)strtoul(buf, NULL, 0);
         return 0;
 }
 
-static int list_group(const char *group, const char *target, struct dev *devs, int max)
-{
-        char path[PATH_MAX];
-        struct dirent *de;
-        DIR *dir;
-        int n = 1;
-
-        /* The target goes first, so it is moved first and restored last. */
-        fmt(devs[0].addr, sizeof(devs[0].addr), "%s", target);
-        fmt(path, sizeof(path), "/sys/kernel/iommu_groups/%s/devices", group);
-        dir = opendir(path);
-        if (!dir)
-                return fail("open the group's devices directory", errno);
-        while ((de = readdir(dir)) && n < max) {
-                if (de->d_name[0] == '.' || strcmp(de->d_name, target) == 0)
-                        continue;
-                fmt(devs[n].addr, sizeof(devs[n].addr), "%s", de->d_name);
-                n++;
-        }
-        closedir(dir);
-        for (int i = 0; i < n; i++) {
-                current_driver(devs[i].addr, devs[i].driver, sizeof(devs[i].driver));
-                devs[i].moved = false;
-        }
-        return n;
-}
-
-#define STEP(name, t0) say("step %-9s %8" PRIu64 " us\n", name, now_us() - (t0))
+#define STEP(name, t0) say("step %-9s %8" PRIu64 " us\n", name, rig_now_us() - (t0))
 
 static int dance(const char *addr, bool keep)
 {
-        struct dev devs[MAX_GROUP_DEVICES];
+        struct rig_dev devs[RIG_MAX_DEVICES];
         char path[PATH_MAX], group[32];
-        int container = -1, grp = -1, device = -1, ndev, ret = -1, i;
-        uint64_t t0, start = now_us();
-        unsigned vendor = 0, devid = 0;
+        int container = -1, grp = -1, device = -1, ret = -1, i;
+        uint64_t t0, start = rig_now_us();
+        unsigned vendor = 0, devid = 0, group_nr;
+        size_t ndev;
 
-        fmt(path, sizeof(path), SYS_PCI "/devices/%s/iommu_group", addr);
-        link_name(path, group, sizeof(group));
-        if (!group[0]) {
-                fprintf(stderr, "vfio-raw: %s has no IOMMU group (no IOMMU, or no such device)\n", addr);
+        if (rig_load_group(addr, &group_nr, devs, &ndev) < 0)
                 return -1;
-        }
-        ndev = list_group(group, addr, devs, MAX_GROUP_DEVICES);
-        if (ndev < 0)
-                return -1;
-        say("device %s group %s driver %s (%d device%s in the group)\n", addr, group,
+        rig_fmt(group, sizeof(group), "%u", group_nr);
+        say("device %s group %s driver %s (%zu device%s in the group)\n", addr, group,
             devs[0].driver[0] ? devs[0].driver : "(none)", ndev, ndev == 1 ? "" : "s");
 
         /* bind: the target always goes to vfio-pci; the others only if a host driver holds them
          * (a driverless device, or a bridge on pcieport, does not stop the group being viable). */
-        t0 = now_us();
-        for (i = 0; i < ndev; i++) {
-                if (i > 0 && (!devs[i].driver[0] || strcmp(devs[i].driver, "pcieport") == 0 ||
-                              strcmp(devs[i].driver, "vfio-pci") == 0))
+        t0 = rig_now_us();
+        for (i = 0; i < (int)ndev; i++) {
+                if (i > 0 && !devs[i].driver[0])
                         continue;
-                if (strcmp(devs[i].driver, "vfio-pci") == 0)
-                        continue;
-                if (to_vfio(&devs[i]) < 0)
+                if (rig_to_vfio(&devs[i]) < 0)
                         goto out;
         }
         STEP("bind", t0);
 
-        t0 = now_us();
+        t0 = rig_now_us();
         container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
         if (container < 0) {
                 fail("open /dev/vfio/vfio", errno);
@@ -364,17 +188,17 @@ static int dance(const char *addr, bool keep)
         }
         i = ioctl(container, VFIO_GET_API_VERSION);
         if (i != VFIO_API_VERSION) {
-                fprintf(stderr, "vfio-raw: VFIO API version %d, expected %d\n", i, VFIO_API_VERSION);
+                rig_err("VFIO API version %d, expected %d", i, VFIO_API_VERSION);
                 goto out;
         }
         if (ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) <= 0) {
-                fprintf(stderr, "vfio-raw: the container does not support VFIO_TYPE1v2_IOMMU\n");
+                rig_err("the container does not support VFIO_TYPE1v2_IOMMU");
                 goto out;
         }
         STEP("container", t0);
 
-        t0 = now_us();
-        fmt(path, sizeof(path), "/dev/vfio/%s", group);
+        t0 = rig_now_us();
+        rig_fmt(path, sizeof(path), "/dev/vfio/%s", group);
         grp = open(path, O_RDWR | O_CLOEXEC);
         if (grp < 0) {
                 fail(path, errno);
@@ -388,13 +212,13 @@ static int dance(const char *addr, bool keep)
                         goto out;
                 }
                 if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-                        fprintf(stderr, "vfio-raw: group %s is not viable\n", group);
+                        rig_err("group %s is not viable", group);
                         goto out;
                 }
         }
         STEP("group", t0);
 
-        t0 = now_us();
+        t0 = rig_now_us();
         if (ioctl(grp, VFIO_GROUP_SET_CONTAINER, &container) < 0) {
                 fail("VFIO_GROUP_SET_CONTAINER", errno);
                 goto out;
@@ -405,12 +229,12 @@ static int dance(const char *addr, bool keep)
         }
         STEP("attach", t0);
 
-        t0 = now_us();
+        t0 = rig_now_us();
         if (iommu_info(container) < 0)
                 goto out;
         STEP("info", t0);
 
-        t0 = now_us();
+        t0 = rig_now_us();
         device = ioctl(grp, VFIO_GROUP_GET_DEVICE_FD, addr);
         if (device < 0) {
                 fail("VFIO_GROUP_GET_DEVICE_FD", errno);
@@ -440,12 +264,12 @@ static int dance(const char *addr, bool keep)
                 read_sysfs_id(addr, "device", &sd);
                 say("config: vendor 0x%04x device 0x%04x (sysfs 0x%04x 0x%04x)\n", vendor, devid, sv, sd);
                 if (sv != vendor || sd != devid) {
-                        fprintf(stderr, "vfio-raw: config space IDs do not match sysfs\n");
+                        rig_err("config space IDs do not match sysfs");
                         goto out;
                 }
         }
 
-        t0 = now_us();
+        t0 = rig_now_us();
         close(device);
         close(grp);
         close(container);
@@ -461,16 +285,16 @@ out:
         if (container >= 0)
                 close(container);
         if (!keep) {
-                t0 = now_us();
+                t0 = rig_now_us();
                 /* Target last: it was moved first. */
-                for (i = ndev - 1; i >= 0; i--)
-                        if (restore(&devs[i]) < 0)
+                for (i = (int)ndev - 1; i >= 0; i--)
+                        if (rig_restore(&devs[i]) < 0)
                                 ret = -1;
                 if (ret == 0)
                         STEP("restore", t0);
         }
         if (ret == 0)
-                say("step %-9s %8" PRIu64 " us\n", "total", now_us() - start);
+                say("step %-9s %8" PRIu64 " us\n", "total", rig_now_us() - start);
         return ret;
 }
 
@@ -485,6 +309,8 @@ int main(int argc, char **argv)
         bool keep = false;
         long count = 1;
         int i, failures = 0;
+
+        rig_prog = "vfio-raw";
 
         for (i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "-q") == 0)
