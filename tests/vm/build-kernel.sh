@@ -61,8 +61,8 @@ unavailable() {
         echo "build-kernel: the own kernel cannot be built here: $*" >&2
         exit 77
 }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# shellcheck source=tests/vm/host-lib.sh
+. "$here/host-lib.sh"
 
 [ -f "$fragment" ] || die "no $fragment"
 if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
@@ -76,35 +76,16 @@ t_start=$(now)
 
 # ---------------------------------------------------------------------------------------------
 # The private apt configuration for bookworm-backports (lists refreshed once a day).
-mkdir -p "$cache/apt/lists/partial" "$cache/apt/cache/archives/partial" "$cache/dl"
-cat >"$cache/apt/backports.sources" <<'EOF'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-apt_opts=(-o APT::Sandbox::User=root
-        -o "Dir::Etc::SourceList=$cache/apt/backports.sources"
-        -o Dir::Etc::SourceParts=/dev/null
-        -o "Dir::State::Lists=$cache/apt/lists"
-        -o "Dir::Cache=$cache/apt/cache"
-        -o Dir::State::status=/dev/null)
-# The lists are shared with rig-qemu.sh: one update at a time.
-apt_update() {
-        flock "$cache/.apt.lock" apt-get "${apt_opts[@]}" update -qq 2>&1 |
-                grep -v '^W: Download is performed unsandboxed' >&2 || true
-        # apt leaves unchanged lists untouched: the stamp says when they were last checked.
-        touch "$cache/apt/updated"
-}
+mkdir -p "$cache/dl"
+backports_apt "$cache"
 src_version() {
         apt-cache "${apt_opts[@]}" show "$SRC_PKG" 2>/dev/null | awk '$1 == "Version:" { print $2 }' |
                 sort -V | tail -n 1
 }
-[ -n "$(find "$cache/apt/updated" -mmin -1440 2>/dev/null)" ] || apt_update
+backports_fresh || backports_update
 version=$(src_version)
 if [ -z "$version" ]; then
-        apt_update
+        backports_update
         version=$(src_version)
 fi
 if [ -z "$version" ]; then
@@ -128,21 +109,6 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # A build: tools, source, configuration, kernel.
-need_packages() {
-        local missing=() p
-        for p in "$@"; do
-                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-        done
-        [ ${#missing[@]} -eq 0 ] && return 0
-        [ "$(id -u)" -eq 0 ] || unavailable "missing packages ${missing[*]} and not root to install them"
-        log "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-                apt-get update -qq >/dev/null 2>&1 || true
-                apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-                        unavailable "cannot install ${missing[*]}"
-        fi
-}
 need_packages gcc make libc6-dev bison flex libelf-dev bc rsync xz-utils dpkg apt util-linux
 
 deb=$(find "$cache/dl" -maxdepth 1 -name "${SRC_PKG}_*.deb" | head -n 1)
@@ -166,7 +132,7 @@ if [ ! -f "$src/.unpacked" ]; then
         [ -f "$src.tmp/Makefile" ] || die "no kernel tree in $deb"
         touch "$src.tmp/.unpacked"
         mv "$src.tmp" "$src"
-        log "unpacked in $(since "$t0") s"
+        log "unpacked in $(since "$t0")"
 fi
 
 mkdir -p "$obj"

@@ -89,8 +89,8 @@ unavailable() {
         echo "$line kernel line not available: $*" >&2
         exit 77
 }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+# shellcheck source=tests/vm/host-lib.sh
+. "$here/host-lib.sh"
 
 # One build at a time per kernel line.
 exec 9>"$cache/.lock"
@@ -100,58 +100,25 @@ t_start=$(now)
 
 # ---------------------------------------------------------------------------------------------
 # Host tools (Debian 12, as root): installed when missing, quietly.
-need_packages() {
-        local missing=() p
-        for p in "$@"; do
-                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-        done
-        [ ${#missing[@]} -eq 0 ] && return 0
-        if [ "$(id -u)" -ne 0 ]; then
-                unavailable "missing packages ${missing[*]} and not root to install them"
-        fi
-        log "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-                apt-get update -qq >/dev/null 2>&1 || true
-                apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-                        unavailable "cannot install ${missing[*]}"
-        fi
-}
 need_packages busybox-static kmod xz-utils zstd gzip dpkg apt util-linux
 
 # ---------------------------------------------------------------------------------------------
 # Which kernel package, and which version.
 apt_opts=(-o APT::Sandbox::User=root)
 if [ "$line" = 6.12 ]; then
-        mkdir -p "$cache/apt/lists/partial" "$cache/apt/cache/archives/partial"
-        cat >"$cache/apt/backports.sources" <<'EOF'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-        apt_opts+=(-o "Dir::Etc::SourceList=$cache/apt/backports.sources"
-                -o Dir::Etc::SourceParts=/dev/null
-                -o "Dir::State::Lists=$cache/apt/lists"
-                -o "Dir::Cache=$cache/apt/cache"
-                -o Dir::State::status=/dev/null)
+        backports_apt "$cache"
 fi
 
 apt_update() {
         if [ "$line" = 6.12 ]; then
-                apt-get "${apt_opts[@]}" update -qq 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true
+                backports_update
         else
                 apt-get update -qq >/dev/null 2>&1 || true
         fi
 }
 
-lists_fresh() {
-        # The private backports lists are refreshed once a day; the system's are left to apt.
-        [ "$line" = 6.1 ] && return 0
-        [ "$line" = own-6.12 ] && return 0
-        [ -n "$(find "$cache/apt/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null)" ]
-}
+# The private backports lists are refreshed once a day; the system's are left to apt.
+lists_fresh() { [ "$line" != 6.12 ] || backports_fresh; }
 
 resolve_package() {
         local p=

@@ -40,59 +40,25 @@ unavailable() {
         echo "rig-qemu[$want]: QEMU $want cannot be had here: $*" >&2
         exit 77
 }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+# shellcheck source=tests/vm/host-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/host-lib.sh"
 t_start=$(now)
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-need_packages() {
-        local missing=() p
-        for p in "$@"; do installed "$p" || missing+=("$p"); done
-        [ ${#missing[@]} -eq 0 ] && return 0
-        [ "$(id -u)" -eq 0 ] || unavailable "missing packages ${missing[*]} and not root to install them"
-        log "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-                apt-get update -qq >/dev/null 2>&1 || true
-                apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-                        unavailable "cannot install ${missing[*]}"
-        fi
-}
 need_packages dpkg apt busybox-static seabios
 
 prefix=/opt/qemu-$want
 if [ "$want" = 10 ]; then
-        mkdir -p "$cache/apt/lists/partial" "$cache/apt/cache/archives/partial" 2>/dev/null ||
-                unavailable "cannot write the cache $cache"
-        cat >"$cache/apt/backports.sources" <<'EOF'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-        apt_opts=(-o APT::Sandbox::User=root
-                -o "Dir::Etc::SourceList=$cache/apt/backports.sources"
-                -o Dir::Etc::SourceParts=/dev/null
-                -o "Dir::State::Lists=$cache/apt/lists"
-                -o "Dir::Cache=$cache/apt/cache"
-                -o Dir::State::status=/dev/null)
-        # The lists are shared with build-kernel.sh: one update at a time; one download at a time.
-        apt_update() {
-                flock "$cache/.apt.lock" apt-get "${apt_opts[@]}" update -qq 2>&1 |
-                        grep -v '^W: Download is performed unsandboxed' >&2 || true
-                # apt leaves unchanged lists untouched: the stamp says when they were last checked.
-                touch "$cache/apt/updated"
-        }
+        # The lists are shared with build-kernel.sh (one update at a time); one download at a time.
+        backports_apt "$cache" 2>/dev/null || unavailable "cannot write the cache $cache"
         exec 9>"$cache/.qemu.lock"
         flock 9
         version_of() {
                 apt-cache "${apt_opts[@]}" show "$1" 2>/dev/null | awk '$1 == "Version:" { print $2 }' |
                         sort -V | tail -n 1
         }
-        [ -n "$(find "$cache/apt/updated" -mmin -1440 2>/dev/null)" ] || apt_update
+        backports_fresh || backports_update
         version=$(version_of qemu-system-x86)
-        case $version in *:10.*) ;; *) apt_update; version=$(version_of qemu-system-x86) ;; esac
+        case $version in *:10.*) ;; *) backports_update; version=$(version_of qemu-system-x86) ;; esac
         root=
         if [ -z "$version" ]; then
                 # Offline: whatever was unpacked before.

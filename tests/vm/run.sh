@@ -29,7 +29,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-top=$(cd "$here/../.." && pwd)
+
+# shellcheck source=tests/vm/host-lib.sh
+. "$here/host-lib.sh"
 
 build_dir= capture= verbose=0 only=
 lines=() iommus=()
@@ -37,61 +39,42 @@ usage() {
         sed -n '5,6p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
 }
+split_opts "$@"
+set -- "${OPTS[@]}"
 while [ $# -gt 0 ]; do
         case $1 in
-        --build-dir) [ $# -ge 2 ] || usage; build_dir=$2; shift 2 ;;
-        --build-dir=*) build_dir=${1#*=}; shift ;;
-        --line) [ $# -ge 2 ] || usage; lines+=("$2"); shift 2 ;;
-        --line=*) lines+=("${1#*=}"); shift ;;
-        --iommu) [ $# -ge 2 ] || usage; iommus+=("$2"); shift 2 ;;
-        --iommu=*) iommus+=("${1#*=}"); shift ;;
-        --capture) [ $# -ge 2 ] || usage; capture=$2; shift 2 ;;
-        --capture=*) capture=${1#*=}; shift ;;
-        --only) [ $# -ge 2 ] || usage; only=$2; shift 2 ;;
-        --only=*) only=${1#*=}; shift ;;
-        --scenario-timeout) [ $# -ge 2 ] || usage; RIG_SCENARIO_TIMEOUT=$2; shift 2 ;;
-        --scenario-timeout=*) RIG_SCENARIO_TIMEOUT=${1#*=}; shift ;;
-        --guest-timeout) [ $# -ge 2 ] || usage; RIG_GUEST_TIMEOUT=$2; shift 2 ;;
-        --guest-timeout=*) RIG_GUEST_TIMEOUT=${1#*=}; shift ;;
-        -v | --verbose) verbose=1; shift ;;
+        -v | --verbose) verbose=1; shift; continue ;;
+        --build-dir | --line | --iommu | --capture | --only | --scenario-timeout | --guest-timeout) [ $# -ge 2 ] || usage ;;
         *) usage ;;
         esac
+        case $1 in
+        --build-dir) build_dir=$2 ;;
+        --line) lines+=("$2") ;;
+        --iommu) iommus+=("$2") ;;
+        --capture) capture=$2 ;;
+        --only) only=$2 ;;
+        --scenario-timeout) RIG_SCENARIO_TIMEOUT=$2 ;;
+        --guest-timeout) RIG_GUEST_TIMEOUT=$2 ;;
+        esac
+        shift 2
 done
 [ -n "$build_dir" ] || usage
-[ ${#lines[@]} -gt 0 ] || lines=(6.1 6.12 own-6.12)
-[ ${#iommus[@]} -gt 0 ] || iommus=(intel amd)
-for l in "${lines[@]}"; do case $l in 6.1 | 6.12 | own-6.12) ;; *) echo "run.sh: unknown kernel line '$l'" >&2; exit 2 ;; esac; done
-for i in "${iommus[@]}"; do case $i in intel | amd) ;; *) echo "run.sh: unknown IOMMU '$i'" >&2; exit 2 ;; esac; done
+x86_choices
 build_dir=$(cd "$build_dir" && pwd)
 if [ -n "$capture" ]; then
         mkdir -p "$capture"
         capture=$(cd "$capture" && pwd)
 fi
 
-bold() { printf '\033[1m%s\033[0m\n' "$*"; }
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+log() { echo "run.sh: $*" >&2; }
 skip_tier() {
         echo "real-kernel tier: SKIPPED: $*" >&2
         exit 77
 }
+unavailable() { skip_tier "$@"; }
 
-# ---------------------------------------------------------------------------------------------
 # qemu and busybox from Debian; installed when missing (as root), quietly.
-need=()
-for p in qemu-system-x86 busybox-static kmod xz-utils zstd; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-        [ "$(id -u)" -eq 0 ] || skip_tier "missing ${need[*]}, and not root to install them"
-        echo "run.sh: installing ${need[*]}" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
-                apt-get update -qq >/dev/null 2>&1 || true
-                apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
-                        skip_tier "cannot install ${need[*]} (no package source reachable?)"
-        fi
-fi
+need_packages qemu-system-x86 busybox-static kmod xz-utils zstd
 command -v qemu-system-x86_64 >/dev/null || skip_tier "no qemu-system-x86_64"
 [ "$(id -u)" -eq 0 ] || skip_tier "the rig builder writes device nodes into the initramfs as root"
 
@@ -107,13 +90,7 @@ mkdir -p "$logs"
 # ---------------------------------------------------------------------------------------------
 # boot LINE IOMMU: one guest run. Prints the rig's lines as they come; returns 0 when every scenario
 # passed and RIG-DONE was seen.
-QEMU_DEVICES=(-device edu,addr=01.0 -device pci-testdev,addr=02.0
-        -netdev hubport,id=n0,hubid=0 -device e1000e,addr=03.0,netdev=n0,romfile=
-        -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=04.0
-        -netdev hubport,id=n1,hubid=0 -device e1000e,bus=rp1,netdev=n1,romfile=
-        -device pcie-root-port,id=rp2,chassis=2,slot=2,addr=05.0 -device edu,bus=rp2
-        -device edu,addr=06.0,multifunction=on
-        -netdev hubport,id=n2,hubid=0 -device e1000,addr=06.1,netdev=n2,romfile=
+QEMU_DEVICES=("${X86_DEVICES[@]}"
         -netdev hubport,id=n3,hubid=0 -device e1000,addr=07.0,multifunction=on,netdev=n3,romfile=
         -device edu,addr=07.1
         -netdev hubport,id=n4,hubid=0 -device e1000,addr=07.2,netdev=n4,romfile=
@@ -136,72 +113,28 @@ summary=()
 failed=0
 
 boot() {
-        local line=$1 iommu=$2 log=$logs/$1-$2.log cmdline args=() t0 t1 rc=0
+        local line=$1 iommu=$2 log=$logs/$1-$2.log cmdline t0 t1 kver
         # shellcheck disable=SC1090
         . "$build_dir/vm/$line/rig.env"
         cmdline="console=ttyS0 iommu=nopt panic=-1 quiet rig.timeout=$GUEST_TIMEOUT rig.scenario_timeout=$SCENARIO_TIMEOUT rig.label=$line-$iommu"
         [ -n "$capture" ] && cmdline="$cmdline rig.capture=1"
         [ -n "$only" ] && cmdline="$cmdline rig.only=$only"
-        args=(-machine q35 -accel tcg -cpu qemu64,+svm,+npt -m 1024 -smp 1 -nodefaults -nographic
-                -no-reboot -serial stdio -kernel "$RIG_KERNEL" -initrd "$RIG_INITRD")
-        if [ "$iommu" = intel ]; then
-                args+=(-device intel-iommu,intremap=on "${QEMU_DEVICES[@]}" -append "$cmdline intel_iommu=on")
-        else
-                args+=("${QEMU_DEVICES[@]}" -device amd-iommu,intremap=on -append "$cmdline")
-        fi
+        x86_guest "$iommu" "$cmdline" "${QEMU_DEVICES[@]}"
 
         bold "=== kernel $line ($RIG_PKG $RIG_PKG_VERSION), $iommu IOMMU"
         t0=$(now)
         # The host's own limit: the guest's watchdog plus boot and slack. qemu's stdin is not the
         # terminal (it would take it over).
-        timeout -k 5 $((GUEST_TIMEOUT + 60)) qemu-system-x86_64 "${args[@]}" </dev/null 2>&1 |
-                tr -d '\r' | tee "$log" | {
-                if [ $verbose -eq 1 ]; then
-                        cat
-                else
-                        awk '
-                        /RIG-DAEMON-LOG-BEGIN/ { quiet = 1 }
-                        /RIG-DAEMON-LOG-END/ { quiet = 0; next }
-                        /RIG-CAPTURE-BEGIN/ { quiet = 1 }
-                        /RIG-CAPTURE-END/ { quiet = 0; next }
-                        quiet { next }
-                        /^KERNEL: |^IOMMU: |^MODULES: |RIG-MODULE-FAIL|RIG-TIMEOUT|RIG-DONE|RIG-SCENARIOS-NONE|RIG-CAPTURE-FAIL|RIG-TOPIC-TIME|SCENARIO [^ ]+ (PASS|FAIL|SKIP)|Kernel panic|RCU stall|blocked for more than/ {
-                                sub(/^.*SCENARIO /, "SCENARIO ")
-                                print "  " $0; fflush()
-                        }'
-                fi
-        } || rc=$?
+        timeout -k 5 $((GUEST_TIMEOUT + 60)) qemu-system-x86_64 "${guest_args[@]}" -initrd "$RIG_INITRD" </dev/null 2>&1 |
+                tr -d '\r' | tee "$log" | tier_show $verbose "RIG-DAEMON-LOG RIG-CAPTURE" '^IOMMU: |^MODULES: |RIG-CAPTURE-FAIL' || true
         t1=$(now)
 
-        local n_pass n_fail n_skip done kver why=
-        n_pass=$(grep -cE 'SCENARIO [^ ]+ PASS' "$log" || true)
-        n_fail=$(grep -cE 'SCENARIO [^ ]+ FAIL' "$log" || true)
-        n_skip=$(grep -cE 'SCENARIO [^ ]+ SKIP' "$log" || true)
-        done=$(grep -c 'RIG-DONE' "$log" || true)
+        tier_verdict "$log"
         kver=$(sed -n 's/^KERNEL: [^ ]* //p' "$log" | head -n 1)
-        [ "$n_fail" -eq 0 ] || why="$n_fail failed"
-        [ "$done" -ge 1 ] || why="${why:+$why, }no RIG-DONE (hung or crashed)"
-        grep -q RIG-TIMEOUT "$log" && why="${why:+$why, }guest watchdog fired"
-        [ "$n_pass" -gt 0 ] || why="${why:+$why, }no scenario passed"
-        grep -q 'RIG-MODULE-FAIL' "$log" && why="${why:+$why, }a module did not load"
-
         if [ -n "$capture" ]; then
                 capture_out "$log" "$line" "$iommu" || why="${why:+$why, }capture failed"
         fi
-
-        if [ -z "$why" ]; then
-                echo "  boot $line/$iommu: $n_pass passed, $n_skip skipped in $(secs "$t0" "$t1") s"
-                summary+=("PASS  $line $iommu  $(secs "$t0" "$t1") s  $n_pass passed  ${kver:-?}")
-                return 0
-        fi
-        if [ $verbose -eq 0 ]; then
-                echo "---- serial output of $line/$iommu (the last 150 lines; all of it in $log) ----"
-                tail -n 150 "$log"
-                echo "----"
-        fi
-        echo "  boot $line/$iommu: FAILED: $why ($(secs "$t0" "$t1") s, exit $rc)"
-        summary+=("FAIL  $line $iommu  $(secs "$t0" "$t1") s  $why  ${kver:-?}")
-        return 1
+        tier_result "$line/$iommu" "$t0" "$t1" "$log" 150 $verbose "${kver:-?}"
 }
 
 # capture_out LOG LINE IOMMU: the guest's captured sysfs tree and GET_INFO buffer into the capture dir.
@@ -272,13 +205,4 @@ for line in "${lines[@]}"; do
         done
 done
 
-bold "=== real-kernel tier: $(secs "$t_all" "$(now)") s"
-for s in "${summary[@]}"; do echo "  $s"; done
-if [ $booted -eq 0 ] && [ $failed -eq 0 ]; then
-        skip_tier "no kernel line could be had"
-fi
-if [ $failed -ne 0 ]; then
-        echo "real-kernel tier: FAILED" >&2
-        exit 1
-fi
-echo "real-kernel tier: passed"
+tier_end "real-kernel tier" "$t_all" $failed "$([ $booted -gt 0 ] || echo "no kernel line could be had")"

@@ -27,8 +27,8 @@ build_dir=$(cd "$1" && pwd)
 log() { echo "build-rig[ppc64le]: $*" >&2; }
 die() { echo "build-rig[ppc64le]: error: $*" >&2; exit 1; }
 unavailable() { echo "ppc64le rig not available: $*" >&2; exit 77; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+# shellcheck source=tests/vm/host-lib.sh
+. "$vm/host-lib.sh"
 
 # The rig's modules in load order (dependencies from modules.dep); '?' marks one that may be missing
 # (kvm_hv loads only where the CPU can run HV guests: powernv, or pseries with cap-nested-hv).
@@ -43,8 +43,7 @@ done
 sysroot=$(readlink -f "$xbuild/sysroot")
 
 for p in kmod gzip busybox-static dpkg apt; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-                unavailable "missing host package $p"
+        installed "$p" || unavailable "missing host package $p"
 done
 
 t_start=$(now)

@@ -27,20 +27,9 @@ build_dir=$(cd "$1" && pwd)
 log() { echo "cross-build: $*" >&2; }
 unavailable() { echo "cross-build: cannot cross-build for ppc64el here: $*" >&2; exit 77; }
 
-need=()
-for p in gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross linux-libc-dev-ppc64el-cross pkgconf dpkg apt; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-        [ "$(id -u)" -eq 0 ] || unavailable "missing ${need[*]}, and not root to install them"
-        log "installing ${need[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
-                apt-get update -qq >/dev/null 2>&1 || true
-                apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
-                        unavailable "cannot install ${need[*]}"
-        fi
-fi
+# shellcheck source=tests/vm/host-lib.sh
+. "$here/../host-lib.sh"
+need_packages gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross linux-libc-dev-ppc64el-cross pkgconf dpkg apt
 
 # The sysroot: the -dev packages and every library they link against (Depends, by hand: the set is
 # small and stable, and a resolver run for ppc64el would drag in dpkg, tar and friends).
@@ -73,7 +62,7 @@ if [ ! -f "$sysroot/.done" ]; then
         mv "$sysroot.tmp" "$sysroot"
         # Older sysroots (other package versions) go; their builds reconfigure against this one.
         find "$PPC_CACHE" -maxdepth 1 -name 'sysroot-*' ! -path "$sysroot" -exec rm -rf {} +
-        log "sysroot $sysroot ready ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }'))"
+        log "sysroot $sysroot ready ($(since "$t0"))"
 fi
 exec 8>&-
 
@@ -114,4 +103,4 @@ for b in groupd groupctl vmm-standin vfio-raw spapr-standin; do
         readelf -h "$out/$b" 2>/dev/null | grep -q 'Machine: *PowerPC64' ||
                 { log "$out/$b is not a ppc64 executable"; exit 1; }
 done
-log "built groupd groupctl vmm-standin vfio-raw spapr-standin for $triplet ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }'))"
+log "built groupd groupctl vmm-standin vfio-raw spapr-standin for $triplet ($(since "$t0"))"

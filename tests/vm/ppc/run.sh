@@ -21,23 +21,29 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/vm/host-lib.sh
+. "$here/../host-lib.sh"
+
 build_dir= verbose=0 only=
 machines=()
 usage() {
         sed -n '5p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
 }
+split_opts "$@"
+set -- "${OPTS[@]}"
 while [ $# -gt 0 ]; do
         case $1 in
-        --build-dir) [ $# -ge 2 ] || usage; build_dir=$2; shift 2 ;;
-        --build-dir=*) build_dir=${1#*=}; shift ;;
-        --machine) [ $# -ge 2 ] || usage; machines+=("$2"); shift 2 ;;
-        --machine=*) machines+=("${1#*=}"); shift ;;
-        --only) [ $# -ge 2 ] || usage; only=$2; shift 2 ;;
-        --only=*) only=${1#*=}; shift ;;
-        -v | --verbose) verbose=1; shift ;;
+        -v | --verbose) verbose=1; shift; continue ;;
+        --build-dir | --machine | --only) [ $# -ge 2 ] || usage ;;
         *) usage ;;
         esac
+        case $1 in
+        --build-dir) build_dir=$2 ;;
+        --machine) machines+=("$2") ;;
+        --only) only=$2 ;;
+        esac
+        shift 2
 done
 [ -n "$build_dir" ] || usage
 [ ${#machines[@]} -gt 0 ] || machines=(pseries powernv)
@@ -47,29 +53,16 @@ done
 mkdir -p "$build_dir"
 build_dir=$(cd "$build_dir" && pwd)
 
-bold() { printf '\033[1m%s\033[0m\n' "$*"; }
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+log() { echo "ppc64le tier: $*" >&2; }
 skip_tier() {
         echo "ppc64le tier: SKIPPED: $*" >&2
         exit 77
 }
+unavailable() { skip_tier "$@"; }
 
 t_all=$(now)
 [ "$(id -u)" -eq 0 ] || skip_tier "the rig builder installs packages and writes device nodes as root"
-need=()
-for p in qemu-system-ppc busybox-static kmod xz-utils zstd; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-        echo "run.sh: installing ${need[*]}" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
-                apt-get update -qq >/dev/null 2>&1 || true
-                apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
-                        skip_tier "cannot install ${need[*]} (no package source reachable?)"
-        fi
-fi
+need_packages qemu-system-ppc busybox-static kmod xz-utils zstd
 command -v qemu-system-ppc64 >/dev/null || skip_tier "no qemu-system-ppc64"
 
 rc=0
@@ -119,7 +112,7 @@ machine_args() {
 summary=()
 failed=0
 boot() {
-        local m=$1 log=$logs/$1.log cmdline t0 t1 rc=0 args
+        local m=$1 log=$logs/$1.log cmdline t0 t1 args result
         # shellcheck disable=SC2207 # words, on purpose
         args=($(machine_args "$m"))
         # Each topic's limit: TCG on POWER is slower than on x86, and the CI machine is shared.
@@ -129,56 +122,23 @@ boot() {
         t0=$(now)
         timeout -k 5 $((GUEST_TIMEOUT + 60)) nice qemu-system-ppc64 "${args[@]}" -accel tcg -m 1024 -smp 1 \
                 -nodefaults -nographic -no-reboot -serial stdio -kernel "$RIG_KERNEL" -initrd "$RIG_INITRD" \
-                -append "$cmdline" </dev/null 2>&1 | tr -d '\r' | tee "$log" | {
-                if [ $verbose -eq 1 ]; then
-                        cat
-                else
-                        awk '
-                        /RIG-DAEMON-LOG-BEGIN/ { quiet = 1 }
-                        /RIG-DAEMON-LOG-END/ { quiet = 0; next }
-                        quiet { next }
-                        /^KERNEL: |^MACHINE: |RIG-RESULT|RIG-FAILED|RIG-MODULE-FAIL|RIG-TIMEOUT|RIG-DONE|RIG-SCENARIOS-NONE|RIG-TOPIC-TIME|SCENARIO [^ ]+ (PASS|FAIL|SKIP)|Kernel panic|RCU stall|blocked for more than/ {
-                                sub(/^.*SCENARIO /, "SCENARIO ")
-                                print "  " $0; fflush()
-                        }'
-                fi
-        } || rc=$?
+                -append "$cmdline" </dev/null 2>&1 | tr -d '\r' | tee "$log" |
+                tier_show $verbose RIG-DAEMON-LOG '^MACHINE: |RIG-RESULT|RIG-FAILED' || true
         t1=$(now)
-        local n_pass n_fail result why=
-        # The guest's own count (the serial output may have a line cut by the firmware's messages), and
-        # any FAIL the host sees besides.
+        tier_verdict "$log"
+        # The guest's own count besides: the serial output may have a line cut by the firmware's messages.
         result=$(sed -n 's/^.*RIG-RESULT \(pass=[0-9]* fail=[0-9]* skip=[0-9]*\).*$/\1/p' "$log" | tail -n 1)
-        n_pass=$(echo "$result" | sed -n 's/^pass=\([0-9]*\) .*/\1/p')
-        n_fail=$(echo "$result" | sed -n 's/.* fail=\([0-9]*\) .*/\1/p')
-        [ -n "$result" ] || { n_pass=0 n_fail=0 why="no RIG-RESULT from the guest"; }
-        [ "$(grep -cE '^SCENARIO [^ ]+ FAIL' "$log" || true)" -le "$n_fail" ] || n_fail=$(grep -cE '^SCENARIO [^ ]+ FAIL' "$log")
-        [ "$n_fail" -eq 0 ] || why="${why:+$why, }$n_fail failed"
-        grep -q RIG-DONE "$log" || why="${why:+$why, }no RIG-DONE (hung or crashed)"
-        grep -q RIG-TIMEOUT "$log" && why="${why:+$why, }guest watchdog fired"
-        [ "$n_pass" -gt 0 ] || why="${why:+$why, }no scenario passed"
-        grep -q RIG-MODULE-FAIL "$log" && why="${why:+$why, }a module did not load"
-        if [ -z "$why" ]; then
-                echo "  boot $m: $n_pass passed in $(secs "$t0" "$t1") s"
-                summary+=("PASS  $m  $(secs "$t0" "$t1") s  $n_pass passed")
-                return 0
+        if [ -z "$result" ]; then
+                why="${why:+$why, }no RIG-RESULT from the guest"
+        else
+                n_pass=$(echo "$result" | sed -n 's/^pass=\([0-9]*\) .*/\1/p')
+                n_skip=$(echo "$result" | sed -n 's/.* skip=\([0-9]*\)$/\1/p')
+                case $result in *" fail=0 "*) ;; *) why="${why:+$why, }the guest counts $result" ;; esac
         fi
-        if [ $verbose -eq 0 ]; then
-                echo "---- serial output of $m (the last 150 lines; all of it in $log) ----"
-                tail -n 150 "$log"
-                echo "----"
-        fi
-        echo "  boot $m: FAILED: $why ($(secs "$t0" "$t1") s)"
-        summary+=("FAIL  $m  $(secs "$t0" "$t1") s  $why")
-        return 1
+        tier_result "$m" "$t0" "$t1" "$log" 150 $verbose
 }
 
 for m in "${machines[@]}"; do
         boot "$m" || failed=1
 done
-bold "=== ppc64le tier: $(secs "$t_all" "$(now)") s"
-for s in "${summary[@]}"; do echo "  $s"; done
-if [ $failed -ne 0 ]; then
-        echo "ppc64le tier: FAILED" >&2
-        exit 1
-fi
-echo "ppc64le tier: passed"
+tier_end "ppc64le tier" "$t_all" $failed

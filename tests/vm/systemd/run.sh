@@ -35,6 +35,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 vmdir=$(cd "$here/.." && pwd)
 top=$(cd "$here/../../.." && pwd)
 
+# shellcheck source=tests/vm/host-lib.sh
+. "$vmdir/host-lib.sh"
+
 build_dir= verbose=0 only= all=0 ci=0
 KERNEL_TOPICS='^(10|20|25|30)-'
 lines=() iommus=()
@@ -42,54 +45,41 @@ usage() {
         sed -n '5,6p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
 }
+split_opts "$@"
+set -- "${OPTS[@]}"
 while [ $# -gt 0 ]; do
         case $1 in
-        --build-dir) [ $# -ge 2 ] || usage; build_dir=$2; shift 2 ;;
-        --build-dir=*) build_dir=${1#*=}; shift ;;
-        --line) [ $# -ge 2 ] || usage; lines+=("$2"); shift 2 ;;
-        --line=*) lines+=("${1#*=}"); shift ;;
-        --iommu) [ $# -ge 2 ] || usage; iommus+=("$2"); shift 2 ;;
-        --iommu=*) iommus+=("${1#*=}"); shift ;;
-        --only) [ $# -ge 2 ] || usage; only=$2; shift 2 ;;
-        --only=*) only=${1#*=}; shift ;;
-        -v | --verbose) verbose=1; shift ;;
-        --all) all=1; shift ;;
-        --ci) ci=1; shift ;;
+        -v | --verbose) verbose=1; shift; continue ;;
+        --all) all=1; shift; continue ;;
+        --ci) ci=1; shift; continue ;;
+        --build-dir | --line | --iommu | --only) [ $# -ge 2 ] || usage ;;
         *) usage ;;
         esac
+        case $1 in
+        --build-dir) build_dir=$2 ;;
+        --line) lines+=("$2") ;;
+        --iommu) iommus+=("$2") ;;
+        --only) only=$2 ;;
+        esac
+        shift 2
 done
 [ -n "$build_dir" ] || usage
-[ ${#lines[@]} -gt 0 ] || lines=(6.1 6.12 own-6.12)
-[ ${#iommus[@]} -gt 0 ] || iommus=(intel amd)
-for l in "${lines[@]}"; do case $l in 6.1 | 6.12 | own-6.12) ;; *) echo "run.sh: unknown kernel line '$l'" >&2; exit 2 ;; esac; done
-for i in "${iommus[@]}"; do case $i in intel | amd) ;; *) echo "run.sh: unknown IOMMU '$i'" >&2; exit 2 ;; esac; done
+x86_choices
 mkdir -p "$build_dir"
 build_dir=$(cd "$build_dir" && pwd)
 work=$build_dir/vm-systemd
 mkdir -p "$work/logs"
 
-bold() { printf '\033[1m%s\033[0m\n' "$*"; }
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+log() { echo "systemd tier: $*" >&2; }
 skip_tier() {
         echo "systemd tier: SKIPPED: $*" >&2
         exit 77
 }
+unavailable() { skip_tier "$@"; }
 t_all=$(now)
 
 [ "$(id -u)" -eq 0 ] || skip_tier "not root (the guest root keeps its packages' owners; qemu's rig needs root)"
-need=()
-for p in qemu-system-x86 busybox-static kmod e2fsprogs cpio; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-        echo "systemd tier: installing ${need[*]}" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
-                { apt-get update -qq >/dev/null 2>&1 || true
-                  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1; } ||
-                skip_tier "cannot install ${need[*]}"
-fi
+need_packages qemu-system-x86 busybox-static kmod e2fsprogs cpio
 command -v qemu-system-x86_64 >/dev/null || skip_tier "no qemu-system-x86_64"
 
 # ---------------------------------------------------------------------------------------------
@@ -256,19 +246,12 @@ initrd_image() {
 }
 
 # ---------------------------------------------------------------------------------------------
-QEMU_DEVICES=(-device edu,addr=01.0 -device pci-testdev,addr=02.0
-        -netdev hubport,id=n0,hubid=0 -device e1000e,addr=03.0,netdev=n0,romfile=
-        -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=04.0
-        -netdev hubport,id=n1,hubid=0 -device e1000e,bus=rp1,netdev=n1,romfile=
-        -device pcie-root-port,id=rp2,chassis=2,slot=2,addr=05.0 -device edu,bus=rp2
-        -device edu,addr=06.0,multifunction=on
-        -netdev hubport,id=n2,hubid=0 -device e1000,addr=06.1,netdev=n2,romfile=)
 GUEST_TIMEOUT=${RIG_SD_GUEST_TIMEOUT:-900}
 summary=()
 failed=0
 
 boot() {
-        local line=$1 iommu=$2 log=$work/logs/$1-$2.log cmdline args=() t0 t1 rc=0
+        local line=$1 iommu=$2 log=$work/logs/$1-$2.log cmdline t0 t1
         # no_timer_check: under a loaded host, TCG can fail the kernel's early check of the timer through
         # the interrupt-remapped IO-APIC, which panics ("timer doesn't work through Interrupt-remapped
         # IO-APIC", seen with VT-d on 6.1).
@@ -283,55 +266,19 @@ boot() {
         fi
         # The drive: the cached image behind a throw-away overlay (snapshot=on); the virtio PCI
         # function sits at 00:0a.0, clear of the rig's devices.
-        args=(-machine q35 -accel tcg -cpu qemu64,+svm,+npt -m 1024 -smp 1 -nodefaults -nographic
-                -no-reboot -serial stdio -kernel "$RIG_KERNEL" -initrd "$RIG_SD_INITRD"
-                -drive "file=$root_img,if=none,id=root,format=raw,snapshot=on"
-                -device virtio-blk-pci,drive=root,addr=0a.0)
-        if [ "$iommu" = intel ]; then
-                args+=(-device intel-iommu,intremap=on "${QEMU_DEVICES[@]}" -append "$cmdline intel_iommu=on")
-        else
-                args+=("${QEMU_DEVICES[@]}" -device amd-iommu,intremap=on -append "$cmdline")
-        fi
+        x86_guest "$iommu" "$cmdline" "${X86_DEVICES[@]}"
         bold "=== systemd tier: kernel $line ($RIG_PKG $RIG_PKG_VERSION), $iommu IOMMU"
         t0=$(now)
-        timeout -k 5 "$GUEST_TIMEOUT" qemu-system-x86_64 "${args[@]}" </dev/null 2>&1 |
-                sed -u 's/\r$//' | tee "$log" | {
-                if [ $verbose -eq 1 ]; then
-                        cat
-                else
-                        awk '
-                        /RIG-JOURNAL-BEGIN/ { quiet = 1 }
-                        /RIG-JOURNAL-END/ { quiet = 0; next }
-                        quiet { next }
-                        /^KERNEL: |^IOMMU: |^SYSTEMD: |RIG-MODULE-FAIL|RIG-STAGE1-FAIL|RIG-DONE|RIG-FAILED-UNITS|RIG-TOPIC-TIME|SCENARIO [^ ]+ (PASS|FAIL|SKIP)|Kernel panic|Freezing execution|emergency mode/ {
-                                sub(/^.*SCENARIO /, "SCENARIO ")
-                                print "  " $0; fflush()
-                        }'
-                fi
-        } || rc=$?
+        timeout -k 5 "$GUEST_TIMEOUT" qemu-system-x86_64 "${guest_args[@]}" -initrd "$RIG_SD_INITRD" \
+                -drive "file=$root_img,if=none,id=root,format=raw,snapshot=on" \
+                -device virtio-blk-pci,drive=root,addr=0a.0 </dev/null 2>&1 |
+                sed -u 's/\r$//' | tee "$log" |
+                tier_show $verbose RIG-JOURNAL '^IOMMU: |^SYSTEMD: |RIG-STAGE1-FAIL|RIG-FAILED-UNITS|Freezing execution|emergency mode' ||
+                true
         t1=$(now)
-        local n_pass n_fail n_skip done why=
-        n_pass=$(grep -cE 'SCENARIO [^ ]+ PASS' "$log" || true)
-        n_fail=$(grep -cE 'SCENARIO [^ ]+ FAIL' "$log" || true)
-        n_skip=$(grep -cE 'SCENARIO [^ ]+ SKIP' "$log" || true)
-        done=$(grep -c 'RIG-DONE' "$log" || true)
-        [ "$n_fail" -eq 0 ] || why="$n_fail failed"
-        [ "$done" -ge 1 ] || why="${why:+$why, }no RIG-DONE (hung, crashed or timed out after $GUEST_TIMEOUT s)"
-        [ "$n_pass" -gt 0 ] || why="${why:+$why, }no scenario passed"
-        grep -q 'RIG-MODULE-FAIL\|RIG-STAGE1-FAIL' "$log" && why="${why:+$why, }the first stage failed"
-        if [ -z "$why" ]; then
-                echo "  boot $line/$iommu: $n_pass passed, $n_skip skipped in $(secs "$t0" "$t1") s"
-                summary+=("PASS  $line $iommu  $(secs "$t0" "$t1") s  $n_pass passed, $n_skip skipped")
-                return 0
-        fi
-        if [ $verbose -eq 0 ]; then
-                echo "---- serial output of $line/$iommu (the last 200 lines; all of it in $log) ----"
-                tail -n 200 "$log"
-                echo "----"
-        fi
-        echo "  boot $line/$iommu: FAILED: $why ($(secs "$t0" "$t1") s, exit $rc)"
-        summary+=("FAIL  $line $iommu  $(secs "$t0" "$t1") s  $why")
-        return 1
+        tier_verdict "$log"
+        grep -q 'RIG-STAGE1-FAIL' "$log" && why="${why:+$why, }the first stage failed"
+        tier_result "$line/$iommu" "$t0" "$t1" "$log" 200 $verbose
 }
 
 # ci_boot LINE IOMMU: --ci boots this one (or there is no --ci).
@@ -373,11 +320,4 @@ for line in "${lines[@]}"; do
         done
 done
 
-bold "=== systemd tier: $(secs "$t_all" "$(now)") s"
-for s in "${summary[@]}"; do echo "  $s"; done
-[ $booted -eq 0 ] && [ $failed -eq 0 ] && skip_tier "no kernel line could be had"
-if [ $failed -ne 0 ]; then
-        echo "systemd tier: FAILED" >&2
-        exit 1
-fi
-echo "systemd tier: passed"
+tier_end "systemd tier" "$t_all" $failed "$([ $booted -gt 0 ] || echo "no kernel line could be had")"
