@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -119,3 +120,18 @@ static inline const char *startswith_word(const char *s, const char *prefix) {
                                 return (type) _i_;                                      \
                 return (type) -EINVAL;                                                  \
         }
+
+/* CLOCK_MONOTONIC now plus ms: the deadline of a pthread_cond_timedwait() on a condition variable whose
+ * clock was set to CLOCK_MONOTONIC. */
+static inline struct timespec monotonic_after_ms(unsigned ms) {
+        struct timespec t;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &t);
+        t.tv_sec += ms / 1000;
+        t.tv_nsec += (long) (ms % 1000) * 1000000L;
+        if (t.tv_nsec >= 1000000000L) {
+                t.tv_sec++;
+                t.tv_nsec -= 1000000000L;
+        }
+        return t;
+}

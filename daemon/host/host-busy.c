@@ -33,16 +33,9 @@ void host_busy_done(HostBusy *b) {
 }
 
 bool host_busy_wait_idle(HostBusy *b, unsigned timeout_ms) {
-        struct timespec until;
+        struct timespec until = monotonic_after_ms(timeout_ms);
         bool idle;
 
-        (void) clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-        }
         (void) pthread_mutex_lock(&b->lock);
         while (b->in_flight > 0)
                 if (pthread_cond_timedwait(&b->idle, &b->lock, &until) == ETIMEDOUT)
