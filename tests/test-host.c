@@ -1473,6 +1473,44 @@ START_TEST(test_sim_free_releases_waiters) {
 }
 END_TEST
 
+/* $GROUPD_SIM_UNBIND_WAIT bounds the wait (make check sets it): a held-up unbind fails with ETIMEDOUT once
+ * it has waited that long, and changes nothing; a value that is no number of seconds is refused. */
+START_TEST(test_sim_unbind_wait_bounded) {
+        char *dir = make_tmpdir();
+        const char *was = getenv("GROUPD_SIM_UNBIND_WAIT");
+        char *saved = was ? strdup(was) : NULL;
+        HostSimConfig cfg = { .state_dir = dir };
+        Host *h = NULL;
+        int group = -EBADF;
+        double t0;
+
+        ck_assert_int_eq(setenv("GROUPD_SIM_UNBIND_WAIT", "1x", 1), 0);
+        ck_assert_int_eq(host_new_sim(&cfg, &h), -EINVAL);
+        ck_assert_int_eq(setenv("GROUPD_SIM_UNBIND_WAIT", "1", 1), 0);
+        h = new_sim(dir, NULL);
+
+        claim(h, "0000:02:00.0");
+        ck_assert_int_eq(host_open_group(h, 2, &group), 0);
+        t0 = now_ms();
+        ck_assert_int_eq(host_device_unbind(h, "0000:02:00.0"), -ETIMEDOUT);
+        ck_assert_msg(now_ms() - t0 >= 990, "gave up after %.0f ms, not 1 s", now_ms() - t0);
+        assert_driver(h, "0000:02:00.0", VFIO_PCI_DRIVER);
+
+        /* Closed, the same unbind goes through. */
+        safe_close(group);
+        ck_assert_int_eq(host_device_unbind(h, "0000:02:00.0"), 0);
+        assert_driver(h, "0000:02:00.0", "");
+
+        host_free(h);
+        if (saved)
+                (void) setenv("GROUPD_SIM_UNBIND_WAIT", saved, 1);
+        else
+                (void) unsetenv("GROUPD_SIM_UNBIND_WAIT");
+        free(saved);
+        rm_tree(dir);
+}
+END_TEST
+
 START_TEST(test_sim_responder) {
         char *dir = make_tmpdir();
         Host *h = new_sim(dir, NULL);
@@ -1728,6 +1766,7 @@ static Suite *host_suite(void) {
         tcase_add_test(tc, test_sim_open_once);
         tcase_add_test(tc, test_sim_unbind_held_up);
         tcase_add_test(tc, test_sim_free_releases_waiters);
+        tcase_add_test(tc, test_sim_unbind_wait_bounded);
         tcase_add_test(tc, test_sim_responder);
         tcase_add_test(tc, test_sim_persistence);
         tcase_add_test(tc, test_sim_custom_topology);

@@ -60,6 +60,7 @@
  * pthread_cond_wait(), which drops it. Peer ends are closed by the responder thread only (or by
  * host_free() after it stopped), so the poll() it runs unlocked never sees an fd change under it. */
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -98,6 +99,8 @@ static int sim_set_override(Host *h, const char *address, const char *driver) {
 
 static int sim_unbind(Host *h, const char *address) {
         Sim *s = sim_of(h);
+        struct timespec until = {};
+        bool timed_out = false;
         int r;
 
         if (!sim_device(s, address))
@@ -117,12 +120,27 @@ static int sim_unbind(Host *h, const char *address) {
                         break;
 
                 /* The kernel holds the unbind of a VFIO device up until nobody uses it: here, until its
-                 * group is closed. No timeout, as in the kernel; the caller is a worker thread. */
+                 * group is closed. No timeout, as in the kernel (the caller is a worker thread), unless
+                 * $GROUPD_SIM_UNBIND_WAIT asks for one (host-sim.h). */
                 gs = sim_group_state(s, sim_topology_find_device(s->topology, address)->group);
                 if (streq(driver, VFIO_PCI_DRIVER) &&
                     ((gs && sim_group_is_open(s, gs)) || sim_device_is_open(s, address))) {
+                        if (timed_out) {
+                                r = log_error_errno(-ETIMEDOUT,
+                                                    "sim: the unbind of %s waited %u s for its %s to be "
+                                                    "closed (a kernel would wait for ever): who keeps it open?",
+                                                    address, s->unbind_wait_ms / 1000,
+                                                    gs && sim_group_is_open(s, gs) ? "group" : "cdev");
+                                break;
+                        }
                         s->n_waiters++;
-                        (void) pthread_cond_wait(&s->cond, &s->mutex);
+                        if (s->unbind_wait_ms == 0)
+                                (void) pthread_cond_wait(&s->cond, &s->mutex);
+                        else {
+                                if (until.tv_sec == 0)
+                                        until = monotonic_after_ms(s->unbind_wait_ms);
+                                timed_out = pthread_cond_timedwait(&s->cond, &s->mutex, &until) == ETIMEDOUT;
+                        }
                         s->n_waiters--;
                         if (s->stopping && s->n_waiters == 0)
                                 (void) pthread_cond_broadcast(&s->cond);
@@ -442,7 +460,26 @@ int host_new_sim(const HostSimConfig *cfg, Host **ret) {
         h->data = s;
         s->state_fd = s->book_fd = s->wake_fd = s->control_fd = s->change_fd = s->dev_fd = -EBADF;
         (void) pthread_mutex_init(&s->mutex, NULL);
-        (void) pthread_cond_init(&s->cond, NULL);
+        {
+                /* Monotonic: the bounded unbind wait's deadline comes from monotonic_after_ms(). */
+                pthread_condattr_t a;
+                const char *e = getenv("GROUPD_SIM_UNBIND_WAIT");
+                char *end = NULL;
+                unsigned long secs = 0;
+
+                (void) pthread_condattr_init(&a);
+                (void) pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+                (void) pthread_cond_init(&s->cond, &a);
+                (void) pthread_condattr_destroy(&a);
+                if (e && *e) {
+                        errno = 0;
+                        secs = strtoul(e, &end, 10);
+                        if (errno != 0 || *end || !isdigit((unsigned char) *e) || secs > 3600)
+                                return log_error_errno(-EINVAL, "GROUPD_SIM_UNBIND_WAIT=\"%s\" is not a "
+                                                       "number of seconds from 0 to 3600.", e);
+                }
+                s->unbind_wait_ms = (unsigned) secs * 1000;
+        }
 
         r = sim_topology_load(cfg->topology_path, &s->topology, &error);
         if (r < 0) {

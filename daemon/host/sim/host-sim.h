@@ -26,4 +26,10 @@ int host_new_sim(const HostSimConfig *cfg, Host **ret);
  *   swapon ADDR           active swap sits under ADDR; swapoff ADDR undoes it
  *   route ADDR [IFACE]    the default route goes out through IFACE on ADDR; noroute ADDR undoes it
  *
- * A line that fails is logged and changes nothing. */
+ * A line that fails is logged and changes nothing.
+ *
+ * An unbind from vfio-pci waits while the device's group or cdev is open, for ever, as the kernel's does.
+ * $GROUPD_SIM_UNBIND_WAIT=SECONDS bounds that wait: then the unbind fails with ETIMEDOUT, logging what was
+ * held open. The test harness sets it (make check: 15 s), so that a daemon that keeps a file open while it
+ * unbinds (a rollback or a release that forgot a close: the kernel would wait for ever) fails a test in
+ * seconds, naming the device, instead of hanging it until a timeout. Unset or 0: for ever. */

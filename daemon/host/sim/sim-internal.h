@@ -57,6 +57,7 @@ typedef struct Sim {
         pthread_cond_t cond;    /* broadcast when a file closes, and when stopping */
         SimFile *files;
         unsigned n_waiters;     /* unbinds waiting for a group to close */
+        unsigned unbind_wait_ms; /* $GROUPD_SIM_UNBIND_WAIT: how long an unbind waits; 0: for ever */
         bool stopping;
 
         int wake_fd;            /* eventfd: rebuild the poll set, or stop */
