@@ -24,7 +24,9 @@ For each mutant, in a scratch copy of the tree (BUILD/mutate/src, refreshed from
 BUILD/mutate/build without -Werror): apply, build, run the tests the mutant names first, then the whole
 of `make check` if they passed, each under a deadline; undo. A mutant is
     killed     a test failed (the table names which)
-    hung       the deadline ended the run: a hang, which the suites should turn into a failure
+    hung       the deadline ended the run, or every failing test failed only by timing out (Check's
+               "Test timeout expired", tests/deadline.sh's TIMEOUT): a hang, which a test should turn
+               into a failure
     error      make check failed without a failing test (a Killed-by name that is no test)
     survived   every test passed: a missing test
     no-build   it did not compile (rewrite it so that it does)
@@ -115,6 +117,22 @@ def failed_tests(build):
                 if m and m.group(2) not in names:
                     names.append(m.group(2))
     return names
+
+
+def timed_out(build, name):
+    """True if test name failed only by running out of time: Check's "Test timeout expired" on every
+    failing test of it, or tests/deadline.sh's TIMEOUT. Such a kill is a hang the suites bounded, not an
+    assertion that caught the bug."""
+    path = os.path.join(build, re.sub(r"\.sh$", "", name) + ".log")
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return False
+    if re.search(r"^TIMEOUT: ", text, re.M):
+        return True
+    failures = re.findall(r":[FE]:[^\n]*", text)
+    return bool(failures) and all("Test timeout expired" in x for x in failures)
 
 
 def refresh_scratch(src):
@@ -237,8 +255,12 @@ def main():
                             # make itself failed (a test named that does not exist): not a kill.
                             status, by = "error", "make check failed before any test did; see mutate.log"
                             break
-                        status, by = "killed", ", ".join(names)
-                        break
+                        caught = [n for n in names if not timed_out(build, n)]
+                        if caught:
+                            status, by = "killed", ", ".join(caught)
+                            break
+                        # Only timeouts: a hang. The whole suite may still catch it by an assertion.
+                        status, by = "hung", ", ".join(names) + " (timed out)"
         finally:
             for p, text in originals.items():
                 with open(p, "w", encoding="utf-8") as f:
