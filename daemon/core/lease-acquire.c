@@ -305,15 +305,9 @@ static int acquire_set_owner(Lease *l, const Caller *c, const AcquireRequest *re
         switch (req->owner) {
         case OWNER_PROCESS:
                 l->owner_kind = OWNER_PROCESS;
-                r = pidfd_get_pid(req->owner_pidfd, &l->owner_pid);
-                if (r == -ESRCH) {
-                        manager_error(err, MANAGER_ERROR_INVALID, ESRCH, "the owner process has exited already");
+                r = owner_pidfd_get_pid(req->owner_pidfd, &l->owner_pid, err);
+                if (r < 0)
                         return r;
-                }
-                if (r < 0) {
-                        manager_error(err, MANAGER_ERROR_INVALID, EBADF, "the owner fd is not a pidfd");
-                        return -EBADF;
-                }
                 /* The owner is the process whose memlock is raised too (memlock_pid below). */
                 r = owner_check_process(l->manager, c, l->owner_pid, req->owner_pidfd, true, NULL, err);
                 if (r < 0)

@@ -105,6 +105,8 @@ void manager_finish_lease(Manager *m, Lease *l, int error, const char *detail);
 
 /* owner.c */
 int pidfd_get_pid(int pidfd, pid_t *ret);
+/* The pid behind a would-be owner's pidfd; -ESRCH (exited) or -EBADF (no pidfd) with *err saying so. */
+int owner_pidfd_get_pid(int owner_pidfd, pid_t *ret, ManagerError *err);
 /* May caller c name the process behind pidfd (pid) as a lease's owner, and so as the process whose
  * RLIMIT_MEMLOCK groupd raises? Yes for the caller itself, its descendants, a process whose real,
  * effective and saved uids are all the caller's, and for root, an owner-any policy rule or an edge's

@@ -184,14 +184,12 @@ int owner_check_process(Manager *m, const Caller *c, pid_t pid, int pidfd, bool 
         return -EPERM;
 }
 
-int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, pid_t *ret_pid, uid_t *ret_uid,
-                        ManagerError *err) {
-        pid_t pid;
+/* The pid of a would-be owner's pidfd, or an error saying why there is none. */
+int owner_pidfd_get_pid(int owner_pidfd, pid_t *ret, ManagerError *err) {
         int r;
 
-        assert(m);
-        assert(c);
-        r = pidfd_get_pid(owner_pidfd, &pid);
+        assert(ret);
+        r = pidfd_get_pid(owner_pidfd, ret);
         if (r == -ESRCH) {
                 manager_error(err, MANAGER_ERROR_INVALID, ESRCH, "the owner process has exited already");
                 return r;
@@ -200,6 +198,19 @@ int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, pid_t *ret
                 manager_error(err, MANAGER_ERROR_INVALID, EBADF, "the owner fd is not a pidfd");
                 return -EBADF;
         }
+        return 0;
+}
+
+int manager_check_owner(Manager *m, const Caller *c, int owner_pidfd, pid_t *ret_pid, uid_t *ret_uid,
+                        ManagerError *err) {
+        pid_t pid;
+        int r;
+
+        assert(m);
+        assert(c);
+        r = owner_pidfd_get_pid(owner_pidfd, &pid, err);
+        if (r < 0)
+                return r;
         if (ret_pid)
                 *ret_pid = pid;
         /* A question, not a refusal yet: the edge may authorize it. */
