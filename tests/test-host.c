@@ -1034,6 +1034,8 @@ START_TEST(test_topology_errors) {
                   "line 2: \"cdev\" stands alone, before the first group" },
                 { "cdev yes\ngroup 1\ndevice 01:00.0 vendor=0x1 device=0x2\n",
                   "line 1: \"cdev\" stands alone, before the first group" },
+                { "group 1\niommufd\ndevice 01:00.0 vendor=0x1 device=0x2\n",
+                  "line 2: \"iommufd\" stands alone, before the first group" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {

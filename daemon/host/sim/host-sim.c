@@ -31,7 +31,8 @@
  *   on a container fd  "STATUS"       -> "container iommu=type1v2 groups=1,3" ("iommu=none" until set)
  *   anything else                     -> "error=EINVAL"
  *
- * With the topology's "cdev" line (a kernel with IOMMUFD and VFIO_DEVICE_CDEV) there are also:
+ * With the topology's "cdev" line (a kernel with IOMMUFD and VFIO_DEVICE_CDEV) there are also (the
+ * iommufd's alone with its "iommufd" line: IOMMUFD without the cdevs):
  *
  *   on an iommufd      "STATUS"       -> "iommufd rlimit-mode=process devices=0000:03:00.0" ("user" until
  *                                        IOMMU_OPTION_RLIMIT_MODE is set; the devices bound to it)

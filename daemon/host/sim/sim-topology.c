@@ -464,11 +464,13 @@ int sim_topology_parse(const char *text, SimTopology **ret, char **ret_error) {
                         }
                         r = parse_iommu_line(io, tok, n, line, ret_error);
                 }
-                else if (streq(tok[0], "cdev")) {
+                else if (streq(tok[0], "cdev") || streq(tok[0], "iommufd")) {
                         if (cur >= 0 || n != 1)
-                                r = topo_error(ret_error, line, "\"cdev\" stands alone, before the first group");
+                                r = topo_error(ret_error, line, "\"%s\" stands alone, before the first group",
+                                               tok[0]);
                         else {
-                                t->cdev = true;
+                                t->cdev = t->cdev || streq(tok[0], "cdev");
+                                t->iommufd = true;
                                 r = 0;
                         }
                 }

@@ -56,6 +56,11 @@
  *           dev/vfio/devices/vfioN (N: the device's place in the topology, by address). Without it (the
  *           default, as Debian's kernels) there is neither.
  *
+ *   iommufd
+ *           Before the first group line: IOMMUFD without VFIO_DEVICE_CDEV (a kernel built so, or one whose
+ *           vfio lacks the option): dev/iommu exists and opens, but no device gets a cdev. "cdev" implies
+ *           it.
+ *
  * A device must come after a group line; every group needs at least one device; group ids and device
  * addresses are unique. Errors name the line: "line 7: duplicate device 0000:01:00.0 (first on line 4)".
  *
@@ -110,6 +115,7 @@ typedef struct SimTopology {
         size_t n_devices;
         SimIommu iommu;                 /* the host-wide facts */
         bool cdev;                      /* IOMMUFD and VFIO_DEVICE_CDEV */
+        bool iommufd;                   /* IOMMUFD: dev/iommu (true with cdev) */
 } SimTopology;
 
 const char *sim_topology_default_text(void);

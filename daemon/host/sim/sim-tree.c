@@ -501,7 +501,7 @@ int sim_dev_setup(Host *h, Sim *s, const char *state_dir) {
         if (r >= 0)
                 r = mkdir_at(s->dev_fd, "vfio/devices");
         if (r >= 0)
-                r = s->topology->cdev ? dev_node_make(s->dev_fd, "iommu", 0660) : dev_node_remove(s->dev_fd, "iommu");
+                r = s->topology->iommufd ? dev_node_make(s->dev_fd, "iommu", 0660) : dev_node_remove(s->dev_fd, "iommu");
         if (r >= 0)
                 r = sysfs_list_driver_devices(h->sysfs_fd, NULL, VFIO_PCI_DRIVER, &vfio, &n_vfio);
         for (size_t i = 0; r >= 0 && i < n_vfio; i++) {

@@ -226,7 +226,7 @@ int sim_open_iommufd(Host *h, int *ret_fd) {
         Sim *s = sim_of(h);
         int r;
 
-        if (!s->topology->cdev)
+        if (!s->topology->iommufd)
                 return -ENOENT; /* no /dev/iommu */
         (void) pthread_mutex_lock(&s->mutex);
         r = sim_file_new(s, SIM_FILE_IOMMUFD, 0, NULL, ret_fd);
