@@ -29,7 +29,8 @@
 #include "test-manager-util.h"
 #include "test-util.h"
 
-static char dir[PATH_MAX], runtime[PATH_MAX + 16], simdir[PATH_MAX + 16], topo[PATH_MAX + 16];
+static char dir[PATH_MAX], runtime[PATH_MAX + 16], simdir[PATH_MAX + 16], topo[PATH_MAX + 16],
+            topo_iommufd_only[PATH_MAX + 32];
 static sd_event *event;
 static Host *cur_host;           /* the running manager's (borrowed after manager_new) */
 
@@ -41,8 +42,8 @@ static int on_acquired_keep_fd(Manager *m, Lease *l, int *lease_fd, const Manage
         return test_answer_acquired(m, l, NULL, err, userdata);   /* one copy kept, here */
 }
 
-static Manager *new_manager(bool cdev, Heard *heard) {
-        HostSimConfig hc = { .state_dir = simdir, .topology_path = cdev ? topo : NULL };
+static Manager *new_manager_on(const char *topology_path, Heard *heard) {
+        HostSimConfig hc = { .state_dir = simdir, .topology_path = topology_path };
         ManagerConfig cfg = { .runtime_dir = runtime, .release_deadline_usec = 5 * 1000000ULL };
         ManagerError err = {};
         Manager *m = NULL;
@@ -55,6 +56,10 @@ static Manager *new_manager(bool cdev, Heard *heard) {
                 ck_assert_int_eq(manager_add_listener(m, test_heard_event, heard), 0);
         ck_assert_msg(manager_start(m, &err) >= 0, "%s", err.message);
         return m;
+}
+
+static Manager *new_manager(bool cdev, Heard *heard) {
+        return new_manager_on(cdev ? topo : NULL, heard);
 }
 
 static void driver_of(const char *address, char *buf, size_t size) {
@@ -137,6 +142,16 @@ static void setup(void) {
         f = fopen(topo, "we");
         ck_assert_ptr_nonnull(f);
         fputs("cdev\n", f);
+        while (fgets(line, sizeof line, d))
+                fputs(line, f);
+        fclose(f);
+
+        /* ...and on one with IOMMUFD but not VFIO_DEVICE_CDEV: /dev/iommu, no cdevs. */
+        snprintf(topo_iommufd_only, sizeof topo_iommufd_only, "%s/iommufd-only.topo", dir);
+        rewind(d);
+        f = fopen(topo_iommufd_only, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("iommufd\n", f);
         while (fgets(line, sizeof line, d))
                 fputs(line, f);
         fclose(d);
@@ -248,6 +263,7 @@ START_TEST(test_auto) {
         Heard heard = {};
         Manager *m;
         Lease *l;
+        int r;
 
         m = new_manager(true, &heard);
         l = acquire(m, &root, &req, "2");
@@ -280,6 +296,34 @@ START_TEST(test_auto) {
         ck_assert_int_eq(err.code, MANAGER_ERROR_HOST);
         ck_assert_msg(strstr(err.message, "/dev/iommu"), "%s", err.message);
         ck_assert(!a.done);
+        ck_assert_uint_eq(manager_n_leases(m), 0);
+        assert_driver("0000:02:00.0", "e1000e");
+        manager_free(m);
+
+        /* /dev/iommu without VFIO cdevs (IOMMUFD but not VFIO_DEVICE_CDEV): auto is legacy, since an
+         * iommufd without a device to bind to it is of no use; iommufd itself is refused, naming the
+         * device without a cdev, and nothing changes. */
+        heard = (Heard) {};
+        m = new_manager_on(topo_iommufd_only, &heard);
+        ck_assert(host_has_iommufd(cur_host));
+        req = (AcquireRequest) { .delivery = LEASE_DELIVERY_AUTO };
+        l = acquire(m, &root, &req, "2");
+        ck_assert_int_eq(l->delivery, LEASE_DELIVERY_LEGACY);
+        ck_assert_int_ge(l->container_fd, 0);
+        ck_assert_int_lt(l->iommufd, 0);
+        ck_assert_int_eq(manager_release_token(m, &root, l->token, &err), 0);
+        test_run_until_ended(event, &heard, 1);
+        assert_driver("0000:02:00.0", "e1000e");
+
+        a = (Answer) {};
+        req = (AcquireRequest) { .specs = specs, .n_specs = 1, .delivery = LEASE_DELIVERY_IOMMUFD };
+        r = manager_acquire(m, &root, &req, test_answer_acquired, &a, &err);
+        if (r >= 0)
+                test_run_until(event, &a.done);
+        ck_assert_msg(r < 0 || !a.lease, "iommufd delivery granted without cdevs");
+        ck_assert_msg(strstr(r < 0 ? err.message : a.err.message, "0000:02:00.0") &&
+                      strstr(r < 0 ? err.message : a.err.message, "cdev"),
+                      "%s", r < 0 ? err.message : a.err.message);
         ck_assert_uint_eq(manager_n_leases(m), 0);
         assert_driver("0000:02:00.0", "e1000e");
         manager_free(m);

@@ -160,7 +160,11 @@ int __wrap_host_open_iommufd(Host *h, int *ret_fd) {
 
 int __real_host_iommufd_set_rlimit_mode(Host *h, int iommufd, bool per_process);
 int __wrap_host_iommufd_set_rlimit_mode(Host *h, int iommufd, bool per_process);
+/* With rlimit_mode_ignored, the call "succeeds" and changes nothing (the mode stays system-wide). */
+static bool rlimit_mode_ignored;
 int __wrap_host_iommufd_set_rlimit_mode(Host *h, int iommufd, bool per_process) {
+        if (rlimit_mode_ignored)
+                return 0;
         return dinject(DOP_RLIMIT_MODE) ? -EPERM : __real_host_iommufd_set_rlimit_mode(h, iommufd, per_process);
 }
 
@@ -348,14 +352,11 @@ END_TEST
 /* The delivery modes, on a host with iommufd and cdevs: each of their host calls made to fail in turn.
  * The acquire fails, says where, leaves no iommufd, cdev or group fd open and no grant behind (a grant
  * made before the failure is revoked, and says so), and the host is exactly as before. */
-START_TEST(test_rollback_delivery) {
-        static const LeaseDelivery modes[] = { LEASE_DELIVERY_IOMMUFD, LEASE_DELIVERY_NODE_GRANT };
+/* The fixture's host again, on a kernel with IOMMUFD and VFIO_DEVICE_CDEV. */
+static void use_cdev_host(void) {
         char topo[PATH_MAX + 16];
-        unsigned cases = 0;
-        Snapshot before;
         FILE *f;
 
-        /* The same host with IOMMUFD and VFIO_DEVICE_CDEV. */
         host = host_free(host);
         snprintf(topo, sizeof topo, "%s/cdev.topo", dir);
         f = fopen(topo, "we");
@@ -363,6 +364,14 @@ START_TEST(test_rollback_delivery) {
         fprintf(f, "cdev\n%s", sim_topology_default_text());
         fclose(f);
         ck_assert_int_eq(host_new_sim(&(HostSimConfig) { .state_dir = simdir, .topology_path = topo }, &host), 0);
+}
+
+START_TEST(test_rollback_delivery) {
+        static const LeaseDelivery modes[] = { LEASE_DELIVERY_IOMMUFD, LEASE_DELIVERY_NODE_GRANT };
+        unsigned cases = 0;
+        Snapshot before;
+
+        use_cdev_host();
         snapshot(&before);
 
         for (size_t m = 0; m < ELEMENTSOF(modes); m++) {
@@ -414,6 +423,29 @@ START_TEST(test_rollback_delivery) {
         }
         /* iommufd: 1 + 1 + 5 devices; node-grant: 3 groups. */
         ck_assert_uint_eq(cases, 10);
+}
+END_TEST
+
+/* An iommufd whose accounting mode did not become per-process (the set "worked", the read-back says
+ * otherwise) is not handed out: the VMM's own RLIMIT_MEMLOCK would not bound its pinning. Refused, saying
+ * so, and rolled back. */
+START_TEST(test_iommufd_rlimit_mode_read_back) {
+        Snapshot before;
+        Prepare *p;
+
+        use_cdev_host();
+        snapshot(&before);
+        p = new_prepare();
+        p->delivery = LEASE_DELIVERY_IOMMUFD;
+        rlimit_mode_ignored = true;
+        ck_assert_int_lt(prepare_acquire(p), 0);
+        rlimit_mode_ignored = false;
+        ck_assert_msg(strstr(p->error.message, "RLIMIT_MODE"), "%s", p->error.message);
+        ck_assert_int_lt(p->iommufd, 0);
+        for (size_t i = 0; i < p->n_devices; i++)
+                ck_assert_int_lt(p->device_fds[i], 0);
+        assert_same(&before, "after an iommufd left in the system-wide mode");
+        prepare_free(p);
 }
 END_TEST
 
@@ -548,6 +580,7 @@ static Suite *prepare_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_acquire_then_restore);
         tcase_add_test(tc, test_rollback_delivery);
+        tcase_add_test(tc, test_iommufd_rlimit_mode_read_back);
         tcase_add_test(tc, test_rollback_after_each_step);
         tcase_add_test(tc, test_devices_move_at_once);
         tcase_add_test(tc, test_rollback_leaves_what_it_did_not_move);
