@@ -258,6 +258,9 @@ def main():
                         caught = [n for n in names if not timed_out(build, n)]
                         if caught:
                             status, by = "killed", ", ".join(caught)
+                            if m.killers and not extra:
+                                # Caught, but not by the test it names: fix its "Killed by:" line.
+                                by += f" (not {' '.join(m.killers)}, as named)"
                             break
                         # Only timeouts: a hang. The whole suite may still catch it by an assertion.
                         status, by = "hung", ", ".join(names) + " (timed out)"
